@@ -1,0 +1,61 @@
+//! Pipeline settings.
+
+use serde::{Deserialize, Serialize};
+
+/// Which describer the pipeline runs on accepted frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DescriberKind {
+    /// The embedded OpenCV scene describer (people, motion regions, movement direction). No model needed.
+    Opencv,
+    /// No description: frames are decoded, gated and tracked only (no batches, no interactions).
+    Off,
+}
+
+/// Settings of the ingest pipeline. Every field has a default that works out of the box.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// A batch is emitted once it holds this many frame descriptions (1..).
+    pub batch_size: usize,
+    /// ... or once its oldest description has waited this long, in ms.
+    pub batch_timeout_ms: u64,
+    /// Frames whose changed-pixel fraction against the last accepted frame is below this (0.0..=1.0) are
+    /// skipped as near-duplicates. 0 disables the gate.
+    pub duplicate_threshold: f32,
+    /// Largest encoded frame accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// Longest span of capture time one session covers, in ms; later frames roll over into a new session.
+    pub session_max_duration_ms: i64,
+    /// Which describer runs.
+    pub describer: DescriberKind,
+    /// Describer worker threads (inference slots).
+    pub describer_slots: usize,
+    /// Frames that may wait for a free slot; when full, sessions wait (and their clients run out of
+    /// credits) rather than buffering more.
+    pub describer_queue: usize,
+    /// Frames a stream may have unacknowledged (credits granted to the client).
+    pub stream_credits: u32,
+    /// A failed session actor is restarted at most this many times.
+    pub max_session_restarts: u32,
+    /// First restart delay in ms; doubles with each restart.
+    pub restart_backoff_ms: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            batch_size: 5,
+            batch_timeout_ms: 60_000,
+            duplicate_threshold: 0.003,
+            max_frame_bytes: 8 * 1024 * 1024,
+            session_max_duration_ms: 3_600_000,
+            describer: DescriberKind::Opencv,
+            describer_slots: 2,
+            describer_queue: 8,
+            stream_credits: 32,
+            max_session_restarts: 5,
+            restart_backoff_ms: 50,
+        }
+    }
+}

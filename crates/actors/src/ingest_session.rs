@@ -1,0 +1,494 @@
+//! `IngestSessionActor`: one per session (camera-hour).
+//!
+//! For every frame: validate and decode (OpenCV, on a blocking thread) -> near-duplicate gate -> record the
+//! outcome in sled together with the session's counters -> reply (the caller acks once the write is
+//! durable) -> queue accepted frames for description. Descriptions come back as messages, are stored as
+//! pending, and are emitted in batches of `batch_size` or after `batch_timeout_ms` to the analyzer.
+//!
+//! Everything the actor needs to resume is in sled: on (re)start it reloads the session, the gate's
+//! reference thumbnail, the pending descriptions and the accepted-but-undescribed frames (which it queues
+//! for description again).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use crow_inference::{decode_frame, Description, DuplicateGate, GateVerdict, ImageFormat, Thumbnail};
+use crow_storage::{
+    now_ms, BatchRecord, FrameAnalysis, FrameOutcome, FrameRecord, FrameWrite, SessionRecord,
+    SessionStatus, Store,
+};
+use crow_inference::Mat;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::describer_pool::{DescribeJob, DescriberPool};
+use crate::metrics_names as m;
+use crate::supervisor::SupervisorMsg;
+use crate::{DescriberKind, PipelineConfig, PipelineError};
+
+/// A frame as handed to the pipeline.
+#[derive(Debug, Clone)]
+pub struct FrameInput {
+    /// Position in the camera's stream; strictly increasing within a session.
+    pub frame_index: u64,
+    /// Capture time, ms since the Unix epoch.
+    pub captured_at_ms: i64,
+    /// Encoded image.
+    pub data: Bytes,
+    /// Declared encoding; `None` when the client did not say.
+    pub format: Option<ImageFormat>,
+}
+
+/// The pipeline's answer to one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameAck {
+    /// The frame's index.
+    pub frame_index: u64,
+    /// Session it was recorded in.
+    pub session_id: String,
+    /// What became of it.
+    pub outcome: FrameOutcome,
+    /// True when the index had been recorded before and this repeats the stored outcome.
+    pub replayed: bool,
+}
+
+/// Reply to [`IngestSessionMsg::Frame`].
+#[derive(Debug)]
+pub(crate) enum FrameReply {
+    /// The frame was recorded (or had been).
+    Recorded(FrameAck),
+    /// The frame lies past this session's hour: the caller closes this session and opens the next.
+    RollOver,
+}
+
+/// Messages of the session actor.
+pub(crate) enum IngestSessionMsg {
+    /// A frame from a client.
+    Frame(FrameInput, RpcReplyPort<Result<FrameReply, PipelineError>>),
+    /// A describer slot finished a frame.
+    Described {
+        frame_index: u64,
+        captured_at_ms: i64,
+        result: Result<(String, Description), String>,
+    },
+    /// The batch timeout of batch generation `generation` expired.
+    BatchTimeout { generation: u64 },
+    /// Finish in-flight descriptions, flush the last batch, mark the session closed and stop.
+    Close(RpcReplyPort<Result<SessionRecord, PipelineError>>),
+    /// Fault injection for tests: panic inside the handler.
+    #[cfg(feature = "fault-injection")]
+    Panic,
+}
+
+/// Start-up arguments.
+pub(crate) struct IngestSessionArgs {
+    pub session_id: String,
+    pub store: Store,
+    pub pool: Option<DescriberPool>,
+    /// Batches go to the analyzer through the supervisor, which always knows the live analyzer.
+    pub supervisor: ActorRef<SupervisorMsg>,
+    pub config: Arc<PipelineConfig>,
+}
+
+pub(crate) struct IngestSessionState {
+    session: SessionRecord,
+    store: Store,
+    pool: Option<DescriberPool>,
+    supervisor: ActorRef<SupervisorMsg>,
+    config: Arc<PipelineConfig>,
+    gate: DuplicateGate,
+    gate_reference: Option<Thumbnail>,
+    /// Last accepted frame, given to the describer for motion.
+    previous: Option<Arc<Mat>>,
+    /// Descriptions stored but not yet batched, in frame order.
+    pending: Vec<FrameAnalysis>,
+    /// Frames queued for description whose result has not come back.
+    in_flight: usize,
+    /// Bumped whenever a batch is emitted, so stale timeouts are ignored.
+    batch_generation: u64,
+    /// Close requests waiting for in-flight descriptions to finish.
+    closing: Vec<RpcReplyPort<Result<SessionRecord, PipelineError>>>,
+}
+
+pub(crate) struct IngestSessionActor;
+
+impl Actor for IngestSessionActor {
+    type Msg = IngestSessionMsg;
+    type State = IngestSessionState;
+    type Arguments = IngestSessionArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: IngestSessionArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let store = args.store;
+        let session = store
+            .get_session(&args.session_id)?
+            .ok_or_else(|| PipelineError::SessionNotFound(args.session_id.clone()))?;
+        let gate_reference = store
+            .gate_reference(&session.id)?
+            .and_then(Thumbnail::from_bytes);
+        let pending = store.pending_analyses(&session.id)?;
+        let mut state = IngestSessionState {
+            gate: DuplicateGate::new(args.config.duplicate_threshold),
+            session,
+            store,
+            pool: args.pool,
+            supervisor: args.supervisor,
+            config: args.config,
+            gate_reference,
+            previous: None,
+            pending,
+            in_flight: 0,
+            batch_generation: 0,
+            closing: Vec::new(),
+        };
+        if !state.pending.is_empty() {
+            state.arm_batch_timeout(&myself);
+        }
+        state.resubmit_undescribed(&myself).await?;
+        tracing::debug!(session_id = %state.session.id, pending = state.pending.len(), in_flight = state.in_flight, "session actor started");
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            IngestSessionMsg::Frame(frame, reply) => {
+                let result = state.on_frame(&myself, frame).await;
+                let _ = reply.send(result);
+            }
+            IngestSessionMsg::Described {
+                frame_index,
+                captured_at_ms,
+                result,
+            } => {
+                state.on_described(&myself, frame_index, captured_at_ms, result)?;
+                state.maybe_finish_close(&myself)?;
+            }
+            IngestSessionMsg::BatchTimeout { generation } => {
+                if generation == state.batch_generation && !state.pending.is_empty() {
+                    state.emit_batch()?;
+                }
+            }
+            IngestSessionMsg::Close(reply) => {
+                state.closing.push(reply);
+                state.maybe_finish_close(&myself)?;
+            }
+            #[cfg(feature = "fault-injection")]
+            IngestSessionMsg::Panic => panic!("fault injection: IngestSession actor panics on request"),
+        }
+        Ok(())
+    }
+}
+
+fn rejected(reason: impl Into<String>) -> FrameOutcome {
+    FrameOutcome::Rejected {
+        reason: reason.into(),
+    }
+}
+
+impl IngestSessionState {
+    async fn on_frame(
+        &mut self,
+        myself: &ActorRef<IngestSessionMsg>,
+        frame: FrameInput,
+    ) -> Result<FrameReply, PipelineError> {
+        let session_id = self.session.id.clone();
+        if let Some(existing) = self.store.get_frame(&session_id, frame.frame_index)? {
+            return Ok(FrameReply::Recorded(FrameAck {
+                frame_index: frame.frame_index,
+                session_id,
+                outcome: existing.outcome,
+                replayed: true,
+            }));
+        }
+        if self.session.status == SessionStatus::Closed || !self.closing.is_empty() {
+            return Err(PipelineError::SessionClosed(session_id));
+        }
+        if let Some(started) = self.session.started_at_ms {
+            if frame.captured_at_ms >= started.saturating_add(self.config.session_max_duration_ms) {
+                return Ok(FrameReply::RollOver);
+            }
+        }
+        metrics::counter!(m::FRAMES_RECEIVED).increment(1);
+
+        let outcome = match self.check_order(&frame) {
+            Some(reason) => (rejected(reason), None),
+            None => self.decode_and_gate(&frame).await?,
+        };
+        let (outcome, accepted) = outcome;
+
+        // Count the frame and write it in one transaction with the session's counters.
+        let mut session = self.session.clone();
+        let c = &mut session.counters;
+        c.received += 1;
+        match &outcome {
+            FrameOutcome::Accepted => c.accepted += 1,
+            FrameOutcome::SkippedDuplicate { .. } => c.skipped += 1,
+            FrameOutcome::Rejected { .. } => c.rejected += 1,
+        }
+        // Rejected frames do not move the session's clock or position: they may be garbage.
+        if !matches!(outcome, FrameOutcome::Rejected { .. }) {
+            session.started_at_ms.get_or_insert(frame.captured_at_ms);
+            session.ended_at_ms = Some(session.ended_at_ms.unwrap_or(i64::MIN).max(frame.captured_at_ms));
+        }
+        session.last_frame_index = Some(session.last_frame_index.map_or(frame.frame_index, |l| l.max(frame.frame_index)));
+        let describe = accepted.is_some() && self.pool.is_some() && self.config.describer != DescriberKind::Off;
+        let record = FrameRecord {
+            frame_index: frame.frame_index,
+            captured_at_ms: frame.captured_at_ms,
+            outcome: outcome.clone(),
+            description: None,
+        };
+        self.store.record_frame(FrameWrite {
+            frame: &record,
+            session: &session,
+            undescribed_bytes: describe.then_some(&frame.data[..]),
+            gate_thumbnail: accepted.as_ref().map(|(_, thumb)| thumb.as_bytes()),
+        })?;
+        self.session = session;
+        match &outcome {
+            FrameOutcome::Accepted => metrics::counter!(m::FRAMES_ACCEPTED).increment(1),
+            FrameOutcome::SkippedDuplicate { .. } => metrics::counter!(m::FRAMES_SKIPPED).increment(1),
+            FrameOutcome::Rejected { reason } => {
+                tracing::debug!(session_id = %self.session.id, frame_index = frame.frame_index, reason, "frame rejected");
+                metrics::counter!(m::FRAMES_REJECTED).increment(1);
+            }
+        }
+
+        if let Some((image, thumb)) = accepted {
+            self.gate_reference = Some(thumb);
+            let image = Arc::new(image);
+            let previous = self.previous.replace(Arc::clone(&image));
+            if describe {
+                self.submit(myself, image, previous, frame.frame_index, frame.captured_at_ms)
+                    .await?;
+            }
+        }
+        Ok(FrameReply::Recorded(FrameAck {
+            frame_index: frame.frame_index,
+            session_id: self.session.id.clone(),
+            outcome,
+            replayed: false,
+        }))
+    }
+
+    /// Frame indexes increase strictly; capture time may jitter but not go back by more than a second.
+    fn check_order(&self, frame: &FrameInput) -> Option<String> {
+        if let Some(last) = self.session.last_frame_index {
+            if frame.frame_index < last {
+                return Some(format!(
+                    "frame index {} is behind the session's last frame index {last}",
+                    frame.frame_index
+                ));
+            }
+        }
+        if let Some(latest) = self.session.ended_at_ms {
+            if frame.captured_at_ms < latest - 1_000 {
+                return Some(format!(
+                    "capture time {} ms goes back more than 1 s behind the session's latest frame",
+                    frame.captured_at_ms
+                ));
+            }
+        }
+        None
+    }
+
+    /// Decodes on a blocking thread and runs the gate. Returns the outcome and, if accepted, the image and
+    /// its thumbnail.
+    async fn decode_and_gate(
+        &self,
+        frame: &FrameInput,
+    ) -> Result<(FrameOutcome, Option<(Mat, Thumbnail)>), PipelineError> {
+        let Some(format) = frame.format else {
+            return Ok((rejected("image format is unspecified; send JPEG or PNG"), None));
+        };
+        let data = frame.data.clone();
+        let max_bytes = self.config.max_frame_bytes;
+        let decoded = tokio::task::spawn_blocking(move || {
+            let decoded = decode_frame(&data, format, max_bytes)?;
+            let thumb = Thumbnail::of(&decoded.image)?;
+            Ok::<_, crow_inference::InferenceError>((decoded.image, thumb))
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(format!("decode task: {e}")))?;
+        let (image, thumb) = match decoded {
+            Ok(v) => v,
+            Err(crow_inference::InferenceError::Decode(e)) => return Ok((rejected(e.to_string()), None)),
+            Err(e) => {
+                tracing::warn!(session_id = %self.session.id, error = %e, "frame could not be processed");
+                return Ok((rejected("image could not be processed"), None));
+            }
+        };
+        Ok(match self.gate.judge(self.gate_reference.as_ref(), &thumb) {
+            GateVerdict::Duplicate { difference } => (FrameOutcome::SkippedDuplicate { difference }, None),
+            GateVerdict::Keep { .. } => (FrameOutcome::Accepted, Some((image, thumb))),
+        })
+    }
+
+    async fn submit(
+        &mut self,
+        myself: &ActorRef<IngestSessionMsg>,
+        image: Arc<Mat>,
+        previous: Option<Arc<Mat>>,
+        frame_index: u64,
+        captured_at_ms: i64,
+    ) -> Result<(), PipelineError> {
+        let Some(pool) = &self.pool else {
+            return Ok(());
+        };
+        let me = myself.clone();
+        let job = DescribeJob {
+            image,
+            previous,
+            frame_index,
+            captured_at_ms,
+            done: Box::new(move |result| {
+                // If this actor has been restarted meanwhile, the frame's bytes are still in sled and the
+                // new actor describes it again; dropping this result is correct.
+                let _ = me.cast(IngestSessionMsg::Described {
+                    frame_index,
+                    captured_at_ms,
+                    result,
+                });
+            }),
+        };
+        pool.submit(job).await?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Queues again the frames a previous incarnation accepted but did not get described.
+    async fn resubmit_undescribed(&mut self, myself: &ActorRef<IngestSessionMsg>) -> Result<(), PipelineError> {
+        if self.pool.is_none() {
+            return Ok(());
+        }
+        for (record, bytes) in self.store.undescribed_frames(&self.session.id)? {
+            let decoded = tokio::task::spawn_blocking(move || {
+                // The bytes passed validation when they were accepted; any format decodes them.
+                let format = if bytes.starts_with(&[0x89, b'P']) { ImageFormat::Png } else { ImageFormat::Jpeg };
+                decode_frame(&bytes, format, usize::MAX)
+            })
+            .await
+            .map_err(|e| PipelineError::Internal(format!("decode task: {e}")))?;
+            match decoded {
+                Ok(frame) => {
+                    let image = Arc::new(frame.image);
+                    self.previous = Some(Arc::clone(&image));
+                    self.submit(myself, image, None, record.frame_index, record.captured_at_ms)
+                        .await?;
+                }
+                Err(e) => {
+                    tracing::error!(session_id = %self.session.id, frame_index = record.frame_index, error = %e, "stored frame no longer decodes");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_described(
+        &mut self,
+        myself: &ActorRef<IngestSessionMsg>,
+        frame_index: u64,
+        captured_at_ms: i64,
+        result: Result<(String, Description), String>,
+    ) -> Result<(), PipelineError> {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let (describer, description) = match result {
+            Ok(v) => v,
+            Err(error) => {
+                // The frame stays accepted-but-undescribed in sled; a restart retries it.
+                tracing::warn!(session_id = %self.session.id, frame_index, error, "describe failed");
+                metrics::counter!(m::DESCRIBE_FAILURES).increment(1);
+                return Ok(());
+            }
+        };
+        let analysis = FrameAnalysis {
+            frame_index,
+            captured_at_ms,
+            describer,
+            text: description.text,
+            confidence: description.confidence.clamp(0.0, 1.0),
+            tags: description.tags,
+            details: description.details,
+        };
+        let mut session = self.session.clone();
+        session.counters.described += 1;
+        if !self.store.record_description(&session, &analysis)? {
+            return Ok(());
+        }
+        self.session = session;
+        metrics::counter!(m::FRAMES_DESCRIBED).increment(1);
+        let position = self.pending.partition_point(|a| a.frame_index < frame_index);
+        self.pending.insert(position, analysis);
+        if self.pending.len() >= self.config.batch_size.max(1) {
+            self.emit_batch()?;
+        } else if self.pending.len() == 1 {
+            self.arm_batch_timeout(myself);
+        }
+        Ok(())
+    }
+
+    fn arm_batch_timeout(&self, myself: &ActorRef<IngestSessionMsg>) {
+        let generation = self.batch_generation;
+        myself.send_after(Duration::from_millis(self.config.batch_timeout_ms), move || {
+            IngestSessionMsg::BatchTimeout { generation }
+        });
+    }
+
+    /// Emits up to `batch_size` pending analyses as the next batch.
+    fn emit_batch(&mut self) -> Result<(), PipelineError> {
+        let take = self.pending.len().min(self.config.batch_size.max(1));
+        if take == 0 {
+            return Ok(());
+        }
+        let frames: Vec<FrameAnalysis> = self.pending.drain(..take).collect();
+        let batch = BatchRecord {
+            session_id: self.session.id.clone(),
+            organization_id: self.session.organization_id.clone(),
+            camera_id: self.session.camera_id.clone(),
+            batch_index: self.session.next_batch_index,
+            frames,
+            created_at_ms: now_ms(),
+        };
+        let mut session = self.session.clone();
+        session.next_batch_index += 1;
+        session.counters.batches += 1;
+        self.store.record_batch(&session, &batch)?;
+        self.session = session;
+        self.batch_generation += 1;
+        metrics::counter!(m::BATCHES_EMITTED).increment(1);
+        tracing::debug!(session_id = %batch.session_id, batch_index = batch.batch_index, frames = batch.frames.len(), "batch emitted");
+        if let Err(e) = self.supervisor.cast(SupervisorMsg::Analyze(batch)) {
+            // The batch is durable and marked unanalyzed; the analyzer picks it up when it restarts.
+            tracing::warn!(error = %e, "analyzer unavailable; batch left for recovery");
+        }
+        Ok(())
+    }
+
+    /// Completes pending close requests once no description is in flight.
+    fn maybe_finish_close(&mut self, myself: &ActorRef<IngestSessionMsg>) -> Result<(), PipelineError> {
+        if self.closing.is_empty() || self.in_flight > 0 {
+            return Ok(());
+        }
+        while !self.pending.is_empty() {
+            self.emit_batch()?;
+        }
+        if self.session.status != SessionStatus::Closed {
+            self.session.status = SessionStatus::Closed;
+            self.session.ended_at_ms.get_or_insert(now_ms());
+            self.store.close_session(&self.session)?;
+        }
+        for reply in self.closing.drain(..) {
+            let _ = reply.send(Ok(self.session.clone()));
+        }
+        myself.stop(Some("closed".into()));
+        Ok(())
+    }
+}

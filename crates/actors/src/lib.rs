@@ -1,0 +1,27 @@
+//! crow's pipeline as supervised [ractor] actors.
+//!
+//! ```text
+//! CrowSupervisor                 registry of sessions; restarts failed children with backoff
+//! ├── AnalyzerActor              batch -> cctv interaction record in sled (idempotent)
+//! └── IngestSessionActor (n)     one per session (camera-hour): decode -> gate -> track -> describe -> batch
+//! DescriberPool                  fixed worker threads running FrameDescribers, bounded queue
+//! ```
+//!
+//! Callers use a [`Pipeline`] handle: it opens sessions, routes frames to their session actor (following
+//! hourly rollovers and actor restarts), and closes sessions. Durable state lives in [`crow_storage`], so a
+//! restarted actor resumes from sled rather than from memory.
+
+mod analyzer;
+mod config;
+mod describer_pool;
+mod error;
+mod ingest_session;
+mod pipeline;
+mod supervisor;
+pub mod metrics_names;
+
+pub use config::{DescriberKind, PipelineConfig};
+pub use describer_pool::{DescriberFactory, DescriberPool};
+pub use error::PipelineError;
+pub use ingest_session::{FrameAck, FrameInput};
+pub use pipeline::{validate_id, FrameRouter, Pipeline};

@@ -1,0 +1,243 @@
+//! [`Pipeline`]: the handle callers (the gRPC services, an embedding application) use to drive the actors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crow_inference::OpenCvSceneDescriber;
+use crow_storage::{SessionRecord, Store};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
+
+use crate::describer_pool::{DescriberFactory, DescriberPool};
+use crate::ingest_session::{FrameAck, FrameInput, FrameReply, IngestSessionMsg};
+use crate::supervisor::{CrowSupervisor, SessionHandle, SupervisorArgs, SupervisorMsg};
+use crate::{DescriberKind, PipelineConfig, PipelineError};
+
+/// Longest accepted organization, camera or session id.
+const MAX_ID_LEN: usize = 128;
+/// How long a caller waits for a restarting session actor before giving up.
+const RESTART_WAIT: Duration = Duration::from_secs(10);
+
+/// Checks an identifier from outside: 1..=128 characters of `[A-Za-z0-9._-]`.
+pub fn validate_id(what: &str, id: &str) -> Result<(), PipelineError> {
+    if id.is_empty() {
+        return Err(PipelineError::InvalidArgument(format!("{what} is required")));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(PipelineError::InvalidArgument(format!("{what} is longer than {MAX_ID_LEN} characters")));
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+        return Err(PipelineError::InvalidArgument(format!("{what} may only contain A-Z, a-z, 0-9, '.', '_' and '-'")));
+    }
+    Ok(())
+}
+
+/// Handle to a running pipeline. Cheap to clone; dropping the last clone does not stop it — call
+/// [`Pipeline::shutdown`].
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<PipelineInner>,
+}
+
+struct PipelineInner {
+    supervisor: ActorRef<SupervisorMsg>,
+    store: Store,
+    config: Arc<PipelineConfig>,
+}
+
+impl Pipeline {
+    /// Starts the actors on `store` with the describer chosen in `config` (the embedded OpenCV describer, or
+    /// none). Sessions left open by a previous run resume their unfinished work.
+    pub async fn start(store: Store, config: PipelineConfig) -> Result<Pipeline, PipelineError> {
+        let factory: Option<DescriberFactory> = match config.describer {
+            DescriberKind::Opencv => Some(Arc::new(|| Ok(Box::new(OpenCvSceneDescriber::new()?) as _))),
+            DescriberKind::Off => None,
+        };
+        Self::start_with_describer(store, config, factory).await
+    }
+
+    /// Like [`Pipeline::start`], with a caller-supplied describer factory (one describer per slot).
+    pub async fn start_with_describer(
+        store: Store,
+        config: PipelineConfig,
+        factory: Option<DescriberFactory>,
+    ) -> Result<Pipeline, PipelineError> {
+        if config.batch_size == 0 {
+            return Err(PipelineError::InvalidArgument("batch_size must be at least 1".into()));
+        }
+        let pool = match (config.describer, factory) {
+            (DescriberKind::Off, _) | (_, None) => None,
+            (_, Some(factory)) => Some(
+                DescriberPool::start(factory, config.describer_slots, config.describer_queue)
+                    .map_err(|e| PipelineError::Internal(format!("starting describers: {e}")))?,
+            ),
+        };
+        let config = Arc::new(config);
+        let args = SupervisorArgs { store: store.clone(), pool, config: Arc::clone(&config) };
+        let (supervisor, _) = Actor::spawn(None, CrowSupervisor, args)
+            .await
+            .map_err(|e| PipelineError::Internal(format!("starting supervisor: {e}")))?;
+        Ok(Pipeline { inner: Arc::new(PipelineInner { supervisor, store, config }) })
+    }
+
+    /// The store the pipeline writes to.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.inner.config
+    }
+
+    /// Returns the camera's open session, creating one if there is none.
+    pub async fn create_session(&self, organization_id: &str, camera_id: &str) -> Result<SessionRecord, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        validate_id("camera_id", camera_id)?;
+        Ok(self.open(organization_id, camera_id, None).await?.session)
+    }
+
+    /// A session with its current counters. Another organization's session is `SessionNotFound`.
+    pub fn get_session(&self, organization_id: &str, session_id: &str) -> Result<SessionRecord, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        validate_id("session_id", session_id)?;
+        match self.inner.store.get_session(session_id)? {
+            Some(s) if s.organization_id == organization_id => Ok(s),
+            _ => Err(PipelineError::SessionNotFound(session_id.to_owned())),
+        }
+    }
+
+    /// Closes a session: waits for its in-flight descriptions, flushes the last batch, marks it closed.
+    /// Closing a closed session returns it unchanged.
+    pub async fn close_session(&self, organization_id: &str, session_id: &str) -> Result<SessionRecord, PipelineError> {
+        let session = self.get_session(organization_id, session_id)?;
+        let handle = match self.open_retrying(organization_id, &session.camera_id, Some(session_id)).await {
+            Ok(h) => h,
+            Err(PipelineError::SessionClosed(_)) => return self.get_session(organization_id, session_id),
+            Err(e) => return Err(e),
+        };
+        let closed = close_actor(&handle.actor).await;
+        match closed {
+            Err(PipelineError::Unavailable(_)) => self.get_session(organization_id, session_id),
+            other => other,
+        }
+    }
+
+    /// A router for one camera's frames (one per client stream).
+    pub fn router(&self, organization_id: &str, camera_id: &str) -> Result<FrameRouter, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        validate_id("camera_id", camera_id)?;
+        Ok(FrameRouter {
+            pipeline: self.clone(),
+            organization_id: organization_id.to_owned(),
+            camera_id: camera_id.to_owned(),
+            current: None,
+        })
+    }
+
+    /// Makes every write done so far durable (group commit; see [`Store::sync`]).
+    pub async fn sync(&self) -> Result<(), PipelineError> {
+        Ok(self.inner.store.sync().await?)
+    }
+
+    /// Stops all actors and flushes storage. Sessions stay open in sled and resume on the next start.
+    pub async fn shutdown(&self) {
+        self.inner.supervisor.stop_children_and_wait(None, Some(Duration::from_secs(5))).await;
+        self.inner.supervisor.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
+        if let Err(e) = self.inner.store.sync().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+
+    /// Fault injection for tests: makes the session's actor panic. Returns whether an actor was there.
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject_session_panic(&self, session_id: &str) -> bool {
+        let id = session_id.to_owned();
+        matches!(
+            self.inner.supervisor.call(|reply| SupervisorMsg::InjectPanic { session_id: id, reply }, None).await,
+            Ok(CallResult::Success(true))
+        )
+    }
+
+    async fn open(&self, organization_id: &str, camera_id: &str, session_id: Option<&str>) -> Result<SessionHandle, PipelineError> {
+        let (org, cam, sid) = (organization_id.to_owned(), camera_id.to_owned(), session_id.map(str::to_owned));
+        match self
+            .inner
+            .supervisor
+            .call(|reply| SupervisorMsg::Open { organization_id: org, camera_id: cam, session_id: sid, reply }, None)
+            .await
+        {
+            Ok(CallResult::Success(result)) => result,
+            _ => Err(PipelineError::Unavailable("pipeline is shutting down".into())),
+        }
+    }
+
+    /// [`Pipeline::open`], waiting out a session actor's restart backoff.
+    async fn open_retrying(&self, organization_id: &str, camera_id: &str, session_id: Option<&str>) -> Result<SessionHandle, PipelineError> {
+        let deadline = tokio::time::Instant::now() + RESTART_WAIT;
+        loop {
+            match self.open(organization_id, camera_id, session_id).await {
+                Err(PipelineError::Unavailable(reason)) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(reason, "waiting for session actor");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+async fn close_actor(actor: &ActorRef<IngestSessionMsg>) -> Result<SessionRecord, PipelineError> {
+    match actor.call(IngestSessionMsg::Close, None).await {
+        Ok(CallResult::Success(result)) => result,
+        _ => Err(PipelineError::Unavailable("session actor stopped".into())),
+    }
+}
+
+/// Routes one camera's frames to the right session actor: follows hourly rollovers (closing the finished
+/// session and opening the next) and waits out actor restarts, resending the frame (frames are idempotent by
+/// index, so a resend never counts twice).
+pub struct FrameRouter {
+    pipeline: Pipeline,
+    organization_id: String,
+    camera_id: String,
+    current: Option<SessionHandle>,
+}
+
+impl FrameRouter {
+    /// Submits one frame. `session_id` pins the frame to a session (it must belong to the organization);
+    /// `None` uses the camera's open session. Returns once the outcome is recorded (not yet synced: call
+    /// [`Pipeline::sync`] before acknowledging to a client that needs durability).
+    pub async fn submit(&mut self, session_id: Option<&str>, frame: FrameInput) -> Result<FrameAck, PipelineError> {
+        let deadline = tokio::time::Instant::now() + RESTART_WAIT;
+        let mut pinned = session_id.map(str::to_owned);
+        loop {
+            let handle = match &self.current {
+                Some(h) if pinned.as_deref().is_none_or(|id| id == h.session.id) => h.clone(),
+                _ => {
+                    let h = self.pipeline.open_retrying(&self.organization_id, &self.camera_id, pinned.as_deref()).await?;
+                    self.current = Some(h.clone());
+                    h
+                }
+            };
+            let reply = handle.actor.call(|reply| IngestSessionMsg::Frame(frame.clone(), reply), None).await;
+            match reply {
+                Ok(CallResult::Success(Ok(FrameReply::Recorded(ack)))) => return Ok(ack),
+                Ok(CallResult::Success(Ok(FrameReply::RollOver))) => {
+                    close_actor(&handle.actor).await.ok();
+                    self.current = None;
+                    // The next session is the camera's new open one, whatever the client pinned.
+                    pinned = None;
+                }
+                Ok(CallResult::Success(Err(e))) => return Err(e),
+                // The actor died with the frame in its mailbox: wait for its restart and resend.
+                _ if tokio::time::Instant::now() < deadline => {
+                    self.current = None;
+                    pinned = Some(handle.session.id.clone());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                _ => return Err(PipelineError::Unavailable("session actor did not come back".into())),
+            }
+        }
+    }
+}

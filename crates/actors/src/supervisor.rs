@@ -1,0 +1,238 @@
+//! `CrowSupervisor`: owns the registry of session actors and the analyzer, spawns them linked, and restarts
+//! a failed one with exponential backoff (bounded). A restarted session actor resumes from sled.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crow_storage::{BatchRecord, SessionRecord, SessionStatus, Store};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use crate::analyzer::{AnalyzerActor, AnalyzerMsg};
+use crate::describer_pool::DescriberPool;
+use crate::ingest_session::{IngestSessionActor, IngestSessionArgs, IngestSessionMsg};
+use crate::metrics_names as m;
+use crate::{PipelineConfig, PipelineError};
+
+/// A running session actor.
+#[derive(Clone)]
+pub(crate) struct SessionHandle {
+    pub session: SessionRecord,
+    pub actor: ActorRef<IngestSessionMsg>,
+}
+
+pub(crate) enum SupervisorMsg {
+    /// Resolve a session to its running actor, spawning it if needed. `session_id: None` means the camera's
+    /// open session, created if there is none.
+    Open {
+        organization_id: String,
+        camera_id: String,
+        session_id: Option<String>,
+        reply: RpcReplyPort<Result<SessionHandle, PipelineError>>,
+    },
+    /// Forward a stored batch to the analyzer.
+    Analyze(BatchRecord),
+    /// Restart a failed session actor (sent to itself after the backoff).
+    Restart { session_id: String },
+    /// Fault injection for tests: make a session actor panic.
+    #[cfg(feature = "fault-injection")]
+    InjectPanic { session_id: String, reply: RpcReplyPort<bool> },
+}
+
+pub(crate) struct SupervisorArgs {
+    pub store: Store,
+    pub pool: Option<DescriberPool>,
+    pub config: Arc<PipelineConfig>,
+}
+
+enum Slot {
+    Running(ActorRef<IngestSessionMsg>),
+    /// Failed; a restart is scheduled.
+    Restarting,
+}
+
+pub(crate) struct SupervisorState {
+    store: Store,
+    pool: Option<DescriberPool>,
+    config: Arc<PipelineConfig>,
+    analyzer: ActorRef<AnalyzerMsg>,
+    sessions: HashMap<String, Slot>,
+    actor_sessions: HashMap<ActorId, String>,
+    restarts: HashMap<String, u32>,
+}
+
+pub(crate) struct CrowSupervisor;
+
+impl Actor for CrowSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: SupervisorArgs) -> Result<Self::State, ActorProcessingErr> {
+        let (analyzer, _) =
+            Actor::spawn_linked(None, AnalyzerActor, args.store.clone(), myself.get_cell()).await?;
+        let mut state = SupervisorState {
+            store: args.store,
+            pool: args.pool,
+            config: args.config,
+            analyzer,
+            sessions: HashMap::new(),
+            actor_sessions: HashMap::new(),
+            restarts: HashMap::new(),
+        };
+        // Sessions that were open when the process stopped may hold undescribed frames or pending
+        // descriptions: bring their actors back so that work is finished.
+        for session in state.store.open_sessions()? {
+            let busy = !state.store.pending_analyses(&session.id)?.is_empty()
+                || !state.store.undescribed_frames(&session.id)?.is_empty();
+            if busy {
+                state.spawn_session(&myself, &session.id).await?;
+            }
+        }
+        Ok(state)
+    }
+
+    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Open { organization_id, camera_id, session_id, reply } => {
+                let result = state.open(&myself, &organization_id, &camera_id, session_id.as_deref()).await;
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::Analyze(batch) => {
+                if let Err(e) = state.analyzer.cast(AnalyzerMsg::Analyze(batch)) {
+                    tracing::warn!(error = %e, "analyzer unavailable; batch left for recovery");
+                }
+            }
+            SupervisorMsg::Restart { session_id } => {
+                if matches!(state.sessions.get(&session_id), Some(Slot::Restarting)) {
+                    state.sessions.remove(&session_id);
+                    if let Err(e) = state.spawn_session(&myself, &session_id).await {
+                        tracing::error!(session_id, error = %e, "session actor restart failed");
+                    }
+                }
+            }
+            #[cfg(feature = "fault-injection")]
+            SupervisorMsg::InjectPanic { session_id, reply } => {
+                let sent = match state.sessions.get(&session_id) {
+                    Some(Slot::Running(actor)) => actor.cast(IngestSessionMsg::Panic).is_ok(),
+                    _ => false,
+                };
+                let _ = reply.send(sent);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, error) => state.on_failure(&myself, cell, error.to_string()).await?,
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                if let Some(session_id) = state.actor_sessions.remove(&cell.get_id()) {
+                    tracing::debug!(session_id, ?reason, "session actor stopped");
+                    state.sessions.remove(&session_id);
+                    state.restarts.remove(&session_id);
+                } else if cell.get_id() == state.analyzer.get_id() {
+                    state.restart_analyzer(&myself).await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl SupervisorState {
+    async fn open(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        organization_id: &str,
+        camera_id: &str,
+        session_id: Option<&str>,
+    ) -> Result<SessionHandle, PipelineError> {
+        let session = match session_id {
+            Some(id) => match self.store.get_session(id)? {
+                Some(s) if s.organization_id == organization_id => s,
+                // Another organization's session is reported exactly like a missing one.
+                _ => return Err(PipelineError::SessionNotFound(id.to_owned())),
+            },
+            None => match self.store.open_session_for_camera(organization_id, camera_id)? {
+                Some(s) => s,
+                None => {
+                    let s = self.store.create_session(organization_id, camera_id)?;
+                    metrics::counter!(m::SESSIONS_OPENED).increment(1);
+                    tracing::info!(session_id = %s.id, org_id = organization_id, camera_id, "session opened");
+                    s
+                }
+            },
+        };
+        match self.sessions.get(&session.id) {
+            Some(Slot::Running(actor)) => return Ok(SessionHandle { session, actor: actor.clone() }),
+            Some(Slot::Restarting) => {
+                return Err(PipelineError::Unavailable(format!("session {} is restarting", session.id)))
+            }
+            None => {}
+        }
+        if session.status == SessionStatus::Closed {
+            // A closed session needs no actor; frames sent to it are answered from the record or refused.
+            return Err(PipelineError::SessionClosed(session.id));
+        }
+        let actor = self.spawn_session(myself, &session.id).await?;
+        Ok(SessionHandle { session, actor })
+    }
+
+    async fn spawn_session(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        session_id: &str,
+    ) -> Result<ActorRef<IngestSessionMsg>, PipelineError> {
+        let args = IngestSessionArgs {
+            session_id: session_id.to_owned(),
+            store: self.store.clone(),
+            pool: self.pool.clone(),
+            supervisor: myself.clone(),
+            config: Arc::clone(&self.config),
+        };
+        let (actor, _) = Actor::spawn_linked(None, IngestSessionActor, args, myself.get_cell())
+            .await
+            .map_err(|e| PipelineError::Internal(format!("starting session actor: {e}")))?;
+        self.actor_sessions.insert(actor.get_id(), session_id.to_owned());
+        self.sessions.insert(session_id.to_owned(), Slot::Running(actor.clone()));
+        Ok(actor)
+    }
+
+    async fn on_failure(&mut self, myself: &ActorRef<SupervisorMsg>, cell: ActorCell, error: String) -> Result<(), ActorProcessingErr> {
+        if cell.get_id() == self.analyzer.get_id() {
+            tracing::error!(error, "analyzer failed; restarting it");
+            return self.restart_analyzer(myself).await;
+        }
+        let Some(session_id) = self.actor_sessions.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        let attempt = self.restarts.entry(session_id.clone()).or_insert(0);
+        *attempt += 1;
+        if *attempt > self.config.max_session_restarts {
+            tracing::error!(session_id, error, attempts = *attempt - 1, "session actor keeps failing; giving up until it is opened again");
+            self.sessions.remove(&session_id);
+            self.restarts.remove(&session_id);
+            return Ok(());
+        }
+        let backoff = Duration::from_millis(self.config.restart_backoff_ms.saturating_mul(1 << (*attempt - 1).min(10)));
+        tracing::warn!(session_id, error, attempt = *attempt, backoff_ms = backoff.as_millis() as u64, "session actor failed; restarting");
+        metrics::counter!(m::SESSION_RESTARTS).increment(1);
+        self.sessions.insert(session_id.clone(), Slot::Restarting);
+        myself.send_after(backoff, move || SupervisorMsg::Restart { session_id });
+        Ok(())
+    }
+
+    async fn restart_analyzer(&mut self, myself: &ActorRef<SupervisorMsg>) -> Result<(), ActorProcessingErr> {
+        let (analyzer, _) = Actor::spawn_linked(None, AnalyzerActor, self.store.clone(), myself.get_cell()).await?;
+        // Batches lost with the old analyzer are still marked unanalyzed in sled; the new one picks them up.
+        self.analyzer = analyzer;
+        Ok(())
+    }
+}

@@ -1,0 +1,177 @@
+//! `IngestService`: sessions and the bidirectional frame stream with credit-based flow control.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use crow_actors::{FrameInput, FrameRouter, Pipeline, PipelineError};
+use crow_inference::ImageFormat;
+use futures::Stream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert;
+use crate::proto::ingest_service_server::IngestService;
+use crate::proto::{
+    self, stream_frames_response::Event, CloseSessionRequest, CreateSessionRequest, CreditGrant, FrameAck,
+    GetSessionRequest, Session, StreamFramesRequest, StreamFramesResponse,
+};
+
+/// The `crow.v1.IngestService` implementation.
+#[derive(Clone)]
+pub struct IngestApi {
+    pipeline: Pipeline,
+}
+
+impl IngestApi {
+    /// Serves ingest requests into `pipeline`.
+    pub fn new(pipeline: Pipeline) -> IngestApi {
+        IngestApi { pipeline }
+    }
+}
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<StreamFramesResponse, Status>> + Send>>;
+
+fn format(value: i32) -> Option<ImageFormat> {
+    match proto::ImageFormat::try_from(value) {
+        Ok(proto::ImageFormat::Jpeg) => Some(ImageFormat::Jpeg),
+        Ok(proto::ImageFormat::Png) => Some(ImageFormat::Png),
+        _ => None,
+    }
+}
+
+#[tonic::async_trait]
+impl IngestService for IngestApi {
+    async fn create_session(&self, request: Request<CreateSessionRequest>) -> Result<Response<Session>, Status> {
+        let r = request.into_inner();
+        let s = self.pipeline.create_session(&r.organization_id, &r.camera_id).await.map_err(convert::status)?;
+        Ok(Response::new(convert::session(&s)))
+    }
+
+    async fn get_session(&self, request: Request<GetSessionRequest>) -> Result<Response<Session>, Status> {
+        let r = request.into_inner();
+        let s = self.pipeline.get_session(&r.organization_id, &r.session_id).map_err(convert::status)?;
+        Ok(Response::new(convert::session(&s)))
+    }
+
+    async fn close_session(&self, request: Request<CloseSessionRequest>) -> Result<Response<Session>, Status> {
+        let r = request.into_inner();
+        let s = self.pipeline.close_session(&r.organization_id, &r.session_id).await.map_err(convert::status)?;
+        // The close is acknowledged only once it is durable.
+        self.pipeline.sync().await.map_err(convert::status)?;
+        Ok(Response::new(convert::session(&s)))
+    }
+
+    type StreamFramesStream = ResponseStream;
+
+    async fn stream_frames(
+        &self,
+        request: Request<Streaming<StreamFramesRequest>>,
+    ) -> Result<Response<Self::StreamFramesStream>, Status> {
+        let inbound = request.into_inner();
+        let credits = self.pipeline.config().stream_credits.max(1);
+        let (out_tx, out_rx) = mpsc::channel(credits as usize + 1);
+        let (ack_tx, ack_rx) = mpsc::channel(credits as usize);
+        let grant = StreamFramesResponse { event: Some(Event::Credits(CreditGrant { credits })) };
+        out_tx.send(Ok(grant)).await.map_err(|_| Status::cancelled("stream closed"))?;
+        tokio::spawn(acknowledge(self.pipeline.clone(), ack_rx, out_tx.clone(), credits as usize));
+        tokio::spawn(receive(self.pipeline.clone(), inbound, ack_tx, credits));
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+}
+
+/// An ack (or the stream's final error) waiting for durability, holding the client's credit until sent.
+type Pending = (Result<StreamFramesResponse, Status>, OwnedSemaphorePermit);
+
+/// Reads frames while the client has credits, routes each to its session, and queues the ack.
+async fn receive(pipeline: Pipeline, mut inbound: Streaming<StreamFramesRequest>, acks: mpsc::Sender<Pending>, credits: u32) {
+    let permits = Arc::new(Semaphore::new(credits as usize));
+    let mut router: Option<(String, String, FrameRouter)> = None;
+    loop {
+        // A frame is read only when the client holds a credit, so at most `credits` frames are in the
+        // server at once whatever the client does.
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
+        let message = match inbound.message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(status) => {
+                tracing::debug!(%status, "frame stream ended by transport error");
+                return;
+            }
+        };
+        let result = handle_frame(&pipeline, &mut router, message).await;
+        let end = result.is_err();
+        if acks.send((result, permit)).await.is_err() || end {
+            return;
+        }
+    }
+}
+
+async fn handle_frame(
+    pipeline: &Pipeline,
+    router: &mut Option<(String, String, FrameRouter)>,
+    message: StreamFramesRequest,
+) -> Result<StreamFramesResponse, Status> {
+    let frame = message.frame.ok_or_else(|| Status::invalid_argument("frame is required"))?;
+    match router {
+        Some((org, camera, _)) if *org == frame.organization_id && *camera == frame.camera_id => {}
+        Some(_) => return Err(Status::invalid_argument("organization_id and camera_id must not change within a stream")),
+        None => {
+            let r = pipeline.router(&frame.organization_id, &frame.camera_id).map_err(convert::status)?;
+            *router = Some((frame.organization_id.clone(), frame.camera_id.clone(), r));
+        }
+    }
+    let Some((_, _, router)) = router.as_mut() else { return Err(Status::internal("internal error")) };
+    let session_id = (!frame.session_id.is_empty()).then_some(frame.session_id.as_str());
+    if let Some(id) = session_id {
+        crow_actors::validate_id("session_id", id).map_err(convert::status)?;
+    }
+    let frame_index = frame.frame_index;
+    let input = FrameInput {
+        frame_index,
+        captured_at_ms: frame.captured_at_ms,
+        data: Bytes::from(frame.data),
+        format: format(frame.format),
+    };
+    let ack = match router.submit(session_id, input).await {
+        Ok(ack) => {
+            let (outcome, reason) = convert::outcome(&ack.outcome);
+            FrameAck { frame_index, outcome: outcome as i32, reason, session_id: ack.session_id, replayed: ack.replayed }
+        }
+        // A closed session refuses the frame; the stream goes on (the client may open a new session).
+        Err(PipelineError::SessionClosed(id)) => FrameAck {
+            frame_index,
+            outcome: proto::FrameOutcome::Rejected as i32,
+            reason: format!("session {id} is closed"),
+            session_id: id,
+            replayed: false,
+        },
+        Err(e) => return Err(convert::status(e)),
+    };
+    Ok(StreamFramesResponse { event: Some(Event::Ack(ack)) })
+}
+
+/// Sends acks in order once the records they report are durable: all acks queued meanwhile share one
+/// flush (group commit), so durability costs one fsync per burst, not per frame.
+async fn acknowledge(
+    pipeline: Pipeline,
+    mut acks: mpsc::Receiver<Pending>,
+    out: mpsc::Sender<Result<StreamFramesResponse, Status>>,
+    max_burst: usize,
+) {
+    let mut burst = Vec::with_capacity(max_burst);
+    while acks.recv_many(&mut burst, max_burst).await > 0 {
+        if let Err(e) = pipeline.sync().await {
+            let _ = out.send(Err(convert::status(e))).await;
+            return;
+        }
+        for (item, permit) in burst.drain(..) {
+            if out.send(item).await.is_err() {
+                return;
+            }
+            // The credit returns to the client with its ack.
+            drop(permit);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+use thiserror::Error;
+
+/// Why an encoded frame was refused. The messages are safe to return to the client that sent the frame.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// No bytes.
+    #[error("frame is empty")]
+    Empty,
+    /// Over the configured size limit.
+    #[error("frame is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// Bytes received.
+        size: usize,
+        /// Configured maximum.
+        limit: usize,
+    },
+    /// The declared format is not one crow accepts.
+    #[error("image format is unspecified; send JPEG or PNG")]
+    UnspecifiedFormat,
+    /// The bytes do not start with the declared format's signature.
+    #[error("bytes are not a {declared} image (signature mismatch)")]
+    SignatureMismatch {
+        /// Declared format.
+        declared: &'static str,
+    },
+    /// The image ends early.
+    #[error("{format} data is truncated ({detail})")]
+    Truncated {
+        /// Format.
+        format: &'static str,
+        /// What is missing.
+        detail: &'static str,
+    },
+    /// OpenCV could not decode it.
+    #[error("image does not decode as {format}")]
+    Undecodable {
+        /// Format.
+        format: &'static str,
+    },
+    /// Decoded dimensions outside the accepted range.
+    #[error("image is {width}x{height}, outside the accepted {min}..={max} pixels per side")]
+    BadDimensions {
+        /// Width in pixels.
+        width: i32,
+        /// Height in pixels.
+        height: i32,
+        /// Smallest accepted side.
+        min: i32,
+        /// Largest accepted side.
+        max: i32,
+    },
+}
+
+/// Failures of the perception layer other than bad input.
+#[derive(Debug, Error)]
+pub enum InferenceError {
+    /// An OpenCV call failed.
+    #[error("OpenCV failed while {context}: {message}")]
+    OpenCv {
+        /// What crow was doing.
+        context: &'static str,
+        /// OpenCV's message.
+        message: String,
+    },
+    /// A media file or folder could not be opened or read.
+    #[error("cannot read media {path}: {reason}")]
+    Media {
+        /// The path given.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The input frame is unusable.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}

@@ -1,0 +1,33 @@
+//! crow's perception layer: everything that looks at pixels.
+//!
+//! - [`frame`]: validating and decoding encoded frames with OpenCV ([`decode_frame`]);
+//! - [`gate`]: the cheap near-duplicate check on a downscaled grey thumbnail ([`DuplicateGate`]);
+//! - [`describer`]: the [`FrameDescriber`] trait that turns a frame into a [`Description`], and the embedded
+//!   model-free default, [`OpenCvSceneDescriber`] (HOG people detector, motion regions, optical-flow direction);
+//! - [`media`]: reading a video file, an image or a folder of images as timestamped frames ([`MediaReader`]).
+//!
+//! The crate knows nothing about sessions, actors or storage.
+
+pub mod describer;
+mod error;
+pub mod frame;
+pub mod gate;
+pub mod media;
+
+pub use describer::{DescribeInput, Description, FrameDescriber, OpenCvSceneDescriber};
+pub use error::{DecodeError, InferenceError};
+pub use frame::{decode_frame, encode_jpeg, DecodedFrame, ImageFormat};
+pub use gate::{DuplicateGate, GateVerdict, Thumbnail};
+pub use media::{MediaFrame, MediaReader};
+/// OpenCV's image type, re-exported so that callers need no direct dependency on the bindings.
+pub use opencv::core::Mat;
+/// The OpenCV bindings this crate uses.
+pub use opencv;
+
+/// Converts an OpenCV error into the crate's error with context.
+pub(crate) fn cv(context: &'static str) -> impl FnOnce(opencv::Error) -> InferenceError {
+    move |e| InferenceError::OpenCv {
+        context,
+        message: e.message,
+    }
+}

@@ -1,0 +1,38 @@
+use thiserror::Error;
+
+/// What can go wrong in the storage layer.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// sled failed (I/O error, corruption detected by sled, ...).
+    #[error("storage engine error: {0}")]
+    Engine(#[from] sled::Error),
+    /// A stored value does not decode; the key names the record.
+    #[error("corrupt record at {key}: {reason}")]
+    Corrupt {
+        /// Printable form of the key.
+        key: String,
+        /// Why it does not decode.
+        reason: String,
+    },
+    /// A page token that this store did not issue, or issued for another organization.
+    #[error("invalid page token")]
+    InvalidPageToken,
+    /// A record that was expected to exist does not.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, e.g. "session".
+        what: &'static str,
+    },
+    /// A background flush task could not be joined.
+    #[error("flush task failed: {0}")]
+    Flush(String),
+}
+
+impl StorageError {
+    pub(crate) fn corrupt(key: &[u8], reason: impl std::fmt::Display) -> Self {
+        StorageError::Corrupt {
+            key: String::from_utf8_lossy(key).replace('\0', "/"),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! crow's durable state, kept in [sled].
+//!
+//! Everything that must survive a crash lives here, and every multi-record change is one sled transaction, so a
+//! restarted process sees either all of a change or none of it:
+//!
+//! - [`Interaction`]s, indexed newest-first per organization, with per-organization source counters maintained
+//!   on insert ([`Store::summary`] is O(1));
+//! - [`SessionRecord`]s (one per camera-hour) and per-frame [`FrameRecord`]s, so a resent frame is answered from
+//!   its record instead of being processed twice;
+//! - frames accepted but not yet described (their encoded bytes) and descriptions not yet batched, so acked work is
+//!   not lost in a crash;
+//! - [`BatchRecord`]s keyed by `(session, batch_index)`, so writing a batch twice stores it once, and the
+//!   interaction derived from a batch has a deterministic id.
+//!
+//! The crate knows nothing about gRPC, actors or models.
+
+mod error;
+mod keys;
+mod model;
+mod store;
+
+pub use error::StorageError;
+pub use model::{
+    BatchRecord, FrameAnalysis, FrameOutcome, FrameRecord, Interaction, SessionCounters,
+    SessionRecord, SessionStatus, SourceType, Summary,
+};
+pub use store::{FrameWrite, InteractionPage, Store, MAX_PAGE_SIZE};
+
+/// Result alias for storage operations.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

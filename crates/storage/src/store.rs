@@ -1,0 +1,574 @@
+//! The [`Store`]: all trees and the transactions that keep them consistent.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::{Transactional, Tree};
+
+use crate::keys;
+use crate::model::{
+    BatchRecord, FrameAnalysis, FrameRecord, Interaction, SessionRecord, SessionStatus, SourceType,
+    Summary,
+};
+use crate::{now_ms, Result, StorageError};
+
+/// Largest page [`Store::list_interactions`] returns.
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// One page of interactions.
+#[derive(Debug, Clone, Default)]
+pub struct InteractionPage {
+    /// Newest first.
+    pub interactions: Vec<Interaction>,
+    /// Opaque cursor for the next page; `None` on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// What to record for one frame, in one transaction with the session record.
+#[derive(Debug)]
+pub struct FrameWrite<'a> {
+    /// The tracking record.
+    pub frame: &'a FrameRecord,
+    /// The session after counting this frame.
+    pub session: &'a SessionRecord,
+    /// For an accepted frame that still has to be described: its encoded bytes, kept until the description is
+    /// stored so that a crash does not lose acked work.
+    pub undescribed_bytes: Option<&'a [u8]>,
+    /// For an accepted frame: the gate's thumbnail of it, the reference for the next duplicate check.
+    pub gate_thumbnail: Option<&'a [u8]>,
+}
+
+/// Handle to crow's sled database. Cheap to clone; all clones share the same trees.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    /// `org \0 !ts id` -> Interaction (JSON)
+    interactions: Tree,
+    /// `id` -> interaction key
+    interaction_ids: Tree,
+    /// `org \0 source` -> u64 BE
+    org_counts: Tree,
+    /// `session id` -> SessionRecord
+    sessions: Tree,
+    /// `org \0 camera` -> open session id
+    open_sessions: Tree,
+    /// `session \0 frame_index` -> FrameRecord
+    frames: Tree,
+    /// `session \0 frame_index` -> encoded frame bytes (accepted, not yet described)
+    undescribed: Tree,
+    /// `session \0 frame_index` -> FrameAnalysis (described, not yet batched)
+    pending: Tree,
+    /// `session` -> thumbnail of the last accepted frame (gate reference)
+    gate_refs: Tree,
+    /// `session \0 batch_index` -> BatchRecord
+    batches: Tree,
+    /// `session \0 batch_index` -> () for batches whose interaction is not yet written
+    unanalyzed: Tree,
+    flush: GroupFlush,
+}
+
+/// Group commit for `fsync`: concurrent callers of [`Store::sync`] share one flush, and a caller only
+/// returns once a flush that *started after it called* has completed.
+struct GroupFlush {
+    started: AtomicU64,
+    completed: AtomicU64,
+    lock: tokio::sync::Mutex<()>,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising our own plain structs to JSON cannot fail (no maps with non-string keys, no I/O).
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StorageError::corrupt(key, e))
+}
+
+fn source_byte(source: SourceType) -> &'static str {
+    source.as_str()
+}
+
+/// Converts the transaction error of a closure that only aborts with `StorageError`.
+fn tx_err(e: TransactionError<StorageError>) -> StorageError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StorageError::Engine(e),
+    }
+}
+
+fn abort(e: StorageError) -> ConflictableTransactionError<StorageError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StorageError>>;
+
+fn tx_get<T: DeserializeOwned>(tree: &TransactionalTree, key: &[u8]) -> TxResult<Option<T>> {
+    match tree.get(key)? {
+        Some(v) => decode(key, &v).map(Some).map_err(abort),
+        None => Ok(None),
+    }
+}
+
+fn tx_put<T: Serialize>(
+    tree: &TransactionalTree,
+    key: &[u8],
+    value: &T,
+) -> std::result::Result<(), UnabortableTransactionError> {
+    tree.insert(key, encode(value))?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(dir.as_ref())
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        Self::from_db(db)
+    }
+
+    /// A throw-away database that lives in memory (for examples and benchmarks).
+    pub fn temporary() -> Result<Store> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store> {
+        let t = |name: &str| db.open_tree(name);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                interactions: t("interactions")?,
+                interaction_ids: t("interaction_ids")?,
+                org_counts: t("org_counts")?,
+                sessions: t("sessions")?,
+                open_sessions: t("open_sessions")?,
+                frames: t("frames")?,
+                undescribed: t("undescribed")?,
+                pending: t("pending")?,
+                gate_refs: t("gate_refs")?,
+                batches: t("batches")?,
+                unanalyzed: t("unanalyzed")?,
+                flush: GroupFlush {
+                    started: AtomicU64::new(0),
+                    completed: AtomicU64::new(0),
+                    lock: tokio::sync::Mutex::new(()),
+                },
+                db,
+            }),
+        })
+    }
+
+    /// Makes every write that completed before this call durable (fsync). Concurrent callers share flushes
+    /// (group commit), so calling it once per acked frame stays cheap under load.
+    pub async fn sync(&self) -> Result<()> {
+        let flush = &self.inner.flush;
+        // Any flush numbered above `arrived` starts after this point, so it covers our writes.
+        let arrived = flush.started.load(Ordering::SeqCst);
+        let _guard = flush.lock.lock().await;
+        if flush.completed.load(Ordering::SeqCst) > arrived {
+            return Ok(());
+        }
+        let number = flush.started.fetch_add(1, Ordering::SeqCst) + 1;
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StorageError::Flush(e.to_string()))??;
+        flush.completed.store(number, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Blocking flush, for shutdown paths outside an async context.
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- interactions
+
+    /// Stores an interaction unless one with the same id exists, updating the organization's counters in the
+    /// same transaction. Returns `true` if it was inserted, `false` if the id was already stored.
+    pub fn insert_interaction(&self, interaction: &Interaction) -> Result<bool> {
+        self.insert_interaction_inner(interaction, None)
+    }
+
+    /// Like [`Store::insert_interaction`], and also marks the batch `(session, batch_index)` as analysed, in
+    /// the same transaction: a crash leaves either both or neither.
+    pub fn insert_batch_interaction(
+        &self,
+        interaction: &Interaction,
+        session_id: &str,
+        batch_index: u64,
+    ) -> Result<bool> {
+        self.insert_interaction_inner(interaction, Some(keys::indexed(session_id, batch_index)))
+    }
+
+    fn insert_interaction_inner(
+        &self,
+        interaction: &Interaction,
+        unanalyzed_key: Option<Vec<u8>>,
+    ) -> Result<bool> {
+        let i = &self.inner;
+        let key = keys::interaction(
+            &interaction.organization_id,
+            interaction.timestamp_ms,
+            &interaction.id,
+        );
+        let count_key = keys::pair(
+            &interaction.organization_id,
+            source_byte(interaction.source_type),
+        );
+        let value = encode(interaction);
+        (&i.interactions, &i.interaction_ids, &i.org_counts, &i.unanalyzed)
+            .transaction(|(records, ids, counts, unanalyzed)| {
+                if let Some(k) = &unanalyzed_key {
+                    unanalyzed.remove(k.as_slice())?;
+                }
+                if ids.get(interaction.id.as_bytes())?.is_some() {
+                    return Ok(false);
+                }
+                ids.insert(interaction.id.as_bytes(), key.as_slice())?;
+                records.insert(key.as_slice(), value.as_slice())?;
+                let n = counts
+                    .get(&count_key)?
+                    .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                counts.insert(count_key.as_slice(), &(n + 1).to_be_bytes())?;
+                Ok(true)
+            })
+            .map_err(tx_err)
+    }
+
+    /// Fetches one interaction by id.
+    pub fn get_interaction(&self, id: &str) -> Result<Option<Interaction>> {
+        let Some(key) = self.inner.interaction_ids.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        match self.inner.interactions.get(&key)? {
+            Some(v) => decode(&key, &v).map(Some),
+            None => Err(StorageError::corrupt(&key, "index points at a missing record")),
+        }
+    }
+
+    /// Lists an organization's interactions newest first. `page_size` is clamped to 1..=[`MAX_PAGE_SIZE`].
+    pub fn list_interactions(
+        &self,
+        organization_id: &str,
+        page_size: usize,
+        page_token: Option<&str>,
+    ) -> Result<InteractionPage> {
+        let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
+        let prefix = keys::prefix(organization_id);
+        let start = match page_token {
+            Some(token) => {
+                let last = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(token)
+                    .map_err(|_| StorageError::InvalidPageToken)?;
+                if !last.starts_with(&prefix) {
+                    return Err(StorageError::InvalidPageToken);
+                }
+                // Strictly after the last key of the previous page.
+                let mut next = last;
+                next.push(0);
+                next
+            }
+            None => prefix.clone(),
+        };
+        let mut end = prefix.clone();
+        // `\0` + 1: the first key past every key with this prefix.
+        if let Some(last) = end.last_mut() {
+            *last = 1;
+        }
+        let mut page = InteractionPage::default();
+        let mut last_key = None;
+        for item in self.inner.interactions.range(start..end) {
+            let (k, v) = item?;
+            if page.interactions.len() == page_size {
+                page.next_page_token = last_key
+                    .take()
+                    .map(|k: sled::IVec| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k));
+                break;
+            }
+            page.interactions.push(decode(&k, &v)?);
+            last_key = Some(k);
+        }
+        Ok(page)
+    }
+
+    /// Counts an organization's interactions per source, from counters maintained on insert.
+    pub fn summary(&self, organization_id: &str) -> Result<Summary> {
+        let count = |source: SourceType| -> Result<u64> {
+            let key = keys::pair(organization_id, source_byte(source));
+            Ok(self
+                .inner
+                .org_counts
+                .get(&key)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0))
+        };
+        Ok(Summary {
+            web: count(SourceType::Web)?,
+            cctv: count(SourceType::Cctv)?,
+            social: count(SourceType::Social)?,
+        })
+    }
+
+    // ---------------------------------------------------------------- sessions
+
+    /// Creates a new open session for a camera and makes it the camera's open session. The caller closes the
+    /// camera's previous session first if it had one.
+    pub fn create_session(&self, organization_id: &str, camera_id: &str) -> Result<SessionRecord> {
+        let record = SessionRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            organization_id: organization_id.to_owned(),
+            camera_id: camera_id.to_owned(),
+            status: SessionStatus::Open,
+            started_at_ms: None,
+            ended_at_ms: None,
+            counters: Default::default(),
+            last_frame_index: None,
+            next_batch_index: 0,
+            created_at_ms: now_ms(),
+        };
+        let i = &self.inner;
+        let camera_key = keys::pair(organization_id, camera_id);
+        (&i.sessions, &i.open_sessions)
+            .transaction(|(sessions, open)| {
+                tx_put(sessions, record.id.as_bytes(), &record)?;
+                open.insert(camera_key.as_slice(), record.id.as_bytes())?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        Ok(record)
+    }
+
+    /// Fetches a session.
+    pub fn get_session(&self, session_id: &str) -> Result<Option<SessionRecord>> {
+        match self.inner.sessions.get(session_id.as_bytes())? {
+            Some(v) => decode(session_id.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The camera's open session, if any.
+    pub fn open_session_for_camera(
+        &self,
+        organization_id: &str,
+        camera_id: &str,
+    ) -> Result<Option<SessionRecord>> {
+        match self
+            .inner
+            .open_sessions
+            .get(keys::pair(organization_id, camera_id))?
+        {
+            Some(id) => self.get_session(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every session still open (for recovery at start-up).
+    pub fn open_sessions(&self) -> Result<Vec<SessionRecord>> {
+        let mut out = Vec::new();
+        for item in self.inner.open_sessions.iter() {
+            let (_, id) = item?;
+            if let Some(s) = self.get_session(&String::from_utf8_lossy(&id))? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a session record as is.
+    pub fn put_session(&self, session: &SessionRecord) -> Result<()> {
+        self.inner
+            .sessions
+            .insert(session.id.as_bytes(), encode(session))?;
+        Ok(())
+    }
+
+    /// Marks a session closed and no longer the camera's open session.
+    pub fn close_session(&self, session: &SessionRecord) -> Result<()> {
+        let i = &self.inner;
+        let camera_key = keys::pair(&session.organization_id, &session.camera_id);
+        let mut closed = session.clone();
+        closed.status = SessionStatus::Closed;
+        (&i.sessions, &i.open_sessions, &i.gate_refs)
+            .transaction(|(sessions, open, gate_refs)| {
+                tx_put(sessions, closed.id.as_bytes(), &closed)?;
+                if open.get(&camera_key)?.as_deref() == Some(closed.id.as_bytes()) {
+                    open.remove(camera_key.as_slice())?;
+                }
+                gate_refs.remove(closed.id.as_bytes())?;
+                Ok(())
+            })
+            .map_err(tx_err)
+    }
+
+    // ---------------------------------------------------------------- frames
+
+    /// The tracking record of one frame.
+    pub fn get_frame(&self, session_id: &str, frame_index: u64) -> Result<Option<FrameRecord>> {
+        let key = keys::indexed(session_id, frame_index);
+        match self.inner.frames.get(&key)? {
+            Some(v) => decode(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// All tracking records of a session, in frame order.
+    pub fn frames(&self, session_id: &str) -> Result<Vec<FrameRecord>> {
+        self.scan(&self.inner.frames, session_id)
+    }
+
+    /// Records a frame's outcome together with the session's new counters (one transaction). If the frame
+    /// index is already recorded nothing is written and the stored record is returned.
+    pub fn record_frame(&self, write: FrameWrite<'_>) -> Result<Option<FrameRecord>> {
+        let i = &self.inner;
+        let session_id = write.session.id.as_str();
+        let key = keys::indexed(session_id, write.frame.frame_index);
+        (&i.frames, &i.sessions, &i.undescribed, &i.gate_refs)
+            .transaction(|(frames, sessions, undescribed, gate_refs)| {
+                if let Some(existing) = tx_get::<FrameRecord>(frames, &key)? {
+                    return Ok(Some(existing));
+                }
+                tx_put(frames, &key, write.frame)?;
+                tx_put(sessions, session_id.as_bytes(), write.session)?;
+                if let Some(bytes) = write.undescribed_bytes {
+                    undescribed.insert(key.as_slice(), bytes)?;
+                }
+                if let Some(thumb) = write.gate_thumbnail {
+                    gate_refs.insert(session_id.as_bytes(), thumb)?;
+                }
+                Ok(None)
+            })
+            .map_err(tx_err)
+    }
+
+    /// The gate's reference thumbnail for a session (the last accepted frame's).
+    pub fn gate_reference(&self, session_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .inner
+            .gate_refs
+            .get(session_id.as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Accepted frames whose description is not stored yet: `(frame_index, captured_at_ms, bytes)`.
+    pub fn undescribed_frames(&self, session_id: &str) -> Result<Vec<(FrameRecord, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for item in self.inner.undescribed.scan_prefix(keys::prefix(session_id)) {
+            let (k, bytes) = item?;
+            let Some(record) = self.inner.frames.get(&k)? else {
+                return Err(StorageError::corrupt(&k, "undescribed frame without tracking record"));
+            };
+            out.push((decode(&k, &record)?, bytes.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Stores a frame's description: it joins the session's pending (not yet batched) analyses, the frame's
+    /// tracking record gets the text, the frame's bytes are dropped, and the session's counters are written —
+    /// one transaction. Returns `false` (writing nothing) if the frame was already described.
+    pub fn record_description(
+        &self,
+        session: &SessionRecord,
+        analysis: &FrameAnalysis,
+    ) -> Result<bool> {
+        let i = &self.inner;
+        let key = keys::indexed(&session.id, analysis.frame_index);
+        (&i.frames, &i.sessions, &i.undescribed, &i.pending)
+            .transaction(|(frames, sessions, undescribed, pending)| {
+                let Some(mut frame) = tx_get::<FrameRecord>(frames, &key)? else {
+                    return Err(abort(StorageError::NotFound { what: "frame" }));
+                };
+                if frame.description.is_some() {
+                    return Ok(false);
+                }
+                frame.description = Some(analysis.text.clone());
+                tx_put(frames, &key, &frame)?;
+                tx_put(pending, &key, analysis)?;
+                undescribed.remove(key.as_slice())?;
+                tx_put(sessions, session.id.as_bytes(), session)?;
+                Ok(true)
+            })
+            .map_err(tx_err)
+    }
+
+    /// Described frames not yet part of a batch, in frame order.
+    pub fn pending_analyses(&self, session_id: &str) -> Result<Vec<FrameAnalysis>> {
+        self.scan(&self.inner.pending, session_id)
+    }
+
+    // ---------------------------------------------------------------- batches
+
+    /// Stores a batch under `(session, batch.batch_index)`, removes its frames from the pending analyses,
+    /// marks it as awaiting analysis and writes the session's counters — one transaction. Writing the same
+    /// batch index twice stores it once: the second call returns `false` and changes nothing.
+    pub fn record_batch(&self, session: &SessionRecord, batch: &BatchRecord) -> Result<bool> {
+        let i = &self.inner;
+        let key = keys::indexed(&batch.session_id, batch.batch_index);
+        (&i.batches, &i.pending, &i.unanalyzed, &i.sessions)
+            .transaction(|(batches, pending, unanalyzed, sessions)| {
+                if batches.get(&key)?.is_some() {
+                    return Ok(false);
+                }
+                tx_put(batches, &key, batch)?;
+                for frame in &batch.frames {
+                    pending.remove(keys::indexed(&batch.session_id, frame.frame_index))?;
+                }
+                unanalyzed.insert(key.as_slice(), &[])?;
+                tx_put(sessions, session.id.as_bytes(), session)?;
+                Ok(true)
+            })
+            .map_err(tx_err)
+    }
+
+    /// One batch.
+    pub fn get_batch(&self, session_id: &str, batch_index: u64) -> Result<Option<BatchRecord>> {
+        let key = keys::indexed(session_id, batch_index);
+        match self.inner.batches.get(&key)? {
+            Some(v) => decode(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// All batches of a session, in order.
+    pub fn batches(&self, session_id: &str) -> Result<Vec<BatchRecord>> {
+        self.scan(&self.inner.batches, session_id)
+    }
+
+    /// Batches stored but not yet turned into interactions (for recovery at start-up).
+    pub fn unanalyzed_batches(&self) -> Result<Vec<BatchRecord>> {
+        let mut out = Vec::new();
+        for item in self.inner.unanalyzed.iter() {
+            let (k, _) = item?;
+            match self.inner.batches.get(&k)? {
+                Some(v) => out.push(decode(&k, &v)?),
+                None => return Err(StorageError::corrupt(&k, "unanalyzed marker without batch")),
+            }
+        }
+        Ok(out)
+    }
+
+    fn scan<T: DeserializeOwned>(&self, tree: &Tree, session_id: &str) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for item in tree.scan_prefix(keys::prefix(session_id)) {
+            let (k, v) = item?;
+            debug_assert!(keys::index_of(&k).is_some());
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+}

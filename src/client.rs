@@ -1,0 +1,226 @@
+//! Client side of `StreamFrames`: streams a video, an image or a folder of images to a crow server,
+//! honouring the server's credits.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crow_grpc_api::proto::ingest_service_client::IngestServiceClient;
+use crow_grpc_api::proto::stream_frames_response::Event;
+use crow_grpc_api::proto::{Frame, FrameAck, FrameOutcome, ImageFormat, StreamFramesRequest};
+use crow_inference::{encode_jpeg, InferenceError, MediaReader};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+
+/// What can go wrong while streaming.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// Server URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server ended the call with an error.
+    #[error("server error: {} ({:?})", .0.message(), .0.code())]
+    Status(#[from] tonic::Status),
+    /// The media could not be read.
+    #[error(transparent)]
+    Media(#[from] InferenceError),
+    /// The server broke the protocol (e.g. an ack for a frame never sent).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// How to stream media.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// Organization.
+    pub organization_id: String,
+    /// Camera.
+    pub camera_id: String,
+    /// Session to use; `None` lets the server pick the camera's open session.
+    pub session_id: Option<String>,
+    /// Frames per second of media time to send (video); `None` sends every frame.
+    pub sample_fps: Option<f64>,
+    /// JPEG quality, 1..=100.
+    pub jpeg_quality: i32,
+    /// Capture time of the media's first frame, ms since the Unix epoch.
+    pub start_ms: i64,
+    /// Frame index given to the media's first frame.
+    pub first_frame_index: u64,
+    /// Send at most this many frames.
+    pub max_frames: Option<u64>,
+}
+
+impl StreamOptions {
+    /// Options for a camera, starting now, 2 frames per second of footage, JPEG quality 80.
+    pub fn new(organization_id: impl Into<String>, camera_id: impl Into<String>) -> Self {
+        StreamOptions {
+            organization_id: organization_id.into(),
+            camera_id: camera_id.into(),
+            session_id: None,
+            sample_fps: Some(2.0),
+            jpeg_quality: 80,
+            start_ms: crow_storage::now_ms(),
+            first_frame_index: 0,
+            max_frames: None,
+        }
+    }
+}
+
+/// What happened to the frames of one stream.
+#[derive(Debug, Clone, Default)]
+pub struct StreamReport {
+    /// Sessions the frames were recorded in, in order (more than one after an hourly rollover).
+    pub session_ids: Vec<String>,
+    /// Frames sent.
+    pub frames_sent: u64,
+    /// Acks received.
+    pub acked: u64,
+    /// Acks per outcome.
+    pub accepted: u64,
+    /// Near-duplicates.
+    pub skipped: u64,
+    /// Rejected, with reasons.
+    pub rejected: Vec<(u64, String)>,
+    /// Acks that repeated an earlier outcome (resent frames).
+    pub replayed: u64,
+    /// Media frames that could not be read locally (never sent).
+    pub unreadable: u64,
+    /// Capture time of the first and last frame sent.
+    pub captured_range_ms: Option<(i64, i64)>,
+}
+
+/// Connects to `url` (e.g. `http://127.0.0.1:50051`).
+pub async fn connect(url: &str) -> Result<IngestServiceClient<tonic::transport::Channel>, ClientError> {
+    IngestServiceClient::connect(url.to_owned())
+        .await
+        .map(|c| c.max_decoding_message_size(16 * 1024 * 1024).max_encoding_message_size(64 * 1024 * 1024))
+        .map_err(|e| ClientError::Connect { url: url.to_owned(), reason: e.to_string() })
+}
+
+/// Streams frames from `frames`, sending only while the server grants credits; returns how many were sent
+/// and the acks in order. The request stream closes when `frames` does; `on_ack` sees each ack as it
+/// arrives.
+pub async fn stream_frames(
+    client: &mut IngestServiceClient<tonic::transport::Channel>,
+    mut frames: mpsc::Receiver<Frame>,
+    mut on_ack: impl FnMut(&FrameAck) + Send,
+) -> Result<(u64, Vec<FrameAck>), ClientError> {
+    let credits = Arc::new(Semaphore::new(0));
+    let (req_tx, req_rx) = mpsc::channel::<StreamFramesRequest>(1);
+    let sender_credits = Arc::clone(&credits);
+    let sender = tokio::spawn(async move {
+        let mut sent = 0u64;
+        while let Some(frame) = frames.recv().await {
+            let Ok(permit) = sender_credits.acquire().await else { break };
+            permit.forget();
+            if req_tx.send(StreamFramesRequest { frame: Some(frame) }).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    });
+    let mut responses = client.stream_frames(ReceiverStream::new(req_rx)).await?.into_inner();
+    let mut acks = Vec::new();
+    let result = loop {
+        match responses.next().await {
+            Some(Ok(r)) => match r.event {
+                Some(Event::Credits(grant)) => credits.add_permits(grant.credits as usize),
+                Some(Event::Ack(ack)) => {
+                    credits.add_permits(1);
+                    on_ack(&ack);
+                    acks.push(ack);
+                }
+                None => break Err(ClientError::Protocol("empty response".into())),
+            },
+            Some(Err(status)) => break Err(ClientError::Status(status)),
+            // The server ends the response stream after the last ack, once our side is closed.
+            None => break Ok(()),
+        }
+    };
+    credits.close();
+    let sent = sender.await.unwrap_or(0);
+    result.map(|()| (sent, acks))
+}
+
+/// Reads `path` (video, image or folder), encodes frames as JPEG and streams them to `url`.
+pub async fn stream_media(
+    url: &str,
+    path: impl AsRef<Path>,
+    options: &StreamOptions,
+    mut on_ack: impl FnMut(&FrameAck) + Send,
+) -> Result<StreamReport, ClientError> {
+    let mut client = connect(url).await?;
+    let reader = MediaReader::open(path.as_ref(), options.sample_fps)?;
+    let (frame_tx, frame_rx) = mpsc::channel::<Frame>(4);
+    let opts = options.clone();
+    let path: PathBuf = path.as_ref().to_owned();
+    let producer = tokio::task::spawn_blocking(move || produce(reader, &opts, &frame_tx).map_err(|e| (path, e)));
+
+    let mut report = StreamReport::default();
+    let (sent, acks) = stream_frames(&mut client, frame_rx, |ack| on_ack(ack)).await?;
+    let (unreadable, range) = match producer.await {
+        Ok(Ok(v)) => v,
+        Ok(Err((_, e))) => return Err(e.into()),
+        Err(e) => return Err(ClientError::Protocol(format!("media reader failed: {e}"))),
+    };
+    report.frames_sent = sent;
+    report.unreadable = unreadable;
+    report.captured_range_ms = range;
+    for ack in acks {
+        tally(&mut report, &ack);
+    }
+    Ok(report)
+}
+
+fn tally(report: &mut StreamReport, ack: &FrameAck) {
+    report.acked += 1;
+    if ack.replayed {
+        report.replayed += 1;
+    }
+    match FrameOutcome::try_from(ack.outcome) {
+        Ok(FrameOutcome::Accepted) => report.accepted += 1,
+        Ok(FrameOutcome::SkippedDuplicate) => report.skipped += 1,
+        _ => report.rejected.push((ack.frame_index, ack.reason.clone())),
+    }
+    if !ack.session_id.is_empty() && report.session_ids.last() != Some(&ack.session_id) {
+        report.session_ids.push(ack.session_id.clone());
+    }
+}
+
+/// Reads and encodes frames on a blocking thread. Returns (unreadable frames, capture range).
+fn produce(
+    reader: MediaReader,
+    options: &StreamOptions,
+    out: &mpsc::Sender<Frame>,
+) -> Result<(u64, Option<(i64, i64)>), InferenceError> {
+    let mut reader = reader;
+    let mut range: Option<(i64, i64)> = None;
+    while let Some(item) = reader.next() {
+        let media_frame = item?;
+        if options.max_frames.is_some_and(|max| media_frame.index >= max) {
+            break;
+        }
+        let captured_at_ms = options.start_ms + media_frame.position_ms;
+        let data = encode_jpeg(&media_frame.image, options.jpeg_quality)?;
+        let frame = Frame {
+            organization_id: options.organization_id.clone(),
+            camera_id: options.camera_id.clone(),
+            session_id: options.session_id.clone().unwrap_or_default(),
+            frame_index: options.first_frame_index + media_frame.index,
+            captured_at_ms,
+            data,
+            format: ImageFormat::Jpeg as i32,
+        };
+        range = Some(range.map_or((captured_at_ms, captured_at_ms), |(a, _)| (a, captured_at_ms)));
+        if out.blocking_send(frame).is_err() {
+            break;
+        }
+    }
+    Ok((reader.unreadable(), range))
+}

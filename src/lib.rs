@@ -1,0 +1,125 @@
+//! # crow
+//!
+//! crow turns CCTV camera streams (and, later, web and social events) into structured customer-interaction
+//! records. This crate is the embeddable library; the `crow` binary is a thin CLI over it.
+//!
+//! | module / item | what it is |
+//! |---|---|
+//! | [`Crow`], [`CrowBuilder`] | start the pipeline in-process (no gRPC needed) |
+//! | [`Config`] | every setting, loaded from TOML + `CROW_*` environment variables |
+//! | [`server`] | serve the gRPC API (`crow.v1`) for a running [`Crow`] |
+//! | [`client`] | stream a video / image / folder to a crow server over gRPC |
+//! | [`ingest`] | feed media straight into an in-process pipeline |
+//! | [`storage`] | durable records in sled ([`storage::Store`], [`storage::Interaction`], ...) |
+//! | [`inference`] | OpenCV decoding, duplicate gate, frame describers ([`inference::FrameDescriber`]) |
+//! | [`actors`] | the supervised ractor pipeline ([`actors::Pipeline`]) |
+//! | [`proto`] | the generated gRPC types and clients |
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let crow = crow::Crow::builder().data_dir("./crow-data").build().await?;
+//! let report = crow::ingest::ingest_media(crow.pipeline(), "video.avi", "acme", "cam-1", Some(2.0)).await?;
+//! let page = crow.store().list_interactions("acme", 50, None)?;
+//! println!("{} frames, {} interactions", report.frames_sent, page.interactions.len());
+//! crow.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+mod config;
+pub mod ingest;
+pub mod server;
+
+pub use config::{Config, ConfigError};
+pub use crow_actors as actors;
+pub use crow_actors::{DescriberKind, Pipeline, PipelineConfig, PipelineError};
+pub use crow_grpc_api::proto;
+pub use crow_inference as inference;
+pub use crow_storage as storage;
+
+use std::path::PathBuf;
+
+/// A running crow pipeline, embedded in the current process.
+pub struct Crow {
+    pipeline: Pipeline,
+}
+
+/// Builds a [`Crow`]. Defaults: data in `./crow-data`, the pipeline settings of [`PipelineConfig::default`].
+#[derive(Default)]
+pub struct CrowBuilder {
+    data_dir: Option<PathBuf>,
+    temporary: bool,
+    pipeline: PipelineConfig,
+    describer: Option<actors::DescriberFactory>,
+}
+
+impl CrowBuilder {
+    /// Where sled keeps its files.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Keep everything in memory (nothing survives the process).
+    pub fn temporary(mut self) -> Self {
+        self.temporary = true;
+        self
+    }
+
+    /// Pipeline settings.
+    pub fn pipeline_config(mut self, config: PipelineConfig) -> Self {
+        self.pipeline = config;
+        self
+    }
+
+    /// Use a custom describer (one instance per slot) instead of the one `pipeline_config` names.
+    pub fn describer(mut self, factory: actors::DescriberFactory) -> Self {
+        self.describer = Some(factory);
+        self
+    }
+
+    /// Opens storage and starts the actors.
+    pub async fn build(self) -> Result<Crow, PipelineError> {
+        let store = if self.temporary {
+            storage::Store::temporary()?
+        } else {
+            storage::Store::open(self.data_dir.unwrap_or_else(|| PathBuf::from("crow-data")))?
+        };
+        let pipeline = match self.describer {
+            Some(factory) => Pipeline::start_with_describer(store, self.pipeline, Some(factory)).await?,
+            None => Pipeline::start(store, self.pipeline).await?,
+        };
+        Ok(Crow { pipeline })
+    }
+}
+
+impl Crow {
+    /// A builder with defaults.
+    pub fn builder() -> CrowBuilder {
+        CrowBuilder::default()
+    }
+
+    /// Starts crow as `config` describes (data dir and pipeline settings).
+    pub async fn from_config(config: &Config) -> Result<Crow, PipelineError> {
+        Crow::builder()
+            .data_dir(&config.data_dir)
+            .pipeline_config(config.pipeline.clone())
+            .build()
+            .await
+    }
+
+    /// The pipeline handle (sessions, frames).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The store (interactions, sessions).
+    pub fn store(&self) -> &storage::Store {
+        self.pipeline.store()
+    }
+
+    /// Stops the actors and flushes storage.
+    pub async fn shutdown(&self) {
+        self.pipeline.shutdown().await;
+    }
+}

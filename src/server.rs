@@ -1,0 +1,74 @@
+//! Serving the gRPC API (`crow.v1.IngestService`, `crow.v1.InteractionService`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use crow_grpc_api::proto::ingest_service_server::IngestServiceServer;
+use crow_grpc_api::proto::interaction_service_server::InteractionServiceServer;
+use crow_grpc_api::{max_message_bytes, IngestApi, InteractionApi};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::Pipeline;
+
+/// A gRPC server running on a background task.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningServer {
+    /// The address it listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://ADDR`, for clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Stops accepting calls and waits for in-flight calls to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Stops the server at once, without letting calls finish (as a crash would).
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `addr` and serves `pipeline` on a background task.
+pub async fn spawn(pipeline: Pipeline, addr: SocketAddr) -> std::io::Result<RunningServer> {
+    let listener = TcpListener::bind(addr).await?;
+    let local_addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve_on(pipeline, listener, async {
+        let _ = rx.await;
+    }));
+    Ok(RunningServer { local_addr, shutdown: Some(tx), task })
+}
+
+/// Serves `pipeline` on `listener` until `shutdown` completes.
+pub async fn serve_on(
+    pipeline: Pipeline,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let max_message = max_message_bytes(pipeline.config().max_frame_bytes);
+    let interactions = InteractionApi::new(pipeline.store().clone());
+    let ingest = IngestServiceServer::new(IngestApi::new(pipeline))
+        .max_decoding_message_size(max_message);
+    tonic::transport::Server::builder()
+        .add_service(ingest)
+        .add_service(InteractionServiceServer::new(interactions))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
