@@ -1,1 +1,427 @@
-fn main() {}
+//! `crow`: the server and its command-line client.
+
+mod bench;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use crow::client::{self, StreamOptions};
+use crow::proto::interaction_service_client::InteractionServiceClient;
+use crow::proto::{self, CloseSessionRequest, GetSessionRequest, GetSummaryRequest, ListInteractionsRequest};
+use crow::{Config, Crow, DescriberKind};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(name = "crow", version, about = "Turns camera streams into customer-interaction records.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gRPC server.
+    Serve(ServeArgs),
+    /// Stream a video file, an image or a folder of images to a server as a camera.
+    Stream(StreamArgs),
+    /// Query interaction records.
+    #[command(subcommand)]
+    Interactions(InteractionsCommand),
+    /// Count an organization's interactions per source.
+    Summary(SummaryArgs),
+    /// Inspect or close a session.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Benchmarks that print ratios measured in one run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML configuration file (see `crow::Config`); `CROW_*` environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory of the database [default: crow-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:50051]; port 0 picks a free port (printed at start).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Prometheus metrics listen address [default: 127.0.0.1:9464].
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Do not export metrics.
+    #[arg(long)]
+    no_metrics: bool,
+    /// Frame describer: opencv (embedded default) or off.
+    #[arg(long, value_parser = parse_describer)]
+    describer: Option<DescriberKind>,
+}
+
+fn parse_describer(s: &str) -> Result<DescriberKind, String> {
+    match s {
+        "opencv" => Ok(DescriberKind::Opencv),
+        "off" => Ok(DescriberKind::Off),
+        other => Err(format!("unknown describer {other:?}; expected opencv or off")),
+    }
+}
+
+#[derive(Args, Clone)]
+struct ServerArg {
+    /// Server URL.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "CROW_SERVER")]
+    server: String,
+}
+
+#[derive(Args)]
+struct StreamArgs {
+    /// Video file, image, or folder of images.
+    path: PathBuf,
+    /// Organization id.
+    #[arg(long)]
+    org: String,
+    /// Camera id.
+    #[arg(long)]
+    camera: String,
+    /// Add the frames to this session instead of the camera's open one.
+    #[arg(long)]
+    session: Option<String>,
+    /// Frames per second of footage to send (0 sends every frame).
+    #[arg(long, default_value_t = 2.0)]
+    fps: f64,
+    /// JPEG quality of the frames sent (1-100).
+    #[arg(long, default_value_t = 80)]
+    quality: i32,
+    /// Capture time of the first frame, ms since the Unix epoch [default: now].
+    #[arg(long)]
+    start_ms: Option<i64>,
+    /// Index of the first frame sent (to resume a stream).
+    #[arg(long, default_value_t = 0)]
+    first_index: u64,
+    /// Send at most this many frames.
+    #[arg(long)]
+    max_frames: Option<u64>,
+    /// Leave the session open at the end instead of closing it (closing flushes the last batch).
+    #[arg(long)]
+    keep_open: bool,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[derive(Subcommand)]
+enum InteractionsCommand {
+    /// List interactions, newest first.
+    List(ListArgs),
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Organization id.
+    #[arg(long)]
+    org: String,
+    /// Records per page (1-500).
+    #[arg(long, default_value_t = 50)]
+    page_size: u32,
+    /// Cursor from a previous page.
+    #[arg(long)]
+    page_token: Option<String>,
+    /// Follow cursors and print every record.
+    #[arg(long)]
+    all: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[derive(Args)]
+struct SummaryArgs {
+    /// Organization id.
+    #[arg(long)]
+    org: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[derive(Subcommand)]
+enum SessionCommand {
+    /// Show a session and its counters.
+    Get(SessionArgs),
+    /// Close a session (flushes its last batch).
+    Close(SessionArgs),
+}
+
+#[derive(Args)]
+struct SessionArgs {
+    /// Session id.
+    id: String,
+    /// Organization id.
+    #[arg(long)]
+    org: String,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CROW_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Stream(args) => stream(args).await,
+        Command::Interactions(InteractionsCommand::List(args)) => list(args).await,
+        Command::Summary(args) => summary(args).await,
+        Command::Session(cmd) => session(cmd).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(addr) = args.metrics_listen {
+        config.metrics_listen = Some(addr);
+    }
+    if args.no_metrics {
+        config.metrics_listen = None;
+    }
+    if let Some(kind) = args.describer {
+        config.pipeline.describer = kind;
+    }
+    if let Some(addr) = config.metrics_listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("starting the metrics exporter on {addr}"))?;
+    }
+    let crow = Crow::from_config(&config)
+        .await
+        .with_context(|| format!("starting crow on {}", config.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    // Scripts and tests read this line to learn the address (port 0 picks a free one).
+    println!("crow listening on http://{addr}");
+    if let Some(m) = config.metrics_listen {
+        println!("crow metrics on http://{m}/metrics");
+    }
+    tracing::info!(data_dir = %config.data_dir.display(), describer = ?config.pipeline.describer, "serving");
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    };
+    crow::server::serve_on(crow.pipeline().clone(), listener, shutdown).await?;
+    tracing::info!("shutting down");
+    crow.shutdown().await;
+    Ok(())
+}
+
+async fn stream(args: StreamArgs) -> Result<()> {
+    let mut options = StreamOptions::new(&args.org, &args.camera);
+    options.session_id = args.session.clone();
+    options.sample_fps = (args.fps > 0.0).then_some(args.fps);
+    options.jpeg_quality = args.quality;
+    if let Some(start) = args.start_ms {
+        options.start_ms = start;
+    }
+    options.first_frame_index = args.first_index;
+    options.max_frames = args.max_frames;
+
+    let total = crow::inference::MediaReader::open(&args.path, options.sample_fps)?.total_hint();
+    let bar = match total {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} frames {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = client::stream_media(&args.server.server, &args.path, &options, |ack| {
+        bar.inc(1);
+        if ack.outcome == proto::FrameOutcome::Rejected as i32 {
+            bar.println(format!("frame {} rejected: {}", ack.frame_index, ack.reason));
+        }
+    })
+    .await?;
+    bar.finish_and_clear();
+
+    println!(
+        "sent {} frames: {} accepted, {} skipped as duplicates, {} rejected ({} replayed, {} unreadable locally)",
+        report.frames_sent,
+        report.accepted,
+        report.skipped,
+        report.rejected.len(),
+        report.replayed,
+        report.unreadable
+    );
+    let mut ingest = client::connect(&args.server.server).await?;
+    for session_id in &report.session_ids {
+        let session = if args.keep_open {
+            ingest.get_session(GetSessionRequest { organization_id: args.org.clone(), session_id: session_id.clone() }).await?
+        } else {
+            ingest.close_session(CloseSessionRequest { organization_id: args.org.clone(), session_id: session_id.clone() }).await?
+        }
+        .into_inner();
+        println!(
+            "session {} ({}): received {}, accepted {}, skipped {}, rejected {}, described {}, batches {}",
+            session.session_id,
+            if session.status == proto::SessionStatus::Closed as i32 { "closed" } else { "open" },
+            session.frames_received,
+            session.frames_accepted,
+            session.frames_skipped,
+            session.frames_rejected,
+            session.frames_described,
+            session.batches_emitted
+        );
+    }
+    Ok(())
+}
+
+async fn interaction_client(url: &str) -> Result<InteractionServiceClient<tonic::transport::Channel>> {
+    InteractionServiceClient::connect(url.to_owned())
+        .await
+        .with_context(|| format!("connecting to {url}"))
+}
+
+fn source_name(value: i32) -> &'static str {
+    match proto::SourceType::try_from(value) {
+        Ok(proto::SourceType::Web) => "web",
+        Ok(proto::SourceType::Cctv) => "cctv",
+        Ok(proto::SourceType::Social) => "social",
+        _ => "unspecified",
+    }
+}
+
+fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since the epoch (Howard Hinnant's algorithm), to print UTC without a date crate.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+async fn list(args: ListArgs) -> Result<()> {
+    if args.page_size == 0 || args.page_size > 500 {
+        bail!("--page-size must be between 1 and 500");
+    }
+    let mut client = interaction_client(&args.server.server).await?;
+    let mut token = args.page_token.clone().unwrap_or_default();
+    let mut printed = 0usize;
+    loop {
+        let page = client
+            .list_interactions(ListInteractionsRequest {
+                organization_id: args.org.clone(),
+                page_size: args.page_size,
+                page_token: token.clone(),
+            })
+            .await?
+            .into_inner();
+        for i in &page.interactions {
+            printed += 1;
+            if args.json {
+                let data: serde_json::Value = serde_json::from_str(&i.data_json).unwrap_or(serde_json::Value::Null);
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": i.id, "organization_id": i.organization_id, "source_type": source_name(i.source_type),
+                        "session_id": i.session_id, "summary": i.summary, "confidence": i.confidence,
+                        "tags": i.tags, "product_ids": i.product_ids, "timestamp_ms": i.timestamp_ms,
+                        "created_at_ms": i.created_at_ms, "data": data,
+                    })
+                );
+            } else {
+                println!(
+                    "{}  {:<6} conf {:.2}  [{}]\n    {}\n    id {}  session {}",
+                    format_ms(i.timestamp_ms),
+                    source_name(i.source_type),
+                    i.confidence,
+                    i.tags.join(", "),
+                    i.summary,
+                    i.id,
+                    if i.session_id.is_empty() { "-" } else { &i.session_id },
+                );
+            }
+        }
+        token = page.next_page_token;
+        if !args.all || token.is_empty() {
+            break;
+        }
+    }
+    if !args.json {
+        if printed == 0 {
+            println!("no interactions for organization {}", args.org);
+        } else if !token.is_empty() {
+            println!("more: --page-token {token}");
+        }
+    }
+    Ok(())
+}
+
+async fn summary(args: SummaryArgs) -> Result<()> {
+    let mut client = interaction_client(&args.server.server).await?;
+    let s = client
+        .get_summary(GetSummaryRequest { organization_id: args.org.clone() })
+        .await?
+        .into_inner();
+    if args.json {
+        println!("{}", serde_json::json!({"web": s.web, "cctv": s.cctv, "social": s.social, "total": s.total}));
+    } else {
+        println!("organization {}: {} interactions (web {}, cctv {}, social {})", args.org, s.total, s.web, s.cctv, s.social);
+    }
+    Ok(())
+}
+
+async fn session(cmd: SessionCommand) -> Result<()> {
+    let (args, close) = match cmd {
+        SessionCommand::Get(a) => (a, false),
+        SessionCommand::Close(a) => (a, true),
+    };
+    let mut client = client::connect(&args.server.server).await?;
+    let s = if close {
+        client.close_session(CloseSessionRequest { organization_id: args.org, session_id: args.id }).await?
+    } else {
+        client.get_session(GetSessionRequest { organization_id: args.org, session_id: args.id }).await?
+    }
+    .into_inner();
+    println!("{s:#?}");
+    Ok(())
+}
+

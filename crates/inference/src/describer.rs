@@ -263,6 +263,7 @@ impl FrameDescriber for OpenCvSceneDescriber {
                         )
                     })
                     .collect();
+                cells.sort_unstable();
                 cells.dedup();
                 parts.push(format!(
                     "{n} {} detected ({})",
