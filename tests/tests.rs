@@ -1,1 +1,9 @@
+//! crow's integration tests: one binary, real components (tonic server on 127.0.0.1, sled in a temp
+//! dir, OpenCV decode of the sample videos from Debian's opencv-doc, copied by `scripts/setup.sh`).
 
+mod common;
+
+mod crash;
+mod ingest;
+mod pagination;
+mod supervision;

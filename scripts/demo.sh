@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: set up, build, start a crow server (OpenCV describer, fresh data
+# dir), stream a real sample video as a camera, then print the interaction records and the summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+VIDEO=${1:-examples/data/vtest.avi}
+# The dev profile builds dependencies (OpenCV bindings, sled) optimised and shares its build with the tests.
+cargo build --quiet --bin crow
+CROW=target/debug/crow
+DATA=$(mktemp -d)
+LOG=$DATA/server.log
+"$CROW" serve --data-dir "$DATA/db" --listen 127.0.0.1:0 --no-metrics >"$LOG" 2>&1 &
+SERVER_PID=$!
+trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$DATA"' EXIT
+
+URL=""
+for _ in $(seq 1 100); do
+  URL=$(sed -n 's/^crow listening on //p' "$LOG")
+  [ -n "$URL" ] && break
+  kill -0 $SERVER_PID 2>/dev/null || { cat "$LOG"; exit 1; }
+  sleep 0.1
+done
+[ -n "$URL" ] || { echo "server did not start"; cat "$LOG"; exit 1; }
+echo "== server at $URL; streaming $VIDEO as camera 'entrance' of organization 'demo-store' (2 frames/s of footage)"
+"$CROW" stream "$VIDEO" --org demo-store --camera entrance --fps 2 --server "$URL"
+echo
+echo "== interactions (newest first)"
+"$CROW" interactions list --org demo-store --all --server "$URL"
+echo
+echo "== summary"
+"$CROW" summary --org demo-store --server "$URL"

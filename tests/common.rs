@@ -1,0 +1,107 @@
+//! Helpers shared by the integration tests.
+
+use std::path::PathBuf;
+
+use crow::client;
+use crow::inference::{encode_jpeg, MediaReader};
+use crow::proto::interaction_service_client::InteractionServiceClient;
+use crow::proto::{Frame, ImageFormat, Interaction, ListInteractionsRequest};
+use crow::server::RunningServer;
+use crow::{Crow, PipelineConfig};
+use tokio::sync::mpsc;
+
+/// Path of a sample file; the tests need `scripts/setup.sh` to have run.
+pub fn data(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data").join(name);
+    assert!(p.exists(), "{} is missing: run scripts/setup.sh first", p.display());
+    p
+}
+
+/// A crow pipeline and gRPC server on 127.0.0.1:0 over a sled database in a temporary directory.
+pub struct TestServer {
+    pub crow: Crow,
+    pub server: Option<RunningServer>,
+    pub url: String,
+    pub _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start(config: PipelineConfig) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let crow = Crow::builder()
+            .data_dir(dir.path().join("db"))
+            .pipeline_config(config)
+            .build()
+            .await
+            .unwrap();
+        let server = crow::server::spawn(crow.pipeline().clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let url = server.url();
+        TestServer { crow, server: Some(server), url, _dir: dir }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+        self.crow.shutdown().await;
+    }
+}
+
+/// JPEG frames of a video, sampled at `fps` frames per second of footage: (position ms, bytes).
+pub fn jpeg_frames(name: &str, fps: f64, max: usize) -> Vec<(i64, Vec<u8>)> {
+    MediaReader::open(data(name), Some(fps))
+        .unwrap()
+        .take(max)
+        .map(|f| {
+            let f = f.unwrap();
+            (f.position_ms, encode_jpeg(&f.image, 80).unwrap())
+        })
+        .collect()
+}
+
+/// Wraps encoded frames into protocol frames for one camera.
+pub fn frames(org: &str, camera: &str, start_ms: i64, items: &[(u64, i64, Vec<u8>, ImageFormat)]) -> mpsc::Receiver<Frame> {
+    let (tx, rx) = mpsc::channel(items.len().max(1));
+    for (index, offset, data, format) in items {
+        tx.try_send(Frame {
+            organization_id: org.into(),
+            camera_id: camera.into(),
+            session_id: String::new(),
+            frame_index: *index,
+            captured_at_ms: start_ms + offset,
+            data: data.clone(),
+            format: *format as i32,
+        })
+        .unwrap();
+    }
+    rx
+}
+
+/// Streams frames and returns the acks.
+pub async fn send(url: &str, rx: mpsc::Receiver<Frame>) -> Vec<crow::proto::FrameAck> {
+    let mut c = client::connect(url).await.unwrap();
+    let (sent, acks) = client::stream_frames(&mut c, rx, |_| {}).await.unwrap();
+    assert_eq!(acks.len() as u64, sent, "every frame is acked");
+    acks
+}
+
+/// Every interaction of an organization, following cursors.
+pub async fn list_all(url: &str, org: &str, page_size: u32) -> Vec<Interaction> {
+    let mut c = InteractionServiceClient::connect(url.to_owned()).await.unwrap();
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_interactions(ListInteractionsRequest { organization_id: org.into(), page_size, page_token: token })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(page.interactions);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
