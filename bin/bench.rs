@@ -79,11 +79,17 @@ async fn ingest(args: IngestBenchArgs) -> Result<()> {
 
     let off = pipeline_fps(&jpegs, DescriberKind::Off).await?;
     println!("pipeline gRPC loopback, describer off:            {off:8.1} frames/s");
-    println!("ratio    pipeline / floor (goal >= 0.90):         {:8.3}", off / floor);
+    println!(
+        "ratio    pipeline / floor (goal >= 0.90):         {:8.3}",
+        off / floor
+    );
     if args.with_describer {
         let on = pipeline_fps(&jpegs, DescriberKind::Opencv).await?;
         println!("pipeline gRPC loopback, OpenCV describer on:      {on:8.1} frames/s (until every frame is described)");
-        println!("ratio    describer on / floor (reported):         {:8.3}", on / floor);
+        println!(
+            "ratio    describer on / floor (reported):         {:8.3}",
+            on / floor
+        );
     }
     Ok(())
 }
@@ -91,9 +97,20 @@ async fn ingest(args: IngestBenchArgs) -> Result<()> {
 /// Frames per second through a real server on loopback with a real sled in a temporary directory,
 /// from the first frame sent to the last ack (describer off) or to the closed session (describer on).
 async fn pipeline_fps(jpegs: &[Vec<u8>], describer: DescriberKind) -> Result<f64> {
-    let dir = std::env::temp_dir().join(format!("crow-bench-{}-{}", std::process::id(), crow::storage::now_ms()));
-    let config = PipelineConfig { describer, ..PipelineConfig::default() };
-    let crow = Crow::builder().data_dir(&dir).pipeline_config(config).build().await?;
+    let dir = std::env::temp_dir().join(format!(
+        "crow-bench-{}-{}",
+        std::process::id(),
+        crow::storage::now_ms()
+    ));
+    let config = PipelineConfig {
+        describer,
+        ..PipelineConfig::default()
+    };
+    let crow = Crow::builder()
+        .data_dir(&dir)
+        .pipeline_config(config)
+        .build()
+        .await?;
     let server = crow::server::spawn(crow.pipeline().clone(), "127.0.0.1:0".parse()?).await?;
     let mut client = crow::client::connect(&server.url()).await?;
 
@@ -119,13 +136,23 @@ async fn pipeline_fps(jpegs: &[Vec<u8>], describer: DescriberKind) -> Result<f64
     let start = Instant::now();
     let (sent, acks) = crow::client::stream_frames(&mut client, rx, |_| {}).await?;
     if describer != DescriberKind::Off {
-        let session_id = acks.last().map(|a| a.session_id.clone()).context("no acks")?;
+        let session_id = acks
+            .last()
+            .map(|a| a.session_id.clone())
+            .context("no acks")?;
         client
-            .close_session(CloseSessionRequest { organization_id: "bench".into(), session_id })
+            .close_session(CloseSessionRequest {
+                organization_id: "bench".into(),
+                session_id,
+            })
             .await?;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    anyhow::ensure!(acks.len() as u64 == sent, "{} acks for {sent} frames", acks.len());
+    anyhow::ensure!(
+        acks.len() as u64 == sent,
+        "{} acks for {sent} frames",
+        acks.len()
+    );
     server.shutdown().await;
     crow.shutdown().await;
     std::fs::remove_dir_all(&dir).ok();

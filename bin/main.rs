@@ -9,12 +9,18 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use crow::client::{self, StreamOptions};
 use crow::proto::interaction_service_client::InteractionServiceClient;
-use crow::proto::{self, CloseSessionRequest, GetSessionRequest, GetSummaryRequest, ListInteractionsRequest};
+use crow::proto::{
+    self, CloseSessionRequest, GetSessionRequest, GetSummaryRequest, ListInteractionsRequest,
+};
 use crow::{Config, Crow, DescriberKind};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
-#[command(name = "crow", version, about = "Turns camera streams into customer-interaction records.")]
+#[command(
+    name = "crow",
+    version,
+    about = "Turns camera streams into customer-interaction records."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,7 +71,9 @@ fn parse_describer(s: &str) -> Result<DescriberKind, String> {
     match s {
         "opencv" => Ok(DescriberKind::Opencv),
         "off" => Ok(DescriberKind::Off),
-        other => Err(format!("unknown describer {other:?}; expected opencv or off")),
+        other => Err(format!(
+            "unknown describer {other:?}; expected opencv or off"
+        )),
     }
 }
 
@@ -173,7 +181,8 @@ struct SessionArgs {
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CROW_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("CROW_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -227,8 +236,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing the SIGTERM handler");
             tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
         }
         #[cfg(not(unix))]
@@ -257,13 +267,18 @@ async fn stream(args: StreamArgs) -> Result<()> {
         None => ProgressBar::new_spinner(),
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} frames {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} frames {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let report = client::stream_media(&args.server.server, &args.path, &options, |ack| {
         bar.inc(1);
         if ack.outcome == proto::FrameOutcome::Rejected as i32 {
-            bar.println(format!("frame {} rejected: {}", ack.frame_index, ack.reason));
+            bar.println(format!(
+                "frame {} rejected: {}",
+                ack.frame_index, ack.reason
+            ));
         }
     })
     .await?;
@@ -281,9 +296,19 @@ async fn stream(args: StreamArgs) -> Result<()> {
     let mut ingest = client::connect(&args.server.server).await?;
     for session_id in &report.session_ids {
         let session = if args.keep_open {
-            ingest.get_session(GetSessionRequest { organization_id: args.org.clone(), session_id: session_id.clone() }).await?
+            ingest
+                .get_session(GetSessionRequest {
+                    organization_id: args.org.clone(),
+                    session_id: session_id.clone(),
+                })
+                .await?
         } else {
-            ingest.close_session(CloseSessionRequest { organization_id: args.org.clone(), session_id: session_id.clone() }).await?
+            ingest
+                .close_session(CloseSessionRequest {
+                    organization_id: args.org.clone(),
+                    session_id: session_id.clone(),
+                })
+                .await?
         }
         .into_inner();
         println!(
@@ -301,7 +326,9 @@ async fn stream(args: StreamArgs) -> Result<()> {
     Ok(())
 }
 
-async fn interaction_client(url: &str) -> Result<InteractionServiceClient<tonic::transport::Channel>> {
+async fn interaction_client(
+    url: &str,
+) -> Result<InteractionServiceClient<tonic::transport::Channel>> {
     InteractionServiceClient::connect(url.to_owned())
         .await
         .with_context(|| format!("connecting to {url}"))
@@ -357,7 +384,8 @@ async fn list(args: ListArgs) -> Result<()> {
         for i in &page.interactions {
             printed += 1;
             if args.json {
-                let data: serde_json::Value = serde_json::from_str(&i.data_json).unwrap_or(serde_json::Value::Null);
+                let data: serde_json::Value =
+                    serde_json::from_str(&i.data_json).unwrap_or(serde_json::Value::Null);
                 println!(
                     "{}",
                     serde_json::json!({
@@ -376,7 +404,11 @@ async fn list(args: ListArgs) -> Result<()> {
                     i.tags.join(", "),
                     i.summary,
                     i.id,
-                    if i.session_id.is_empty() { "-" } else { &i.session_id },
+                    if i.session_id.is_empty() {
+                        "-"
+                    } else {
+                        &i.session_id
+                    },
                 );
             }
         }
@@ -398,13 +430,21 @@ async fn list(args: ListArgs) -> Result<()> {
 async fn summary(args: SummaryArgs) -> Result<()> {
     let mut client = interaction_client(&args.server.server).await?;
     let s = client
-        .get_summary(GetSummaryRequest { organization_id: args.org.clone() })
+        .get_summary(GetSummaryRequest {
+            organization_id: args.org.clone(),
+        })
         .await?
         .into_inner();
     if args.json {
-        println!("{}", serde_json::json!({"web": s.web, "cctv": s.cctv, "social": s.social, "total": s.total}));
+        println!(
+            "{}",
+            serde_json::json!({"web": s.web, "cctv": s.cctv, "social": s.social, "total": s.total})
+        );
     } else {
-        println!("organization {}: {} interactions (web {}, cctv {}, social {})", args.org, s.total, s.web, s.cctv, s.social);
+        println!(
+            "organization {}: {} interactions (web {}, cctv {}, social {})",
+            args.org, s.total, s.web, s.cctv, s.social
+        );
     }
     Ok(())
 }
@@ -416,12 +456,21 @@ async fn session(cmd: SessionCommand) -> Result<()> {
     };
     let mut client = client::connect(&args.server.server).await?;
     let s = if close {
-        client.close_session(CloseSessionRequest { organization_id: args.org, session_id: args.id }).await?
+        client
+            .close_session(CloseSessionRequest {
+                organization_id: args.org,
+                session_id: args.id,
+            })
+            .await?
     } else {
-        client.get_session(GetSessionRequest { organization_id: args.org, session_id: args.id }).await?
+        client
+            .get_session(GetSessionRequest {
+                organization_id: args.org,
+                session_id: args.id,
+            })
+            .await?
     }
     .into_inner();
     println!("{s:#?}");
     Ok(())
 }
-

@@ -22,7 +22,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     // 1 frame per second of footage; the session is closed at the end, flushing the last batch.
-    let report = crow::ingest::ingest_media(crow.pipeline(), &video, "my-store", "aisle-3", Some(1.0)).await?;
+    let report =
+        crow::ingest::ingest_media(crow.pipeline(), &video, "my-store", "aisle-3", Some(1.0))
+            .await?;
     println!(
         "{video}: {} frames ({} accepted, {} duplicates, {} rejected) in session(s) {:?}",
         report.frames_sent, report.accepted, report.skipped, report.rejected, report.session_ids
@@ -30,9 +32,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut token = None;
     loop {
-        let page = crow.store().list_interactions("my-store", 50, token.as_deref())?;
+        let page = crow
+            .store()
+            .list_interactions("my-store", 50, token.as_deref())?;
         for i in &page.interactions {
-            println!("[{}] {:.2} {:?}\n  {}", i.timestamp_ms, i.confidence, i.tags, i.summary);
+            println!(
+                "[{}] {:.2} {:?}\n  {}",
+                i.timestamp_ms, i.confidence, i.tags, i.summary
+            );
         }
         token = page.next_page_token;
         if token.is_none() {

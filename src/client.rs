@@ -95,11 +95,19 @@ pub struct StreamReport {
 }
 
 /// Connects to `url` (e.g. `http://127.0.0.1:50051`).
-pub async fn connect(url: &str) -> Result<IngestServiceClient<tonic::transport::Channel>, ClientError> {
+pub async fn connect(
+    url: &str,
+) -> Result<IngestServiceClient<tonic::transport::Channel>, ClientError> {
     IngestServiceClient::connect(url.to_owned())
         .await
-        .map(|c| c.max_decoding_message_size(16 * 1024 * 1024).max_encoding_message_size(64 * 1024 * 1024))
-        .map_err(|e| ClientError::Connect { url: url.to_owned(), reason: e.to_string() })
+        .map(|c| {
+            c.max_decoding_message_size(16 * 1024 * 1024)
+                .max_encoding_message_size(64 * 1024 * 1024)
+        })
+        .map_err(|e| ClientError::Connect {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// Streams frames from `frames`, sending only while the server grants credits; returns how many were sent
@@ -116,16 +124,25 @@ pub async fn stream_frames(
     let sender = tokio::spawn(async move {
         let mut sent = 0u64;
         while let Some(frame) = frames.recv().await {
-            let Ok(permit) = sender_credits.acquire().await else { break };
+            let Ok(permit) = sender_credits.acquire().await else {
+                break;
+            };
             permit.forget();
-            if req_tx.send(StreamFramesRequest { frame: Some(frame) }).await.is_err() {
+            if req_tx
+                .send(StreamFramesRequest { frame: Some(frame) })
+                .await
+                .is_err()
+            {
                 break;
             }
             sent += 1;
         }
         sent
     });
-    let mut responses = client.stream_frames(ReceiverStream::new(req_rx)).await?.into_inner();
+    let mut responses = client
+        .stream_frames(ReceiverStream::new(req_rx))
+        .await?
+        .into_inner();
     let mut acks = Vec::new();
     let result = loop {
         match responses.next().await {
@@ -160,7 +177,9 @@ pub async fn stream_media(
     let (frame_tx, frame_rx) = mpsc::channel::<Frame>(4);
     let opts = options.clone();
     let path: PathBuf = path.as_ref().to_owned();
-    let producer = tokio::task::spawn_blocking(move || produce(reader, &opts, &frame_tx).map_err(|e| (path, e)));
+    let producer = tokio::task::spawn_blocking(move || {
+        produce(reader, &opts, &frame_tx).map_err(|e| (path, e))
+    });
 
     let mut report = StreamReport::default();
     let (sent, acks) = stream_frames(&mut client, frame_rx, |ack| on_ack(ack)).await?;
@@ -201,9 +220,12 @@ fn produce(
 ) -> Result<(u64, Option<(i64, i64)>), InferenceError> {
     let mut reader = reader;
     let mut range: Option<(i64, i64)> = None;
-    while let Some(item) = reader.next() {
+    for item in reader.by_ref() {
         let media_frame = item?;
-        if options.max_frames.is_some_and(|max| media_frame.index >= max) {
+        if options
+            .max_frames
+            .is_some_and(|max| media_frame.index >= max)
+        {
             break;
         }
         let captured_at_ms = options.start_ms + media_frame.position_ms;
@@ -217,7 +239,9 @@ fn produce(
             data,
             format: ImageFormat::Jpeg as i32,
         };
-        range = Some(range.map_or((captured_at_ms, captured_at_ms), |(a, _)| (a, captured_at_ms)));
+        range = Some(range.map_or((captured_at_ms, captured_at_ms), |(a, _)| {
+            (a, captured_at_ms)
+        }));
         if out.blocking_send(frame).is_err() {
             break;
         }

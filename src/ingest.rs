@@ -44,7 +44,7 @@ pub async fn ingest_media(
     let (tx, mut rx) = mpsc::channel::<FrameInput>(4);
     let producer = tokio::task::spawn_blocking(move || {
         let mut reader = reader;
-        while let Some(item) = reader.next() {
+        for item in reader.by_ref() {
             let frame = item?;
             let data = encode_jpeg(&frame.image, 90)?;
             let input = FrameInput {

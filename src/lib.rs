@@ -86,7 +86,9 @@ impl CrowBuilder {
             storage::Store::open(self.data_dir.unwrap_or_else(|| PathBuf::from("crow-data")))?
         };
         let pipeline = match self.describer {
-            Some(factory) => Pipeline::start_with_describer(store, self.pipeline, Some(factory)).await?,
+            Some(factory) => {
+                Pipeline::start_with_describer(store, self.pipeline, Some(factory)).await?
+            }
             None => Pipeline::start(store, self.pipeline).await?,
         };
         Ok(Crow { pipeline })

@@ -53,7 +53,11 @@ pub async fn spawn(pipeline: Pipeline, addr: SocketAddr) -> std::io::Result<Runn
     let task = tokio::spawn(serve_on(pipeline, listener, async {
         let _ = rx.await;
     }));
-    Ok(RunningServer { local_addr, shutdown: Some(tx), task })
+    Ok(RunningServer {
+        local_addr,
+        shutdown: Some(tx),
+        task,
+    })
 }
 
 /// Serves `pipeline` on `listener` until `shutdown` completes.
@@ -64,8 +68,8 @@ pub async fn serve_on(
 ) -> Result<(), tonic::transport::Error> {
     let max_message = max_message_bytes(pipeline.config().max_frame_bytes);
     let interactions = InteractionApi::new(pipeline.store().clone());
-    let ingest = IngestServiceServer::new(IngestApi::new(pipeline))
-        .max_decoding_message_size(max_message);
+    let ingest =
+        IngestServiceServer::new(IngestApi::new(pipeline)).max_decoding_message_size(max_message);
     tonic::transport::Server::builder()
         .add_service(ingest)
         .add_service(InteractionServiceServer::new(interactions))

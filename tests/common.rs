@@ -12,8 +12,14 @@ use tokio::sync::mpsc;
 
 /// Path of a sample file; the tests need `scripts/setup.sh` to have run.
 pub fn data(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data").join(name);
-    assert!(p.exists(), "{} is missing: run scripts/setup.sh first", p.display());
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/data")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh first",
+        p.display()
+    );
     p
 }
 
@@ -38,7 +44,12 @@ impl TestServer {
             .await
             .unwrap();
         let url = server.url();
-        TestServer { crow, server: Some(server), url, _dir: dir }
+        TestServer {
+            crow,
+            server: Some(server),
+            url,
+            _dir: dir,
+        }
     }
 
     pub async fn stop(mut self) {
@@ -62,7 +73,12 @@ pub fn jpeg_frames(name: &str, fps: f64, max: usize) -> Vec<(i64, Vec<u8>)> {
 }
 
 /// Wraps encoded frames into protocol frames for one camera.
-pub fn frames(org: &str, camera: &str, start_ms: i64, items: &[(u64, i64, Vec<u8>, ImageFormat)]) -> mpsc::Receiver<Frame> {
+pub fn frames(
+    org: &str,
+    camera: &str,
+    start_ms: i64,
+    items: &[(u64, i64, Vec<u8>, ImageFormat)],
+) -> mpsc::Receiver<Frame> {
     let (tx, rx) = mpsc::channel(items.len().max(1));
     for (index, offset, data, format) in items {
         tx.try_send(Frame {
@@ -89,12 +105,18 @@ pub async fn send(url: &str, rx: mpsc::Receiver<Frame>) -> Vec<crow::proto::Fram
 
 /// Every interaction of an organization, following cursors.
 pub async fn list_all(url: &str, org: &str, page_size: u32) -> Vec<Interaction> {
-    let mut c = InteractionServiceClient::connect(url.to_owned()).await.unwrap();
+    let mut c = InteractionServiceClient::connect(url.to_owned())
+        .await
+        .unwrap();
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
         let page = c
-            .list_interactions(ListInteractionsRequest { organization_id: org.into(), page_size, page_token: token })
+            .list_interactions(ListInteractionsRequest {
+                organization_id: org.into(),
+                page_size,
+                page_token: token,
+            })
             .await
             .unwrap()
             .into_inner();

@@ -16,7 +16,13 @@ struct ServerProcess {
 
 fn start_server(dir: &std::path::Path) -> ServerProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crow"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-metrics", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-metrics",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("CROW_LOG", "warn")
         .stdout(Stdio::piped())
@@ -24,8 +30,14 @@ fn start_server(dir: &std::path::Path) -> ServerProcess {
         .spawn()
         .expect("starting crow serve");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("crow listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("crow listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
     ServerProcess { child, url }
 }
 
@@ -35,24 +47,41 @@ async fn killed_server_keeps_acked_work_and_resumes_without_duplicates() {
     let db = dir.path().join("db");
     let start_ms = 1_763_000_000_000;
     let jpegs = common::jpeg_frames("vtest.avi", 5.0, 60);
-    let items: Vec<_> = jpegs.iter().enumerate().map(|(i, (pos, j))| (i as u64, *pos, j.clone(), ImageFormat::Jpeg)).collect();
+    let items: Vec<_> = jpegs
+        .iter()
+        .enumerate()
+        .map(|(i, (pos, j))| (i as u64, *pos, j.clone(), ImageFormat::Jpeg))
+        .collect();
 
     // Phase 1: 20 frames fully acknowledged, and their interactions written.
     let mut server = start_server(&db);
-    let acks = common::send(&server.url, common::frames("acme", "door", start_ms, &items[..20])).await;
+    let acks = common::send(
+        &server.url,
+        common::frames("acme", "door", start_ms, &items[..20]),
+    )
+    .await;
     let session_id = acks[0].session_id.clone();
     let mut ingest = client::connect(&server.url).await.unwrap();
-    let get = GetSessionRequest { organization_id: "acme".into(), session_id: session_id.clone() };
+    let get = GetSessionRequest {
+        organization_id: "acme".into(),
+        session_id: session_id.clone(),
+    };
     let mut before = Vec::new();
     for _ in 0..300 {
         let s = ingest.get_session(get.clone()).await.unwrap().into_inner();
         before = common::list_all(&server.url, "acme", 50).await;
-        if s.frames_described == s.frames_accepted && before.len() as u64 == s.batches_emitted && s.batches_emitted > 0 {
+        if s.frames_described == s.frames_accepted
+            && before.len() as u64 == s.batches_emitted
+            && s.batches_emitted > 0
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(!before.is_empty(), "interactions were written before the crash");
+    assert!(
+        !before.is_empty(),
+        "interactions were written before the crash"
+    );
 
     // Phase 2: kill -9 in the middle of the next 40 frames.
     let url = server.url.clone();
@@ -60,7 +89,12 @@ async fn killed_server_keeps_acked_work_and_resumes_without_duplicates() {
     let stream = tokio::spawn(async move {
         let mut c = client::connect(&url).await.unwrap();
         let mut n = 0;
-        let _ = client::stream_frames(&mut c, common::frames("acme", "door", start_ms, &tail), |_| n += 1).await;
+        let _ = client::stream_frames(
+            &mut c,
+            common::frames("acme", "door", start_ms, &tail),
+            |_| n += 1,
+        )
+        .await;
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     server.child.kill().unwrap();
@@ -71,23 +105,45 @@ async fn killed_server_keeps_acked_work_and_resumes_without_duplicates() {
     let mut server = start_server(&db);
     let after = common::list_all(&server.url, "acme", 50).await;
     for i in &before {
-        assert_eq!(after.iter().filter(|a| a.id == i.id).count(), 1, "interaction {} lost or duplicated", i.id);
+        assert_eq!(
+            after.iter().filter(|a| a.id == i.id).count(),
+            1,
+            "interaction {} lost or duplicated",
+            i.id
+        );
     }
 
     // Resume from the server's record (resending from the start is also harmless: replayed acks).
     let mut ingest = client::connect(&server.url).await.unwrap();
     let s = ingest.get_session(get.clone()).await.unwrap().into_inner();
-    assert!(s.last_frame_index >= 19, "acked frames survive: last index {}", s.last_frame_index);
-    let acks = common::send(&server.url, common::frames("acme", "door", start_ms, &items[15..])).await;
-    assert!(acks[..5].iter().all(|a| a.replayed), "frames acked before the crash are answered from the record");
+    assert!(
+        s.last_frame_index >= 19,
+        "acked frames survive: last index {}",
+        s.last_frame_index
+    );
+    let acks = common::send(
+        &server.url,
+        common::frames("acme", "door", start_ms, &items[15..]),
+    )
+    .await;
+    assert!(
+        acks[..5].iter().all(|a| a.replayed),
+        "frames acked before the crash are answered from the record"
+    );
     assert!(acks.iter().all(|a| a.session_id == session_id));
     let closed = ingest
-        .close_session(CloseSessionRequest { organization_id: "acme".into(), session_id: session_id.clone() })
+        .close_session(CloseSessionRequest {
+            organization_id: "acme".into(),
+            session_id: session_id.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(closed.frames_received, 60);
-    assert_eq!(closed.frames_received, closed.frames_accepted + closed.frames_skipped + closed.frames_rejected);
+    assert_eq!(
+        closed.frames_received,
+        closed.frames_accepted + closed.frames_skipped + closed.frames_rejected
+    );
     assert_eq!(closed.frames_described, closed.frames_accepted);
 
     let mut finals = Vec::new();
@@ -98,19 +154,31 @@ async fn killed_server_keeps_acked_work_and_resumes_without_duplicates() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(finals.len() as u64, closed.batches_emitted, "one interaction per batch, no duplicates");
+    assert_eq!(
+        finals.len() as u64,
+        closed.batches_emitted,
+        "one interaction per batch, no duplicates"
+    );
     let mut frame_indexes: Vec<u64> = finals
         .iter()
         .flat_map(|i| {
             let d: serde_json::Value = serde_json::from_str(&i.data_json).unwrap();
-            d["frames"].as_array().unwrap().iter().map(|f| f["frame_index"].as_u64().unwrap()).collect::<Vec<_>>()
+            d["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["frame_index"].as_u64().unwrap())
+                .collect::<Vec<_>>()
         })
         .collect();
     frame_indexes.sort_unstable();
     let n = frame_indexes.len();
     frame_indexes.dedup();
     assert_eq!(n, frame_indexes.len(), "no frame is in two batches");
-    assert_eq!(n as u64, closed.frames_described, "every described frame is in a batch");
+    assert_eq!(
+        n as u64, closed.frames_described,
+        "every described frame is in a batch"
+    );
     server.child.kill().ok();
     server.child.wait().ok();
 }

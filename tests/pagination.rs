@@ -30,17 +30,32 @@ async fn three_pages_hold_every_record_once_in_order() {
     let store = t.crow.store();
     for n in 0..25 {
         let source = [SourceType::Web, SourceType::Social][n as usize % 2];
-        assert!(store.insert_interaction(&record("shop", n, source)).unwrap());
+        assert!(store
+            .insert_interaction(&record("shop", n, source))
+            .unwrap());
     }
-    assert!(!store.insert_interaction(&record("shop", 3, SourceType::Social)).unwrap(), "same id stored once");
-    store.insert_interaction(&record("elsewhere", 99, SourceType::Web)).unwrap();
+    assert!(
+        !store
+            .insert_interaction(&record("shop", 3, SourceType::Social))
+            .unwrap(),
+        "same id stored once"
+    );
+    store
+        .insert_interaction(&record("elsewhere", 99, SourceType::Web))
+        .unwrap();
 
-    let mut c = InteractionServiceClient::connect(t.url.clone()).await.unwrap();
+    let mut c = InteractionServiceClient::connect(t.url.clone())
+        .await
+        .unwrap();
     let mut pages = Vec::new();
     let mut token = String::new();
     loop {
         let page = c
-            .list_interactions(ListInteractionsRequest { organization_id: "shop".into(), page_size: 10, page_token: token.clone() })
+            .list_interactions(ListInteractionsRequest {
+                organization_id: "shop".into(),
+                page_size: 10,
+                page_token: token.clone(),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -51,12 +66,19 @@ async fn three_pages_hold_every_record_once_in_order() {
         }
         // A cursor is bound to its organization.
         let err = c
-            .list_interactions(ListInteractionsRequest { organization_id: "elsewhere".into(), page_size: 10, page_token: token.clone() })
+            .list_interactions(ListInteractionsRequest {
+                organization_id: "elsewhere".into(),
+                page_size: 10,
+                page_token: token.clone(),
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
     }
-    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10, 5]);
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![10, 10, 5]
+    );
     let all: Vec<_> = pages.into_iter().flatten().collect();
     let mut ids: Vec<_> = all.iter().map(|i| i.id.clone()).collect();
     ids.sort();
@@ -70,17 +92,31 @@ async fn three_pages_hold_every_record_once_in_order() {
     assert_eq!(common::list_all(&t.url, "shop", 500).await.len(), 25);
 
     let bad = c
-        .list_interactions(ListInteractionsRequest { organization_id: "shop".into(), page_size: 10, page_token: "not-a-cursor!".into() })
+        .list_interactions(ListInteractionsRequest {
+            organization_id: "shop".into(),
+            page_size: 10,
+            page_token: "not-a-cursor!".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     let too_big = c
-        .list_interactions(ListInteractionsRequest { organization_id: "shop".into(), page_size: 501, page_token: String::new() })
+        .list_interactions(ListInteractionsRequest {
+            organization_id: "shop".into(),
+            page_size: 501,
+            page_token: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(too_big.code(), tonic::Code::InvalidArgument);
 
-    let s = c.get_summary(GetSummaryRequest { organization_id: "shop".into() }).await.unwrap().into_inner();
+    let s = c
+        .get_summary(GetSummaryRequest {
+            organization_id: "shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((s.web, s.social, s.cctv, s.total), (13, 12, 0, 25));
     t.stop().await;
 }

@@ -9,26 +9,53 @@ use crate::common::{self, TestServer};
 async fn a_panicking_session_actor_is_restarted_and_the_session_continues() {
     let t = TestServer::start(PipelineConfig::default()).await;
     let jpegs = common::jpeg_frames("vtest.avi", 5.0, 30);
-    let items: Vec<_> = jpegs.iter().enumerate().map(|(i, (pos, j))| (i as u64, *pos, j.clone(), ImageFormat::Jpeg)).collect();
+    let items: Vec<_> = jpegs
+        .iter()
+        .enumerate()
+        .map(|(i, (pos, j))| (i as u64, *pos, j.clone(), ImageFormat::Jpeg))
+        .collect();
     let start_ms = 1_763_000_000_000;
 
-    let acks = common::send(&t.url, common::frames("acme", "till", start_ms, &items[..15])).await;
+    let acks = common::send(
+        &t.url,
+        common::frames("acme", "till", start_ms, &items[..15]),
+    )
+    .await;
     let session_id = acks[0].session_id.clone();
     // Fault injection (a panic cannot be provoked with valid input): the actor dies with whatever is in
     // its mailbox.
-    assert!(t.crow.pipeline().inject_session_panic(&session_id).await, "session actor was running");
+    assert!(
+        t.crow.pipeline().inject_session_panic(&session_id).await,
+        "session actor was running"
+    );
 
-    let acks = common::send(&t.url, common::frames("acme", "till", start_ms, &items[15..])).await;
-    assert!(acks.iter().all(|a| a.session_id == session_id), "frames after the panic go to the same session");
+    let acks = common::send(
+        &t.url,
+        common::frames("acme", "till", start_ms, &items[15..]),
+    )
+    .await;
+    assert!(
+        acks.iter().all(|a| a.session_id == session_id),
+        "frames after the panic go to the same session"
+    );
     let mut c = crow::client::connect(&t.url).await.unwrap();
     let closed = c
-        .close_session(CloseSessionRequest { organization_id: "acme".into(), session_id: session_id.clone() })
+        .close_session(CloseSessionRequest {
+            organization_id: "acme".into(),
+            session_id: session_id.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(closed.frames_received, 30);
-    assert_eq!(closed.frames_received, closed.frames_accepted + closed.frames_skipped + closed.frames_rejected);
-    assert_eq!(closed.frames_described, closed.frames_accepted, "work queued before the panic was finished");
+    assert_eq!(
+        closed.frames_received,
+        closed.frames_accepted + closed.frames_skipped + closed.frames_rejected
+    );
+    assert_eq!(
+        closed.frames_described, closed.frames_accepted,
+        "work queued before the panic was finished"
+    );
     assert_eq!(closed.batches_emitted, closed.frames_described.div_ceil(5));
     let mut interactions = Vec::new();
     for _ in 0..100 {

@@ -29,10 +29,17 @@ impl Actor for AnalyzerActor {
     type State = AnalyzerState;
     type Arguments = Store;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, store: Store) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        store: Store,
+    ) -> Result<Self::State, ActorProcessingErr> {
         let backlog = store.unanalyzed_batches()?;
         if !backlog.is_empty() {
-            tracing::info!(batches = backlog.len(), "analyzing batches left from before a restart");
+            tracing::info!(
+                batches = backlog.len(),
+                "analyzing batches left from before a restart"
+            );
         }
         for batch in backlog {
             myself.cast(AnalyzerMsg::Analyze(batch))?;
@@ -49,10 +56,11 @@ impl Actor for AnalyzerActor {
         match msg {
             AnalyzerMsg::Analyze(batch) => {
                 let interaction = interaction_from_batch(&batch);
-                if state
-                    .store
-                    .insert_batch_interaction(&interaction, &batch.session_id, batch.batch_index)?
-                {
+                if state.store.insert_batch_interaction(
+                    &interaction,
+                    &batch.session_id,
+                    batch.batch_index,
+                )? {
                     metrics::counter!(m::INTERACTIONS_WRITTEN).increment(1);
                     tracing::debug!(session_id = %batch.session_id, batch_index = batch.batch_index, id = %interaction.id, "interaction written");
                 }
@@ -64,8 +72,11 @@ impl Actor for AnalyzerActor {
 
 /// Deterministic id of the interaction derived from a batch.
 pub(crate) fn batch_interaction_id(session_id: &str, batch_index: u64) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("crow:cctv:{session_id}:{batch_index}").as_bytes())
-        .to_string()
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("crow:cctv:{session_id}:{batch_index}").as_bytes(),
+    )
+    .to_string()
 }
 
 /// Builds the record: a summary of what the frames showed, the union of their tags (most frequent first),
@@ -75,15 +86,29 @@ pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
     let n = frames.len().max(1);
     let first = frames.first();
     let last = frames.last();
-    let (first_index, last_index) = (first.map_or(0, |f| f.frame_index), last.map_or(0, |f| f.frame_index));
-    let (from_ms, to_ms) = (first.map_or(0, |f| f.captured_at_ms), last.map_or(0, |f| f.captured_at_ms));
+    let (first_index, last_index) = (
+        first.map_or(0, |f| f.frame_index),
+        last.map_or(0, |f| f.frame_index),
+    );
+    let (from_ms, to_ms) = (
+        first.map_or(0, |f| f.captured_at_ms),
+        last.map_or(0, |f| f.captured_at_ms),
+    );
 
     let people: Vec<usize> = frames
         .iter()
-        .map(|f| f.details.get("people").and_then(|p| p.as_array()).map_or(0, Vec::len))
+        .map(|f| {
+            f.details
+                .get("people")
+                .and_then(|p| p.as_array())
+                .map_or(0, Vec::len)
+        })
         .collect();
     let max_people = people.iter().copied().max().unwrap_or(0);
-    let with_motion = frames.iter().filter(|f| f.tags.iter().any(|t| t == "motion")).count();
+    let with_motion = frames
+        .iter()
+        .filter(|f| f.tags.iter().any(|t| t == "motion"))
+        .count();
 
     let mut tag_counts: BTreeMap<&str, usize> = BTreeMap::new();
     for tag in frames.iter().flat_map(|f| &f.tags) {
@@ -91,7 +116,10 @@ pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
     }
     let mut tags: Vec<(&str, usize)> = tag_counts.into_iter().collect();
     tags.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let movement = tags.iter().find(|(t, _)| t.starts_with("moving-")).map(|(t, _)| &t["moving-".len()..]);
+    let movement = tags
+        .iter()
+        .find(|(t, _)| t.starts_with("moving-"))
+        .map(|(t, _)| &t["moving-".len()..]);
 
     let mut summary = format!(
         "Camera {} frames {first_index}-{last_index} ({:.1} s, {} described): ",
@@ -104,7 +132,10 @@ pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
         1 => "up to 1 person visible".to_owned(),
         k => format!("up to {k} people visible"),
     });
-    summary.push_str(&format!("; motion in {with_motion} of {} frames", frames.len()));
+    summary.push_str(&format!(
+        "; motion in {with_motion} of {} frames",
+        frames.len()
+    ));
     if let Some(dir) = movement {
         summary.push_str(&format!(", mostly moving {dir}"));
     }

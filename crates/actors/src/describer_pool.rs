@@ -7,8 +7,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use crow_inference::{DescribeInput, Description, FrameDescriber, InferenceError};
 use crow_inference::Mat;
+use crow_inference::{DescribeInput, Description, FrameDescriber, InferenceError};
 use tokio::sync::mpsc;
 
 use crate::PipelineError;
@@ -44,7 +44,11 @@ pub struct DescriberPool {
 impl DescriberPool {
     /// Starts `slots` worker threads, each with its own describer from `factory`. Fails if any describer
     /// cannot be built, so configuration errors surface at start-up.
-    pub fn start(factory: DescriberFactory, slots: usize, queue: usize) -> Result<DescriberPool, InferenceError> {
+    pub fn start(
+        factory: DescriberFactory,
+        slots: usize,
+        queue: usize,
+    ) -> Result<DescriberPool, InferenceError> {
         let slots = slots.max(1);
         let (tx, rx) = mpsc::channel::<DescribeJob>(queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
@@ -60,10 +64,7 @@ impl DescriberPool {
                     reason: e.to_string(),
                 })?;
         }
-        Ok(DescriberPool {
-            queue: tx,
-            slots,
-        })
+        Ok(DescriberPool { queue: tx, slots })
     }
 
     /// Number of slots.
@@ -80,7 +81,11 @@ impl DescriberPool {
     }
 }
 
-fn worker(slot: usize, describer: &mut dyn FrameDescriber, rx: &Mutex<mpsc::Receiver<DescribeJob>>) {
+fn worker(
+    slot: usize,
+    describer: &mut dyn FrameDescriber,
+    rx: &Mutex<mpsc::Receiver<DescribeJob>>,
+) {
     loop {
         // Holding the lock only while waiting for one job; the describe call runs unlocked.
         let job = match rx.lock() {

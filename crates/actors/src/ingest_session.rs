@@ -13,12 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use crow_inference::{decode_frame, Description, DuplicateGate, GateVerdict, ImageFormat, Thumbnail};
+use crow_inference::Mat;
+use crow_inference::{
+    decode_frame, Description, DuplicateGate, GateVerdict, ImageFormat, Thumbnail,
+};
 use crow_storage::{
     now_ms, BatchRecord, FrameAnalysis, FrameOutcome, FrameRecord, FrameWrite, SessionRecord,
     SessionStatus, Store,
 };
-use crow_inference::Mat;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::describer_pool::{DescribeJob, DescriberPool};
@@ -181,7 +183,9 @@ impl Actor for IngestSessionActor {
                 state.maybe_finish_close(&myself)?;
             }
             #[cfg(feature = "fault-injection")]
-            IngestSessionMsg::Panic => panic!("fault injection: IngestSession actor panics on request"),
+            IngestSessionMsg::Panic => {
+                panic!("fault injection: IngestSession actor panics on request")
+            }
         }
         Ok(())
     }
@@ -236,10 +240,21 @@ impl IngestSessionState {
         // Rejected frames do not move the session's clock or position: they may be garbage.
         if !matches!(outcome, FrameOutcome::Rejected { .. }) {
             session.started_at_ms.get_or_insert(frame.captured_at_ms);
-            session.ended_at_ms = Some(session.ended_at_ms.unwrap_or(i64::MIN).max(frame.captured_at_ms));
+            session.ended_at_ms = Some(
+                session
+                    .ended_at_ms
+                    .unwrap_or(i64::MIN)
+                    .max(frame.captured_at_ms),
+            );
         }
-        session.last_frame_index = Some(session.last_frame_index.map_or(frame.frame_index, |l| l.max(frame.frame_index)));
-        let describe = accepted.is_some() && self.pool.is_some() && self.config.describer != DescriberKind::Off;
+        session.last_frame_index = Some(
+            session
+                .last_frame_index
+                .map_or(frame.frame_index, |l| l.max(frame.frame_index)),
+        );
+        let describe = accepted.is_some()
+            && self.pool.is_some()
+            && self.config.describer != DescriberKind::Off;
         let record = FrameRecord {
             frame_index: frame.frame_index,
             captured_at_ms: frame.captured_at_ms,
@@ -255,7 +270,9 @@ impl IngestSessionState {
         self.session = session;
         match &outcome {
             FrameOutcome::Accepted => metrics::counter!(m::FRAMES_ACCEPTED).increment(1),
-            FrameOutcome::SkippedDuplicate { .. } => metrics::counter!(m::FRAMES_SKIPPED).increment(1),
+            FrameOutcome::SkippedDuplicate { .. } => {
+                metrics::counter!(m::FRAMES_SKIPPED).increment(1)
+            }
             FrameOutcome::Rejected { reason } => {
                 tracing::debug!(session_id = %self.session.id, frame_index = frame.frame_index, reason, "frame rejected");
                 metrics::counter!(m::FRAMES_REJECTED).increment(1);
@@ -267,8 +284,14 @@ impl IngestSessionState {
             let image = Arc::new(image);
             let previous = self.previous.replace(Arc::clone(&image));
             if describe {
-                self.submit(myself, image, previous, frame.frame_index, frame.captured_at_ms)
-                    .await?;
+                self.submit(
+                    myself,
+                    image,
+                    previous,
+                    frame.frame_index,
+                    frame.captured_at_ms,
+                )
+                .await?;
             }
         }
         Ok(FrameReply::Recorded(FrameAck {
@@ -307,7 +330,10 @@ impl IngestSessionState {
         frame: &FrameInput,
     ) -> Result<(FrameOutcome, Option<(Mat, Thumbnail)>), PipelineError> {
         let Some(format) = frame.format else {
-            return Ok((rejected("image format is unspecified; send JPEG or PNG"), None));
+            return Ok((
+                rejected("image format is unspecified; send JPEG or PNG"),
+                None,
+            ));
         };
         let data = frame.data.clone();
         let max_bytes = self.config.max_frame_bytes;
@@ -320,16 +346,22 @@ impl IngestSessionState {
         .map_err(|e| PipelineError::Internal(format!("decode task: {e}")))?;
         let (image, thumb) = match decoded {
             Ok(v) => v,
-            Err(crow_inference::InferenceError::Decode(e)) => return Ok((rejected(e.to_string()), None)),
+            Err(crow_inference::InferenceError::Decode(e)) => {
+                return Ok((rejected(e.to_string()), None))
+            }
             Err(e) => {
                 tracing::warn!(session_id = %self.session.id, error = %e, "frame could not be processed");
                 return Ok((rejected("image could not be processed"), None));
             }
         };
-        Ok(match self.gate.judge(self.gate_reference.as_ref(), &thumb) {
-            GateVerdict::Duplicate { difference } => (FrameOutcome::SkippedDuplicate { difference }, None),
-            GateVerdict::Keep { .. } => (FrameOutcome::Accepted, Some((image, thumb))),
-        })
+        Ok(
+            match self.gate.judge(self.gate_reference.as_ref(), &thumb) {
+                GateVerdict::Duplicate { difference } => {
+                    (FrameOutcome::SkippedDuplicate { difference }, None)
+                }
+                GateVerdict::Keep { .. } => (FrameOutcome::Accepted, Some((image, thumb))),
+            },
+        )
     }
 
     async fn submit(
@@ -365,14 +397,21 @@ impl IngestSessionState {
     }
 
     /// Queues again the frames a previous incarnation accepted but did not get described.
-    async fn resubmit_undescribed(&mut self, myself: &ActorRef<IngestSessionMsg>) -> Result<(), PipelineError> {
+    async fn resubmit_undescribed(
+        &mut self,
+        myself: &ActorRef<IngestSessionMsg>,
+    ) -> Result<(), PipelineError> {
         if self.pool.is_none() {
             return Ok(());
         }
         for (record, bytes) in self.store.undescribed_frames(&self.session.id)? {
             let decoded = tokio::task::spawn_blocking(move || {
                 // The bytes passed validation when they were accepted; any format decodes them.
-                let format = if bytes.starts_with(&[0x89, b'P']) { ImageFormat::Png } else { ImageFormat::Jpeg };
+                let format = if bytes.starts_with(&[0x89, b'P']) {
+                    ImageFormat::Png
+                } else {
+                    ImageFormat::Jpeg
+                };
                 decode_frame(&bytes, format, usize::MAX)
             })
             .await
@@ -381,8 +420,14 @@ impl IngestSessionState {
                 Ok(frame) => {
                     let image = Arc::new(frame.image);
                     self.previous = Some(Arc::clone(&image));
-                    self.submit(myself, image, None, record.frame_index, record.captured_at_ms)
-                        .await?;
+                    self.submit(
+                        myself,
+                        image,
+                        None,
+                        record.frame_index,
+                        record.captured_at_ms,
+                    )
+                    .await?;
                 }
                 Err(e) => {
                     tracing::error!(session_id = %self.session.id, frame_index = record.frame_index, error = %e, "stored frame no longer decodes");
@@ -425,7 +470,9 @@ impl IngestSessionState {
         }
         self.session = session;
         metrics::counter!(m::FRAMES_DESCRIBED).increment(1);
-        let position = self.pending.partition_point(|a| a.frame_index < frame_index);
+        let position = self
+            .pending
+            .partition_point(|a| a.frame_index < frame_index);
         self.pending.insert(position, analysis);
         if self.pending.len() >= self.config.batch_size.max(1) {
             self.emit_batch()?;
@@ -437,9 +484,10 @@ impl IngestSessionState {
 
     fn arm_batch_timeout(&self, myself: &ActorRef<IngestSessionMsg>) {
         let generation = self.batch_generation;
-        myself.send_after(Duration::from_millis(self.config.batch_timeout_ms), move || {
-            IngestSessionMsg::BatchTimeout { generation }
-        });
+        myself.send_after(
+            Duration::from_millis(self.config.batch_timeout_ms),
+            move || IngestSessionMsg::BatchTimeout { generation },
+        );
     }
 
     /// Emits up to `batch_size` pending analyses as the next batch.
@@ -473,7 +521,10 @@ impl IngestSessionState {
     }
 
     /// Completes pending close requests once no description is in flight.
-    fn maybe_finish_close(&mut self, myself: &ActorRef<IngestSessionMsg>) -> Result<(), PipelineError> {
+    fn maybe_finish_close(
+        &mut self,
+        myself: &ActorRef<IngestSessionMsg>,
+    ) -> Result<(), PipelineError> {
         if self.closing.is_empty() || self.in_flight > 0 {
             return Ok(());
         }

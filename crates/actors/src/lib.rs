@@ -16,9 +16,9 @@ mod config;
 mod describer_pool;
 mod error;
 mod ingest_session;
+pub mod metrics_names;
 mod pipeline;
 mod supervisor;
-pub mod metrics_names;
 
 pub use config::{DescriberKind, PipelineConfig};
 pub use describer_pool::{DescriberFactory, DescriberPool};

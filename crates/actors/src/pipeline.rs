@@ -21,13 +21,22 @@ const RESTART_WAIT: Duration = Duration::from_secs(10);
 /// Checks an identifier from outside: 1..=128 characters of `[A-Za-z0-9._-]`.
 pub fn validate_id(what: &str, id: &str) -> Result<(), PipelineError> {
     if id.is_empty() {
-        return Err(PipelineError::InvalidArgument(format!("{what} is required")));
+        return Err(PipelineError::InvalidArgument(format!(
+            "{what} is required"
+        )));
     }
     if id.len() > MAX_ID_LEN {
-        return Err(PipelineError::InvalidArgument(format!("{what} is longer than {MAX_ID_LEN} characters")));
+        return Err(PipelineError::InvalidArgument(format!(
+            "{what} is longer than {MAX_ID_LEN} characters"
+        )));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
-        return Err(PipelineError::InvalidArgument(format!("{what} may only contain A-Z, a-z, 0-9, '.', '_' and '-'")));
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(PipelineError::InvalidArgument(format!(
+            "{what} may only contain A-Z, a-z, 0-9, '.', '_' and '-'"
+        )));
     }
     Ok(())
 }
@@ -50,7 +59,9 @@ impl Pipeline {
     /// none). Sessions left open by a previous run resume their unfinished work.
     pub async fn start(store: Store, config: PipelineConfig) -> Result<Pipeline, PipelineError> {
         let factory: Option<DescriberFactory> = match config.describer {
-            DescriberKind::Opencv => Some(Arc::new(|| Ok(Box::new(OpenCvSceneDescriber::new()?) as _))),
+            DescriberKind::Opencv => {
+                Some(Arc::new(|| Ok(Box::new(OpenCvSceneDescriber::new()?) as _)))
+            }
             DescriberKind::Off => None,
         };
         Self::start_with_describer(store, config, factory).await
@@ -63,7 +74,9 @@ impl Pipeline {
         factory: Option<DescriberFactory>,
     ) -> Result<Pipeline, PipelineError> {
         if config.batch_size == 0 {
-            return Err(PipelineError::InvalidArgument("batch_size must be at least 1".into()));
+            return Err(PipelineError::InvalidArgument(
+                "batch_size must be at least 1".into(),
+            ));
         }
         let pool = match (config.describer, factory) {
             (DescriberKind::Off, _) | (_, None) => None,
@@ -73,11 +86,21 @@ impl Pipeline {
             ),
         };
         let config = Arc::new(config);
-        let args = SupervisorArgs { store: store.clone(), pool, config: Arc::clone(&config) };
+        let args = SupervisorArgs {
+            store: store.clone(),
+            pool,
+            config: Arc::clone(&config),
+        };
         let (supervisor, _) = Actor::spawn(None, CrowSupervisor, args)
             .await
             .map_err(|e| PipelineError::Internal(format!("starting supervisor: {e}")))?;
-        Ok(Pipeline { inner: Arc::new(PipelineInner { supervisor, store, config }) })
+        Ok(Pipeline {
+            inner: Arc::new(PipelineInner {
+                supervisor,
+                store,
+                config,
+            }),
+        })
     }
 
     /// The store the pipeline writes to.
@@ -91,14 +114,22 @@ impl Pipeline {
     }
 
     /// Returns the camera's open session, creating one if there is none.
-    pub async fn create_session(&self, organization_id: &str, camera_id: &str) -> Result<SessionRecord, PipelineError> {
+    pub async fn create_session(
+        &self,
+        organization_id: &str,
+        camera_id: &str,
+    ) -> Result<SessionRecord, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("camera_id", camera_id)?;
         Ok(self.open(organization_id, camera_id, None).await?.session)
     }
 
     /// A session with its current counters. Another organization's session is `SessionNotFound`.
-    pub fn get_session(&self, organization_id: &str, session_id: &str) -> Result<SessionRecord, PipelineError> {
+    pub fn get_session(
+        &self,
+        organization_id: &str,
+        session_id: &str,
+    ) -> Result<SessionRecord, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("session_id", session_id)?;
         match self.inner.store.get_session(session_id)? {
@@ -109,11 +140,20 @@ impl Pipeline {
 
     /// Closes a session: waits for its in-flight descriptions, flushes the last batch, marks it closed.
     /// Closing a closed session returns it unchanged.
-    pub async fn close_session(&self, organization_id: &str, session_id: &str) -> Result<SessionRecord, PipelineError> {
+    pub async fn close_session(
+        &self,
+        organization_id: &str,
+        session_id: &str,
+    ) -> Result<SessionRecord, PipelineError> {
         let session = self.get_session(organization_id, session_id)?;
-        let handle = match self.open_retrying(organization_id, &session.camera_id, Some(session_id)).await {
+        let handle = match self
+            .open_retrying(organization_id, &session.camera_id, Some(session_id))
+            .await
+        {
             Ok(h) => h,
-            Err(PipelineError::SessionClosed(_)) => return self.get_session(organization_id, session_id),
+            Err(PipelineError::SessionClosed(_)) => {
+                return self.get_session(organization_id, session_id)
+            }
             Err(e) => return Err(e),
         };
         let closed = close_actor(&handle.actor).await;
@@ -124,7 +164,11 @@ impl Pipeline {
     }
 
     /// A router for one camera's frames (one per client stream).
-    pub fn router(&self, organization_id: &str, camera_id: &str) -> Result<FrameRouter, PipelineError> {
+    pub fn router(
+        &self,
+        organization_id: &str,
+        camera_id: &str,
+    ) -> Result<FrameRouter, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("camera_id", camera_id)?;
         Ok(FrameRouter {
@@ -142,8 +186,15 @@ impl Pipeline {
 
     /// Stops all actors and flushes storage. Sessions stay open in sled and resume on the next start.
     pub async fn shutdown(&self) {
-        self.inner.supervisor.stop_children_and_wait(None, Some(Duration::from_secs(5))).await;
-        self.inner.supervisor.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
+        self.inner
+            .supervisor
+            .stop_children_and_wait(None, Some(Duration::from_secs(5)))
+            .await;
+        self.inner
+            .supervisor
+            .stop_and_wait(None, Some(Duration::from_secs(5)))
+            .await
+            .ok();
         if let Err(e) = self.inner.store.sync().await {
             tracing::error!(error = %e, "final flush failed");
         }
@@ -154,30 +205,65 @@ impl Pipeline {
     pub async fn inject_session_panic(&self, session_id: &str) -> bool {
         let id = session_id.to_owned();
         matches!(
-            self.inner.supervisor.call(|reply| SupervisorMsg::InjectPanic { session_id: id, reply }, None).await,
+            self.inner
+                .supervisor
+                .call(
+                    |reply| SupervisorMsg::InjectPanic {
+                        session_id: id,
+                        reply
+                    },
+                    None
+                )
+                .await,
             Ok(CallResult::Success(true))
         )
     }
 
-    async fn open(&self, organization_id: &str, camera_id: &str, session_id: Option<&str>) -> Result<SessionHandle, PipelineError> {
-        let (org, cam, sid) = (organization_id.to_owned(), camera_id.to_owned(), session_id.map(str::to_owned));
+    async fn open(
+        &self,
+        organization_id: &str,
+        camera_id: &str,
+        session_id: Option<&str>,
+    ) -> Result<SessionHandle, PipelineError> {
+        let (org, cam, sid) = (
+            organization_id.to_owned(),
+            camera_id.to_owned(),
+            session_id.map(str::to_owned),
+        );
         match self
             .inner
             .supervisor
-            .call(|reply| SupervisorMsg::Open { organization_id: org, camera_id: cam, session_id: sid, reply }, None)
+            .call(
+                |reply| SupervisorMsg::Open {
+                    organization_id: org,
+                    camera_id: cam,
+                    session_id: sid,
+                    reply,
+                },
+                None,
+            )
             .await
         {
             Ok(CallResult::Success(result)) => result,
-            _ => Err(PipelineError::Unavailable("pipeline is shutting down".into())),
+            _ => Err(PipelineError::Unavailable(
+                "pipeline is shutting down".into(),
+            )),
         }
     }
 
     /// [`Pipeline::open`], waiting out a session actor's restart backoff.
-    async fn open_retrying(&self, organization_id: &str, camera_id: &str, session_id: Option<&str>) -> Result<SessionHandle, PipelineError> {
+    async fn open_retrying(
+        &self,
+        organization_id: &str,
+        camera_id: &str,
+        session_id: Option<&str>,
+    ) -> Result<SessionHandle, PipelineError> {
         let deadline = tokio::time::Instant::now() + RESTART_WAIT;
         loop {
             match self.open(organization_id, camera_id, session_id).await {
-                Err(PipelineError::Unavailable(reason)) if tokio::time::Instant::now() < deadline => {
+                Err(PipelineError::Unavailable(reason))
+                    if tokio::time::Instant::now() < deadline =>
+                {
                     tracing::debug!(reason, "waiting for session actor");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -208,19 +294,29 @@ impl FrameRouter {
     /// Submits one frame. `session_id` pins the frame to a session (it must belong to the organization);
     /// `None` uses the camera's open session. Returns once the outcome is recorded (not yet synced: call
     /// [`Pipeline::sync`] before acknowledging to a client that needs durability).
-    pub async fn submit(&mut self, session_id: Option<&str>, frame: FrameInput) -> Result<FrameAck, PipelineError> {
+    pub async fn submit(
+        &mut self,
+        session_id: Option<&str>,
+        frame: FrameInput,
+    ) -> Result<FrameAck, PipelineError> {
         let deadline = tokio::time::Instant::now() + RESTART_WAIT;
         let mut pinned = session_id.map(str::to_owned);
         loop {
             let handle = match &self.current {
                 Some(h) if pinned.as_deref().is_none_or(|id| id == h.session.id) => h.clone(),
                 _ => {
-                    let h = self.pipeline.open_retrying(&self.organization_id, &self.camera_id, pinned.as_deref()).await?;
+                    let h = self
+                        .pipeline
+                        .open_retrying(&self.organization_id, &self.camera_id, pinned.as_deref())
+                        .await?;
                     self.current = Some(h.clone());
                     h
                 }
             };
-            let reply = handle.actor.call(|reply| IngestSessionMsg::Frame(frame.clone(), reply), None).await;
+            let reply = handle
+                .actor
+                .call(|reply| IngestSessionMsg::Frame(frame.clone(), reply), None)
+                .await;
             match reply {
                 Ok(CallResult::Success(Ok(FrameReply::Recorded(ack)))) => return Ok(ack),
                 Ok(CallResult::Success(Ok(FrameReply::RollOver))) => {
@@ -236,7 +332,11 @@ impl FrameRouter {
                     pinned = Some(handle.session.id.clone());
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                _ => return Err(PipelineError::Unavailable("session actor did not come back".into())),
+                _ => {
+                    return Err(PipelineError::Unavailable(
+                        "session actor did not come back".into(),
+                    ))
+                }
             }
         }
     }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crow_storage::{BatchRecord, SessionRecord, SessionStatus, Store};
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 
 use crate::analyzer::{AnalyzerActor, AnalyzerMsg};
 use crate::describer_pool::DescriberPool;
@@ -36,7 +38,10 @@ pub(crate) enum SupervisorMsg {
     Restart { session_id: String },
     /// Fault injection for tests: make a session actor panic.
     #[cfg(feature = "fault-injection")]
-    InjectPanic { session_id: String, reply: RpcReplyPort<bool> },
+    InjectPanic {
+        session_id: String,
+        reply: RpcReplyPort<bool>,
+    },
 }
 
 pub(crate) struct SupervisorArgs {
@@ -68,7 +73,11 @@ impl Actor for CrowSupervisor {
     type State = SupervisorState;
     type Arguments = SupervisorArgs;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: SupervisorArgs) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: SupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
         let (analyzer, _) =
             Actor::spawn_linked(None, AnalyzerActor, args.store.clone(), myself.get_cell()).await?;
         let mut state = SupervisorState {
@@ -92,10 +101,22 @@ impl Actor for CrowSupervisor {
         Ok(state)
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Open { organization_id, camera_id, session_id, reply } => {
-                let result = state.open(&myself, &organization_id, &camera_id, session_id.as_deref()).await;
+            SupervisorMsg::Open {
+                organization_id,
+                camera_id,
+                session_id,
+                reply,
+            } => {
+                let result = state
+                    .open(&myself, &organization_id, &camera_id, session_id.as_deref())
+                    .await;
                 let _ = reply.send(result);
             }
             SupervisorMsg::Analyze(batch) => {
@@ -130,7 +151,9 @@ impl Actor for CrowSupervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match event {
-            SupervisionEvent::ActorFailed(cell, error) => state.on_failure(&myself, cell, error.to_string()).await?,
+            SupervisionEvent::ActorFailed(cell, error) => {
+                state.on_failure(&myself, cell, error.to_string()).await?
+            }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 if let Some(session_id) = state.actor_sessions.remove(&cell.get_id()) {
                     tracing::debug!(session_id, ?reason, "session actor stopped");
@@ -160,7 +183,10 @@ impl SupervisorState {
                 // Another organization's session is reported exactly like a missing one.
                 _ => return Err(PipelineError::SessionNotFound(id.to_owned())),
             },
-            None => match self.store.open_session_for_camera(organization_id, camera_id)? {
+            None => match self
+                .store
+                .open_session_for_camera(organization_id, camera_id)?
+            {
                 Some(s) => s,
                 None => {
                     let s = self.store.create_session(organization_id, camera_id)?;
@@ -171,9 +197,17 @@ impl SupervisorState {
             },
         };
         match self.sessions.get(&session.id) {
-            Some(Slot::Running(actor)) => return Ok(SessionHandle { session, actor: actor.clone() }),
+            Some(Slot::Running(actor)) => {
+                return Ok(SessionHandle {
+                    session,
+                    actor: actor.clone(),
+                })
+            }
             Some(Slot::Restarting) => {
-                return Err(PipelineError::Unavailable(format!("session {} is restarting", session.id)))
+                return Err(PipelineError::Unavailable(format!(
+                    "session {} is restarting",
+                    session.id
+                )))
             }
             None => {}
         }
@@ -200,12 +234,19 @@ impl SupervisorState {
         let (actor, _) = Actor::spawn_linked(None, IngestSessionActor, args, myself.get_cell())
             .await
             .map_err(|e| PipelineError::Internal(format!("starting session actor: {e}")))?;
-        self.actor_sessions.insert(actor.get_id(), session_id.to_owned());
-        self.sessions.insert(session_id.to_owned(), Slot::Running(actor.clone()));
+        self.actor_sessions
+            .insert(actor.get_id(), session_id.to_owned());
+        self.sessions
+            .insert(session_id.to_owned(), Slot::Running(actor.clone()));
         Ok(actor)
     }
 
-    async fn on_failure(&mut self, myself: &ActorRef<SupervisorMsg>, cell: ActorCell, error: String) -> Result<(), ActorProcessingErr> {
+    async fn on_failure(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        cell: ActorCell,
+        error: String,
+    ) -> Result<(), ActorProcessingErr> {
         if cell.get_id() == self.analyzer.get_id() {
             tracing::error!(error, "analyzer failed; restarting it");
             return self.restart_analyzer(myself).await;
@@ -216,21 +257,40 @@ impl SupervisorState {
         let attempt = self.restarts.entry(session_id.clone()).or_insert(0);
         *attempt += 1;
         if *attempt > self.config.max_session_restarts {
-            tracing::error!(session_id, error, attempts = *attempt - 1, "session actor keeps failing; giving up until it is opened again");
+            tracing::error!(
+                session_id,
+                error,
+                attempts = *attempt - 1,
+                "session actor keeps failing; giving up until it is opened again"
+            );
             self.sessions.remove(&session_id);
             self.restarts.remove(&session_id);
             return Ok(());
         }
-        let backoff = Duration::from_millis(self.config.restart_backoff_ms.saturating_mul(1 << (*attempt - 1).min(10)));
-        tracing::warn!(session_id, error, attempt = *attempt, backoff_ms = backoff.as_millis() as u64, "session actor failed; restarting");
+        let backoff = Duration::from_millis(
+            self.config
+                .restart_backoff_ms
+                .saturating_mul(1 << (*attempt - 1).min(10)),
+        );
+        tracing::warn!(
+            session_id,
+            error,
+            attempt = *attempt,
+            backoff_ms = backoff.as_millis() as u64,
+            "session actor failed; restarting"
+        );
         metrics::counter!(m::SESSION_RESTARTS).increment(1);
         self.sessions.insert(session_id.clone(), Slot::Restarting);
         myself.send_after(backoff, move || SupervisorMsg::Restart { session_id });
         Ok(())
     }
 
-    async fn restart_analyzer(&mut self, myself: &ActorRef<SupervisorMsg>) -> Result<(), ActorProcessingErr> {
-        let (analyzer, _) = Actor::spawn_linked(None, AnalyzerActor, self.store.clone(), myself.get_cell()).await?;
+    async fn restart_analyzer(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        let (analyzer, _) =
+            Actor::spawn_linked(None, AnalyzerActor, self.store.clone(), myself.get_cell()).await?;
         // Batches lost with the old analyzer are still marked unanalyzed in sled; the new one picks them up.
         self.analyzer = analyzer;
         Ok(())

@@ -1,7 +1,9 @@
 //! Domain <-> protobuf conversions and error mapping.
 
 use crow_actors::PipelineError;
-use crow_storage::{FrameOutcome, Interaction, SessionRecord, SessionStatus, SourceType, StorageError, Summary};
+use crow_storage::{
+    FrameOutcome, Interaction, SessionRecord, SessionStatus, SourceType, StorageError, Summary,
+};
 use tonic::Status;
 
 use crate::proto;
@@ -10,7 +12,9 @@ pub(crate) fn status(e: PipelineError) -> Status {
     match e {
         PipelineError::InvalidArgument(m) => Status::invalid_argument(m),
         PipelineError::SessionNotFound(id) => Status::not_found(format!("session {id} not found")),
-        PipelineError::SessionClosed(id) => Status::failed_precondition(format!("session {id} is closed")),
+        PipelineError::SessionClosed(id) => {
+            Status::failed_precondition(format!("session {id} is closed"))
+        }
         PipelineError::Unavailable(m) => Status::unavailable(m),
         PipelineError::Storage(e) => storage_status(e),
         PipelineError::Internal(m) => {
@@ -57,7 +61,9 @@ pub(crate) fn session(s: &SessionRecord) -> proto::Session {
 pub(crate) fn outcome(o: &FrameOutcome) -> (proto::FrameOutcome, String) {
     match o {
         FrameOutcome::Accepted => (proto::FrameOutcome::Accepted, String::new()),
-        FrameOutcome::SkippedDuplicate { .. } => (proto::FrameOutcome::SkippedDuplicate, String::new()),
+        FrameOutcome::SkippedDuplicate { .. } => {
+            (proto::FrameOutcome::SkippedDuplicate, String::new())
+        }
         FrameOutcome::Rejected { reason } => (proto::FrameOutcome::Rejected, reason.clone()),
     }
 }
@@ -87,5 +93,10 @@ pub(crate) fn interaction(i: &Interaction) -> proto::Interaction {
 }
 
 pub(crate) fn summary(s: &Summary) -> proto::Summary {
-    proto::Summary { web: s.web, cctv: s.cctv, social: s.social, total: s.total() }
+    proto::Summary {
+        web: s.web,
+        cctv: s.cctv,
+        social: s.social,
+        total: s.total(),
+    }
 }

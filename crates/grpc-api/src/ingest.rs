@@ -14,8 +14,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::convert;
 use crate::proto::ingest_service_server::IngestService;
 use crate::proto::{
-    self, stream_frames_response::Event, CloseSessionRequest, CreateSessionRequest, CreditGrant, FrameAck,
-    GetSessionRequest, Session, StreamFramesRequest, StreamFramesResponse,
+    self, stream_frames_response::Event, CloseSessionRequest, CreateSessionRequest, CreditGrant,
+    FrameAck, GetSessionRequest, Session, StreamFramesRequest, StreamFramesResponse,
 };
 
 /// The `crow.v1.IngestService` implementation.
@@ -43,21 +43,41 @@ fn format(value: i32) -> Option<ImageFormat> {
 
 #[tonic::async_trait]
 impl IngestService for IngestApi {
-    async fn create_session(&self, request: Request<CreateSessionRequest>) -> Result<Response<Session>, Status> {
+    async fn create_session(
+        &self,
+        request: Request<CreateSessionRequest>,
+    ) -> Result<Response<Session>, Status> {
         let r = request.into_inner();
-        let s = self.pipeline.create_session(&r.organization_id, &r.camera_id).await.map_err(convert::status)?;
+        let s = self
+            .pipeline
+            .create_session(&r.organization_id, &r.camera_id)
+            .await
+            .map_err(convert::status)?;
         Ok(Response::new(convert::session(&s)))
     }
 
-    async fn get_session(&self, request: Request<GetSessionRequest>) -> Result<Response<Session>, Status> {
+    async fn get_session(
+        &self,
+        request: Request<GetSessionRequest>,
+    ) -> Result<Response<Session>, Status> {
         let r = request.into_inner();
-        let s = self.pipeline.get_session(&r.organization_id, &r.session_id).map_err(convert::status)?;
+        let s = self
+            .pipeline
+            .get_session(&r.organization_id, &r.session_id)
+            .map_err(convert::status)?;
         Ok(Response::new(convert::session(&s)))
     }
 
-    async fn close_session(&self, request: Request<CloseSessionRequest>) -> Result<Response<Session>, Status> {
+    async fn close_session(
+        &self,
+        request: Request<CloseSessionRequest>,
+    ) -> Result<Response<Session>, Status> {
         let r = request.into_inner();
-        let s = self.pipeline.close_session(&r.organization_id, &r.session_id).await.map_err(convert::status)?;
+        let s = self
+            .pipeline
+            .close_session(&r.organization_id, &r.session_id)
+            .await
+            .map_err(convert::status)?;
         // The close is acknowledged only once it is durable.
         self.pipeline.sync().await.map_err(convert::status)?;
         Ok(Response::new(convert::session(&s)))
@@ -73,9 +93,19 @@ impl IngestService for IngestApi {
         let credits = self.pipeline.config().stream_credits.max(1);
         let (out_tx, out_rx) = mpsc::channel(credits as usize + 1);
         let (ack_tx, ack_rx) = mpsc::channel(credits as usize);
-        let grant = StreamFramesResponse { event: Some(Event::Credits(CreditGrant { credits })) };
-        out_tx.send(Ok(grant)).await.map_err(|_| Status::cancelled("stream closed"))?;
-        tokio::spawn(acknowledge(self.pipeline.clone(), ack_rx, out_tx.clone(), credits as usize));
+        let grant = StreamFramesResponse {
+            event: Some(Event::Credits(CreditGrant { credits })),
+        };
+        out_tx
+            .send(Ok(grant))
+            .await
+            .map_err(|_| Status::cancelled("stream closed"))?;
+        tokio::spawn(acknowledge(
+            self.pipeline.clone(),
+            ack_rx,
+            out_tx.clone(),
+            credits as usize,
+        ));
         tokio::spawn(receive(self.pipeline.clone(), inbound, ack_tx, credits));
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
@@ -85,13 +115,20 @@ impl IngestService for IngestApi {
 type Pending = (Result<StreamFramesResponse, Status>, OwnedSemaphorePermit);
 
 /// Reads frames while the client has credits, routes each to its session, and queues the ack.
-async fn receive(pipeline: Pipeline, mut inbound: Streaming<StreamFramesRequest>, acks: mpsc::Sender<Pending>, credits: u32) {
+async fn receive(
+    pipeline: Pipeline,
+    mut inbound: Streaming<StreamFramesRequest>,
+    acks: mpsc::Sender<Pending>,
+    credits: u32,
+) {
     let permits = Arc::new(Semaphore::new(credits as usize));
     let mut router: Option<(String, String, FrameRouter)> = None;
     loop {
         // A frame is read only when the client holds a credit, so at most `credits` frames are in the
         // server at once whatever the client does.
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return;
+        };
         let message = match inbound.message().await {
             Ok(Some(m)) => m,
             Ok(None) => return,
@@ -113,16 +150,26 @@ async fn handle_frame(
     router: &mut Option<(String, String, FrameRouter)>,
     message: StreamFramesRequest,
 ) -> Result<StreamFramesResponse, Status> {
-    let frame = message.frame.ok_or_else(|| Status::invalid_argument("frame is required"))?;
+    let frame = message
+        .frame
+        .ok_or_else(|| Status::invalid_argument("frame is required"))?;
     match router {
         Some((org, camera, _)) if *org == frame.organization_id && *camera == frame.camera_id => {}
-        Some(_) => return Err(Status::invalid_argument("organization_id and camera_id must not change within a stream")),
+        Some(_) => {
+            return Err(Status::invalid_argument(
+                "organization_id and camera_id must not change within a stream",
+            ))
+        }
         None => {
-            let r = pipeline.router(&frame.organization_id, &frame.camera_id).map_err(convert::status)?;
+            let r = pipeline
+                .router(&frame.organization_id, &frame.camera_id)
+                .map_err(convert::status)?;
             *router = Some((frame.organization_id.clone(), frame.camera_id.clone(), r));
         }
     }
-    let Some((_, _, router)) = router.as_mut() else { return Err(Status::internal("internal error")) };
+    let Some((_, _, router)) = router.as_mut() else {
+        return Err(Status::internal("internal error"));
+    };
     let session_id = (!frame.session_id.is_empty()).then_some(frame.session_id.as_str());
     if let Some(id) = session_id {
         crow_actors::validate_id("session_id", id).map_err(convert::status)?;
@@ -137,7 +184,13 @@ async fn handle_frame(
     let ack = match router.submit(session_id, input).await {
         Ok(ack) => {
             let (outcome, reason) = convert::outcome(&ack.outcome);
-            FrameAck { frame_index, outcome: outcome as i32, reason, session_id: ack.session_id, replayed: ack.replayed }
+            FrameAck {
+                frame_index,
+                outcome: outcome as i32,
+                reason,
+                session_id: ack.session_id,
+                replayed: ack.replayed,
+            }
         }
         // A closed session refuses the frame; the stream goes on (the client may open a new session).
         Err(PipelineError::SessionClosed(id)) => FrameAck {
@@ -149,7 +202,9 @@ async fn handle_frame(
         },
         Err(e) => return Err(convert::status(e)),
     };
-    Ok(StreamFramesResponse { event: Some(Event::Ack(ack)) })
+    Ok(StreamFramesResponse {
+        event: Some(Event::Ack(ack)),
+    })
 }
 
 /// Sends acks in order once the records they report are durable: all acks queued meanwhile share one

@@ -50,20 +50,28 @@ impl InteractionService for InteractionApi {
         let token = (!r.page_token.is_empty()).then_some(r.page_token);
         let store = self.store.clone();
         let org = r.organization_id;
-        let page = tokio::task::spawn_blocking(move || store.list_interactions(&org, page_size as usize, token.as_deref()))
-            .await
-            .map_err(|_| Status::internal("internal error"))?
-            .map_err(convert::storage_status)?;
+        let page = tokio::task::spawn_blocking(move || {
+            store.list_interactions(&org, page_size as usize, token.as_deref())
+        })
+        .await
+        .map_err(|_| Status::internal("internal error"))?
+        .map_err(convert::storage_status)?;
         Ok(Response::new(ListInteractionsResponse {
             interactions: page.interactions.iter().map(convert::interaction).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }
 
-    async fn get_summary(&self, request: Request<GetSummaryRequest>) -> Result<Response<Summary>, Status> {
+    async fn get_summary(
+        &self,
+        request: Request<GetSummaryRequest>,
+    ) -> Result<Response<Summary>, Status> {
         let r = request.into_inner();
         validate_id("organization_id", &r.organization_id).map_err(convert::status)?;
-        let summary = self.store.summary(&r.organization_id).map_err(convert::storage_status)?;
+        let summary = self
+            .store
+            .summary(&r.organization_id)
+            .map_err(convert::storage_status)?;
         Ok(Response::new(convert::summary(&summary)))
     }
 }

@@ -80,8 +80,15 @@ impl OpenCvSceneDescriber {
         let (scaled, factor) = if image.cols() > HOG_MAX_WIDTH {
             let factor = f64::from(HOG_MAX_WIDTH) / f64::from(image.cols());
             let mut small = Mat::default();
-            imgproc::resize(image, &mut small, Size::default(), factor, factor, imgproc::INTER_AREA)
-                .map_err(cv("downscaling for people detection"))?;
+            imgproc::resize(
+                image,
+                &mut small,
+                Size::default(),
+                factor,
+                factor,
+                imgproc::INTER_AREA,
+            )
+            .map_err(cv("downscaling for people detection"))?;
             (small, factor)
         } else {
             (image.try_clone().map_err(cv("copying frame"))?, 1.0)
@@ -111,15 +118,26 @@ impl OpenCvSceneDescriber {
             .collect())
     }
 
-    fn motion_regions(&self, image: &Mat, previous: &Mat) -> Result<(f64, Vec<Rect>, Size), InferenceError> {
+    fn motion_regions(
+        &self,
+        image: &Mat,
+        previous: &Mat,
+    ) -> Result<(f64, Vec<Rect>, Size), InferenceError> {
         let height = (f64::from(image.rows()) * f64::from(MOTION_WIDTH) / f64::from(image.cols()))
             .round()
             .max(1.0) as i32;
         let blur = |m: &Mat| -> Result<Mat, InferenceError> {
             let grey = grey_thumbnail(m, MOTION_WIDTH, height)?;
             let mut out = Mat::default();
-            imgproc::gaussian_blur(&grey, &mut out, Size::new(5, 5), 0.0, 0.0, core::BORDER_DEFAULT)
-                .map_err(cv("blurring"))?;
+            imgproc::gaussian_blur(
+                &grey,
+                &mut out,
+                Size::new(5, 5),
+                0.0,
+                0.0,
+                core::BORDER_DEFAULT,
+            )
+            .map_err(cv("blurring"))?;
             Ok(out)
         };
         let (a, b) = (blur(image)?, blur(previous)?);
@@ -129,8 +147,12 @@ impl OpenCvSceneDescriber {
         imgproc::threshold(&diff, &mut mask, 25.0, 255.0, imgproc::THRESH_BINARY)
             .map_err(cv("thresholding motion"))?;
         let mut dilated = Mat::default();
-        let kernel = imgproc::get_structuring_element(imgproc::MORPH_ELLIPSE, Size::new(5, 5), Point::new(-1, -1))
-            .map_err(cv("building kernel"))?;
+        let kernel = imgproc::get_structuring_element(
+            imgproc::MORPH_ELLIPSE,
+            Size::new(5, 5),
+            Point::new(-1, -1),
+        )
+        .map_err(cv("building kernel"))?;
         imgproc::dilate(
             &mask,
             &mut dilated,
@@ -160,11 +182,19 @@ impl OpenCvSceneDescriber {
             }
         }
         regions.sort_by_key(|r| std::cmp::Reverse(r.area()));
-        Ok((f64::from(moving) / area, regions, Size::new(MOTION_WIDTH, height)))
+        Ok((
+            f64::from(moving) / area,
+            regions,
+            Size::new(MOTION_WIDTH, height),
+        ))
     }
 
     /// Mean optical flow over moving pixels, in pixels per frame at the frame's own width.
-    fn dominant_flow(&self, image: &Mat, previous: &Mat) -> Result<Option<(f32, f32)>, InferenceError> {
+    fn dominant_flow(
+        &self,
+        image: &Mat,
+        previous: &Mat,
+    ) -> Result<Option<(f32, f32)>, InferenceError> {
         let height = (f64::from(image.rows()) * f64::from(FLOW_WIDTH) / f64::from(image.cols()))
             .round()
             .max(1.0) as i32;
@@ -175,7 +205,9 @@ impl OpenCvSceneDescriber {
         let mut flow = Mat::default();
         video::calc_optical_flow_farneback(&a, &b, &mut flow, 0.5, 3, 15, 3, 5, 1.2, 0)
             .map_err(cv("computing optical flow"))?;
-        let vectors = flow.data_typed::<Vec2f>().map_err(cv("reading optical flow"))?;
+        let vectors = flow
+            .data_typed::<Vec2f>()
+            .map_err(cv("reading optical flow"))?;
         let (mut sx, mut sy, mut n) = (0f32, 0f32, 0u32);
         for v in vectors {
             if v[0].hypot(v[1]) > MIN_FLOW {
@@ -275,7 +307,10 @@ impl FrameDescriber for OpenCvSceneDescriber {
 
         let mut motion_json = serde_json::Value::Null;
         let mut flow_json = serde_json::Value::Null;
-        if let Some(previous) = input.previous.filter(|p| p.cols() == size.width && p.rows() == size.height) {
+        if let Some(previous) = input
+            .previous
+            .filter(|p| p.cols() == size.width && p.rows() == size.height)
+        {
             let (fraction, regions, motion_size) = self.motion_regions(image, previous)?;
             if regions.is_empty() {
                 tags.push("idle".to_owned());
@@ -299,7 +334,10 @@ impl FrameDescriber for OpenCvSceneDescriber {
                 if let Some((dx, dy)) = self.dominant_flow(image, previous)? {
                     let dir = direction(dx, dy);
                     tags.push(format!("moving-{dir}"));
-                    parts.push(format!("dominant movement {dir} at {:.1} px/frame", dx.hypot(dy)));
+                    parts.push(format!(
+                        "dominant movement {dir} at {:.1} px/frame",
+                        dx.hypot(dy)
+                    ));
                     flow_json = json!({ "dx": dx, "dy": dy, "direction": dir });
                 }
             }
@@ -353,20 +391,38 @@ mod tests {
     #[test]
     fn a_moving_square_is_seen_as_motion_to_the_right() {
         let frame = |x: i32| {
-            let mut m = Mat::new_rows_cols_with_default(240, 320, core::CV_8UC3, 40.into()).unwrap();
-            imgproc::rectangle(&mut m, Rect::new(x, 100, 40, 40), (220, 220, 220).into(), -1, imgproc::LINE_8, 0)
-                .unwrap();
+            let mut m =
+                Mat::new_rows_cols_with_default(240, 320, core::CV_8UC3, 40.into()).unwrap();
+            imgproc::rectangle(
+                &mut m,
+                Rect::new(x, 100, 40, 40),
+                (220, 220, 220).into(),
+                -1,
+                imgproc::LINE_8,
+                0,
+            )
+            .unwrap();
             m
         };
         let (a, b) = (frame(100), frame(110));
         let mut d = OpenCvSceneDescriber::new().unwrap();
         let out = d
-            .describe(DescribeInput { image: &b, previous: Some(&a), frame_index: 1, captured_at_ms: 0 })
+            .describe(DescribeInput {
+                image: &b,
+                previous: Some(&a),
+                frame_index: 1,
+                captured_at_ms: 0,
+            })
             .unwrap();
         assert!(out.tags.contains(&"motion".to_owned()), "{out:?}");
         assert!(out.tags.contains(&"moving-right".to_owned()), "{out:?}");
         let first = d
-            .describe(DescribeInput { image: &a, previous: None, frame_index: 0, captured_at_ms: 0 })
+            .describe(DescribeInput {
+                image: &a,
+                previous: None,
+                frame_index: 0,
+                captured_at_ms: 0,
+            })
             .unwrap();
         assert!(first.text.contains("not measured"), "{first:?}");
     }

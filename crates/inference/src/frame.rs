@@ -55,7 +55,11 @@ const PNG_IEND: &[u8] = b"IEND";
 /// Checks the bytes against the declared format without decoding: signature and end marker. libjpeg
 /// "decodes" a truncated JPEG into a half-grey picture with only a warning, so the end marker is checked
 /// explicitly.
-pub fn check_encoding(bytes: &[u8], format: ImageFormat, max_bytes: usize) -> Result<(), DecodeError> {
+pub fn check_encoding(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_bytes: usize,
+) -> Result<(), DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -151,7 +155,8 @@ pub(crate) fn grey_thumbnail(image: &Mat, width: i32, height: i32) -> Result<Mat
         return Ok(small);
     }
     let mut grey = Mat::default();
-    imgproc::cvt_color(&small, &mut grey, imgproc::COLOR_BGR2GRAY, 0).map_err(cv("converting to grey"))?;
+    imgproc::cvt_color(&small, &mut grey, imgproc::COLOR_BGR2GRAY, 0)
+        .map_err(cv("converting to grey"))?;
     Ok(grey)
 }
 
@@ -162,7 +167,10 @@ mod tests {
     #[test]
     fn signature_and_truncation_are_checked_before_decoding() {
         let max = 1 << 20;
-        assert_eq!(check_encoding(&[], ImageFormat::Jpeg, max), Err(DecodeError::Empty));
+        assert_eq!(
+            check_encoding(&[], ImageFormat::Jpeg, max),
+            Err(DecodeError::Empty)
+        );
         assert!(matches!(
             check_encoding(PNG_SIGNATURE, ImageFormat::Jpeg, max),
             Err(DecodeError::SignatureMismatch { .. })
@@ -179,7 +187,8 @@ mod tests {
 
     #[test]
     fn jpeg_round_trips_through_decode() {
-        let image = Mat::new_rows_cols_with_default(48, 64, opencv::core::CV_8UC3, 128.into()).unwrap();
+        let image =
+            Mat::new_rows_cols_with_default(48, 64, opencv::core::CV_8UC3, 128.into()).unwrap();
         let jpeg = encode_jpeg(&image, 80).unwrap();
         let decoded = decode_frame(&jpeg, ImageFormat::Jpeg, 1 << 20).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (64, 48));

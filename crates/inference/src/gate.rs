@@ -105,23 +105,40 @@ mod tests {
 
     fn thumb(fill: u8, changed: usize) -> Thumbnail {
         let mut v = vec![fill; (THUMB_WIDTH * THUMB_HEIGHT) as usize];
-        v.iter_mut().take(changed).for_each(|p| *p = fill.wrapping_add(100));
+        v.iter_mut()
+            .take(changed)
+            .for_each(|p| *p = fill.wrapping_add(100));
         Thumbnail(v)
     }
 
     #[test]
     fn identical_frames_are_duplicates_and_changed_ones_are_kept() {
         let gate = DuplicateGate::new(0.01);
-        assert_eq!(gate.judge(None, &thumb(10, 0)), GateVerdict::Keep { difference: None });
-        assert!(matches!(gate.judge(Some(&thumb(10, 0)), &thumb(10, 0)), GateVerdict::Duplicate { .. }));
-        assert!(matches!(gate.judge(Some(&thumb(10, 0)), &thumb(10, 300)), GateVerdict::Keep { .. }));
+        assert_eq!(
+            gate.judge(None, &thumb(10, 0)),
+            GateVerdict::Keep { difference: None }
+        );
+        assert!(matches!(
+            gate.judge(Some(&thumb(10, 0)), &thumb(10, 0)),
+            GateVerdict::Duplicate { .. }
+        ));
+        assert!(matches!(
+            gate.judge(Some(&thumb(10, 0)), &thumb(10, 300)),
+            GateVerdict::Keep { .. }
+        ));
         // Noise below the per-pixel delta does not count as change.
-        assert!(matches!(gate.judge(Some(&thumb(10, 0)), &thumb(15, 0)), GateVerdict::Duplicate { .. }));
+        assert!(matches!(
+            gate.judge(Some(&thumb(10, 0)), &thumb(15, 0)),
+            GateVerdict::Duplicate { .. }
+        ));
     }
 
     #[test]
     fn zero_threshold_disables_the_gate() {
         let gate = DuplicateGate::new(0.0);
-        assert!(matches!(gate.judge(Some(&thumb(10, 0)), &thumb(10, 0)), GateVerdict::Keep { .. }));
+        assert!(matches!(
+            gate.judge(Some(&thumb(10, 0)), &thumb(10, 0)),
+            GateVerdict::Keep { .. }
+        ));
     }
 }

@@ -19,10 +19,10 @@ pub use error::{DecodeError, InferenceError};
 pub use frame::{decode_frame, encode_jpeg, DecodedFrame, ImageFormat};
 pub use gate::{DuplicateGate, GateVerdict, Thumbnail};
 pub use media::{MediaFrame, MediaReader};
-/// OpenCV's image type, re-exported so that callers need no direct dependency on the bindings.
-pub use opencv::core::Mat;
 /// The OpenCV bindings this crate uses.
 pub use opencv;
+/// OpenCV's image type, re-exported so that callers need no direct dependency on the bindings.
+pub use opencv::core::Mat;
 
 /// Converts an OpenCV error into the crate's error with context.
 pub(crate) fn cv(context: &'static str) -> impl FnOnce(opencv::Error) -> InferenceError {

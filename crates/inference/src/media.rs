@@ -59,7 +59,10 @@ fn is_image(path: &Path) -> bool {
 impl MediaReader {
     /// Opens `path`. `sample_fps` (frames per second of media time) thins a video out; `None` keeps every
     /// frame. For images it sets the media time between consecutive images (default 1 s).
-    pub fn open(path: impl AsRef<Path>, sample_fps: Option<f64>) -> Result<MediaReader, InferenceError> {
+    pub fn open(
+        path: impl AsRef<Path>,
+        sample_fps: Option<f64>,
+    ) -> Result<MediaReader, InferenceError> {
         let path = path.as_ref();
         let media_err = |reason: String| InferenceError::Media {
             path: path.display().to_string(),
@@ -81,22 +84,41 @@ impl MediaReader {
         } else if !path.exists() {
             return Err(media_err("no such file".into()));
         } else if is_image(path) {
-            (Source::Images { paths: vec![path.to_owned()], next: 0 }, Some(1))
+            (
+                Source::Images {
+                    paths: vec![path.to_owned()],
+                    next: 0,
+                },
+                Some(1),
+            )
         } else {
-            let name = path.to_str().ok_or_else(|| media_err("path is not UTF-8".into()))?;
+            let name = path
+                .to_str()
+                .ok_or_else(|| media_err("path is not UTF-8".into()))?;
             let capture = videoio::VideoCapture::from_file(name, videoio::CAP_ANY)
                 .map_err(|e| media_err(e.message))?;
             if !capture.is_opened().unwrap_or(false) {
                 return Err(media_err("OpenCV cannot open it as a video".into()));
             }
             let fps = capture.get(videoio::CAP_PROP_FPS).unwrap_or(0.0);
-            let fps = if fps.is_finite() && fps > 0.0 { fps } else { 25.0 };
+            let fps = if fps.is_finite() && fps > 0.0 {
+                fps
+            } else {
+                25.0
+            };
             let frames = capture.get(videoio::CAP_PROP_FRAME_COUNT).unwrap_or(0.0);
             let total = (frames > 0.0).then(|| match sample_every_ms {
                 Some(every) => ((frames / fps * 1000.0) / every).ceil() as u64,
                 None => frames as u64,
             });
-            (Source::Video { capture, fps, next_source_frame: 0 }, total)
+            (
+                Source::Video {
+                    capture,
+                    fps,
+                    next_source_frame: 0,
+                },
+                total,
+            )
         };
         Ok(MediaReader {
             source,
@@ -127,7 +149,12 @@ impl MediaReader {
     }
 
     fn next_video_frame(&mut self) -> Option<Result<MediaFrame, InferenceError>> {
-        let Source::Video { capture, fps, next_source_frame } = &mut self.source else {
+        let Source::Video {
+            capture,
+            fps,
+            next_source_frame,
+        } = &mut self.source
+        else {
             return None;
         };
         let mut failures = 0;

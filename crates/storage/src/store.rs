@@ -229,7 +229,12 @@ impl Store {
             source_byte(interaction.source_type),
         );
         let value = encode(interaction);
-        (&i.interactions, &i.interaction_ids, &i.org_counts, &i.unanalyzed)
+        (
+            &i.interactions,
+            &i.interaction_ids,
+            &i.org_counts,
+            &i.unanalyzed,
+        )
             .transaction(|(records, ids, counts, unanalyzed)| {
                 if let Some(k) = &unanalyzed_key {
                     unanalyzed.remove(k.as_slice())?;
@@ -257,7 +262,10 @@ impl Store {
         };
         match self.inner.interactions.get(&key)? {
             Some(v) => decode(&key, &v).map(Some),
-            None => Err(StorageError::corrupt(&key, "index points at a missing record")),
+            None => Err(StorageError::corrupt(
+                &key,
+                "index points at a missing record",
+            )),
         }
     }
 
@@ -295,9 +303,9 @@ impl Store {
         for item in self.inner.interactions.range(start..end) {
             let (k, v) = item?;
             if page.interactions.len() == page_size {
-                page.next_page_token = last_key
-                    .take()
-                    .map(|k: sled::IVec| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k));
+                page.next_page_token = last_key.take().map(|k: sled::IVec| {
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k)
+                });
                 break;
             }
             page.interactions.push(decode(&k, &v)?);
@@ -471,7 +479,10 @@ impl Store {
         for item in self.inner.undescribed.scan_prefix(keys::prefix(session_id)) {
             let (k, bytes) = item?;
             let Some(record) = self.inner.frames.get(&k)? else {
-                return Err(StorageError::corrupt(&k, "undescribed frame without tracking record"));
+                return Err(StorageError::corrupt(
+                    &k,
+                    "undescribed frame without tracking record",
+                ));
             };
             out.push((decode(&k, &record)?, bytes.to_vec()));
         }
