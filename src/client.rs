@@ -98,16 +98,21 @@ pub struct StreamReport {
 pub async fn connect(
     url: &str,
 ) -> Result<IngestServiceClient<tonic::transport::Channel>, ClientError> {
-    IngestServiceClient::connect(url.to_owned())
+    let connect_error = |e: tonic::transport::Error| ClientError::Connect {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    };
+    // Windows of several frames, so that sending does not stall on HTTP/2 window updates (see the server).
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map_err(connect_error)?
+        .initial_stream_window_size(16 * 1024 * 1024)
+        .initial_connection_window_size(32 * 1024 * 1024)
+        .connect()
         .await
-        .map(|c| {
-            c.max_decoding_message_size(16 * 1024 * 1024)
-                .max_encoding_message_size(64 * 1024 * 1024)
-        })
-        .map_err(|e| ClientError::Connect {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })
+        .map_err(connect_error)?;
+    Ok(IngestServiceClient::new(channel)
+        .max_decoding_message_size(16 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024))
 }
 
 /// Streams frames from `frames`, sending only while the server grants credits; returns how many were sent

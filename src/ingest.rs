@@ -52,6 +52,7 @@ pub async fn ingest_media(
                 captured_at_ms: start_ms + frame.position_ms,
                 data: Bytes::from(data),
                 format: Some(ImageFormat::Jpeg),
+                prepared: None,
             };
             if tx.blocking_send(input).is_err() {
                 break;

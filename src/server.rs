@@ -70,7 +70,13 @@ pub async fn serve_on(
     let interactions = InteractionApi::new(pipeline.store().clone());
     let ingest =
         IngestServiceServer::new(IngestApi::new(pipeline)).max_decoding_message_size(max_message);
+    // HTTP/2's default 64 KiB window is smaller than one camera frame: every frame would wait for window
+    // updates while the server is busy. A window of a few frames lets the client stay ahead; credits still
+    // bound how many frames the server takes in.
+    let window = u32::try_from(max_message.saturating_mul(2)).unwrap_or(u32::MAX);
     tonic::transport::Server::builder()
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window.saturating_mul(2))
         .add_service(ingest)
         .add_service(InteractionServiceServer::new(interactions))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

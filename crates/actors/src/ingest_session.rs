@@ -28,6 +28,40 @@ use crate::metrics_names as m;
 use crate::supervisor::SupervisorMsg;
 use crate::{DescriberKind, PipelineConfig, PipelineError};
 
+/// A frame validated, decoded and thumbnailed: the pure, expensive part of ingest, which a caller may do
+/// ahead of time with [`prepare_frame`] so that it overlaps the session's work on the previous frame.
+#[derive(Debug)]
+pub struct PreparedFrame {
+    image: Arc<Mat>,
+    thumbnail: Thumbnail,
+}
+
+/// The result of [`prepare_frame`]: the prepared frame, or the client-facing reason it is rejected.
+pub type Prepared = Result<PreparedFrame, String>;
+
+/// Validates (size, declared format, signature, end marker), decodes and thumbnails one encoded frame.
+/// Blocking (OpenCV): call it from a blocking thread.
+pub fn prepare_frame(data: &[u8], format: Option<ImageFormat>, max_frame_bytes: usize) -> Prepared {
+    let Some(format) = format else {
+        return Err("image format is unspecified; send JPEG or PNG".to_owned());
+    };
+    let decoded = decode_frame(data, format, max_frame_bytes).map_err(|e| match e {
+        crow_inference::InferenceError::Decode(e) => e.to_string(),
+        other => {
+            tracing::warn!(error = %other, "frame could not be processed");
+            "image could not be processed".to_owned()
+        }
+    })?;
+    let thumbnail = Thumbnail::of(&decoded.image).map_err(|e| {
+        tracing::warn!(error = %e, "frame could not be thumbnailed");
+        "image could not be processed".to_owned()
+    })?;
+    Ok(PreparedFrame {
+        image: Arc::new(decoded.image),
+        thumbnail,
+    })
+}
+
 /// A frame as handed to the pipeline.
 #[derive(Debug, Clone)]
 pub struct FrameInput {
@@ -39,6 +73,9 @@ pub struct FrameInput {
     pub data: Bytes,
     /// Declared encoding; `None` when the client did not say.
     pub format: Option<ImageFormat>,
+    /// `prepare_frame(data, format, max_frame_bytes)` if the caller already ran it; the session runs it
+    /// otherwise. It must come from these very bytes and the pipeline's `max_frame_bytes`.
+    pub prepared: Option<Arc<Prepared>>,
 }
 
 /// The pipeline's answer to one frame.
@@ -281,7 +318,6 @@ impl IngestSessionState {
 
         if let Some((image, thumb)) = accepted {
             self.gate_reference = Some(thumb);
-            let image = Arc::new(image);
             let previous = self.previous.replace(Arc::clone(&image));
             if describe {
                 self.submit(
@@ -323,43 +359,43 @@ impl IngestSessionState {
         None
     }
 
-    /// Decodes on a blocking thread and runs the gate. Returns the outcome and, if accepted, the image and
-    /// its thumbnail.
+    /// Prepares the frame (unless the caller did) on a blocking thread and runs the gate. Returns the
+    /// outcome and, if accepted, the image and its thumbnail.
     async fn decode_and_gate(
         &self,
         frame: &FrameInput,
-    ) -> Result<(FrameOutcome, Option<(Mat, Thumbnail)>), PipelineError> {
-        let Some(format) = frame.format else {
-            return Ok((
-                rejected("image format is unspecified; send JPEG or PNG"),
-                None,
-            ));
+    ) -> Result<(FrameOutcome, Option<(Arc<Mat>, Thumbnail)>), PipelineError> {
+        let prepared = match &frame.prepared {
+            Some(p) => Arc::clone(p),
+            None => {
+                let (data, format, max_bytes) = (
+                    frame.data.clone(),
+                    frame.format,
+                    self.config.max_frame_bytes,
+                );
+                Arc::new(
+                    tokio::task::spawn_blocking(move || prepare_frame(&data, format, max_bytes))
+                        .await
+                        .map_err(|e| PipelineError::Internal(format!("decode task: {e}")))?,
+                )
+            }
         };
-        let data = frame.data.clone();
-        let max_bytes = self.config.max_frame_bytes;
-        let decoded = tokio::task::spawn_blocking(move || {
-            let decoded = decode_frame(&data, format, max_bytes)?;
-            let thumb = Thumbnail::of(&decoded.image)?;
-            Ok::<_, crow_inference::InferenceError>((decoded.image, thumb))
-        })
-        .await
-        .map_err(|e| PipelineError::Internal(format!("decode task: {e}")))?;
-        let (image, thumb) = match decoded {
-            Ok(v) => v,
-            Err(crow_inference::InferenceError::Decode(e)) => {
-                return Ok((rejected(e.to_string()), None))
-            }
-            Err(e) => {
-                tracing::warn!(session_id = %self.session.id, error = %e, "frame could not be processed");
-                return Ok((rejected("image could not be processed"), None));
-            }
+        let frame = match &*prepared {
+            Ok(p) => p,
+            Err(reason) => return Ok((rejected(reason.clone()), None)),
         };
         Ok(
-            match self.gate.judge(self.gate_reference.as_ref(), &thumb) {
+            match self
+                .gate
+                .judge(self.gate_reference.as_ref(), &frame.thumbnail)
+            {
                 GateVerdict::Duplicate { difference } => {
                     (FrameOutcome::SkippedDuplicate { difference }, None)
                 }
-                GateVerdict::Keep { .. } => (FrameOutcome::Accepted, Some((image, thumb))),
+                GateVerdict::Keep { .. } => (
+                    FrameOutcome::Accepted,
+                    Some((Arc::clone(&frame.image), frame.thumbnail.clone())),
+                ),
             },
         )
     }

@@ -23,5 +23,5 @@ mod supervisor;
 pub use config::{DescriberKind, PipelineConfig};
 pub use describer_pool::{DescriberFactory, DescriberPool};
 pub use error::PipelineError;
-pub use ingest_session::{FrameAck, FrameInput};
+pub use ingest_session::{prepare_frame, FrameAck, FrameInput, Prepared, PreparedFrame};
 pub use pipeline::{validate_id, FrameRouter, Pipeline};

@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crow_actors::{FrameInput, FrameRouter, Pipeline, PipelineError};
+use crow_actors::{prepare_frame, FrameInput, FrameRouter, Pipeline, PipelineError, Prepared};
 use crow_inference::ImageFormat;
 use futures::Stream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -114,41 +114,80 @@ impl IngestService for IngestApi {
 /// An ack (or the stream's final error) waiting for durability, holding the client's credit until sent.
 type Pending = (Result<StreamFramesResponse, Status>, OwnedSemaphorePermit);
 
-/// Reads frames while the client has credits, routes each to its session, and queues the ack.
+/// Three stages, so that decoding a frame overlaps the session's work on the previous one:
+/// 1. the reader takes a frame off the wire only while the client holds a credit;
+/// 2. one blocking thread per stream prepares frames (validate + decode + thumbnail) back to back, in order —
+///    a long-lived loop rather than a blocking task per frame, which would cost thread wake-ups per frame;
+/// 3. the router hands prepared frames to their session in order and queues the acks.
 async fn receive(
     pipeline: Pipeline,
     mut inbound: Streaming<StreamFramesRequest>,
     acks: mpsc::Sender<Pending>,
     credits: u32,
 ) {
+    type Item = (
+        StreamFramesRequest,
+        Option<Arc<Prepared>>,
+        OwnedSemaphorePermit,
+    );
     let permits = Arc::new(Semaphore::new(credits as usize));
-    let mut router: Option<(String, String, FrameRouter)> = None;
-    loop {
-        // A frame is read only when the client holds a credit, so at most `credits` frames are in the
-        // server at once whatever the client does.
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            return;
-        };
-        let message = match inbound.message().await {
-            Ok(Some(m)) => m,
-            Ok(None) => return,
-            Err(status) => {
-                tracing::debug!(%status, "frame stream ended by transport error");
+    // Both queues hold frames that already own a credit, so credits bound them.
+    let (read_tx, mut read_rx) = mpsc::channel::<Item>(credits as usize);
+    let (prepared_tx, mut prepared_rx) = mpsc::channel::<Item>(credits as usize);
+    let reader = tokio::spawn(async move {
+        loop {
+            // A frame is read only when the client holds a credit, so at most `credits` frames are in the
+            // server at once whatever the client does.
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            let message = match inbound.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) => return,
+                Err(status) => {
+                    tracing::debug!(%status, "frame stream ended by transport error");
+                    return;
+                }
+            };
+            if read_tx.send((message, None, permit)).await.is_err() {
                 return;
             }
-        };
-        let result = handle_frame(&pipeline, &mut router, message).await;
+        }
+    });
+    let max_frame_bytes = pipeline.config().max_frame_bytes;
+    let decoder = tokio::task::spawn_blocking(move || {
+        while let Some((message, _, permit)) = read_rx.blocking_recv() {
+            let prepared = message
+                .frame
+                .as_ref()
+                .map(|f| Arc::new(prepare_frame(&f.data, format(f.format), max_frame_bytes)));
+            if prepared_tx
+                .blocking_send((message, prepared, permit))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut router: Option<(String, String, FrameRouter)> = None;
+    while let Some((message, prepared, permit)) = prepared_rx.recv().await {
+        let result = handle_frame(&pipeline, &mut router, message, prepared).await;
         let end = result.is_err();
         if acks.send((result, permit)).await.is_err() || end {
-            return;
+            break;
         }
     }
+    reader.abort();
+    // The decoder ends once the reader's queue is closed (reader aborted) or ours is (dropped here).
+    drop(prepared_rx);
+    let _ = decoder.await;
 }
 
 async fn handle_frame(
     pipeline: &Pipeline,
     router: &mut Option<(String, String, FrameRouter)>,
     message: StreamFramesRequest,
+    prepared: Option<Arc<Prepared>>,
 ) -> Result<StreamFramesResponse, Status> {
     let frame = message
         .frame
@@ -180,6 +219,7 @@ async fn handle_frame(
         captured_at_ms: frame.captured_at_ms,
         data: Bytes::from(frame.data),
         format: format(frame.format),
+        prepared,
     };
     let ack = match router.submit(session_id, input).await {
         Ok(ack) => {
