@@ -9,7 +9,7 @@ use crow::inference::opencv::core::Mat;
 use crow::inference::opencv::imgcodecs;
 use crow::inference::opencv::prelude::*;
 use crow::inference::{encode_jpeg, MediaReader};
-use crow::proto::{CloseSessionRequest, Frame, ImageFormat};
+use crow::proto::{CloseSessionRequest, Frame, FrameOutcome, ImageFormat};
 use crow::{Crow, DescriberKind, PipelineConfig};
 use tokio::sync::mpsc;
 
@@ -152,6 +152,13 @@ async fn pipeline_fps(jpegs: &[Vec<u8>], describer: DescriberKind) -> Result<f64
         acks.len() as u64 == sent,
         "{} acks for {sent} frames",
         acks.len()
+    );
+    let count = |o: FrameOutcome| acks.iter().filter(|a| a.outcome == o as i32).count();
+    println!(
+        "         {sent} frames acked: {} accepted, {} skipped as duplicates, {} rejected",
+        count(FrameOutcome::Accepted),
+        count(FrameOutcome::SkippedDuplicate),
+        count(FrameOutcome::Rejected)
     );
     server.shutdown().await;
     crow.shutdown().await;
