@@ -226,10 +226,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    // Scripts and tests read this line to learn the address (port 0 picks a free one).
-    println!("crow listening on http://{addr}");
+    // Scripts and tests read the first line to learn the address (port 0 picks a free one). Both lines go
+    // out in one write, before serving, so a reader that stops after the first cannot break a later print.
+    let mut banner = format!("crow listening on http://{addr}\n");
     if let Some(m) = config.metrics_listen {
-        println!("crow metrics on http://{m}/metrics");
+        banner.push_str(&format!("crow metrics on http://{m}/metrics\n"));
+    }
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        // Nobody reading stdout is not a reason to stop serving.
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
     tracing::info!(data_dir = %config.data_dir.display(), describer = ?config.pipeline.describer, "serving");
     let shutdown = async {

@@ -12,6 +12,8 @@ use crate::common;
 struct ServerProcess {
     child: Child,
     url: String,
+    /// The server's stdout, kept open for its lifetime.
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 fn start_server(dir: &std::path::Path) -> ServerProcess {
@@ -30,15 +32,18 @@ fn start_server(dir: &std::path::Path) -> ServerProcess {
         .spawn()
         .expect("starting crow serve");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
     let url = line
         .trim()
         .strip_prefix("crow listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    ServerProcess { child, url }
+    ServerProcess {
+        child,
+        url,
+        _stdout: stdout,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,9 @@
 
 mod common;
 
+mod cli;
 mod crash;
 mod ingest;
 mod pagination;
+mod sessions;
 mod supervision;

@@ -125,8 +125,10 @@ async fn receive(
     acks: mpsc::Sender<Pending>,
     credits: u32,
 ) {
+    // A transport error (e.g. a message over the size limit) travels down the stages and ends the stream
+    // with its status, after the acks of the frames before it.
     type Item = (
-        StreamFramesRequest,
+        Result<StreamFramesRequest, Status>,
         Option<Arc<Prepared>>,
         OwnedSemaphorePermit,
     );
@@ -142,14 +144,15 @@ async fn receive(
                 return;
             };
             let message = match inbound.message().await {
-                Ok(Some(m)) => m,
+                Ok(Some(m)) => Ok(m),
                 Ok(None) => return,
                 Err(status) => {
                     tracing::debug!(%status, "frame stream ended by transport error");
-                    return;
+                    Err(status)
                 }
             };
-            if read_tx.send((message, None, permit)).await.is_err() {
+            let end = message.is_err();
+            if read_tx.send((message, None, permit)).await.is_err() || end {
                 return;
             }
         }
@@ -158,8 +161,9 @@ async fn receive(
     let decoder = tokio::task::spawn_blocking(move || {
         while let Some((message, _, permit)) = read_rx.blocking_recv() {
             let prepared = message
-                .frame
                 .as_ref()
+                .ok()
+                .and_then(|m| m.frame.as_ref())
                 .map(|f| Arc::new(prepare_frame(&f.data, format(f.format), max_frame_bytes)));
             if prepared_tx
                 .blocking_send((message, prepared, permit))
@@ -171,7 +175,10 @@ async fn receive(
     });
     let mut router: Option<(String, String, FrameRouter)> = None;
     while let Some((message, prepared, permit)) = prepared_rx.recv().await {
-        let result = handle_frame(&pipeline, &mut router, message, prepared).await;
+        let result = match message {
+            Ok(message) => handle_frame(&pipeline, &mut router, message, prepared).await,
+            Err(status) => Err(status),
+        };
         let end = result.is_err();
         if acks.send((result, permit)).await.is_err() || end {
             break;
