@@ -155,12 +155,11 @@ impl Actor for CrowSupervisor {
                 state.on_failure(&myself, cell, error.to_string()).await?
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                // Session actors stop after a close; the analyzer only when the pipeline shuts down.
                 if let Some(session_id) = state.actor_sessions.remove(&cell.get_id()) {
                     tracing::debug!(session_id, ?reason, "session actor stopped");
                     state.sessions.remove(&session_id);
                     state.restarts.remove(&session_id);
-                } else if cell.get_id() == state.analyzer.get_id() {
-                    state.restart_analyzer(&myself).await?;
                 }
             }
             _ => {}

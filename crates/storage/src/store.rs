@@ -188,12 +188,6 @@ impl Store {
         Ok(())
     }
 
-    /// Blocking flush, for shutdown paths outside an async context.
-    pub fn flush_blocking(&self) -> Result<()> {
-        self.inner.db.flush()?;
-        Ok(())
-    }
-
     // ---------------------------------------------------------------- interactions
 
     /// Stores an interaction unless one with the same id exists, updating the organization's counters in the
@@ -253,6 +247,11 @@ impl Store {
                 Ok(true)
             })
             .map_err(tx_err)
+    }
+
+    #[cfg(test)]
+    fn flush_for_tests(&self) {
+        self.inner.db.flush().unwrap();
     }
 
     /// Fetches one interaction by id.
@@ -396,14 +395,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Writes a session record as is.
-    pub fn put_session(&self, session: &SessionRecord) -> Result<()> {
-        self.inner
-            .sessions
-            .insert(session.id.as_bytes(), encode(session))?;
-        Ok(())
     }
 
     /// Marks a session closed and no longer the camera's open session.
@@ -581,5 +572,129 @@ impl Store {
             out.push(decode(&k, &v)?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FrameOutcome, SessionCounters};
+
+    fn analysis(frame_index: u64) -> FrameAnalysis {
+        FrameAnalysis {
+            frame_index,
+            captured_at_ms: 1_000 + frame_index as i64,
+            describer: "test".into(),
+            text: format!("frame {frame_index}"),
+            confidence: 0.5,
+            tags: vec![],
+            details: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_batch_written_twice_is_stored_once_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut session = store.create_session("org", "cam").unwrap();
+            for i in 0..2 {
+                let frame = FrameRecord {
+                    frame_index: i,
+                    captured_at_ms: 1_000,
+                    outcome: FrameOutcome::Accepted,
+                    description: None,
+                };
+                session.counters.received += 1;
+                store
+                    .record_frame(FrameWrite {
+                        frame: &frame,
+                        session: &session,
+                        undescribed_bytes: Some(b"jpeg"),
+                        gate_thumbnail: None,
+                    })
+                    .unwrap();
+                session.counters.described += 1;
+                assert!(store.record_description(&session, &analysis(i)).unwrap());
+                assert!(
+                    !store.record_description(&session, &analysis(i)).unwrap(),
+                    "described once"
+                );
+            }
+            assert!(store.undescribed_frames(&session.id).unwrap().is_empty());
+            assert_eq!(store.pending_analyses(&session.id).unwrap().len(), 2);
+            batch = BatchRecord {
+                session_id: session.id.clone(),
+                organization_id: "org".into(),
+                camera_id: "cam".into(),
+                batch_index: 0,
+                frames: vec![analysis(0), analysis(1)],
+                created_at_ms: 0,
+            };
+            session.counters.batches = 1;
+            assert!(store.record_batch(&session, &batch).unwrap());
+            assert!(
+                !store.record_batch(&session, &batch).unwrap(),
+                "second write of the same batch index"
+            );
+            assert!(store.pending_analyses(&session.id).unwrap().is_empty());
+            assert_eq!(
+                store.get_session(&session.id).unwrap().unwrap().counters,
+                SessionCounters {
+                    received: 2,
+                    described: 2,
+                    batches: 1,
+                    ..Default::default()
+                }
+            );
+            store.flush_for_tests();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.batches(&batch.session_id).unwrap(),
+            vec![batch.clone()]
+        );
+        assert_eq!(store.unanalyzed_batches().unwrap().len(), 1);
+        let interaction = Interaction {
+            id: "i-1".into(),
+            organization_id: "org".into(),
+            source_type: SourceType::Cctv,
+            session_id: Some(batch.session_id.clone()),
+            data: serde_json::json!({}),
+            summary: "s".into(),
+            confidence: 0.5,
+            tags: vec![],
+            product_ids: vec![],
+            timestamp_ms: 1_000,
+            created_at_ms: 1_000,
+        };
+        assert!(store
+            .insert_batch_interaction(&interaction, &batch.session_id, 0)
+            .unwrap());
+        assert!(!store
+            .insert_batch_interaction(&interaction, &batch.session_id, 0)
+            .unwrap());
+        assert!(store.unanalyzed_batches().unwrap().is_empty());
+        assert_eq!(store.summary("org").unwrap().cctv, 1);
+        assert_eq!(store.get_interaction("i-1").unwrap(), Some(interaction));
+    }
+
+    #[test]
+    fn group_flush_returns_after_a_flush_that_started_later() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = Store::temporary().unwrap();
+        rt.block_on(async {
+            store.sync().await.unwrap();
+            store.sync().await.unwrap();
+        });
+        assert_eq!(
+            store.inner.flush.completed.load(Ordering::SeqCst),
+            2,
+            "each call after the last flush flushes again"
+        );
     }
 }
