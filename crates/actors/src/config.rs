@@ -1,5 +1,7 @@
 //! Pipeline settings.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// Which describer the pipeline runs on accepted frames.
@@ -8,8 +10,43 @@ use serde::{Deserialize, Serialize};
 pub enum DescriberKind {
     /// The embedded OpenCV scene describer (people, motion regions, movement direction). No model needed.
     Opencv,
+    /// A llama.cpp vision model (GGUF + mmproj) through the multimodal (mtmd) path; see [`LlamaConfig`].
+    Llama,
     /// No description: frames are decoded, gated and tracked only (no batches, no interactions).
     Off,
+}
+
+/// The llama.cpp models: any GGUF language model with its matching multimodal projector (e.g. Gemma 3
+/// 4B/12B + mmproj). The defaults point at what `scripts/setup-models.sh` installs: Gemma 3 270M and a
+/// random-weight test projector, which proves the path but describes nothing meaningful.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlamaConfig {
+    /// GGUF language model.
+    pub model: PathBuf,
+    /// GGUF multimodal projector made for `model`.
+    pub mmproj: PathBuf,
+    /// Instruction sent with every frame; `None` uses crow's default.
+    pub prompt: Option<String>,
+    /// CPU threads per inference call.
+    pub threads: i32,
+    /// Context size in tokens.
+    pub n_ctx: u32,
+    /// Most tokens generated per frame.
+    pub max_tokens: u32,
+}
+
+impl Default for LlamaConfig {
+    fn default() -> Self {
+        LlamaConfig {
+            model: PathBuf::from("models/gemma-3-270m-q4_k_m.gguf"),
+            mmproj: PathBuf::from("models/test-mmproj-gemma3-224.gguf"),
+            prompt: None,
+            threads: 2,
+            n_ctx: 2048,
+            max_tokens: 48,
+        }
+    }
 }
 
 /// Settings of the ingest pipeline. Every field has a default that works out of the box.
@@ -29,6 +66,8 @@ pub struct PipelineConfig {
     pub session_max_duration_ms: i64,
     /// Which describer runs.
     pub describer: DescriberKind,
+    /// Models for `describer = "llama"`.
+    pub llama: LlamaConfig,
     /// Describer worker threads (inference slots).
     pub describer_slots: usize,
     /// Frames that may wait for a free slot; when full, sessions wait (and their clients run out of
@@ -51,6 +90,7 @@ impl Default for PipelineConfig {
             max_frame_bytes: 8 * 1024 * 1024,
             session_max_duration_ms: 3_600_000,
             describer: DescriberKind::Opencv,
+            llama: LlamaConfig::default(),
             describer_slots: 2,
             describer_queue: 8,
             stream_credits: 32,

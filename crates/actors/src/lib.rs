@@ -20,7 +20,7 @@ pub mod metrics_names;
 mod pipeline;
 mod supervisor;
 
-pub use config::{DescriberKind, PipelineConfig};
+pub use config::{DescriberKind, LlamaConfig, PipelineConfig};
 pub use describer_pool::{DescriberFactory, DescriberPool};
 pub use error::PipelineError;
 pub use ingest_session::{prepare_frame, FrameAck, FrameInput, Prepared, PreparedFrame};

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crow_inference::llama::{LlamaSettings, VisionModel};
 use crow_inference::OpenCvSceneDescriber;
 use crow_storage::{SessionRecord, Store};
 use ractor::rpc::CallResult;
@@ -11,7 +12,7 @@ use ractor::{Actor, ActorRef};
 use crate::describer_pool::{DescriberFactory, DescriberPool};
 use crate::ingest_session::{FrameAck, FrameInput, FrameReply, IngestSessionMsg};
 use crate::supervisor::{CrowSupervisor, SessionHandle, SupervisorArgs, SupervisorMsg};
-use crate::{DescriberKind, PipelineConfig, PipelineError};
+use crate::{DescriberKind, LlamaConfig, PipelineConfig, PipelineError};
 
 /// Longest accepted organization, camera or session id.
 const MAX_ID_LEN: usize = 128;
@@ -55,16 +56,36 @@ struct PipelineInner {
 }
 
 impl Pipeline {
-    /// Starts the actors on `store` with the describer chosen in `config` (the embedded OpenCV describer, or
-    /// none). Sessions left open by a previous run resume their unfinished work.
+    /// Starts the actors on `store` with the describer chosen in `config` (the embedded OpenCV describer, a
+    /// llama.cpp vision model — loaded and checked here, so a bad model file fails start-up — or none). Sessions left open by a previous run resume their unfinished work.
     pub async fn start(store: Store, config: PipelineConfig) -> Result<Pipeline, PipelineError> {
         let factory: Option<DescriberFactory> = match config.describer {
             DescriberKind::Opencv => {
                 Some(Arc::new(|| Ok(Box::new(OpenCvSceneDescriber::new()?) as _)))
             }
+            DescriberKind::Llama => {
+                let vision = Self::load_vision(&config.llama).await?;
+                Some(Arc::new(move || Ok(Box::new(vision.describer()?) as _)))
+            }
             DescriberKind::Off => None,
         };
         Self::start_with_describer(store, config, factory).await
+    }
+
+    /// Loads the configured llama.cpp vision model once (checked: files exist, are GGUF, projector fits).
+    async fn load_vision(config: &LlamaConfig) -> Result<Arc<VisionModel>, PipelineError> {
+        let c = config.clone();
+        let settings = LlamaSettings {
+            threads: c.threads,
+            n_ctx: c.n_ctx,
+            max_tokens: c.max_tokens,
+        };
+        tokio::task::spawn_blocking(move || {
+            VisionModel::load(&c.model, &c.mmproj, c.prompt, settings)
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(format!("model loader: {e}")))?
+        .map_err(|e| PipelineError::InvalidArgument(e.to_string()))
     }
 
     /// Like [`Pipeline::start`], with a caller-supplied describer factory (one describer per slot).

@@ -70,6 +70,9 @@ pub enum InferenceError {
         /// Why.
         reason: String,
     },
+    /// A model failed (loading, projector, generation); the message says what to do.
+    #[error("{0}")]
+    Model(String),
     /// The input frame is unusable.
     #[error(transparent)]
     Decode(#[from] DecodeError),

