@@ -183,3 +183,89 @@ async fn a_pipeline_with_the_vision_describer_stores_llama_descriptions() {
     }
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_calls_than_slots_wait_counted_and_stopped_sessions_jobs_are_skipped() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use crow::actors::{DescribeJob, DescriberFactory, DescriberPool};
+
+    let vision = VisionModel::load(
+        model(TEXT),
+        model(MMPROJ),
+        None,
+        LlamaSettings {
+            max_tokens: 4,
+            ..settings()
+        },
+    )
+    .unwrap();
+    let factory: DescriberFactory = Arc::new(move || Ok(Box::new(vision.describer()?) as _));
+    // One slot and room for one waiting frame: of 5 simultaneous submissions, at least 3 must wait.
+    let pool = DescriberPool::start(factory, 1, 1).unwrap();
+    let bytes = std::fs::read(common::data("messi5.jpg")).unwrap();
+    let image = Arc::new(
+        decode_frame(&bytes, ImageFormat::Jpeg, 1 << 24)
+            .unwrap()
+            .image,
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let job = |i: u64, cancelled: Arc<AtomicBool>| {
+        let tx = tx.clone();
+        DescribeJob {
+            image: Arc::clone(&image),
+            previous: None,
+            frame_index: i,
+            captured_at_ms: 0,
+            cancelled,
+            done: Box::new(move |r| {
+                let _ = tx.send((i, r));
+            }),
+        }
+    };
+    let live = Arc::new(AtomicBool::new(false));
+    let submissions: Vec<_> = (0..5)
+        .map(|i| {
+            let (pool, job) = (pool.clone(), job(i, Arc::clone(&live)));
+            tokio::spawn(async move { pool.submit(job).await.unwrap() })
+        })
+        .collect();
+    for s in submissions {
+        s.await.unwrap();
+    }
+    let mut done = Vec::new();
+    for _ in 0..5 {
+        let (i, r) = rx.recv().await.unwrap();
+        assert!(r.is_ok(), "frame {i}: {r:?}");
+        done.push(i);
+    }
+    assert!(
+        pool.stats().waits() >= 3,
+        "waits counted: {}",
+        pool.stats().waits()
+    );
+    assert_eq!(pool.stats().described(), 5);
+
+    // A stopped session's queued jobs are skipped, not described.
+    let stopped = Arc::new(AtomicBool::new(false));
+    pool.submit(job(10, Arc::clone(&live))).await.unwrap();
+    pool.submit(job(11, Arc::clone(&stopped))).await.unwrap();
+    stopped.store(true, Ordering::Release);
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        results.push(rx.recv().await.unwrap());
+    }
+    results.sort_by_key(|(i, _)| *i);
+    assert!(results[0].1.is_ok());
+    assert!(
+        results[1]
+            .1
+            .as_ref()
+            .is_err_and(|e| e.contains("cancelled")),
+        "{:?}",
+        results[1]
+    );
+    assert_eq!(pool.stats().cancelled(), 1);
+    assert_eq!(pool.stats().described(), 6);
+}

@@ -3,14 +3,19 @@
 //! Inference blocks for milliseconds to seconds, so it never runs on the async runtime. Each slot owns one
 //! [`FrameDescriber`] (its own model context, detector, ...). [`DescriberPool::submit`] waits while the
 //! queue is full: the waiting session stops acknowledging frames, so its client runs out of credits — memory
-//! stays bounded by `slots + queue` frames.
+//! stays bounded by `slots + queue` frames. Every such wait is counted (`crow_describe_queue_waits_total`).
+//! A job whose session has stopped (closed, failed, shut down) is skipped when a slot takes it
+//! (`crow_describe_cancelled_total`): its frame is still accepted-but-undescribed in sled, so a restarted
+//! session describes it again.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crow_inference::Mat;
 use crow_inference::{DescribeInput, Description, FrameDescriber, InferenceError};
 use tokio::sync::mpsc;
 
+use crate::metrics_names as m;
 use crate::PipelineError;
 
 /// Builds one describer per slot.
@@ -30,8 +35,33 @@ pub struct DescribeJob {
     pub frame_index: u64,
     /// Capture time, ms since the Unix epoch.
     pub captured_at_ms: i64,
+    /// Set when the job's session stops: the job is skipped instead of described.
+    pub cancelled: Arc<AtomicBool>,
     /// Receives `(describer name, description)` or an error message.
     pub done: DescribeCallback,
+}
+
+/// What the pool has counted since it started.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    waits: AtomicU64,
+    cancelled: AtomicU64,
+    described: AtomicU64,
+}
+
+impl PoolStats {
+    /// Submissions that found the queue full and waited for room.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
+    }
+    /// Jobs skipped because their session had stopped.
+    pub fn cancelled(&self) -> u64 {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+    /// Jobs a describer ran (successfully or not).
+    pub fn described(&self) -> u64 {
+        self.described.load(Ordering::Relaxed)
+    }
 }
 
 /// Handle to the worker pool; cheap to clone.
@@ -39,6 +69,7 @@ pub struct DescribeJob {
 pub struct DescriberPool {
     queue: mpsc::Sender<DescribeJob>,
     slots: usize,
+    stats: Arc<PoolStats>,
 }
 
 impl DescriberPool {
@@ -52,19 +83,25 @@ impl DescriberPool {
         let slots = slots.max(1);
         let (tx, rx) = mpsc::channel::<DescribeJob>(queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
+        let stats = Arc::new(PoolStats::default());
         for slot in 0..slots {
             let mut describer = factory()?;
             let rx = Arc::clone(&rx);
+            let worker_stats = Arc::clone(&stats);
             // Workers are detached: each exits when the last handle (the queue's sender) is dropped.
             std::thread::Builder::new()
                 .name(format!("crow-describer-{slot}"))
-                .spawn(move || worker(slot, describer.as_mut(), &rx))
+                .spawn(move || worker(slot, describer.as_mut(), &rx, &worker_stats))
                 .map_err(|e| InferenceError::Media {
                     path: "describer thread".into(),
                     reason: e.to_string(),
                 })?;
         }
-        Ok(DescriberPool { queue: tx, slots })
+        Ok(DescriberPool {
+            queue: tx,
+            slots,
+            stats,
+        })
     }
 
     /// Number of slots.
@@ -72,12 +109,23 @@ impl DescriberPool {
         self.slots
     }
 
-    /// Queues a job, waiting while the queue is full.
+    /// Counters of waits, cancellations and describe calls.
+    pub fn stats(&self) -> &PoolStats {
+        &self.stats
+    }
+
+    /// Queues a job, waiting (counted) while the queue is full.
     pub async fn submit(&self, job: DescribeJob) -> Result<(), PipelineError> {
-        self.queue
-            .send(job)
-            .await
-            .map_err(|_| PipelineError::Unavailable("describer pool stopped".into()))
+        let stopped = || PipelineError::Unavailable("describer pool stopped".into());
+        match self.queue.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(stopped()),
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                self.stats.waits.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(m::DESCRIBE_QUEUE_WAITS).increment(1);
+                self.queue.send(job).await.map_err(|_| stopped())
+            }
+        }
     }
 }
 
@@ -85,6 +133,7 @@ fn worker(
     slot: usize,
     describer: &mut dyn FrameDescriber,
     rx: &Mutex<mpsc::Receiver<DescribeJob>>,
+    stats: &PoolStats,
 ) {
     loop {
         // Holding the lock only while waiting for one job; the describe call runs unlocked.
@@ -96,6 +145,13 @@ fn worker(
             tracing::debug!(slot, "describer worker stopping");
             return;
         };
+        if job.cancelled.load(Ordering::Acquire) {
+            stats.cancelled.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(m::DESCRIBE_CANCELLED).increment(1);
+            (job.done)(Err("cancelled: the session stopped".to_owned()));
+            continue;
+        }
+        stats.described.fetch_add(1, Ordering::Relaxed);
         let input = DescribeInput {
             image: &job.image,
             previous: job.previous.as_deref(),

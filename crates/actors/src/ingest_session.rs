@@ -147,6 +147,17 @@ pub(crate) struct IngestSessionState {
     batch_generation: u64,
     /// Close requests waiting for in-flight descriptions to finish.
     closing: Vec<RpcReplyPort<Result<SessionRecord, PipelineError>>>,
+    /// Shared with this actor's queued describe jobs; set when the actor stops for any reason.
+    cancelled: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for IngestSessionState {
+    fn drop(&mut self) {
+        // The state goes away however the actor ends (close, failure, shutdown): its queued frames are not
+        // worth a slot any more. They stay undescribed in sled for a restarted actor.
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 pub(crate) struct IngestSessionActor;
@@ -182,6 +193,7 @@ impl Actor for IngestSessionActor {
             in_flight: 0,
             batch_generation: 0,
             closing: Vec::new(),
+            cancelled: Arc::default(),
         };
         if !state.pending.is_empty() {
             state.arm_batch_timeout(&myself);
@@ -417,6 +429,7 @@ impl IngestSessionState {
             previous,
             frame_index,
             captured_at_ms,
+            cancelled: Arc::clone(&self.cancelled),
             done: Box::new(move |result| {
                 // If this actor has been restarted meanwhile, the frame's bytes are still in sled and the
                 // new actor describes it again; dropping this result is correct.

@@ -21,7 +21,9 @@ mod pipeline;
 mod supervisor;
 
 pub use config::{DescriberKind, LlamaConfig, PipelineConfig};
-pub use describer_pool::{DescriberFactory, DescriberPool};
+pub use describer_pool::{
+    DescribeCallback, DescribeJob, DescriberFactory, DescriberPool, PoolStats,
+};
 pub use error::PipelineError;
 pub use ingest_session::{prepare_frame, FrameAck, FrameInput, Prepared, PreparedFrame};
 pub use pipeline::{validate_id, FrameRouter, Pipeline};

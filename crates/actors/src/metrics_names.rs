@@ -20,3 +20,7 @@ pub const INTERACTIONS_WRITTEN: &str = "crow_interactions_written_total";
 pub const SESSION_RESTARTS: &str = "crow_session_restarts_total";
 /// Sessions opened.
 pub const SESSIONS_OPENED: &str = "crow_sessions_opened_total";
+/// Describe submissions that waited for room in the full queue.
+pub const DESCRIBE_QUEUE_WAITS: &str = "crow_describe_queue_waits_total";
+/// Describe jobs skipped because their session stopped.
+pub const DESCRIBE_CANCELLED: &str = "crow_describe_cancelled_total";
