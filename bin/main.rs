@@ -68,7 +68,8 @@ struct ServeArgs {
     /// Do not export metrics.
     #[arg(long)]
     no_metrics: bool,
-    /// Frame describer: opencv (embedded default), llama (the [pipeline.llama] models) or off.
+    /// Frame describer: opencv (embedded default), llama ([pipeline.llama] models), remote
+    /// ([pipeline.remote] server) or off.
     #[arg(long, value_parser = parse_describer)]
     describer: Option<DescriberKind>,
 }
@@ -77,6 +78,7 @@ fn parse_describer(s: &str) -> Result<DescriberKind, String> {
     match s {
         "opencv" => Ok(DescriberKind::Opencv),
         "llama" => Ok(DescriberKind::Llama),
+        "remote" => Ok(DescriberKind::Remote),
         "off" => Ok(DescriberKind::Off),
         other => Err(format!(
             "unknown describer {other:?}; expected opencv or off"
@@ -544,6 +546,8 @@ async fn describe(args: DescribeArgs) -> Result<()> {
         max_tokens: llama.max_tokens,
     };
     let prompt = llama.prompt.clone();
+    let remote = (config.pipeline.describer == DescriberKind::Remote)
+        .then(|| config.pipeline.remote.clone());
     let path = args.path.clone();
     let fps = (args.fps > 0.0).then_some(args.fps);
     tokio::task::spawn_blocking(move || -> Result<()> {
@@ -559,7 +563,10 @@ async fn describe(args: DescribeArgs) -> Result<()> {
                 );
                 Box::new(vision.describer()?)
             }
-            _ => Box::new(OpenCvSceneDescriber::new()?),
+            _ => match remote {
+                Some(r) => Box::new(crow::inference::remote::RemoteDescriber::new(r)?),
+                None => Box::new(OpenCvSceneDescriber::new()?),
+            },
         };
         let mut previous: Option<crow::inference::Mat> = None;
         for frame in MediaReader::open(&path, fps)?.take(args.max_frames) {

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(clang libclang-dev cmake pkg-config libopencv-dev protobuf-compiler opencv-doc python3-venv python3-pip)
+PACKAGES=(clang libclang-dev cmake pkg-config libopencv-dev protobuf-compiler opencv-doc python3-venv python3-pip libssl-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

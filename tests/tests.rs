@@ -8,5 +8,6 @@ mod crash;
 mod ingest;
 mod llama;
 mod pagination;
+mod remote;
 mod sessions;
 mod supervision;

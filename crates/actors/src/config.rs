@@ -12,6 +12,9 @@ pub enum DescriberKind {
     Opencv,
     /// A llama.cpp vision model (GGUF + mmproj) through the multimodal (mtmd) path; see [`LlamaConfig`].
     Llama,
+    /// An OpenAI-compatible chat-completions server with image input (llama-server, vLLM, ...); see
+    /// `[pipeline.remote]`.
+    Remote,
     /// No description: frames are decoded, gated and tracked only (no batches, no interactions).
     Off,
 }
@@ -68,6 +71,8 @@ pub struct PipelineConfig {
     pub describer: DescriberKind,
     /// Models for `describer = "llama"`.
     pub llama: LlamaConfig,
+    /// Server for `describer = "remote"`; each describer slot is one request in flight.
+    pub remote: crow_inference::remote::RemoteConfig,
     /// Describer worker threads (inference slots).
     pub describer_slots: usize,
     /// Frames that may wait for a free slot; when full, sessions wait (and their clients run out of
@@ -91,6 +96,7 @@ impl Default for PipelineConfig {
             session_max_duration_ms: 3_600_000,
             describer: DescriberKind::Opencv,
             llama: LlamaConfig::default(),
+            remote: Default::default(),
             describer_slots: 2,
             describer_queue: 8,
             stream_credits: 32,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crow_inference::llama::{LlamaSettings, VisionModel};
+use crow_inference::remote::RemoteDescriber;
 use crow_inference::OpenCvSceneDescriber;
 use crow_storage::{SessionRecord, Store};
 use ractor::rpc::CallResult;
@@ -66,6 +67,15 @@ impl Pipeline {
             DescriberKind::Llama => {
                 let vision = Self::load_vision(&config.llama).await?;
                 Some(Arc::new(move || Ok(Box::new(vision.describer()?) as _)))
+            }
+            DescriberKind::Remote => {
+                let remote = config.remote.clone();
+                // Checks the URL now, so a bad one fails start-up.
+                RemoteDescriber::new(remote.clone())
+                    .map_err(|e| PipelineError::InvalidArgument(e.to_string()))?;
+                Some(Arc::new(move || {
+                    Ok(Box::new(RemoteDescriber::new(remote.clone())?) as _)
+                }))
             }
             DescriberKind::Off => None,
         };

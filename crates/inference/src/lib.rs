@@ -6,6 +6,8 @@
 //!   model-free default, [`OpenCvSceneDescriber`] (HOG people detector, motion regions, optical-flow direction);
 //! - [`llama`]: llama.cpp models — [`llama::VisionModel`] / [`llama::LlamaVisionDescriber`] on the multimodal
 //!   (mtmd) path, and [`llama::TextModel`] for grammar-constrained JSON tasks such as product matching;
+//! - [`remote`]: the same describer contract over an OpenAI-compatible chat-completions server
+//!   ([`remote::RemoteDescriber`]), to move inference to GPU machines;
 //! - [`media`]: reading a video file, an image or a folder of images as timestamped frames ([`MediaReader`]).
 //!
 //! The crate knows nothing about sessions, actors or storage.
@@ -17,6 +19,7 @@ pub mod gate;
 pub mod gguf;
 pub mod llama;
 pub mod media;
+pub mod remote;
 
 pub use describer::{DescribeInput, Description, FrameDescriber, OpenCvSceneDescriber};
 pub use error::{DecodeError, InferenceError};

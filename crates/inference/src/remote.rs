@@ -63,7 +63,10 @@ impl RemoteDescriber {
     pub fn new(config: RemoteConfig) -> Result<RemoteDescriber, InferenceError> {
         let base = config.url.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(remote_error(format!("url {:?} must start with http:// or https://", config.url)));
+            return Err(remote_error(format!(
+                "url {:?} must start with http:// or https://",
+                config.url
+            )));
         }
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms.max(1)))
@@ -85,8 +88,15 @@ impl FrameDescriber for RemoteDescriber {
 
     fn describe(&mut self, input: DescribeInput<'_>) -> Result<Description, InferenceError> {
         let jpeg = encode_jpeg(input.image, self.config.jpeg_quality)?;
-        let image_url = format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(&jpeg));
-        let prompt = self.config.prompt.as_deref().unwrap_or(DEFAULT_VISION_PROMPT);
+        let image_url = format!(
+            "data:image/jpeg;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(&jpeg)
+        );
+        let prompt = self
+            .config
+            .prompt
+            .as_deref()
+            .unwrap_or(DEFAULT_VISION_PROMPT);
         let body = json!({
             "model": self.config.model,
             "max_tokens": self.config.max_tokens,
@@ -111,14 +121,19 @@ impl FrameDescriber for RemoteDescriber {
             let excerpt: String = text.chars().take(300).collect();
             return Err(remote_error(format!("HTTP {status}: {excerpt}")));
         }
-        let reply: serde_json::Value = serde_json::from_str(&text).map_err(|e| remote_error(format!("response is not JSON: {e}")))?;
+        let reply: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| remote_error(format!("response is not JSON: {e}")))?;
         let content = reply["choices"][0]["message"]["content"]
             .as_str()
             .ok_or_else(|| remote_error("response has no choices[0].message.content"))?
             .trim()
             .to_owned();
         Ok(Description {
-            text: if content.is_empty() { "(the model returned no text)".into() } else { content },
+            text: if content.is_empty() {
+                "(the model returned no text)".into()
+            } else {
+                content
+            },
             // A generative model gives no calibrated confidence; 0.5 says "unknown".
             confidence: 0.5,
             tags: vec!["vision-model".to_owned()],
