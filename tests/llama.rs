@@ -269,3 +269,23 @@ async fn more_calls_than_slots_wait_counted_and_stopped_sessions_jobs_are_skippe
     assert_eq!(pool.stats().cancelled(), 1);
     assert_eq!(pool.stats().described(), 6);
 }
+
+#[test]
+fn analysis_answers_json_of_the_expected_shape() {
+    let text = TextModel::load(model(TEXT), settings()).unwrap();
+    let records = [
+        "cctv: 3 people at the entrance, moving right".to_owned(),
+        "web: checkout of sku-101 red running shoes".to_owned(),
+        "cctv: no motion for 40 minutes in aisle 3".to_owned(),
+    ];
+    let (analysis, stats) = text.analyze(&records).unwrap();
+    for list in [
+        &analysis.insights,
+        &analysis.anomalies,
+        &analysis.recommendations,
+    ] {
+        assert!(list.len() <= 3);
+    }
+    assert!(analysis.summary.len() <= 200);
+    assert!(stats.generated_tokens > 0);
+}

@@ -17,6 +17,7 @@ mod error;
 pub mod frame;
 pub mod gate;
 pub mod gguf;
+pub mod grammar;
 pub mod llama;
 pub mod media;
 pub mod remote;

@@ -28,6 +28,7 @@ use serde_json::json;
 
 use crate::describer::{DescribeInput, Description, FrameDescriber};
 use crate::gguf::{read_header, GgufError};
+use crate::grammar::JsonShape;
 use crate::{cv, InferenceError};
 
 /// What can go wrong with llama.cpp models. Messages say what to do.
@@ -363,37 +364,48 @@ pub struct ProductMatch {
     pub unknown_ids_dropped: usize,
 }
 
-/// Escapes text for a GBNF string literal.
-fn gbnf_literal(s: &str) -> String {
-    let mut out = String::from("\"\\\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\\\\\""),
-            '\\' => out.push_str("\\\\\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push_str("\\\"\"");
-    out
+/// The shape of a product-matching answer: `{"product_ids": [catalog ids, at most max_ids], "reason": "..."}`.
+pub fn product_match_shape(catalog: &[CatalogProduct], max_ids: usize) -> JsonShape {
+    JsonShape::object([
+        (
+            "product_ids",
+            JsonShape::Array {
+                item: Box::new(JsonShape::OneOf(
+                    catalog.iter().map(|p| p.id.clone()).collect(),
+                )),
+                max: max_ids,
+            },
+        ),
+        ("reason", JsonShape::String { max_chars: 160 }),
+    ])
 }
 
-/// The GBNF grammar of `{"product_ids": [ids from the catalog], "reason": "..."}`; ids can only be catalog
-/// ids, at most `max_ids` of them, and the reason is bounded so generation always terminates.
-pub fn product_match_grammar(catalog: &[CatalogProduct], max_ids: usize) -> String {
-    let ids = if catalog.is_empty() {
-        "ids ::= \"[\" ws \"]\"".to_owned()
-    } else {
-        let alternatives: Vec<String> = catalog.iter().map(|p| gbnf_literal(&p.id)).collect();
-        format!(
-            "ids ::= \"[\" ws ( id ( ws \",\" ws id ){{0,{}}} )? ws \"]\"\nid ::= {}",
-            max_ids.saturating_sub(1),
-            alternatives.join(" | ")
-        )
+/// The shape of an analysis answer: a summary and short lists of insights, anomalies and recommendations.
+pub fn analysis_shape() -> JsonShape {
+    // At most 200 + 9 x 80 characters: about 300 tokens, inside the 512 that `analyze` allows.
+    let list = || JsonShape::Array {
+        item: Box::new(JsonShape::String { max_chars: 80 }),
+        max: 3,
     };
-    format!(
-        "root ::= \"{{\" ws \"\\\"product_ids\\\"\" ws \":\" ws ids ws \",\" ws \"\\\"reason\\\"\" ws \":\" ws string ws \"}}\"\n{ids}\nstring ::= \"\\\"\" [^\"\\\\\\x00-\\x1F]{{0,160}} \"\\\"\"\nws ::= [ \\t\\n]{{0,2}}\n"
-    )
+    JsonShape::object([
+        ("summary", JsonShape::String { max_chars: 200 }),
+        ("insights", list()),
+        ("anomalies", list()),
+        ("recommendations", list()),
+    ])
+}
+
+/// An analysis of a set of interaction records.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Analysis {
+    /// One-paragraph summary.
+    pub summary: String,
+    /// Patterns worth knowing.
+    pub insights: Vec<String>,
+    /// Unusual events.
+    pub anomalies: Vec<String>,
+    /// Suggested actions.
+    pub recommendations: Vec<String>,
 }
 
 impl TextModel {
@@ -413,11 +425,12 @@ impl TextModel {
             catalog_lines.join("\n"),
             descriptions.iter().map(|d| format!("- {d}")).collect::<Vec<_>>().join("\n")
         );
-        let grammar = product_match_grammar(catalog, 8);
+        let grammar = product_match_shape(catalog, 8).to_gbnf();
         let (text, stats) = self.complete(
             &self.chat_prompt(&user),
             Some(&grammar),
-            self.settings.max_tokens.max(128),
+            // The longest answer the grammar allows (8 ids + 160 characters) is about 100 tokens.
+            self.settings.max_tokens.max(192),
         )?;
         #[derive(serde::Deserialize)]
         struct Raw {
@@ -443,6 +456,23 @@ impl TextModel {
             },
             stats,
         ))
+    }
+
+    /// Summarises interaction records (one line each) into an [`Analysis`]; JSON by grammar.
+    pub fn analyze(&self, records: &[String]) -> Result<(Analysis, GenerationStats), LlamaError> {
+        let user = format!(
+            "You analyse customer interactions recorded in a retail store.\nRecords:\n{}\nAnswer with JSON: a summary, and up to three insights, anomalies and recommendations.",
+            records.iter().map(|r| format!("- {r}")).collect::<Vec<_>>().join("\n")
+        );
+        let grammar = analysis_shape().to_gbnf();
+        let (text, stats) = self.complete(
+            &self.chat_prompt(&user),
+            Some(&grammar),
+            self.settings.max_tokens.max(512),
+        )?;
+        let analysis = serde_json::from_str(text.trim())
+            .map_err(|e| LlamaError::BadOutput(format!("{e}: {text:?}")))?;
+        Ok((analysis, stats))
     }
 }
 
