@@ -127,3 +127,40 @@ pub async fn list_all(url: &str, org: &str, page_size: u32) -> Vec<Interaction> 
         token = page.next_page_token;
     }
 }
+
+/// Checks that every described frame is in exactly one interaction's batch.
+pub fn assert_each_frame_batched_once(interactions: &[Interaction], frames_described: u64) {
+    let mut frames: Vec<u64> = interactions
+        .iter()
+        .flat_map(|i| {
+            let data: serde_json::Value = serde_json::from_str(&i.data_json).unwrap();
+            data["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["frame_index"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    frames.sort_unstable();
+    let listed = frames.len();
+    frames.dedup();
+    assert_eq!(listed, frames.len(), "no frame is in two batches");
+    assert_eq!(
+        listed as u64, frames_described,
+        "every described frame is in a batch"
+    );
+}
+
+/// Lists the organization's interactions until there are `expected` of them (the analyzer writes them
+/// asynchronously), for at most 10 s; returns the last listing.
+pub async fn wait_for_interactions(url: &str, org: &str, expected: u64) -> Vec<Interaction> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = list_all(url, org, 50).await;
+        if found.len() as u64 == expected || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

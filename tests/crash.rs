@@ -151,39 +151,13 @@ async fn killed_server_keeps_acked_work_and_resumes_without_duplicates() {
     );
     assert_eq!(closed.frames_described, closed.frames_accepted);
 
-    let mut finals = Vec::new();
-    for _ in 0..100 {
-        finals = common::list_all(&server.url, "acme", 50).await;
-        if finals.len() as u64 == closed.batches_emitted {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let finals = common::wait_for_interactions(&server.url, "acme", closed.batches_emitted).await;
     assert_eq!(
         finals.len() as u64,
         closed.batches_emitted,
         "one interaction per batch, no duplicates"
     );
-    let mut frame_indexes: Vec<u64> = finals
-        .iter()
-        .flat_map(|i| {
-            let d: serde_json::Value = serde_json::from_str(&i.data_json).unwrap();
-            d["frames"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["frame_index"].as_u64().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    frame_indexes.sort_unstable();
-    let n = frame_indexes.len();
-    frame_indexes.dedup();
-    assert_eq!(n, frame_indexes.len(), "no frame is in two batches");
-    assert_eq!(
-        n as u64, closed.frames_described,
-        "every described frame is in a batch"
-    );
+    common::assert_each_frame_batched_once(&finals, closed.frames_described);
     server.child.kill().ok();
     server.child.wait().ok();
 }

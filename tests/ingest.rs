@@ -72,24 +72,7 @@ async fn a_real_video_becomes_cctv_interactions() {
         let data: serde_json::Value = serde_json::from_str(&i.data_json).unwrap();
         assert!(!data["frames"].as_array().unwrap().is_empty());
     }
-    // Every described frame is in exactly one interaction.
-    let mut frames: Vec<u64> = interactions
-        .iter()
-        .flat_map(|i| {
-            let data: serde_json::Value = serde_json::from_str(&i.data_json).unwrap();
-            data["frames"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["frame_index"].as_u64().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    frames.sort_unstable();
-    let before = frames.len();
-    frames.dedup();
-    assert_eq!(before, frames.len());
-    assert_eq!(frames.len() as u64, closed.frames_described);
+    common::assert_each_frame_batched_once(&interactions, closed.frames_described);
 
     // Another organization sees neither the session nor its records.
     let err = ingest

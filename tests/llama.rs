@@ -162,14 +162,9 @@ async fn a_pipeline_with_the_vision_describer_stores_llama_descriptions() {
         .await
         .unwrap();
     assert_eq!(session.counters.described, session.counters.accepted);
-    let mut interactions = Vec::new();
-    for _ in 0..100 {
-        interactions = common::list_all(&t.url, "acme", 50).await;
-        if interactions.len() as u64 == session.counters.batches {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let interactions =
+        common::wait_for_interactions(&t.url, "acme", session.counters.batches).await;
+    assert_eq!(interactions.len() as u64, session.counters.batches);
     assert!(!interactions.is_empty());
     for i in &interactions {
         let data: serde_json::Value = serde_json::from_str(&i.data_json).unwrap();

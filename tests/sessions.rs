@@ -71,14 +71,7 @@ async fn a_partial_batch_is_emitted_when_its_timeout_expires() {
         common::frames("acme", "till", 1_763_000_000_000, &items),
     )
     .await;
-    let mut found = Vec::new();
-    for _ in 0..100 {
-        found = common::list_all(&t.url, "acme", 50).await;
-        if !found.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let found = common::wait_for_interactions(&t.url, "acme", 1).await;
     assert_eq!(
         found.len(),
         1,

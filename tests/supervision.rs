@@ -57,14 +57,7 @@ async fn a_panicking_session_actor_is_restarted_and_the_session_continues() {
         "work queued before the panic was finished"
     );
     assert_eq!(closed.batches_emitted, closed.frames_described.div_ceil(5));
-    let mut interactions = Vec::new();
-    for _ in 0..100 {
-        interactions = common::list_all(&t.url, "acme", 50).await;
-        if interactions.len() as u64 == closed.batches_emitted {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let interactions = common::wait_for_interactions(&t.url, "acme", closed.batches_emitted).await;
     assert_eq!(interactions.len() as u64, closed.batches_emitted);
     t.stop().await;
 }
