@@ -164,3 +164,23 @@ pub async fn wait_for_interactions(url: &str, org: &str, expected: u64) -> Vec<I
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Closes a session over gRPC and checks the protocol's promise that every received frame has exactly one
+/// outcome.
+pub async fn close_session(url: &str, org: &str, session_id: &str) -> crow::proto::Session {
+    let mut c = client::connect(url).await.unwrap();
+    let closed = c
+        .close_session(crow::proto::CloseSessionRequest {
+            organization_id: org.into(),
+            session_id: session_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        closed.frames_received,
+        closed.frames_accepted + closed.frames_skipped + closed.frames_rejected,
+        "every received frame has one outcome"
+    );
+    closed
+}
