@@ -1,17 +1,15 @@
 //! `crow`: the server and its command-line client.
 
 mod bench;
+mod records;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use crow::client::{self, StreamOptions};
-use crow::proto::interaction_service_client::InteractionServiceClient;
-use crow::proto::{
-    self, CloseSessionRequest, GetSessionRequest, GetSummaryRequest, ListInteractionsRequest,
-};
+use crow::proto::{self, CloseSessionRequest, GetSessionRequest};
 use crow::{Config, Crow, DescriberKind};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -32,11 +30,21 @@ enum Command {
     Serve(ServeArgs),
     /// Stream a video file, an image or a folder of images to a server as a camera.
     Stream(StreamArgs),
-    /// Query interaction records.
+    /// Create, get and list interaction records.
     #[command(subcommand)]
-    Interactions(InteractionsCommand),
+    Interactions(records::InteractionsCommand),
     /// Count an organization's interactions per source.
-    Summary(SummaryArgs),
+    Summary(records::SummaryArgs),
+    /// Events whose processing failed on every attempt.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(records::DeadLettersCommand),
+    /// The product catalog the CCTV analyzer matches against.
+    #[command(subcommand)]
+    Products(records::ProductsCommand),
+    /// Analyse an organization's interactions with the text model (or fetch an earlier analysis).
+    Analyze(records::AnalyzeArgs),
+    /// Print CCTV pattern events of an organization as they are written.
+    Watch(records::WatchArgs),
     /// Inspect or close a session.
     #[command(subcommand)]
     Session(SessionCommand),
@@ -87,10 +95,10 @@ fn parse_describer(s: &str) -> Result<DescriberKind, String> {
 }
 
 #[derive(Args, Clone)]
-struct ServerArg {
+pub(crate) struct ServerArg {
     /// Server URL.
     #[arg(long, default_value = "http://127.0.0.1:50051", env = "CROW_SERVER")]
-    server: String,
+    pub(crate) server: String,
 }
 
 #[derive(Args)]
@@ -163,45 +171,6 @@ enum ModelsCommand {
 }
 
 #[derive(Subcommand)]
-enum InteractionsCommand {
-    /// List interactions, newest first.
-    List(ListArgs),
-}
-
-#[derive(Args)]
-struct ListArgs {
-    /// Organization id.
-    #[arg(long)]
-    org: String,
-    /// Records per page (1-500).
-    #[arg(long, default_value_t = 50)]
-    page_size: u32,
-    /// Cursor from a previous page.
-    #[arg(long)]
-    page_token: Option<String>,
-    /// Follow cursors and print every record.
-    #[arg(long)]
-    all: bool,
-    /// One JSON object per line.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    server: ServerArg,
-}
-
-#[derive(Args)]
-struct SummaryArgs {
-    /// Organization id.
-    #[arg(long)]
-    org: String,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    server: ServerArg,
-}
-
-#[derive(Subcommand)]
 enum SessionCommand {
     /// Show a session and its counters.
     Get(SessionArgs),
@@ -232,8 +201,12 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Stream(args) => stream(args).await,
-        Command::Interactions(InteractionsCommand::List(args)) => list(args).await,
-        Command::Summary(args) => summary(args).await,
+        Command::Interactions(cmd) => records::interactions(cmd).await,
+        Command::Summary(args) => records::summary(args).await,
+        Command::DeadLetters(cmd) => records::dead_letters(cmd).await,
+        Command::Products(cmd) => records::products(cmd).await,
+        Command::Analyze(args) => records::analyze(args).await,
+        Command::Watch(args) => records::watch(args).await,
         Command::Session(cmd) => session(cmd).await,
         Command::Describe(args) => describe(args).await,
         Command::Models(ModelsCommand::List { config, dir }) => models_list(config, dir),
@@ -373,129 +346,6 @@ async fn stream(args: StreamArgs) -> Result<()> {
             session.frames_rejected,
             session.frames_described,
             session.batches_emitted
-        );
-    }
-    Ok(())
-}
-
-async fn interaction_client(
-    url: &str,
-) -> Result<InteractionServiceClient<tonic::transport::Channel>> {
-    InteractionServiceClient::connect(url.to_owned())
-        .await
-        .with_context(|| format!("connecting to {url}"))
-}
-
-fn source_name(value: i32) -> &'static str {
-    match proto::SourceType::try_from(value) {
-        Ok(proto::SourceType::Web) => "web",
-        Ok(proto::SourceType::Cctv) => "cctv",
-        Ok(proto::SourceType::Social) => "social",
-        _ => "unspecified",
-    }
-}
-
-fn format_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since the epoch (Howard Hinnant's algorithm), to print UTC without a date crate.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
-}
-
-async fn list(args: ListArgs) -> Result<()> {
-    if args.page_size == 0 || args.page_size > 500 {
-        bail!("--page-size must be between 1 and 500");
-    }
-    let mut client = interaction_client(&args.server.server).await?;
-    let mut token = args.page_token.clone().unwrap_or_default();
-    let mut printed = 0usize;
-    loop {
-        let page = client
-            .list_interactions(ListInteractionsRequest {
-                organization_id: args.org.clone(),
-                page_size: args.page_size,
-                page_token: token.clone(),
-            })
-            .await?
-            .into_inner();
-        for i in &page.interactions {
-            printed += 1;
-            if args.json {
-                let data: serde_json::Value =
-                    serde_json::from_str(&i.data_json).unwrap_or(serde_json::Value::Null);
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "id": i.id, "organization_id": i.organization_id, "source_type": source_name(i.source_type),
-                        "session_id": i.session_id, "summary": i.summary, "confidence": i.confidence,
-                        "tags": i.tags, "product_ids": i.product_ids, "timestamp_ms": i.timestamp_ms,
-                        "created_at_ms": i.created_at_ms, "data": data,
-                    })
-                );
-            } else {
-                println!(
-                    "{}  {:<6} conf {:.2}  [{}]\n    {}\n    id {}  session {}",
-                    format_ms(i.timestamp_ms),
-                    source_name(i.source_type),
-                    i.confidence,
-                    i.tags.join(", "),
-                    i.summary,
-                    i.id,
-                    if i.session_id.is_empty() {
-                        "-"
-                    } else {
-                        &i.session_id
-                    },
-                );
-            }
-        }
-        token = page.next_page_token;
-        if !args.all || token.is_empty() {
-            break;
-        }
-    }
-    if !args.json {
-        if printed == 0 {
-            println!("no interactions for organization {}", args.org);
-        } else if !token.is_empty() {
-            println!("more: --page-token {token}");
-        }
-    }
-    Ok(())
-}
-
-async fn summary(args: SummaryArgs) -> Result<()> {
-    let mut client = interaction_client(&args.server.server).await?;
-    let s = client
-        .get_summary(GetSummaryRequest {
-            organization_id: args.org.clone(),
-        })
-        .await?
-        .into_inner();
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"web": s.web, "cctv": s.cctv, "social": s.social, "total": s.total})
-        );
-    } else {
-        println!(
-            "organization {}: {} interactions (web {}, cctv {}, social {})",
-            args.org, s.total, s.web, s.cctv, s.social
         );
     }
     Ok(())

@@ -32,9 +32,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut token = None;
     loop {
-        let page = crow
-            .store()
-            .list_interactions("my-store", 50, token.as_deref())?;
+        let page = crow.store().list_interactions(
+            "my-store",
+            &Default::default(),
+            50,
+            token.as_deref(),
+        )?;
         for i in &page.interactions {
             println!(
                 "[{}] {:.2} {:?}\n  {}",

@@ -19,7 +19,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let crow = crow::Crow::builder().data_dir("./crow-data").build().await?;
 //! let report = crow::ingest::ingest_media(crow.pipeline(), "video.avi", "acme", "cam-1", Some(2.0)).await?;
-//! let page = crow.store().list_interactions("acme", 50, None)?;
+//! let page = crow.store().list_interactions("acme", &Default::default(), 50, None)?;
 //! println!("{} frames, {} interactions", report.frames_sent, page.interactions.len());
 //! crow.shutdown().await;
 //! # Ok(()) }

@@ -1,11 +1,14 @@
-//! Serving the gRPC API (`crow.v1.IngestService`, `crow.v1.InteractionService`).
+//! Serving the gRPC API (`crow.v1.IngestService`, `InteractionService`, `CatalogService`,
+//! `AnalysisService`).
 
 use std::future::Future;
 use std::net::SocketAddr;
 
+use crow_grpc_api::proto::analysis_service_server::AnalysisServiceServer;
+use crow_grpc_api::proto::catalog_service_server::CatalogServiceServer;
 use crow_grpc_api::proto::ingest_service_server::IngestServiceServer;
 use crow_grpc_api::proto::interaction_service_server::InteractionServiceServer;
-use crow_grpc_api::{max_message_bytes, IngestApi, InteractionApi};
+use crow_grpc_api::{max_message_bytes, AnalysisApi, CatalogApi, IngestApi, InteractionApi};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -67,7 +70,9 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let max_message = max_message_bytes(pipeline.config().max_frame_bytes);
-    let interactions = InteractionApi::new(pipeline.store().clone());
+    let interactions = InteractionApi::new(pipeline.clone());
+    let catalog = CatalogApi::new(pipeline.clone());
+    let analysis = AnalysisApi::new(pipeline.clone());
     let ingest =
         IngestServiceServer::new(IngestApi::new(pipeline)).max_decoding_message_size(max_message);
     // HTTP/2's default 64 KiB window is smaller than one camera frame: every frame would wait for window
@@ -79,6 +84,8 @@ pub async fn serve_on(
         .initial_connection_window_size(window.saturating_mul(2))
         .add_service(ingest)
         .add_service(InteractionServiceServer::new(interactions))
+        .add_service(CatalogServiceServer::new(catalog))
+        .add_service(AnalysisServiceServer::new(analysis))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

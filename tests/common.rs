@@ -116,6 +116,7 @@ pub async fn list_all(url: &str, org: &str, page_size: u32) -> Vec<Interaction> 
                 organization_id: org.into(),
                 page_size,
                 page_token: token,
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -51,22 +51,39 @@ fn product_matching_answers_parseable_json_with_catalog_ids_only() {
         },
     ];
     let observations = [
-        vec!["A customer picks up red running shoes and tries them on.".to_owned()],
-        vec!["Two people look at the coffee shelf; one takes a bag of beans.".to_owned()],
-        vec!["A person walks past the entrance without stopping.".to_owned()],
+        vec![(
+            3,
+            "A customer picks up red running shoes and tries them on.".to_owned(),
+        )],
+        vec![(
+            7,
+            "Two people look at the coffee shelf; one takes a bag of beans.".to_owned(),
+        )],
+        vec![(
+            0,
+            "A person walks past the entrance without stopping.".to_owned(),
+        )],
         vec![
-            "Someone holds a winter jacket, then puts it back.".to_owned(),
-            "They leave.".to_owned(),
+            (
+                10,
+                "Someone holds a winter jacket, then puts it back.".to_owned(),
+            ),
+            (12, "They leave.".to_owned()),
         ],
     ];
     for obs in &observations {
         let (m, stats) = text.match_products(obs, &catalog).unwrap();
-        assert!(
-            m.product_ids
-                .iter()
-                .all(|id| catalog.iter().any(|p| &p.id == id)),
-            "{m:?}"
-        );
+        for found in &m.matches {
+            assert!(catalog.iter().any(|p| p.id == found.product_id), "{m:?}");
+            assert!((0.0..=1.0).contains(&found.confidence), "{m:?}");
+            assert!(
+                found
+                    .evidence_frames
+                    .iter()
+                    .all(|f| obs.iter().any(|(i, _)| i == f)),
+                "evidence only from the frames shown: {m:?}"
+            );
+        }
         assert_eq!(
             m.unknown_ids_dropped, 0,
             "the grammar only allows catalog ids"
@@ -75,7 +92,7 @@ fn product_matching_answers_parseable_json_with_catalog_ids_only() {
     }
     // An empty catalog allows only an empty list.
     let (m, _) = text.match_products(&observations[0], &[]).unwrap();
-    assert!(m.product_ids.is_empty());
+    assert!(m.matches.is_empty());
 }
 
 #[test]

@@ -55,6 +55,7 @@ async fn three_pages_hold_every_record_once_in_order() {
                 organization_id: "shop".into(),
                 page_size: 10,
                 page_token: token.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -70,6 +71,7 @@ async fn three_pages_hold_every_record_once_in_order() {
                 organization_id: "elsewhere".into(),
                 page_size: 10,
                 page_token: token.clone(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -96,6 +98,7 @@ async fn three_pages_hold_every_record_once_in_order() {
             organization_id: "shop".into(),
             page_size: 10,
             page_token: "not-a-cursor!".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -105,6 +108,7 @@ async fn three_pages_hold_every_record_once_in_order() {
             organization_id: "shop".into(),
             page_size: 501,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -84,6 +84,88 @@ pub struct PipelineConfig {
     pub max_session_restarts: u32,
     /// First restart delay in ms; doubles with each restart.
     pub restart_backoff_ms: u64,
+    /// `CreateInteraction`: validation limits, the outbox and its retries.
+    pub interactions: InteractionsConfig,
+    /// The text model: product matching of CCTV batches and `Analyze`.
+    pub analysis: AnalysisConfig,
+}
+
+/// Settings of `CreateInteraction` and the processor that drains its outbox (the defaults are those of
+/// the queue the design replaces: batches of 10 or 30 s, 3 retries 60 s apart, then a dead letter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InteractionsConfig {
+    /// The processor drains the outbox once this many events wait ...
+    pub outbox_batch_size: usize,
+    /// ... or this long (ms) after the first of them arrived.
+    pub outbox_batch_timeout_ms: u64,
+    /// A failed event is retried this many times before it becomes a dead letter.
+    pub max_retries: u32,
+    /// Delay before each retry, ms.
+    pub retry_delay_ms: u64,
+    /// Largest `data_json`, bytes.
+    pub max_data_bytes: usize,
+    /// Deepest nesting of `data_json` (an object holding an array holding a value is depth 3).
+    pub max_data_depth: usize,
+    /// Longest summary, characters.
+    pub max_summary_chars: usize,
+}
+
+impl Default for InteractionsConfig {
+    fn default() -> Self {
+        InteractionsConfig {
+            outbox_batch_size: 10,
+            outbox_batch_timeout_ms: 30_000,
+            max_retries: 3,
+            retry_delay_ms: 60_000,
+            max_data_bytes: 64 * 1024,
+            max_data_depth: 16,
+            max_summary_chars: 2_000,
+        }
+    }
+}
+
+/// The text model and the analyzer pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// GGUF text model for product matching and `Analyze`. If the file does not exist crow starts without
+    /// it (with a warning): products are then matched lexically and `Analyze` fails with
+    /// FAILED_PRECONDITION. A file that exists but does not load stops start-up.
+    pub model: Option<PathBuf>,
+    /// Analyses that run at once.
+    pub slots: usize,
+    /// Analyses that may wait for a slot; when full, `Analyze` fails with RESOURCE_EXHAUSTED. 0 refuses
+    /// every request beyond the running ones.
+    pub queue: usize,
+    /// The newest records of the window shown to the model.
+    pub max_records: usize,
+    /// Most records an analysis scans for its exact figures.
+    pub scan_limit: usize,
+    /// For a catalog larger than this, a lexical prefilter picks the candidates the model sees.
+    pub catalog_top_k: usize,
+    /// CPU threads per model call.
+    pub threads: i32,
+    /// Context size of the text model, tokens.
+    pub n_ctx: u32,
+    /// Pattern events a `WatchPatterns` subscriber may fall behind before it is dropped.
+    pub pattern_buffer: usize,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        AnalysisConfig {
+            model: Some(PathBuf::from("models/gemma-3-270m-q4_k_m.gguf")),
+            slots: 2,
+            queue: 8,
+            max_records: 30,
+            scan_limit: 100_000,
+            catalog_top_k: 16,
+            threads: 2,
+            n_ctx: 4096,
+            pattern_buffer: 256,
+        }
+    }
 }
 
 impl Default for PipelineConfig {
@@ -102,6 +184,8 @@ impl Default for PipelineConfig {
             stream_credits: 32,
             max_session_restarts: 5,
             restart_backoff_ms: 50,
+            interactions: InteractionsConfig::default(),
+            analysis: AnalysisConfig::default(),
         }
     }
 }

@@ -13,6 +13,15 @@ pub enum PipelineError {
     /// The session is closed and takes no more frames.
     #[error("session {0} is closed")]
     SessionClosed(String),
+    /// The organization has no such record (or it is another organization's: the answer is the same).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request cannot run in the current state (e.g. no text model is loaded).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A capacity limit is reached (e.g. the analysis queue is full); retrying later may succeed.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The pipeline cannot take the request now (restarting actor, shutting down); retrying may succeed.
     #[error("pipeline unavailable: {0}")]
     Unavailable(String),

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! CrowSupervisor                 registry of sessions; restarts failed children with backoff
-//! ├── AnalyzerActor              batch -> cctv interaction record in sled (idempotent)
+//! ├── AnalyzerActor              batch -> product matching -> cctv interaction in sled (idempotent) -> PatternHub
+//! ├── InteractionProcessor       outbox of CreateInteraction -> interactions; retries, dead letters
+//! ├── AnalysisPool               Analyze requests on the text model, at most `slots` at once, bounded queue
 //! └── IngestSessionActor (n)     one per session (camera-hour): decode -> gate -> track -> describe -> batch
 //! DescriberPool                  fixed worker threads running FrameDescribers, bounded queue
 //! ```
@@ -11,19 +13,28 @@
 //! hourly rollovers and actor restarts), and closes sessions. Durable state lives in [`crow_storage`], so a
 //! restarted actor resumes from sled rather than from memory.
 
+mod analysis;
 mod analyzer;
+mod catalog_match;
 mod config;
 mod describer_pool;
 mod error;
+pub mod events;
 mod ingest_session;
 pub mod metrics_names;
+mod patterns;
 mod pipeline;
+mod processor;
+mod service;
 mod supervisor;
 
-pub use config::{DescriberKind, LlamaConfig, PipelineConfig};
+pub use config::{AnalysisConfig, DescriberKind, InteractionsConfig, LlamaConfig, PipelineConfig};
 pub use describer_pool::{
     DescribeCallback, DescribeJob, DescriberFactory, DescriberPool, PoolStats,
 };
 pub use error::PipelineError;
+pub use events::CreateInteraction;
 pub use ingest_session::{prepare_frame, FrameAck, FrameInput, Prepared, PreparedFrame};
+pub use patterns::{Lagged, PatternEvent, PatternHub, PatternSubscription};
 pub use pipeline::{validate_id, FrameRouter, Pipeline};
+pub use service::{ProductInput, MAX_UPSERT_PRODUCTS};

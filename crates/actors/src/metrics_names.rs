@@ -24,3 +24,21 @@ pub const SESSIONS_OPENED: &str = "crow_sessions_opened_total";
 pub const DESCRIBE_QUEUE_WAITS: &str = "crow_describe_queue_waits_total";
 /// Describe jobs skipped because their session stopped.
 pub const DESCRIBE_CANCELLED: &str = "crow_describe_cancelled_total";
+/// `CreateInteraction` events accepted into the outbox.
+pub const OUTBOX_ACCEPTED: &str = "crow_outbox_accepted_total";
+/// Outbox events processed into interactions.
+pub const OUTBOX_PROCESSED: &str = "crow_outbox_processed_total";
+/// Failed processing attempts that will be retried.
+pub const OUTBOX_RETRIES: &str = "crow_outbox_retries_total";
+/// Events moved to the dead letters.
+pub const DEAD_LETTERS: &str = "crow_dead_letters_total";
+/// Events waiting in the outbox (gauge).
+pub const OUTBOX_DEPTH: &str = "crow_outbox_depth";
+/// Analyses finished (label `status`: done, failed).
+pub const ANALYSES: &str = "crow_analyses_total";
+/// Analyses refused because the queue was full.
+pub const ANALYSES_REFUSED: &str = "crow_analyses_refused_total";
+/// Analyses running (gauge).
+pub const ANALYSES_RUNNING: &str = "crow_analyses_running";
+/// Pattern-event subscribers dropped for falling behind.
+pub const PATTERN_SUBSCRIBERS_DROPPED: &str = "crow_pattern_subscribers_dropped_total";

@@ -3,15 +3,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crow_inference::llama::{LlamaSettings, VisionModel};
+use crow_inference::llama::{LlamaSettings, TextModel, VisionModel};
 use crow_inference::remote::RemoteDescriber;
 use crow_inference::OpenCvSceneDescriber;
 use crow_storage::{SessionRecord, Store};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
+use tokio::sync::watch;
 
+use crate::analysis::AnalysisArgs;
+use crate::analyzer::AnalyzerArgs;
+use crate::config::AnalysisConfig;
 use crate::describer_pool::{DescriberFactory, DescriberPool};
 use crate::ingest_session::{FrameAck, FrameInput, FrameReply, IngestSessionMsg};
+use crate::patterns::PatternHub;
+use crate::processor::ProcessorArgs;
 use crate::supervisor::{CrowSupervisor, SessionHandle, SupervisorArgs, SupervisorMsg};
 use crate::{DescriberKind, LlamaConfig, PipelineConfig, PipelineError};
 
@@ -47,13 +53,18 @@ pub fn validate_id(what: &str, id: &str) -> Result<(), PipelineError> {
 /// [`Pipeline::shutdown`].
 #[derive(Clone)]
 pub struct Pipeline {
-    inner: Arc<PipelineInner>,
+    pub(crate) inner: Arc<PipelineInner>,
 }
 
-struct PipelineInner {
-    supervisor: ActorRef<SupervisorMsg>,
-    store: Store,
-    config: Arc<PipelineConfig>,
+pub(crate) struct PipelineInner {
+    pub(crate) supervisor: ActorRef<SupervisorMsg>,
+    pub(crate) store: Store,
+    pub(crate) config: Arc<PipelineConfig>,
+    pub(crate) model: Option<Arc<TextModel>>,
+    pub(crate) patterns: PatternHub,
+    pub(crate) analysis_finished: Arc<watch::Sender<u64>>,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) processing_fault: crate::processor::FaultHook,
 }
 
 impl Pipeline {
@@ -116,11 +127,34 @@ impl Pipeline {
                     .map_err(|e| PipelineError::Internal(format!("starting describers: {e}")))?,
             ),
         };
+        let model = Self::load_text_model(&config.analysis).await?;
+        let patterns = PatternHub::new(config.analysis.pattern_buffer);
+        let analysis_finished = Arc::new(watch::channel(0u64).0);
+        #[cfg(feature = "fault-injection")]
+        let processing_fault: crate::processor::FaultHook = Default::default();
         let config = Arc::new(config);
         let args = SupervisorArgs {
             store: store.clone(),
             pool,
             config: Arc::clone(&config),
+            analyzer: AnalyzerArgs {
+                store: store.clone(),
+                model: model.clone(),
+                catalog_top_k: config.analysis.catalog_top_k,
+                patterns: patterns.clone(),
+            },
+            processor: ProcessorArgs {
+                store: store.clone(),
+                config: Arc::new(config.interactions.clone()),
+                #[cfg(feature = "fault-injection")]
+                fault: processing_fault.clone(),
+            },
+            analysis: AnalysisArgs {
+                store: store.clone(),
+                model: model.clone(),
+                config: Arc::new(config.analysis.clone()),
+                finished: Arc::clone(&analysis_finished),
+            },
         };
         let (supervisor, _) = Actor::spawn(None, CrowSupervisor, args)
             .await
@@ -130,8 +164,41 @@ impl Pipeline {
                 supervisor,
                 store,
                 config,
+                model,
+                patterns,
+                analysis_finished,
+                #[cfg(feature = "fault-injection")]
+                processing_fault,
             }),
         })
+    }
+
+    /// Loads the text model if one is configured and its file exists (checked: a file that is there but
+    /// does not load fails start-up).
+    async fn load_text_model(
+        config: &AnalysisConfig,
+    ) -> Result<Option<Arc<TextModel>>, PipelineError> {
+        let Some(path) = config.model.clone() else {
+            return Ok(None);
+        };
+        if !path.exists() {
+            tracing::warn!(
+                model = %path.display(),
+                "text model not found: products are matched lexically and Analyze is unavailable (scripts/setup-models.sh installs the default)"
+            );
+            return Ok(None);
+        }
+        let settings = LlamaSettings {
+            threads: config.threads,
+            n_ctx: config.n_ctx,
+            max_tokens: 64,
+        };
+        let model = tokio::task::spawn_blocking(move || TextModel::load(&path, settings))
+            .await
+            .map_err(|e| PipelineError::Internal(format!("model loader: {e}")))?
+            .map_err(|e| PipelineError::InvalidArgument(e.to_string()))?;
+        tracing::info!(model = %model.path().display(), "text model loaded");
+        Ok(Some(model))
     }
 
     /// The store the pipeline writes to.

@@ -1,19 +1,22 @@
-//! `CrowSupervisor`: owns the registry of session actors and the analyzer, spawns them linked, and restarts
-//! a failed one with exponential backoff (bounded). A restarted session actor resumes from sled.
+//! `CrowSupervisor`: owns the registry of session actors, the analyzer, the interaction processor and the
+//! analysis pool; spawns them linked, and restarts a failed one (session actors with exponential backoff,
+//! bounded). Every restarted actor resumes from sled.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crow_storage::{BatchRecord, SessionRecord, SessionStatus, Store};
+use crow_storage::{AnalysisRecord, BatchRecord, SessionRecord, SessionStatus, Store};
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
-use crate::analyzer::{AnalyzerActor, AnalyzerMsg};
+use crate::analysis::{AnalysisArgs, AnalysisMsg, AnalysisPool};
+use crate::analyzer::{AnalyzerActor, AnalyzerArgs, AnalyzerMsg};
 use crate::describer_pool::DescriberPool;
 use crate::ingest_session::{IngestSessionActor, IngestSessionArgs, IngestSessionMsg};
 use crate::metrics_names as m;
+use crate::processor::{InteractionProcessor, ProcessorArgs, ProcessorMsg};
 use crate::{PipelineConfig, PipelineError};
 
 /// A running session actor.
@@ -34,6 +37,13 @@ pub(crate) enum SupervisorMsg {
     },
     /// Forward a stored batch to the analyzer.
     Analyze(BatchRecord),
+    /// Tell the processor an event was accepted into the outbox.
+    Enqueued,
+    /// Hand an analysis to the pool.
+    SubmitAnalysis {
+        record: Box<AnalysisRecord>,
+        reply: RpcReplyPort<Result<(), PipelineError>>,
+    },
     /// Restart a failed session actor (sent to itself after the backoff).
     Restart { session_id: String },
     /// Fault injection for tests: make a session actor panic.
@@ -48,6 +58,9 @@ pub(crate) struct SupervisorArgs {
     pub store: Store,
     pub pool: Option<DescriberPool>,
     pub config: Arc<PipelineConfig>,
+    pub analyzer: AnalyzerArgs,
+    pub processor: ProcessorArgs,
+    pub analysis: AnalysisArgs,
 }
 
 enum Slot {
@@ -61,6 +74,11 @@ pub(crate) struct SupervisorState {
     pool: Option<DescriberPool>,
     config: Arc<PipelineConfig>,
     analyzer: ActorRef<AnalyzerMsg>,
+    analyzer_args: AnalyzerArgs,
+    processor: ActorRef<ProcessorMsg>,
+    processor_args: ProcessorArgs,
+    analysis: ActorRef<AnalysisMsg>,
+    analysis_args: AnalysisArgs,
     sessions: HashMap<String, Slot>,
     actor_sessions: HashMap<ActorId, String>,
     restarts: HashMap<String, u32>,
@@ -78,13 +96,28 @@ impl Actor for CrowSupervisor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let cell = myself.get_cell();
         let (analyzer, _) =
-            Actor::spawn_linked(None, AnalyzerActor, args.store.clone(), myself.get_cell()).await?;
+            Actor::spawn_linked(None, AnalyzerActor, args.analyzer.clone(), cell.clone()).await?;
+        let (processor, _) = Actor::spawn_linked(
+            None,
+            InteractionProcessor,
+            args.processor.clone(),
+            cell.clone(),
+        )
+        .await?;
+        let (analysis, _) =
+            Actor::spawn_linked(None, AnalysisPool, args.analysis.clone(), cell).await?;
         let mut state = SupervisorState {
             store: args.store,
             pool: args.pool,
             config: args.config,
             analyzer,
+            analyzer_args: args.analyzer,
+            processor,
+            processor_args: args.processor,
+            analysis,
+            analysis_args: args.analysis,
             sessions: HashMap::new(),
             actor_sessions: HashMap::new(),
             restarts: HashMap::new(),
@@ -122,6 +155,17 @@ impl Actor for CrowSupervisor {
             SupervisorMsg::Analyze(batch) => {
                 if let Err(e) = state.analyzer.cast(AnalyzerMsg::Analyze(batch)) {
                     tracing::warn!(error = %e, "analyzer unavailable; batch left for recovery");
+                }
+            }
+            SupervisorMsg::Enqueued => {
+                if let Err(e) = state.processor.cast(ProcessorMsg::Enqueued) {
+                    tracing::warn!(error = %e, "processor unavailable; the event waits in the outbox");
+                }
+            }
+            SupervisorMsg::SubmitAnalysis { record, reply } => {
+                if let Err(e) = state.analysis.cast(AnalysisMsg::Submit { record, reply }) {
+                    // The reply port went down with the message: the caller sees the call fail.
+                    tracing::warn!(error = %e, "analysis pool unavailable");
                 }
             }
             SupervisorMsg::Restart { session_id } => {
@@ -246,9 +290,46 @@ impl SupervisorState {
         cell: ActorCell,
         error: String,
     ) -> Result<(), ActorProcessingErr> {
-        if cell.get_id() == self.analyzer.get_id() {
+        let id = cell.get_id();
+        if id == self.analyzer.get_id() {
             tracing::error!(error, "analyzer failed; restarting it");
-            return self.restart_analyzer(myself).await;
+            // Batches lost with the old analyzer are still marked unanalyzed in sled; the new one picks
+            // them up.
+            self.analyzer = Actor::spawn_linked(
+                None,
+                AnalyzerActor,
+                self.analyzer_args.clone(),
+                myself.get_cell(),
+            )
+            .await?
+            .0;
+            return Ok(());
+        }
+        if id == self.processor.get_id() {
+            tracing::error!(error, "interaction processor failed; restarting it");
+            // Unprocessed events are still in the outbox; the new processor drains them.
+            self.processor = Actor::spawn_linked(
+                None,
+                InteractionProcessor,
+                self.processor_args.clone(),
+                myself.get_cell(),
+            )
+            .await?
+            .0;
+            return Ok(());
+        }
+        if id == self.analysis.get_id() {
+            tracing::error!(error, "analysis pool failed; restarting it");
+            // Queued and running analyses are recorded in sled; the new pool runs them again.
+            self.analysis = Actor::spawn_linked(
+                None,
+                AnalysisPool,
+                self.analysis_args.clone(),
+                myself.get_cell(),
+            )
+            .await?
+            .0;
+            return Ok(());
         }
         let Some(session_id) = self.actor_sessions.remove(&cell.get_id()) else {
             return Ok(());
@@ -281,17 +362,6 @@ impl SupervisorState {
         metrics::counter!(m::SESSION_RESTARTS).increment(1);
         self.sessions.insert(session_id.clone(), Slot::Restarting);
         myself.send_after(backoff, move || SupervisorMsg::Restart { session_id });
-        Ok(())
-    }
-
-    async fn restart_analyzer(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-    ) -> Result<(), ActorProcessingErr> {
-        let (analyzer, _) =
-            Actor::spawn_linked(None, AnalyzerActor, self.store.clone(), myself.get_cell()).await?;
-        // Batches lost with the old analyzer are still marked unanalyzed in sled; the new one picks them up.
-        self.analyzer = analyzer;
         Ok(())
     }
 }

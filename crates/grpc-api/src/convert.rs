@@ -1,8 +1,10 @@
 //! Domain <-> protobuf conversions and error mapping.
 
+use crow_actors::PatternEvent;
 use crow_actors::PipelineError;
 use crow_storage::{
-    FrameOutcome, Interaction, SessionRecord, SessionStatus, SourceType, StorageError, Summary,
+    AnalysisRecord, AnalysisStatus, DeadLetter, FrameOutcome, Interaction, Product, SessionRecord,
+    SessionStatus, SourceType, StorageError, Summary,
 };
 use tonic::Status;
 
@@ -15,6 +17,9 @@ pub(crate) fn status(e: PipelineError) -> Status {
         PipelineError::SessionClosed(id) => {
             Status::failed_precondition(format!("session {id} is closed"))
         }
+        PipelineError::NotFound(what) => Status::not_found(format!("{what} not found")),
+        PipelineError::FailedPrecondition(m) => Status::failed_precondition(m),
+        PipelineError::ResourceExhausted(m) => Status::resource_exhausted(m),
         PipelineError::Unavailable(m) => Status::unavailable(m),
         PipelineError::Storage(e) => storage_status(e),
         PipelineError::Internal(m) => {
@@ -27,6 +32,7 @@ pub(crate) fn status(e: PipelineError) -> Status {
 pub(crate) fn storage_status(e: StorageError) -> Status {
     match e {
         StorageError::InvalidPageToken => Status::invalid_argument("invalid page_token"),
+        StorageError::InvalidFilter(m) => Status::invalid_argument(m),
         StorageError::NotFound { what } => Status::not_found(format!("{what} not found")),
         other => {
             // Logged here, where it is handled; the client learns only that storage failed.
@@ -98,5 +104,119 @@ pub(crate) fn summary(s: &Summary) -> proto::Summary {
         cctv: s.cctv,
         social: s.social,
         total: s.total(),
+    }
+}
+
+/// A source filter from the wire: UNSPECIFIED means none; unknown numbers are refused.
+pub(crate) fn source_filter(value: i32, field: &str) -> Result<Option<SourceType>, Status> {
+    match proto::SourceType::try_from(value) {
+        Ok(proto::SourceType::Unspecified) => Ok(None),
+        Ok(proto::SourceType::Web) => Ok(Some(SourceType::Web)),
+        Ok(proto::SourceType::Cctv) => Ok(Some(SourceType::Cctv)),
+        Ok(proto::SourceType::Social) => Ok(Some(SourceType::Social)),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "{field} must be web, cctv or social"
+        ))),
+    }
+}
+
+/// 0 on the wire means "not set".
+pub(crate) fn optional_ms(v: i64) -> Option<i64> {
+    (v != 0).then_some(v)
+}
+
+pub(crate) fn dead_letter(d: &DeadLetter) -> proto::DeadLetter {
+    let r = &d.record;
+    proto::DeadLetter {
+        id: r.id.clone(),
+        organization_id: r.organization_id.clone(),
+        source_type: source(r.source_type) as i32,
+        data_json: r.data.to_string(),
+        summary: r.summary.clone().unwrap_or_default(),
+        timestamp_ms: r.timestamp_ms,
+        attempts: d.attempts,
+        last_error: d.last_error.clone(),
+        dead_at_ms: d.dead_at_ms,
+    }
+}
+
+pub(crate) fn product(p: &Product) -> proto::Product {
+    proto::Product {
+        id: p.id.clone(),
+        organization_id: p.organization_id.clone(),
+        name: p.name.clone(),
+        category: p.category.clone(),
+        description: p.description.clone(),
+        tags: p.tags.clone(),
+        updated_at_ms: p.updated_at_ms,
+    }
+}
+
+pub(crate) fn analysis(a: &AnalysisRecord) -> proto::Analysis {
+    let result = a.result.clone().unwrap_or_default();
+    let labels = |v: &[(String, u64)]| {
+        v.iter()
+            .map(|(label, count)| proto::LabelCount {
+                label: label.clone(),
+                count: *count,
+            })
+            .collect()
+    };
+    let s = &a.stats;
+    proto::Analysis {
+        id: a.id.clone(),
+        organization_id: a.organization_id.clone(),
+        status: match a.status {
+            AnalysisStatus::Queued => proto::AnalysisStatus::Queued,
+            AnalysisStatus::Running => proto::AnalysisStatus::Running,
+            AnalysisStatus::Done => proto::AnalysisStatus::Done,
+            AnalysisStatus::Failed => proto::AnalysisStatus::Failed,
+        } as i32,
+        from_ms: a.from_ms.unwrap_or(0),
+        to_ms: a.to_ms.unwrap_or(0),
+        source_type: a.source.map_or(proto::SourceType::Unspecified, source) as i32,
+        summary: result.summary,
+        insights: result.insights,
+        anomalies: result.anomalies,
+        recommendations: result.recommendations,
+        records: s.records,
+        counts: Some(proto::Summary {
+            web: s.web,
+            cctv: s.cctv,
+            social: s.social,
+            total: s.web + s.cctv + s.social,
+        }),
+        top_tags: labels(&s.top_tags),
+        top_products: labels(&s.top_products),
+        truncated: s.truncated,
+        records_used: a.records_used,
+        error: a.error.clone().unwrap_or_default(),
+        created_at_ms: a.created_at_ms,
+        started_at_ms: a.started_at_ms.unwrap_or(0),
+        finished_at_ms: a.finished_at_ms.unwrap_or(0),
+    }
+}
+
+pub(crate) fn pattern(e: &PatternEvent) -> proto::PatternEvent {
+    proto::PatternEvent {
+        organization_id: e.organization_id.clone(),
+        session_id: e.session_id.clone(),
+        camera_id: e.camera_id.clone(),
+        batch_index: e.batch_index,
+        first_frame_index: e.frame_range.0,
+        last_frame_index: e.frame_range.1,
+        interaction_id: e.interaction_id.clone(),
+        summary: e.summary.clone(),
+        tags: e.tags.clone(),
+        products: e
+            .products
+            .iter()
+            .map(|p| proto::ProductMatch {
+                product_id: p.product_id.clone(),
+                confidence: p.confidence,
+                evidence_frames: p.evidence_frames.clone(),
+            })
+            .collect(),
+        timestamp_ms: e.timestamp_ms,
     }
 }

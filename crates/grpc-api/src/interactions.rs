@@ -1,61 +1,153 @@
-//! `InteractionService`: reads straight from storage (no actor owns this state).
+//! `InteractionService`: create (through the outbox), get, list with filters, summary, dead letters.
 
-use crow_actors::validate_id;
-use crow_storage::Store;
+use crow_actors::{validate_id, CreateInteraction, Pipeline};
+use crow_storage::{InteractionFilter, InteractionState};
 use tonic::{Request, Response, Status};
 
 use crate::convert;
 use crate::proto::interaction_service_server::InteractionService;
-use crate::proto::{GetSummaryRequest, ListInteractionsRequest, ListInteractionsResponse, Summary};
+use crate::proto::{
+    CreateInteractionRequest, CreateInteractionResponse, GetInteractionRequest,
+    GetInteractionResponse, GetSummaryRequest, ListDeadLettersRequest, ListDeadLettersResponse,
+    ListInteractionsRequest, ListInteractionsResponse, RetryDeadLetterRequest, Summary,
+};
 
-/// Page size used when the request says 0.
-const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Page size used when a request says 0.
+pub(crate) const DEFAULT_PAGE_SIZE: u32 = 50;
 /// Longest accepted page token, in bytes.
 const MAX_PAGE_TOKEN_LEN: usize = 1024;
+/// Longest accepted search query, in bytes.
+const MAX_QUERY_BYTES: usize = 512;
+
+/// Checks a requested page size: 0 means the default, above the maximum is an error.
+pub(crate) fn page_size(requested: u32) -> Result<usize, Status> {
+    match requested {
+        0 => Ok(DEFAULT_PAGE_SIZE as usize),
+        n if n as usize > crow_storage::MAX_PAGE_SIZE => Err(Status::invalid_argument(format!(
+            "page_size must be at most {}",
+            crow_storage::MAX_PAGE_SIZE
+        ))),
+        n => Ok(n as usize),
+    }
+}
+
+/// `None` for an empty string.
+pub(crate) fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Runs blocking storage work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Status::internal("internal error"))?
+}
 
 /// The `crow.v1.InteractionService` implementation.
 #[derive(Clone)]
 pub struct InteractionApi {
-    store: Store,
+    pipeline: Pipeline,
 }
 
 impl InteractionApi {
-    /// Serves the interactions in `store`.
-    pub fn new(store: Store) -> InteractionApi {
-        InteractionApi { store }
+    /// Serves the interactions of `pipeline`.
+    pub fn new(pipeline: Pipeline) -> InteractionApi {
+        InteractionApi { pipeline }
     }
 }
 
 #[tonic::async_trait]
 impl InteractionService for InteractionApi {
+    async fn create_interaction(
+        &self,
+        request: Request<CreateInteractionRequest>,
+    ) -> Result<Response<CreateInteractionResponse>, Status> {
+        let r = request.into_inner();
+        let source_type = convert::source_filter(r.source_type, "source_type")?;
+        let enqueued = self
+            .pipeline
+            .create_interaction(CreateInteraction {
+                organization_id: r.organization_id,
+                source_type,
+                data_json: r.data_json,
+                session_id: non_empty(r.session_id),
+                summary: non_empty(r.summary),
+                timestamp_ms: convert::optional_ms(r.timestamp_ms),
+                product_ids: r.product_ids,
+                idempotency_key: non_empty(r.idempotency_key),
+            })
+            .await
+            .map_err(convert::status)?;
+        Ok(Response::new(CreateInteractionResponse {
+            id: enqueued.id,
+            duplicate: enqueued.duplicate,
+        }))
+    }
+
+    async fn get_interaction(
+        &self,
+        request: Request<GetInteractionRequest>,
+    ) -> Result<Response<GetInteractionResponse>, Status> {
+        let r = request.into_inner();
+        let state = self
+            .pipeline
+            .interaction_state(&r.organization_id, &r.id)
+            .map_err(convert::status)?;
+        use crate::proto::InteractionState as S;
+        Ok(Response::new(match state {
+            InteractionState::Stored(i) => GetInteractionResponse {
+                state: S::Stored as i32,
+                interaction: Some(convert::interaction(&i)),
+                attempts: 0,
+                last_error: String::new(),
+            },
+            InteractionState::Pending(e) => GetInteractionResponse {
+                state: S::Pending as i32,
+                interaction: None,
+                attempts: e.attempts,
+                last_error: e.last_error.unwrap_or_default(),
+            },
+            InteractionState::DeadLetter(d) => GetInteractionResponse {
+                state: S::DeadLetter as i32,
+                interaction: None,
+                attempts: d.attempts,
+                last_error: d.last_error,
+            },
+        }))
+    }
+
     async fn list_interactions(
         &self,
         request: Request<ListInteractionsRequest>,
     ) -> Result<Response<ListInteractionsResponse>, Status> {
         let r = request.into_inner();
         validate_id("organization_id", &r.organization_id).map_err(convert::status)?;
-        let page_size = match r.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n as usize > crow_storage::MAX_PAGE_SIZE => {
-                return Err(Status::invalid_argument(format!(
-                    "page_size must be at most {}",
-                    crow_storage::MAX_PAGE_SIZE
-                )))
-            }
-            n => n,
-        };
+        let page_size = page_size(r.page_size)?;
         if r.page_token.len() > MAX_PAGE_TOKEN_LEN {
             return Err(Status::invalid_argument("invalid page_token"));
         }
-        let token = (!r.page_token.is_empty()).then_some(r.page_token);
-        let store = self.store.clone();
+        if r.q.len() > MAX_QUERY_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "q is longer than {MAX_QUERY_BYTES} bytes"
+            )));
+        }
+        let filter = InteractionFilter {
+            source: convert::source_filter(r.source_type, "source_type")?,
+            query: non_empty(r.q),
+            from_ms: convert::optional_ms(r.from_ms),
+            to_ms: convert::optional_ms(r.to_ms),
+        };
+        let token = non_empty(r.page_token);
+        let store = self.pipeline.store().clone();
         let org = r.organization_id;
-        let page = tokio::task::spawn_blocking(move || {
-            store.list_interactions(&org, page_size as usize, token.as_deref())
+        let page = blocking(move || {
+            store
+                .list_interactions(&org, &filter, page_size, token.as_deref())
+                .map_err(convert::storage_status)
         })
-        .await
-        .map_err(|_| Status::internal("internal error"))?
-        .map_err(convert::storage_status)?;
+        .await?;
         Ok(Response::new(ListInteractionsResponse {
             interactions: page.interactions.iter().map(convert::interaction).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
@@ -69,9 +161,49 @@ impl InteractionService for InteractionApi {
         let r = request.into_inner();
         validate_id("organization_id", &r.organization_id).map_err(convert::status)?;
         let summary = self
-            .store
+            .pipeline
+            .store()
             .summary(&r.organization_id)
             .map_err(convert::storage_status)?;
         Ok(Response::new(convert::summary(&summary)))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        let r = request.into_inner();
+        let page_size = page_size(r.page_size)?;
+        let pipeline = self.pipeline.clone();
+        let page = blocking(move || {
+            pipeline
+                .list_dead_letters(
+                    &r.organization_id,
+                    page_size,
+                    non_empty(r.page_token).as_deref(),
+                )
+                .map_err(convert::status)
+        })
+        .await?;
+        Ok(Response::new(ListDeadLettersResponse {
+            dead_letters: page.dead_letters.iter().map(convert::dead_letter).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn retry_dead_letter(
+        &self,
+        request: Request<RetryDeadLetterRequest>,
+    ) -> Result<Response<CreateInteractionResponse>, Status> {
+        let r = request.into_inner();
+        let enqueued = self
+            .pipeline
+            .retry_dead_letter(&r.organization_id, &r.id)
+            .await
+            .map_err(convert::status)?;
+        Ok(Response::new(CreateInteractionResponse {
+            id: enqueued.id,
+            duplicate: false,
+        }))
     }
 }

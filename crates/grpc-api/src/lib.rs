@@ -4,10 +4,14 @@
 //! Protobuf types stop here: everything below speaks domain types. Errors are mapped to precise
 //! [`tonic::Status`] codes whose messages never reveal internal paths, keys or schema.
 
+mod analysis;
+mod catalog;
 mod convert;
 mod ingest;
 mod interactions;
 
+pub use analysis::AnalysisApi;
+pub use catalog::CatalogApi;
 pub use ingest::IngestApi;
 pub use interactions::InteractionApi;
 

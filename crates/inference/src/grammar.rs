@@ -21,6 +21,10 @@ pub enum JsonShape {
     /// One of these strings exactly (e.g. catalog ids). An empty list allows nothing, so an array of it
     /// can only be empty.
     OneOf(Vec<String>),
+    /// One of these integers exactly (e.g. frame indexes). An empty list allows nothing.
+    OneOfInt(Vec<u64>),
+    /// A number from 0 to 1 with at most two decimals (`0`, `0.7`, `0.85`, `1`, `1.0`).
+    Probability,
 }
 
 impl JsonShape {
@@ -52,7 +56,7 @@ impl JsonShape {
                     }
                     let value = shape.rule(rules, &format!("{hint}-{}", sanitize(name)));
                     parts.push(format!(
-                        "{} ws \":\" ws {value} ws",
+                        "{} ws \":\" ws ( {value} ) ws",
                         literal(&format!("\"{name}\""))
                     ));
                 }
@@ -62,7 +66,12 @@ impl JsonShape {
             JsonShape::Array { item, max } => {
                 let name = format!("{hint}-item");
                 let item_expr = item.rule(rules, &name);
-                if *max == 0 || matches!(&**item, JsonShape::OneOf(v) if v.is_empty()) {
+                let empty_choice = match &**item {
+                    JsonShape::OneOf(v) => v.is_empty(),
+                    JsonShape::OneOfInt(v) => v.is_empty(),
+                    _ => false,
+                };
+                if *max == 0 || empty_choice {
                     return "\"[\" ws \"]\"".to_owned();
                 }
                 rules.push((name.clone(), item_expr));
@@ -73,6 +82,19 @@ impl JsonShape {
             }
             JsonShape::String { max_chars } => {
                 format!("\"\\\"\" [^\"\\\\\\x00-\\x1F]{{0,{max_chars}}} \"\\\"\"")
+            }
+            JsonShape::Probability => {
+                "( \"0\" ( \".\" [0-9] [0-9]? )? | \"1\" ( \".0\" )? )".to_owned()
+            }
+            JsonShape::OneOfInt(values) => {
+                if values.is_empty() {
+                    return "\"0\"".to_owned();
+                }
+                values
+                    .iter()
+                    .map(|v| format!("\"{v}\""))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             }
             JsonShape::OneOf(values) => {
                 if values.is_empty() {
@@ -128,7 +150,9 @@ mod tests {
         ]);
         let g = shape.to_gbnf();
         assert!(
-            g.starts_with("root ::= \"{\" ws \"\\\"ids\\\"\" ws \":\" ws \"[\" ws ( root-ids-item"),
+            g.starts_with(
+                "root ::= \"{\" ws \"\\\"ids\\\"\" ws \":\" ws ( \"[\" ws ( root-ids-item"
+            ),
             "{g}"
         );
         assert!(
@@ -137,6 +161,19 @@ mod tests {
         );
         assert!(g.contains("{0,2}"), "at most 3 items: {g}");
         assert!(g.contains("{0,10}"), "{g}");
+    }
+
+    #[test]
+    fn alternatives_inside_an_object_are_grouped() {
+        let shape = JsonShape::object([
+            ("id", JsonShape::OneOf(vec!["a".into(), "b".into()])),
+            ("p", JsonShape::Probability),
+        ]);
+        let g = shape.to_gbnf();
+        assert!(
+            g.contains("ws ( \"\\\"a\\\"\" | \"\\\"b\\\"\" ) ws"),
+            "a choice must not swallow the rest of the object: {g}"
+        );
     }
 
     #[test]

@@ -353,27 +353,61 @@ pub struct CatalogProduct {
     pub name: String,
 }
 
+/// One product the matcher found, with the frames that support it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MatchedProduct {
+    /// A catalog id (validated).
+    pub product_id: String,
+    /// The model's confidence, 0.0..=1.0.
+    pub confidence: f32,
+    /// Indexes of the frames whose descriptions support the match (validated: only frames it was shown).
+    pub evidence_frames: Vec<u64>,
+}
+
 /// The matcher's answer.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProductMatch {
-    /// Catalog ids the descriptions refer to (validated: only ids from the catalog).
-    pub product_ids: Vec<String>,
+    /// Products found, each at most once.
+    pub matches: Vec<MatchedProduct>,
     /// One-sentence reason.
     pub reason: String,
     /// Ids the model produced that are not in the catalog (always 0 with the grammar; counted anyway).
     pub unknown_ids_dropped: usize,
 }
 
-/// The shape of a product-matching answer: `{"product_ids": [catalog ids, at most max_ids], "reason": "..."}`.
-pub fn product_match_shape(catalog: &[CatalogProduct], max_ids: usize) -> JsonShape {
+impl ProductMatch {
+    /// The matched catalog ids, in answer order.
+    pub fn product_ids(&self) -> Vec<String> {
+        self.matches.iter().map(|m| m.product_id.clone()).collect()
+    }
+}
+
+/// Most products one answer may name.
+pub const MAX_MATCHES: usize = 4;
+
+/// The shape of a product-matching answer:
+/// `{"matches": [{"product_id": id, "confidence": 0.8, "frames": [frame indexes]}], "reason": "..."}` with
+/// ids from the catalog and frame indexes from the observations only.
+pub fn product_match_shape(catalog: &[CatalogProduct], frames: &[u64]) -> JsonShape {
     JsonShape::object([
         (
-            "product_ids",
+            "matches",
             JsonShape::Array {
-                item: Box::new(JsonShape::OneOf(
-                    catalog.iter().map(|p| p.id.clone()).collect(),
-                )),
-                max: max_ids,
+                item: Box::new(JsonShape::object([
+                    (
+                        "product_id",
+                        JsonShape::OneOf(catalog.iter().map(|p| p.id.clone()).collect()),
+                    ),
+                    ("confidence", JsonShape::Probability),
+                    (
+                        "frames",
+                        JsonShape::Array {
+                            item: Box::new(JsonShape::OneOfInt(frames.to_vec())),
+                            max: 8,
+                        },
+                    ),
+                ])),
+                max: if catalog.is_empty() { 0 } else { MAX_MATCHES },
             },
         ),
         ("reason", JsonShape::String { max_chars: 160 }),
@@ -409,48 +443,76 @@ pub struct Analysis {
 }
 
 impl TextModel {
-    /// Asks the model which catalog products the descriptions involve. Output is JSON by grammar; the parsed
-    /// ids are validated against the catalog (unknown ones dropped and counted) and de-duplicated.
+    /// Asks the model which catalog products the observations `(frame index, description)` involve, with
+    /// a confidence and the supporting frames. Output is JSON by grammar; the parsed answer is validated
+    /// anyway: unknown ids are dropped and counted, evidence is limited to the frames shown, each product
+    /// appears once.
     pub fn match_products(
         &self,
-        descriptions: &[String],
+        observations: &[(u64, String)],
         catalog: &[CatalogProduct],
     ) -> Result<(ProductMatch, GenerationStats), LlamaError> {
         let catalog_lines: Vec<String> = catalog
             .iter()
             .map(|p| format!("- {}: {}", p.id, p.name))
             .collect();
+        let frame_lines: Vec<String> = observations
+            .iter()
+            .map(|(i, d)| format!("- frame {i}: {d}"))
+            .collect();
         let user = format!(
-            "You match store camera observations to products.\nCatalog:\n{}\nObservations:\n{}\nAnswer with JSON: the ids of catalog products the observations involve (empty list if none) and a short reason.",
+            "You match store camera observations to products.\nCatalog:\n{}\nObservations:\n{}\nAnswer with JSON: the catalog products the observations involve (empty list if none), each with a confidence from 0 to 1 and the frames that show it, and a short reason.",
             catalog_lines.join("\n"),
-            descriptions.iter().map(|d| format!("- {d}")).collect::<Vec<_>>().join("\n")
+            frame_lines.join("\n")
         );
-        let grammar = product_match_shape(catalog, 8).to_gbnf();
+        let frames: Vec<u64> = observations.iter().map(|(i, _)| *i).collect();
+        let grammar = product_match_shape(catalog, &frames).to_gbnf();
         let (text, stats) = self.complete(
             &self.chat_prompt(&user),
             Some(&grammar),
-            // The longest answer the grammar allows (8 ids + 160 characters) is about 100 tokens.
-            self.settings.max_tokens.max(192),
+            // The longest answer the grammar allows (4 matches with 8 frames + 160 characters) is about
+            // 250 tokens.
+            self.settings.max_tokens.max(320),
         )?;
         #[derive(serde::Deserialize)]
+        struct RawMatch {
+            product_id: String,
+            confidence: f32,
+            frames: Vec<u64>,
+        }
+        #[derive(serde::Deserialize)]
         struct Raw {
-            product_ids: Vec<String>,
+            matches: Vec<RawMatch>,
             reason: String,
         }
         let raw: Raw = serde_json::from_str(text.trim())
             .map_err(|e| LlamaError::BadOutput(format!("{e}: {text:?}")))?;
-        let mut product_ids = Vec::new();
+        let mut matches: Vec<MatchedProduct> = Vec::new();
         let mut unknown = 0;
-        for id in raw.product_ids {
-            if !catalog.iter().any(|p| p.id == id) {
+        for m in raw.matches {
+            if !catalog.iter().any(|p| p.id == m.product_id) {
                 unknown += 1;
-            } else if !product_ids.contains(&id) {
-                product_ids.push(id);
+                continue;
             }
+            if matches.iter().any(|x| x.product_id == m.product_id) {
+                continue;
+            }
+            let mut evidence: Vec<u64> = m
+                .frames
+                .into_iter()
+                .filter(|f| frames.contains(f))
+                .collect();
+            evidence.sort_unstable();
+            evidence.dedup();
+            matches.push(MatchedProduct {
+                product_id: m.product_id,
+                confidence: m.confidence.clamp(0.0, 1.0),
+                evidence_frames: evidence,
+            });
         }
         Ok((
             ProductMatch {
-                product_ids,
+                matches,
                 reason: raw.reason,
                 unknown_ids_dropped: unknown,
             },

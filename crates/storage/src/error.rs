@@ -17,6 +17,9 @@ pub enum StorageError {
     /// A page token that this store did not issue, or issued for another organization.
     #[error("invalid page token")]
     InvalidPageToken,
+    /// A listing filter that cannot be applied; the message is safe to show to the client.
+    #[error("{0}")]
+    InvalidFilter(&'static str),
     /// A record that was expected to exist does not.
     #[error("{what} not found")]
     NotFound {

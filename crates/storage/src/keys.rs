@@ -33,14 +33,56 @@ pub(crate) fn index_of(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail))
 }
 
-/// Interaction key: `org \0 !ts(8 bytes) id`, so that a forward scan is newest first, ties broken by id.
-pub(crate) fn interaction(org: &str, timestamp_ms: i64, id: &str) -> Vec<u8> {
-    let mut k = prefix(org);
-    // Flip the sign bit so negative timestamps sort before positive ones, then invert for descending order.
-    let ordered = (timestamp_ms as u64) ^ (1 << 63);
-    k.extend_from_slice(&(!ordered).to_be_bytes());
+/// The 8 bytes that order timestamps newest first: the sign bit flipped (so negative timestamps sort before
+/// positive ones), then every bit inverted (descending order).
+pub(crate) fn newest_first(timestamp_ms: i64) -> [u8; 8] {
+    (!((timestamp_ms as u64) ^ (1 << 63))).to_be_bytes()
+}
+
+/// Position of a record in every newest-first tree: `!ts(8 bytes) id`, ties broken by id.
+pub(crate) fn position(timestamp_ms: i64, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + id.len());
+    k.extend_from_slice(&newest_first(timestamp_ms));
     k.extend_from_slice(id.as_bytes());
     k
+}
+
+/// Interaction key: `org \0 !ts(8 bytes) id`, so that a forward scan is newest first.
+pub(crate) fn interaction(org: &str, timestamp_ms: i64, id: &str) -> Vec<u8> {
+    let mut k = prefix(org);
+    k.extend_from_slice(&position(timestamp_ms, id));
+    k
+}
+
+/// Prefix of the secondary index of one source: `org \0 s \0 source \0`; entries append a position.
+pub(crate) fn source_index(org: &str, source: &str) -> Vec<u8> {
+    let mut k = prefix(org);
+    k.extend_from_slice(b"s\0");
+    k.extend_from_slice(source.as_bytes());
+    k.push(SEP);
+    k
+}
+
+/// Prefix of the secondary index of one search word: `org \0 t \0 word \0`; entries append a position.
+pub(crate) fn word_index(org: &str, word: &str) -> Vec<u8> {
+    let mut k = prefix(org);
+    k.extend_from_slice(b"t\0");
+    k.extend_from_slice(word.as_bytes());
+    k.push(SEP);
+    k
+}
+
+/// The first key after every key that starts with `prefix`.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Only reachable for an all-0xFF prefix, which no key layout here produces.
+    vec![u8::MAX; prefix.len() + 1]
 }
 
 #[cfg(test)]
@@ -55,6 +97,16 @@ mod tests {
         let d = interaction("org", 1_700_000_000_000, "b");
         assert!(c < b && b < a, "newer timestamps must sort first");
         assert!(c < d, "equal timestamps sort by id");
+    }
+
+    #[test]
+    fn prefix_end_bounds_exactly_the_prefix() {
+        let p = source_index("org", "web");
+        let end = prefix_end(&p);
+        let mut inside = p.clone();
+        inside.extend_from_slice(&[0xFF; 12]);
+        assert!(p < end && inside < end);
+        assert!(source_index("org", "wec") >= end);
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! Everything that must survive a crash lives here, and every multi-record change is one sled transaction, so a
 //! restarted process sees either all of a change or none of it:
 //!
-//! - [`Interaction`]s, indexed newest-first per organization, with per-organization source counters maintained
-//!   on insert ([`Store::summary`] is O(1));
+//! - [`Interaction`]s, newest-first per organization, with secondary indexes per source and per search word
+//!   (a filtered page is O(page)) and per-organization source counters maintained on insert
+//!   ([`Store::summary`] is O(1));
+//! - the outbox of accepted `CreateInteraction` events, their idempotency keys and dead letters;
+//! - product catalogs and analysis records;
 //! - [`SessionRecord`]s (one per camera-hour) and per-frame [`FrameRecord`]s, so a resent frame is answered from
 //!   its record instead of being processed twice;
 //! - frames accepted but not yet described (their encoded bytes) and descriptions not yet batched, so acked work is
@@ -14,17 +17,27 @@
 //!
 //! The crate knows nothing about gRPC, actors or models.
 
+mod analyses;
+mod catalog;
 mod error;
+mod interactions;
 mod keys;
 mod model;
+mod outbox;
 mod store;
+pub mod text;
 
+pub use catalog::ProductPage;
 pub use error::StorageError;
+pub use interactions::{InteractionPage, MAX_PAGE_SIZE, MAX_QUERY_WORDS};
 pub use model::{
-    BatchRecord, FrameAnalysis, FrameOutcome, FrameRecord, Interaction, SessionCounters,
-    SessionRecord, SessionStatus, SourceType, Summary,
+    AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus, BatchRecord, DeadLetter,
+    Enqueued, FrameAnalysis, FrameOutcome, FrameRecord, Interaction, InteractionFilter,
+    InteractionState, NewInteraction, OutboxEntry, Product, SessionCounters, SessionRecord,
+    SessionStatus, SourceType, Summary,
 };
-pub use store::{FrameWrite, InteractionPage, Store, MAX_PAGE_SIZE};
+pub use outbox::{DeadLetterPage, OutboxFailure};
+pub use store::{FrameWrite, Store};
 
 /// Result alias for storage operations.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

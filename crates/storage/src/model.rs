@@ -191,3 +191,188 @@ pub struct BatchRecord {
     /// When it was emitted, ms since epoch.
     pub created_at_ms: i64,
 }
+
+/// Which interactions a listing returns. Every field narrows the result; the default matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InteractionFilter {
+    /// Only this source.
+    pub source: Option<SourceType>,
+    /// Free-text search: every word of it must occur, as a whole word (case-insensitive), in the record's
+    /// summary, tags, product ids or the string values of its data.
+    pub query: Option<String>,
+    /// Only records with `timestamp_ms >= from_ms`.
+    pub from_ms: Option<i64>,
+    /// Only records with `timestamp_ms < to_ms`.
+    pub to_ms: Option<i64>,
+}
+
+/// A web, social or CCTV event accepted by `CreateInteraction`, waiting in the outbox to be processed into
+/// an [`Interaction`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewInteraction {
+    /// The id the stored interaction will have (UUID v7), returned to the client at once.
+    pub id: String,
+    /// Owning organization.
+    pub organization_id: String,
+    /// Where it came from.
+    pub source_type: SourceType,
+    /// CCTV session it belongs to, if any.
+    pub session_id: Option<String>,
+    /// Source-specific details (a JSON object, already validated).
+    pub data: serde_json::Value,
+    /// Caller's summary; generated from `data` when absent.
+    pub summary: Option<String>,
+    /// Catalog product ids the caller says the event is about.
+    pub product_ids: Vec<String>,
+    /// When it happened, ms since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// When crow accepted it, ms since the Unix epoch.
+    pub received_at_ms: i64,
+    /// The caller's idempotency key, if any.
+    pub idempotency_key: Option<String>,
+}
+
+/// An outbox entry: a [`NewInteraction`] with its delivery state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Position in the outbox (monotonic across restarts).
+    pub seq: u64,
+    /// The event.
+    pub record: NewInteraction,
+    /// Processing attempts that failed so far.
+    pub attempts: u32,
+    /// Not to be processed before this time, ms since the Unix epoch.
+    pub next_attempt_ms: i64,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+}
+
+/// An event whose processing failed on every attempt; kept for an operator to inspect and replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The event.
+    pub record: NewInteraction,
+    /// Processing attempts made.
+    pub attempts: u32,
+    /// The last failure.
+    pub last_error: String,
+    /// When it was moved here, ms since the Unix epoch.
+    pub dead_at_ms: i64,
+}
+
+/// What became of a `CreateInteraction` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The record's id.
+    pub id: String,
+    /// `true` when the idempotency key was seen before: nothing new was stored and `id` is the first
+    /// request's.
+    pub duplicate: bool,
+}
+
+/// Where an interaction id stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InteractionState {
+    /// Processed and stored.
+    Stored(Interaction),
+    /// Accepted, waiting in the outbox (possibly for a retry).
+    Pending(OutboxEntry),
+    /// Processing failed on every attempt.
+    DeadLetter(DeadLetter),
+}
+
+/// A product of an organization's catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    /// Catalog id, unique within the organization.
+    pub id: String,
+    /// Owning organization.
+    pub organization_id: String,
+    /// Display name.
+    pub name: String,
+    /// Category, e.g. "shoes".
+    pub category: String,
+    /// Free text.
+    pub description: String,
+    /// Short labels.
+    pub tags: Vec<String>,
+    /// Last upsert, ms since the Unix epoch.
+    pub updated_at_ms: i64,
+}
+
+/// Lifecycle of an analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalysisStatus {
+    /// Waiting for a free analyzer slot.
+    Queued,
+    /// Running on a slot.
+    Running,
+    /// Finished; the result is stored.
+    Done,
+    /// Failed; `error` says why.
+    Failed,
+}
+
+/// Figures computed exactly (without the model) over the interactions an analysis considered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisStats {
+    /// Interactions in the window (up to the scan limit).
+    pub records: u64,
+    /// Of which web / cctv / social.
+    pub web: u64,
+    /// CCTV records.
+    pub cctv: u64,
+    /// Social records.
+    pub social: u64,
+    /// Most frequent tags with their counts, most frequent first.
+    pub top_tags: Vec<(String, u64)>,
+    /// Most frequent product ids with their counts, most frequent first.
+    pub top_products: Vec<(String, u64)>,
+    /// Whether the window held more records than were scanned.
+    pub truncated: bool,
+}
+
+/// The model's part of an analysis.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisResult {
+    /// One-paragraph summary.
+    pub summary: String,
+    /// Patterns worth knowing.
+    pub insights: Vec<String>,
+    /// Unusual events.
+    pub anomalies: Vec<String>,
+    /// Suggested actions.
+    pub recommendations: Vec<String>,
+}
+
+/// One analysis request and, once done, its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisRecord {
+    /// UUID v7.
+    pub id: String,
+    /// Owning organization.
+    pub organization_id: String,
+    /// Window start (inclusive), ms since the Unix epoch; `None` = from the first record.
+    pub from_ms: Option<i64>,
+    /// Window end (exclusive); `None` = up to now.
+    pub to_ms: Option<i64>,
+    /// Only this source, if set.
+    pub source: Option<SourceType>,
+    /// Where it stands.
+    pub status: AnalysisStatus,
+    /// Exact figures over the window.
+    pub stats: AnalysisStats,
+    /// Records shown to the model (the newest ones).
+    pub records_used: u64,
+    /// The model's answer, once done.
+    pub result: Option<AnalysisResult>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Requested, started and finished, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// When a slot picked it up.
+    pub started_at_ms: Option<i64>,
+    /// When it finished or failed.
+    pub finished_at_ms: Option<i64>,
+}

@@ -4,7 +4,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{
@@ -13,23 +12,8 @@ use sled::transaction::{
 use sled::{Transactional, Tree};
 
 use crate::keys;
-use crate::model::{
-    BatchRecord, FrameAnalysis, FrameRecord, Interaction, SessionRecord, SessionStatus, SourceType,
-    Summary,
-};
+use crate::model::{BatchRecord, FrameAnalysis, FrameRecord, SessionRecord, SessionStatus};
 use crate::{now_ms, Result, StorageError};
-
-/// Largest page [`Store::list_interactions`] returns.
-pub const MAX_PAGE_SIZE: usize = 500;
-
-/// One page of interactions.
-#[derive(Debug, Clone, Default)]
-pub struct InteractionPage {
-    /// Newest first.
-    pub interactions: Vec<Interaction>,
-    /// Opaque cursor for the next page; `None` on the last page.
-    pub next_page_token: Option<String>,
-}
 
 /// What to record for one frame, in one transaction with the session record.
 #[derive(Debug)]
@@ -48,33 +32,47 @@ pub struct FrameWrite<'a> {
 /// Handle to crow's sled database. Cheap to clone; all clones share the same trees.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    db: sled::Db,
+pub(crate) struct Inner {
+    pub(crate) db: sled::Db,
     /// `org \0 !ts id` -> Interaction (JSON)
-    interactions: Tree,
+    pub(crate) interactions: Tree,
     /// `id` -> interaction key
-    interaction_ids: Tree,
+    pub(crate) interaction_ids: Tree,
     /// `org \0 source` -> u64 BE
-    org_counts: Tree,
+    pub(crate) org_counts: Tree,
+    /// `org \0 s|t \0 source|word \0 !ts id` -> () (see `interactions.rs`)
+    pub(crate) interaction_index: Tree,
+    /// `seq` (u64 BE) -> OutboxEntry: accepted `CreateInteraction` requests not yet processed
+    pub(crate) outbox: Tree,
+    /// `id` -> seq of its outbox entry
+    pub(crate) outbox_ids: Tree,
+    /// `org \0 idempotency key` -> id
+    pub(crate) idempotency: Tree,
+    /// `org \0 id` -> DeadLetter
+    pub(crate) dead_letters: Tree,
+    /// `org \0 product id` -> Product
+    pub(crate) products: Tree,
+    /// `id` -> AnalysisRecord
+    pub(crate) analyses: Tree,
     /// `session id` -> SessionRecord
-    sessions: Tree,
+    pub(crate) sessions: Tree,
     /// `org \0 camera` -> open session id
-    open_sessions: Tree,
+    pub(crate) open_sessions: Tree,
     /// `session \0 frame_index` -> FrameRecord
-    frames: Tree,
+    pub(crate) frames: Tree,
     /// `session \0 frame_index` -> encoded frame bytes (accepted, not yet described)
-    undescribed: Tree,
+    pub(crate) undescribed: Tree,
     /// `session \0 frame_index` -> FrameAnalysis (described, not yet batched)
-    pending: Tree,
+    pub(crate) pending: Tree,
     /// `session` -> thumbnail of the last accepted frame (gate reference)
-    gate_refs: Tree,
+    pub(crate) gate_refs: Tree,
     /// `session \0 batch_index` -> BatchRecord
-    batches: Tree,
+    pub(crate) batches: Tree,
     /// `session \0 batch_index` -> () for batches whose interaction is not yet written
-    unanalyzed: Tree,
+    pub(crate) unanalyzed: Tree,
     flush: GroupFlush,
 }
 
@@ -86,41 +84,40 @@ struct GroupFlush {
     lock: tokio::sync::Mutex<()>,
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serialising our own plain structs to JSON cannot fail (no maps with non-string keys, no I/O).
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| StorageError::corrupt(key, e))
 }
 
-fn source_byte(source: SourceType) -> &'static str {
-    source.as_str()
-}
-
 /// Converts the transaction error of a closure that only aborts with `StorageError`.
-fn tx_err(e: TransactionError<StorageError>) -> StorageError {
+pub(crate) fn tx_err(e: TransactionError<StorageError>) -> StorageError {
     match e {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => StorageError::Engine(e),
     }
 }
 
-fn abort(e: StorageError) -> ConflictableTransactionError<StorageError> {
+pub(crate) fn abort(e: StorageError) -> ConflictableTransactionError<StorageError> {
     ConflictableTransactionError::Abort(e)
 }
 
-type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StorageError>>;
+pub(crate) type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StorageError>>;
 
-fn tx_get<T: DeserializeOwned>(tree: &TransactionalTree, key: &[u8]) -> TxResult<Option<T>> {
+pub(crate) fn tx_get<T: DeserializeOwned>(
+    tree: &TransactionalTree,
+    key: &[u8],
+) -> TxResult<Option<T>> {
     match tree.get(key)? {
         Some(v) => decode(key, &v).map(Some).map_err(abort),
         None => Ok(None),
     }
 }
 
-fn tx_put<T: Serialize>(
+pub(crate) fn tx_put<T: Serialize>(
     tree: &TransactionalTree,
     key: &[u8],
     value: &T,
@@ -151,6 +148,13 @@ impl Store {
                 interactions: t("interactions")?,
                 interaction_ids: t("interaction_ids")?,
                 org_counts: t("org_counts")?,
+                interaction_index: t("interaction_index")?,
+                outbox: t("outbox")?,
+                outbox_ids: t("outbox_ids")?,
+                idempotency: t("idempotency")?,
+                dead_letters: t("dead_letters")?,
+                products: t("products")?,
+                analyses: t("analyses")?,
                 sessions: t("sessions")?,
                 open_sessions: t("open_sessions")?,
                 frames: t("frames")?,
@@ -188,148 +192,9 @@ impl Store {
         Ok(())
     }
 
-    // ---------------------------------------------------------------- interactions
-
-    /// Stores an interaction unless one with the same id exists, updating the organization's counters in the
-    /// same transaction. Returns `true` if it was inserted, `false` if the id was already stored.
-    pub fn insert_interaction(&self, interaction: &Interaction) -> Result<bool> {
-        self.insert_interaction_inner(interaction, None)
-    }
-
-    /// Like [`Store::insert_interaction`], and also marks the batch `(session, batch_index)` as analysed, in
-    /// the same transaction: a crash leaves either both or neither.
-    pub fn insert_batch_interaction(
-        &self,
-        interaction: &Interaction,
-        session_id: &str,
-        batch_index: u64,
-    ) -> Result<bool> {
-        self.insert_interaction_inner(interaction, Some(keys::indexed(session_id, batch_index)))
-    }
-
-    fn insert_interaction_inner(
-        &self,
-        interaction: &Interaction,
-        unanalyzed_key: Option<Vec<u8>>,
-    ) -> Result<bool> {
-        let i = &self.inner;
-        let key = keys::interaction(
-            &interaction.organization_id,
-            interaction.timestamp_ms,
-            &interaction.id,
-        );
-        let count_key = keys::pair(
-            &interaction.organization_id,
-            source_byte(interaction.source_type),
-        );
-        let value = encode(interaction);
-        (
-            &i.interactions,
-            &i.interaction_ids,
-            &i.org_counts,
-            &i.unanalyzed,
-        )
-            .transaction(|(records, ids, counts, unanalyzed)| {
-                if let Some(k) = &unanalyzed_key {
-                    unanalyzed.remove(k.as_slice())?;
-                }
-                if ids.get(interaction.id.as_bytes())?.is_some() {
-                    return Ok(false);
-                }
-                ids.insert(interaction.id.as_bytes(), key.as_slice())?;
-                records.insert(key.as_slice(), value.as_slice())?;
-                let n = counts
-                    .get(&count_key)?
-                    .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                counts.insert(count_key.as_slice(), &(n + 1).to_be_bytes())?;
-                Ok(true)
-            })
-            .map_err(tx_err)
-    }
-
     #[cfg(test)]
     fn flush_for_tests(&self) {
         self.inner.db.flush().unwrap();
-    }
-
-    /// Fetches one interaction by id.
-    pub fn get_interaction(&self, id: &str) -> Result<Option<Interaction>> {
-        let Some(key) = self.inner.interaction_ids.get(id.as_bytes())? else {
-            return Ok(None);
-        };
-        match self.inner.interactions.get(&key)? {
-            Some(v) => decode(&key, &v).map(Some),
-            None => Err(StorageError::corrupt(
-                &key,
-                "index points at a missing record",
-            )),
-        }
-    }
-
-    /// Lists an organization's interactions newest first. `page_size` is clamped to 1..=[`MAX_PAGE_SIZE`].
-    pub fn list_interactions(
-        &self,
-        organization_id: &str,
-        page_size: usize,
-        page_token: Option<&str>,
-    ) -> Result<InteractionPage> {
-        let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
-        let prefix = keys::prefix(organization_id);
-        let start = match page_token {
-            Some(token) => {
-                let last = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(token)
-                    .map_err(|_| StorageError::InvalidPageToken)?;
-                if !last.starts_with(&prefix) {
-                    return Err(StorageError::InvalidPageToken);
-                }
-                // Strictly after the last key of the previous page.
-                let mut next = last;
-                next.push(0);
-                next
-            }
-            None => prefix.clone(),
-        };
-        let mut end = prefix.clone();
-        // `\0` + 1: the first key past every key with this prefix.
-        if let Some(last) = end.last_mut() {
-            *last = 1;
-        }
-        let mut page = InteractionPage::default();
-        let mut last_key = None;
-        for item in self.inner.interactions.range(start..end) {
-            let (k, v) = item?;
-            if page.interactions.len() == page_size {
-                page.next_page_token = last_key.take().map(|k: sled::IVec| {
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k)
-                });
-                break;
-            }
-            page.interactions.push(decode(&k, &v)?);
-            last_key = Some(k);
-        }
-        Ok(page)
-    }
-
-    /// Counts an organization's interactions per source, from counters maintained on insert.
-    pub fn summary(&self, organization_id: &str) -> Result<Summary> {
-        let count = |source: SourceType| -> Result<u64> {
-            let key = keys::pair(organization_id, source_byte(source));
-            Ok(self
-                .inner
-                .org_counts
-                .get(&key)?
-                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0))
-        };
-        Ok(Summary {
-            web: count(SourceType::Web)?,
-            cctv: count(SourceType::Cctv)?,
-            social: count(SourceType::Social)?,
-        })
     }
 
     // ---------------------------------------------------------------- sessions
@@ -578,7 +443,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{FrameOutcome, SessionCounters};
+    use crate::{FrameOutcome, Interaction, SessionCounters, SourceType};
 
     fn analysis(frame_index: u64) -> FrameAnalysis {
         FrameAnalysis {

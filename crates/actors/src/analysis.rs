@@ -1,0 +1,254 @@
+//! `AnalysisPool`: runs `Analyze` requests on the text model, at most `slots` at once, the rest waiting in
+//! a bounded queue. Every request is an [`AnalysisRecord`] in sled from the moment it is accepted, so a
+//! client can fire and fetch later, and analyses interrupted by a stop are run again on the next start.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use crow_inference::llama::TextModel;
+use crow_storage::{
+    now_ms, AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus, SourceType, Store,
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::watch;
+
+use crate::config::AnalysisConfig;
+use crate::metrics_names as m;
+use crate::PipelineError;
+
+/// Longest record line shown to the model, characters.
+const LINE_CHARS: usize = 120;
+/// Tags and products listed in the figures.
+const TOP_N: usize = 5;
+
+pub(crate) enum AnalysisMsg {
+    /// Run (or queue) an analysis whose record is stored with status `Queued`.
+    Submit {
+        record: Box<AnalysisRecord>,
+        reply: RpcReplyPort<Result<(), PipelineError>>,
+    },
+    /// A slot finished.
+    Done,
+}
+
+#[derive(Clone)]
+pub(crate) struct AnalysisArgs {
+    pub store: Store,
+    pub model: Option<Arc<TextModel>>,
+    pub config: Arc<AnalysisConfig>,
+    /// Bumped whenever an analysis finishes, so waiters re-read their record.
+    pub finished: Arc<watch::Sender<u64>>,
+}
+
+pub(crate) struct AnalysisState {
+    args: AnalysisArgs,
+    running: usize,
+    queue: VecDeque<AnalysisRecord>,
+}
+
+pub(crate) struct AnalysisPool;
+
+impl Actor for AnalysisPool {
+    type Msg = AnalysisMsg;
+    type State = AnalysisState;
+    type Arguments = AnalysisArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: AnalysisArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let mut state = AnalysisState {
+            queue: args.store.unfinished_analyses()?.into(),
+            args,
+            running: 0,
+        };
+        if !state.queue.is_empty() {
+            tracing::info!(
+                analyses = state.queue.len(),
+                "resuming analyses from before a restart"
+            );
+        }
+        state.start_ready(&myself)?;
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AnalysisMsg::Submit { record, reply } => {
+                let c = &state.args.config;
+                if state.running >= c.slots && state.queue.len() >= c.queue {
+                    metrics::counter!(m::ANALYSES_REFUSED).increment(1);
+                    state.args.store.delete_analysis(&record.id)?;
+                    let _ = reply.send(Err(PipelineError::ResourceExhausted(format!(
+                        "{} analyses are running and {} waiting (analysis.slots, analysis.queue); try again later",
+                        state.running,
+                        state.queue.len()
+                    ))));
+                    return Ok(());
+                }
+                state.queue.push_back(*record);
+                state.start_ready(&myself)?;
+                let _ = reply.send(Ok(()));
+            }
+            AnalysisMsg::Done => {
+                state.running -= 1;
+                metrics::gauge!(m::ANALYSES_RUNNING).set(state.running as f64);
+                state.start_ready(&myself)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AnalysisState {
+    fn start_ready(&mut self, myself: &ActorRef<AnalysisMsg>) -> Result<(), ActorProcessingErr> {
+        while self.running < self.args.config.slots.max(1) {
+            let Some(mut record) = self.queue.pop_front() else {
+                break;
+            };
+            record.status = AnalysisStatus::Running;
+            record.started_at_ms = Some(now_ms());
+            self.args.store.put_analysis(&record)?;
+            self.running += 1;
+            metrics::gauge!(m::ANALYSES_RUNNING).set(self.running as f64);
+            let (store, model, config, finished, me) = (
+                self.args.store.clone(),
+                self.args.model.clone(),
+                Arc::clone(&self.args.config),
+                Arc::clone(&self.args.finished),
+                myself.clone(),
+            );
+            tokio::spawn(async move {
+                let id = record.id.clone();
+                let done =
+                    tokio::task::spawn_blocking(move || run(&store, model, &config, record)).await;
+                match done {
+                    Ok(Ok(status)) => {
+                        metrics::counter!(m::ANALYSES, "status" => status).increment(1)
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(analysis_id = id, error = %e, "storing an analysis failed")
+                    }
+                    Err(e) => tracing::error!(analysis_id = id, error = %e, "analysis task failed"),
+                }
+                finished.send_modify(|n| *n += 1);
+                let _ = me.cast(AnalysisMsg::Done);
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Runs one analysis to completion and stores the outcome; returns "done" or "failed".
+fn run(
+    store: &Store,
+    model: Option<Arc<TextModel>>,
+    config: &AnalysisConfig,
+    mut record: AnalysisRecord,
+) -> Result<&'static str, crow_storage::StorageError> {
+    let outcome = analyse(store, model.as_deref(), config, &mut record);
+    record.finished_at_ms = Some(now_ms());
+    let status = match outcome {
+        Ok(result) => {
+            record.status = AnalysisStatus::Done;
+            record.result = Some(result);
+            "done"
+        }
+        Err(error) => {
+            tracing::warn!(analysis_id = %record.id, error, "analysis failed");
+            record.status = AnalysisStatus::Failed;
+            record.error = Some(error);
+            "failed"
+        }
+    };
+    store.put_analysis(&record)?;
+    Ok(status)
+}
+
+fn top(counts: BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(TOP_N);
+    v
+}
+
+/// Exact figures over the window, then the model's reading of the newest records.
+fn analyse(
+    store: &Store,
+    model: Option<&TextModel>,
+    config: &AnalysisConfig,
+    record: &mut AnalysisRecord,
+) -> Result<AnalysisResult, String> {
+    let model = model.ok_or("no text model is loaded (analysis.model)")?;
+    let mut stats = AnalysisStats::default();
+    let mut tags = BTreeMap::<String, u64>::new();
+    let mut products = BTreeMap::<String, u64>::new();
+    let mut lines = Vec::new();
+    let mut scanned = 0usize;
+    store
+        .scan_interactions(&record.organization_id, record.from_ms, record.to_ms, |i| {
+            if scanned == config.scan_limit {
+                stats.truncated = true;
+                return false;
+            }
+            scanned += 1;
+            if record.source.is_some_and(|s| s != i.source_type) {
+                return true;
+            }
+            stats.records += 1;
+            match i.source_type {
+                SourceType::Web => stats.web += 1,
+                SourceType::Cctv => stats.cctv += 1,
+                SourceType::Social => stats.social += 1,
+            }
+            for t in &i.tags {
+                *tags.entry(t.clone()).or_default() += 1;
+            }
+            for p in &i.product_ids {
+                *products.entry(p.clone()).or_default() += 1;
+            }
+            if lines.len() < config.max_records {
+                let summary: String = i.summary.chars().take(LINE_CHARS).collect();
+                lines.push(format!("{}: {summary}", i.source_type.as_str()));
+            }
+            true
+        })
+        .map_err(|e| e.to_string())?;
+    stats.top_tags = top(tags);
+    stats.top_products = top(products);
+    record.records_used = lines.len() as u64;
+    record.stats = stats.clone();
+    if stats.records == 0 {
+        return Err("the window holds no interactions".to_owned());
+    }
+    let fmt = |v: &[(String, u64)]| {
+        v.iter()
+            .map(|(k, n)| format!("{k} x{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // The exact figures lead, so the model does not have to count.
+    let mut input = vec![format!(
+        "totals: {} records (web {}, cctv {}, social {}); top tags: {}; top products: {}",
+        stats.records,
+        stats.web,
+        stats.cctv,
+        stats.social,
+        fmt(&stats.top_tags),
+        fmt(&stats.top_products)
+    )];
+    input.extend(lines);
+    let (analysis, _) = model.analyze(&input).map_err(|e| e.to_string())?;
+    Ok(AnalysisResult {
+        summary: analysis.summary,
+        insights: analysis.insights,
+        anomalies: analysis.anomalies,
+        recommendations: analysis.recommendations,
+    })
+}

@@ -1,0 +1,310 @@
+//! The interaction service on [`Pipeline`]: `CreateInteraction` through the outbox, dead letters, product
+//! catalogs, analyses and pattern subscriptions. Every method takes the caller's organization and treats
+//! another organization's record exactly like a missing one.
+
+use std::time::Duration;
+
+use crow_storage::{
+    now_ms, AnalysisRecord, AnalysisStatus, DeadLetterPage, Enqueued, InteractionState, Product,
+    ProductPage, SourceType,
+};
+use ractor::rpc::CallResult;
+
+use crate::events::{validate, CreateInteraction};
+use crate::patterns::PatternSubscription;
+use crate::supervisor::SupervisorMsg;
+use crate::{validate_id, Pipeline, PipelineError};
+
+/// Most products one upsert may carry.
+pub const MAX_UPSERT_PRODUCTS: usize = 500;
+
+fn invalid(m: impl Into<String>) -> PipelineError {
+    PipelineError::InvalidArgument(m.into())
+}
+
+fn check_len(what: &str, value: &str, min: usize, max: usize) -> Result<(), PipelineError> {
+    let n = value.chars().count();
+    if n < min {
+        return Err(invalid(format!("{what} is required")));
+    }
+    if n > max {
+        return Err(invalid(format!("{what} is longer than {max} characters")));
+    }
+    Ok(())
+}
+
+/// A product as a caller describes it (the server sets the organization and the time).
+#[derive(Debug, Clone, Default)]
+pub struct ProductInput {
+    /// Catalog id: 1..=128 characters of `[A-Za-z0-9._-]`.
+    pub id: String,
+    /// 1..=200 characters.
+    pub name: String,
+    /// At most 100 characters.
+    pub category: String,
+    /// At most 2000 characters.
+    pub description: String,
+    /// At most 16 tags of at most 40 characters.
+    pub tags: Vec<String>,
+}
+
+impl Pipeline {
+    /// Validates an event and stores it durably in the outbox (synced) before returning its id; the
+    /// processor turns it into an interaction shortly after. A repeated idempotency key returns the first
+    /// request's id with `duplicate: true`.
+    pub async fn create_interaction(
+        &self,
+        request: CreateInteraction,
+    ) -> Result<Enqueued, PipelineError> {
+        let record = validate(request, &self.inner.config.interactions)?;
+        if let Some(session_id) = &record.session_id {
+            match self.inner.store.get_session(session_id)? {
+                Some(s) if s.organization_id == record.organization_id => {}
+                _ => return Err(PipelineError::SessionNotFound(session_id.clone())),
+            }
+        }
+        let enqueued = self.inner.store.enqueue_interaction(&record)?;
+        self.inner.store.sync().await?;
+        if !enqueued.duplicate {
+            metrics::counter!(crate::metrics_names::OUTBOX_ACCEPTED).increment(1);
+            let _ = self.inner.supervisor.cast(SupervisorMsg::Enqueued);
+        }
+        Ok(enqueued)
+    }
+
+    /// Where one of the organization's interactions stands: stored, pending or dead.
+    pub fn interaction_state(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> Result<InteractionState, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        validate_id("id", id)?;
+        self.inner
+            .store
+            .interaction_state(organization_id, id)?
+            .ok_or(PipelineError::NotFound("interaction"))
+    }
+
+    /// The organization's dead letters, oldest first.
+    pub fn list_dead_letters(
+        &self,
+        organization_id: &str,
+        page_size: usize,
+        page_token: Option<&str>,
+    ) -> Result<DeadLetterPage, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        if let Some(t) = page_token {
+            validate_id("page_token", t)?;
+        }
+        Ok(self
+            .inner
+            .store
+            .list_dead_letters(organization_id, page_size, page_token)?)
+    }
+
+    /// Puts a dead letter back into the outbox with its attempts reset.
+    pub async fn retry_dead_letter(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> Result<Enqueued, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        validate_id("id", id)?;
+        let entry = self
+            .inner
+            .store
+            .retry_dead_letter(organization_id, id)?
+            .ok_or(PipelineError::NotFound("dead letter"))?;
+        self.inner.store.sync().await?;
+        let _ = self.inner.supervisor.cast(SupervisorMsg::Enqueued);
+        Ok(Enqueued {
+            id: entry.record.id,
+            duplicate: false,
+        })
+    }
+
+    /// Inserts or replaces products of the organization's catalog (1..=500 at once, atomically).
+    pub fn upsert_products(
+        &self,
+        organization_id: &str,
+        products: Vec<ProductInput>,
+    ) -> Result<usize, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        if products.is_empty() || products.len() > MAX_UPSERT_PRODUCTS {
+            return Err(invalid(format!(
+                "products must hold 1 to {MAX_UPSERT_PRODUCTS} products"
+            )));
+        }
+        let now = now_ms();
+        let mut out: Vec<Product> = Vec::with_capacity(products.len());
+        for p in products {
+            validate_id("products[].id", &p.id)?;
+            check_len("products[].name", p.name.trim(), 1, 200)?;
+            check_len("products[].category", &p.category, 0, 100)?;
+            check_len("products[].description", &p.description, 0, 2_000)?;
+            if p.tags.len() > 16 {
+                return Err(invalid("products[].tags has more than 16 tags"));
+            }
+            for t in &p.tags {
+                check_len("products[].tags[]", t, 1, 40)?;
+            }
+            if out.iter().any(|x| x.id == p.id) {
+                return Err(invalid(format!("product id {} appears twice", p.id)));
+            }
+            out.push(Product {
+                id: p.id,
+                organization_id: organization_id.to_owned(),
+                name: p.name.trim().to_owned(),
+                category: p.category,
+                description: p.description,
+                tags: p.tags,
+                updated_at_ms: now,
+            });
+        }
+        self.inner.store.upsert_products(&out)?;
+        Ok(out.len())
+    }
+
+    /// The organization's products, by id.
+    pub fn list_products(
+        &self,
+        organization_id: &str,
+        page_size: usize,
+        page_token: Option<&str>,
+    ) -> Result<ProductPage, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        if let Some(t) = page_token {
+            validate_id("page_token", t)?;
+        }
+        Ok(self
+            .inner
+            .store
+            .list_products(organization_id, page_size, page_token)?)
+    }
+
+    /// Removes a product; `false` if there was none.
+    pub fn delete_product(&self, organization_id: &str, id: &str) -> Result<bool, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        validate_id("product_id", id)?;
+        Ok(self.inner.store.delete_product(organization_id, id)?)
+    }
+
+    /// Queues an analysis of the organization's interactions in `[from_ms, to_ms)` (optionally one
+    /// source) and, with `wait`, waits for it to finish. Fails with `ResourceExhausted` when every slot
+    /// is busy and the queue is full, and with `FailedPrecondition` when no text model is loaded.
+    pub async fn analyze(
+        &self,
+        organization_id: &str,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        source: Option<SourceType>,
+        wait: bool,
+    ) -> Result<AnalysisRecord, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        if let (Some(f), Some(t)) = (from_ms, to_ms) {
+            if f >= t {
+                return Err(invalid("the time range is empty: from must be before to"));
+            }
+        }
+        if self.inner.model.is_none() {
+            return Err(PipelineError::FailedPrecondition(
+                "no text model is loaded: set analysis.model to a GGUF file (scripts/setup-models.sh installs the default)".into(),
+            ));
+        }
+        let record = AnalysisRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            organization_id: organization_id.to_owned(),
+            from_ms,
+            to_ms,
+            source,
+            status: AnalysisStatus::Queued,
+            stats: Default::default(),
+            records_used: 0,
+            result: None,
+            error: None,
+            created_at_ms: now_ms(),
+            started_at_ms: None,
+            finished_at_ms: None,
+        };
+        self.inner.store.put_analysis(&record)?;
+        let mut finished = self.inner.analysis_finished.subscribe();
+        let submitted = self
+            .inner
+            .supervisor
+            .call(
+                |reply| SupervisorMsg::SubmitAnalysis {
+                    record: Box::new(record.clone()),
+                    reply,
+                },
+                Some(Duration::from_secs(10)),
+            )
+            .await;
+        match submitted {
+            Ok(CallResult::Success(result)) => result?,
+            _ => {
+                return Err(PipelineError::Unavailable(
+                    "the analysis pool is not answering".into(),
+                ))
+            }
+        }
+        loop {
+            let current = self
+                .inner
+                .store
+                .get_analysis(&record.id)?
+                .ok_or(PipelineError::NotFound("analysis"))?;
+            let finished_now = matches!(
+                current.status,
+                AnalysisStatus::Done | AnalysisStatus::Failed
+            );
+            if !wait || finished_now {
+                return Ok(current);
+            }
+            if finished.changed().await.is_err() {
+                return Ok(current);
+            }
+        }
+    }
+
+    /// One of the organization's analyses.
+    pub fn get_analysis(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> Result<AnalysisRecord, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        validate_id("analysis_id", id)?;
+        match self.inner.store.get_analysis(id)? {
+            Some(a) if a.organization_id == organization_id => Ok(a),
+            _ => Err(PipelineError::NotFound("analysis")),
+        }
+    }
+
+    /// Subscribes to the organization's pattern events (optionally one camera's) from now on.
+    pub fn watch_patterns(
+        &self,
+        organization_id: &str,
+        camera_id: Option<&str>,
+    ) -> Result<PatternSubscription, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        if let Some(c) = camera_id {
+            validate_id("camera_id", c)?;
+        }
+        Ok(self.inner.patterns.subscribe(organization_id, camera_id))
+    }
+
+    /// Whether a text model is loaded (product matching by model, `Analyze`).
+    pub fn has_text_model(&self) -> bool {
+        self.inner.model.is_some()
+    }
+
+    /// Fault injection for tests: from now on, events whose summary contains `marker` fail processing
+    /// (`None` turns it off).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_processing_failure(&self, marker: Option<&str>) {
+        if let Ok(mut m) = self.inner.processing_fault.lock() {
+            *m = marker.map(str::to_owned);
+        }
+    }
+}

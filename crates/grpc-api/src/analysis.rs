@@ -1,0 +1,110 @@
+//! `AnalysisService`: analyses on the analyzer pool, and live pattern events.
+
+use std::pin::Pin;
+
+use crow_actors::{Lagged, Pipeline};
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::interactions::non_empty;
+use crate::proto::analysis_service_server::AnalysisService;
+use crate::proto::{
+    Analysis, AnalyzeRequest, GetAnalysisRequest, PatternEvent, WatchPatternsRequest,
+};
+
+/// Events buffered between a subscription and its gRPC stream.
+const STREAM_BUFFER: usize = 16;
+
+/// The `crow.v1.AnalysisService` implementation.
+#[derive(Clone)]
+pub struct AnalysisApi {
+    pipeline: Pipeline,
+}
+
+impl AnalysisApi {
+    /// Serves analyses and pattern events of `pipeline`.
+    pub fn new(pipeline: Pipeline) -> AnalysisApi {
+        AnalysisApi { pipeline }
+    }
+}
+
+#[tonic::async_trait]
+impl AnalysisService for AnalysisApi {
+    async fn analyze(
+        &self,
+        request: Request<AnalyzeRequest>,
+    ) -> Result<Response<Analysis>, Status> {
+        let r = request.into_inner();
+        let source = convert::source_filter(r.source_type, "source_type")?;
+        let record = self
+            .pipeline
+            .analyze(
+                &r.organization_id,
+                convert::optional_ms(r.from_ms),
+                convert::optional_ms(r.to_ms),
+                source,
+                r.wait,
+            )
+            .await
+            .map_err(convert::status)?;
+        Ok(Response::new(convert::analysis(&record)))
+    }
+
+    async fn get_analysis(
+        &self,
+        request: Request<GetAnalysisRequest>,
+    ) -> Result<Response<Analysis>, Status> {
+        let r = request.into_inner();
+        let record = self
+            .pipeline
+            .get_analysis(&r.organization_id, &r.analysis_id)
+            .map_err(convert::status)?;
+        Ok(Response::new(convert::analysis(&record)))
+    }
+
+    type WatchPatternsStream = Pin<Box<dyn Stream<Item = Result<PatternEvent, Status>> + Send>>;
+
+    async fn watch_patterns(
+        &self,
+        request: Request<WatchPatternsRequest>,
+    ) -> Result<Response<Self::WatchPatternsStream>, Status> {
+        let r = request.into_inner();
+        let camera = non_empty(r.camera_id);
+        let mut subscription = self
+            .pipeline
+            .watch_patterns(&r.organization_id, camera.as_deref())
+            .map_err(convert::status)?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                let item = tokio::select! {
+                    item = subscription.next() => item,
+                    // The client went away.
+                    _ = tx.closed() => return,
+                };
+                match item {
+                    Ok(Some(event)) => {
+                        if tx.send(Ok(convert::pattern(&event))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(Lagged(missed)) => {
+                        metrics::counter!(crow_actors::metrics_names::PATTERN_SUBSCRIBERS_DROPPED)
+                            .increment(1);
+                        let _ = tx
+                            .send(Err(Status::resource_exhausted(format!(
+                                "subscriber too slow: {missed} pattern events were dropped; subscribe again"
+                            ))))
+                            .await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
