@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 
 use crow::client;
 use crow::inference::{encode_jpeg, MediaReader};
@@ -184,4 +186,44 @@ pub async fn close_session(url: &str, org: &str, session_id: &str) -> crow::prot
         "every received frame has one outcome"
     );
     closed
+}
+
+/// A `crow serve` child process on 127.0.0.1:0.
+pub struct ServerProcess {
+    pub child: Child,
+    pub url: String,
+    /// The server's stdout, kept open for its lifetime.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+/// Starts `crow serve` on `dir` with extra environment variables (e.g. `CROW_PIPELINE__...`).
+pub fn start_server_process(dir: &std::path::Path, envs: &[(&str, &str)]) -> ServerProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crow"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-metrics",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("CROW_LOG", "warn")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting crow serve");
+    let mut line = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("crow listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    ServerProcess {
+        child,
+        url,
+        _stdout: stdout,
+    }
 }

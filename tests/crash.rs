@@ -1,50 +1,10 @@
 //! A `crow serve` process killed with SIGKILL mid-stream loses nothing it acknowledged and, when the
 //! stream resumes, produces no duplicate batch or record.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use crow::client;
 use crow::proto::{GetSessionRequest, ImageFormat};
 
 use crate::common;
-
-struct ServerProcess {
-    child: Child,
-    url: String,
-    /// The server's stdout, kept open for its lifetime.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-fn start_server(dir: &std::path::Path) -> ServerProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crow"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-metrics",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("CROW_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting crow serve");
-    let mut line = String::new();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    stdout.read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("crow listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    ServerProcess {
-        child,
-        url,
-        _stdout: stdout,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_server_keeps_acked_work_and_resumes_without_duplicates() {
@@ -59,7 +19,7 @@ async fn killed_server_keeps_acked_work_and_resumes_without_duplicates() {
         .collect();
 
     // Phase 1: 20 frames fully acknowledged, and their interactions written.
-    let mut server = start_server(&db);
+    let mut server = common::start_server_process(&db, &[]);
     let acks = common::send(
         &server.url,
         common::frames("acme", "door", start_ms, &items[..20]),
@@ -107,7 +67,7 @@ async fn killed_server_keeps_acked_work_and_resumes_without_duplicates() {
     let _ = stream.await;
 
     // Restart on the same data: everything listed before is still there, once.
-    let mut server = start_server(&db);
+    let mut server = common::start_server_process(&db, &[]);
     let after = common::list_all(&server.url, "acme", 50).await;
     for i in &before {
         assert_eq!(

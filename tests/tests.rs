@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod crash;
 mod ingest;
+mod interactions;
 mod llama;
 mod pagination;
 mod remote;

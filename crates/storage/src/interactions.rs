@@ -203,7 +203,7 @@ impl Store {
                 w.dedup();
                 if w.is_empty() {
                     return Err(StorageError::InvalidFilter(
-                        "q has no searchable word (words are letters and digits, 2 or more)",
+                        "q has no searchable word (words are runs of letters and digits)",
                     ));
                 }
                 if w.len() > MAX_QUERY_WORDS {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use crate::model::Interaction;
 
 /// Shortest indexed word, in characters.
-pub const MIN_WORD_CHARS: usize = 2;
+pub const MIN_WORD_CHARS: usize = 1;
 /// Longest indexed word, in characters; longer runs are cut to this.
 pub const MAX_WORD_CHARS: usize = 40;
 /// Most distinct words indexed per record (the first ones found: summary, tags, products, then data).
@@ -58,6 +58,6 @@ mod tests {
     #[test]
     fn words_are_lowercase_alphanumeric_runs() {
         let w: Vec<String> = words("Sku-101 Red-Shoes! a Ümlaut").collect();
-        assert_eq!(w, ["sku", "101", "red", "shoes", "ümlaut"]);
+        assert_eq!(w, ["sku", "101", "red", "shoes", "a", "ümlaut"]);
     }
 }
