@@ -1,5 +1,7 @@
 //! `crow bench`: ratios measured in one run (see the README's Benchmarks section).
 
+mod list;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -19,6 +21,8 @@ pub(crate) enum BenchCommand {
     Ingest(IngestBenchArgs),
     /// Vision describe latency and tokens/s, against llama.cpp's own llama-mtmd-cli on the same input.
     Describe(DescribeBenchArgs),
+    /// ListInteractions and GetSummary latency with 1,000,000 interactions, against a full scan.
+    List(list::ListBenchArgs),
 }
 
 #[derive(Args)]
@@ -64,6 +68,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Describe(args) => tokio::task::spawn_blocking(move || describe(args)).await?,
+        BenchCommand::List(args) => list::run(args).await,
     }
 }
 

@@ -72,7 +72,14 @@ pub async fn serve_on(
     let max_message = max_message_bytes(pipeline.config().max_frame_bytes);
     let interactions = InteractionApi::new(pipeline.clone());
     let catalog = CatalogApi::new(pipeline.clone());
-    let analysis = AnalysisApi::new(pipeline.clone());
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let analysis = AnalysisApi::new(pipeline.clone(), closing);
+    // Long-lived streams (pattern subscriptions) are told to end when shutdown begins, so that the
+    // graceful shutdown below does not wait for them forever.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing_tx.send(true);
+    };
     let ingest =
         IngestServiceServer::new(IngestApi::new(pipeline)).max_decoding_message_size(max_message);
     // HTTP/2's default 64 KiB window is smaller than one camera frame: every frame would wait for window

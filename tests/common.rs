@@ -25,6 +25,11 @@ pub fn data(name: &str) -> PathBuf {
     p
 }
 
+/// The text model `scripts/setup-models.sh` installs (the default `analysis.model`).
+pub fn text_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/gemma-3-270m-q4_k_m.gguf")
+}
+
 /// A crow pipeline and gRPC server on 127.0.0.1:0 over a sled database in a temporary directory.
 pub struct TestServer {
     pub crow: Crow,
@@ -194,6 +199,14 @@ pub struct ServerProcess {
     pub url: String,
     /// The server's stdout, kept open for its lifetime.
     _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // A test that ends (or fails) must not leave its server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts `crow serve` on `dir` with extra environment variables (e.g. `CROW_PIPELINE__...`).

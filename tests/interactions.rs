@@ -95,7 +95,10 @@ async fn wait_for_state(
         if r.state == state as i32 {
             return r;
         }
-        assert!(Instant::now() < deadline, "{id} never reached {state:?}: {r:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{id} never reached {state:?}: {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -113,7 +116,11 @@ async fn a_thousand_events_are_counted_filtered_and_paged_exactly() {
             let mut c = client(&url).await;
             let mut out = Vec::new();
             for n in (lane..1_000).step_by(8) {
-                let r = c.create_interaction(event(org, n)).await.unwrap().into_inner();
+                let r = c
+                    .create_interaction(event(org, n))
+                    .await
+                    .unwrap()
+                    .into_inner();
                 assert!(!r.duplicate);
                 out.push((n, r.id));
             }
@@ -142,7 +149,11 @@ async fn a_thousand_events_are_counted_filtered_and_paged_exactly() {
 
     // What each filter must return, computed from what was sent: newest first.
     let expect = |pred: &dyn Fn(usize) -> bool| -> Vec<String> {
-        (0..1_000).rev().filter(|n| pred(*n)).map(|n| ids[n].clone()).collect()
+        (0..1_000)
+            .rev()
+            .filter(|n| pred(*n))
+            .map(|n| ids[n].clone())
+            .collect()
     };
     let request = |source: SourceType, q: &str, from_ms: i64, to_ms: i64| ListInteractionsRequest {
         organization_id: org.into(),
@@ -156,16 +167,36 @@ async fn a_thousand_events_are_counted_filtered_and_paged_exactly() {
     let window = (BASE_MS + 100_000, BASE_MS + 300_000);
     let in_window = |n: usize| (100..300).contains(&n);
     let cases: Vec<(&str, ListInteractionsRequest, Vec<String>)> = vec![
-        ("everything", request(SourceType::Unspecified, "", 0, 0), expect(&|_| true)),
-        ("source", request(SourceType::Social, "", 0, 0), expect(&|n| n % 3 == 1)),
-        ("word", request(SourceType::Unspecified, "BRAVO", 0, 0), expect(&|n| n % 5 == 1)),
+        (
+            "everything",
+            request(SourceType::Unspecified, "", 0, 0),
+            expect(&|_| true),
+        ),
+        (
+            "source",
+            request(SourceType::Social, "", 0, 0),
+            expect(&|n| n % 3 == 1),
+        ),
+        (
+            "word",
+            request(SourceType::Unspecified, "BRAVO", 0, 0),
+            expect(&|n| n % 5 == 1),
+        ),
         (
             "two words",
             request(SourceType::Unspecified, "bravo shelf 3", 0, 0),
             expect(&|n| n % 5 == 1 && n % 7 == 3),
         ),
-        ("data", request(SourceType::Unspecified, "item417", 0, 0), expect(&|n| n == 417)),
-        ("source tag", request(SourceType::Unspecified, "cctv", 0, 0), expect(&|n| n % 3 == 2)),
+        (
+            "data",
+            request(SourceType::Unspecified, "item417", 0, 0),
+            expect(&|n| n == 417),
+        ),
+        (
+            "source tag",
+            request(SourceType::Unspecified, "cctv", 0, 0),
+            expect(&|n| n % 3 == 2),
+        ),
         (
             "time range",
             request(SourceType::Unspecified, "", window.0, window.1),
@@ -176,10 +207,17 @@ async fn a_thousand_events_are_counted_filtered_and_paged_exactly() {
             request(SourceType::Web, "delta", window.0, window.1),
             expect(&|n| n % 3 == 0 && n % 5 == 3 && in_window(n)),
         ),
-        ("no match", request(SourceType::Unspecified, "zulu", 0, 0), vec![]),
+        (
+            "no match",
+            request(SourceType::Unspecified, "zulu", 0, 0),
+            vec![],
+        ),
     ];
     for (name, req, expected) in cases {
-        assert!(!expected.is_empty() || name == "no match", "{name}: empty case");
+        assert!(
+            !expected.is_empty() || name == "no match",
+            "{name}: empty case"
+        );
         assert_eq!(list_ids(&mut c, req).await, expected, "filter: {name}");
     }
 
@@ -218,7 +256,11 @@ async fn a_thousand_events_are_counted_filtered_and_paged_exactly() {
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no record is listed twice");
     let old_seen: Vec<String> = seen.into_iter().filter(|id| old.contains(id)).collect();
-    assert_eq!(old_seen, expect(&|_| true), "every old record once, in order");
+    assert_eq!(
+        old_seen,
+        expect(&|_| true),
+        "every old record once, in order"
+    );
     t.stop().await;
 }
 
@@ -235,7 +277,12 @@ async fn a_failing_event_is_retried_three_times_then_dead_lettered_and_replayed_
     let mut bad = event("shop", 1);
     bad.summary = "poison pill".into();
     let bad_id = c.create_interaction(bad).await.unwrap().into_inner().id;
-    let good_id = c.create_interaction(event("shop", 2)).await.unwrap().into_inner().id;
+    let good_id = c
+        .create_interaction(event("shop", 2))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
 
     wait_for_state(&mut c, "shop", &good_id, InteractionState::Stored).await;
     let dead = wait_for_state(&mut c, "shop", &bad_id, InteractionState::DeadLetter).await;
@@ -251,7 +298,10 @@ async fn a_failing_event_is_retried_three_times_then_dead_lettered_and_replayed_
         .into_inner()
         .dead_letters;
     assert_eq!(letters.len(), 1);
-    assert_eq!((letters[0].id.as_str(), letters[0].attempts), (bad_id.as_str(), 4));
+    assert_eq!(
+        (letters[0].id.as_str(), letters[0].attempts),
+        (bad_id.as_str(), 4)
+    );
     assert_eq!(summary_total(&mut c, "shop").await, 1);
 
     // Another organization cannot see or replay it.
@@ -394,7 +444,11 @@ async fn idempotency_keys_and_bad_requests() {
         .unwrap_err();
     assert_eq!(bad_q.code(), tonic::Code::InvalidArgument);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(summary_total(&mut c, "shop").await, 1, "nothing stored by bad requests");
+    assert_eq!(
+        summary_total(&mut c, "shop").await,
+        1,
+        "nothing stored by bad requests"
+    );
     t.stop().await;
 }
 
@@ -404,12 +458,20 @@ async fn an_acknowledged_event_survives_a_kill_before_processing_and_is_stored_o
     let db = dir.path().join("db");
     // The processor would wait 10 minutes for a batch: the event is acknowledged but not processed when
     // the process is killed.
-    let slow = [("CROW_PIPELINE__INTERACTIONS__OUTBOX_BATCH_TIMEOUT_MS", "600000")];
+    let slow = [(
+        "CROW_PIPELINE__INTERACTIONS__OUTBOX_BATCH_TIMEOUT_MS",
+        "600000",
+    )];
     let mut server = common::start_server_process(&db, &slow);
     let mut c = client(&server.url).await;
     let mut e = event("acme", 3);
     e.idempotency_key = "evt-3".into();
-    let id = c.create_interaction(e.clone()).await.unwrap().into_inner().id;
+    let id = c
+        .create_interaction(e.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
     let pending = c
         .get_interaction(GetInteractionRequest {
             organization_id: "acme".into(),

@@ -71,8 +71,10 @@ fn product_matching_answers_parseable_json_with_catalog_ids_only() {
             (12, "They leave.".to_owned()),
         ],
     ];
+    let mut matched = 0;
     for obs in &observations {
         let (m, stats) = text.match_products(obs, &catalog).unwrap();
+        matched += m.matches.len();
         for found in &m.matches {
             assert!(catalog.iter().any(|p| p.id == found.product_id), "{m:?}");
             assert!((0.0..=1.0).contains(&found.confidence), "{m:?}");
@@ -83,6 +85,10 @@ fn product_matching_answers_parseable_json_with_catalog_ids_only() {
                     .all(|f| obs.iter().any(|(i, _)| i == f)),
                 "evidence only from the frames shown: {m:?}"
             );
+            assert!(
+                !found.evidence_frames.is_empty(),
+                "a match names its frames: {m:?}"
+            );
         }
         assert_eq!(
             m.unknown_ids_dropped, 0,
@@ -90,6 +96,10 @@ fn product_matching_answers_parseable_json_with_catalog_ids_only() {
         );
         assert!(stats.generated_tokens > 0);
     }
+    assert!(
+        matched > 0,
+        "observations naming catalog products match something"
+    );
     // An empty catalog allows only an empty list.
     let (m, _) = text.match_products(&observations[0], &[]).unwrap();
     assert!(m.matches.is_empty());

@@ -94,3 +94,38 @@ impl PatternSubscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(org: &str, batch_index: u64) -> PatternEvent {
+        PatternEvent {
+            organization_id: org.into(),
+            session_id: "s".into(),
+            camera_id: "c".into(),
+            batch_index,
+            frame_range: (0, 0),
+            interaction_id: "i".into(),
+            summary: String::new(),
+            tags: vec![],
+            products: vec![],
+            timestamp_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_sees_its_organization_and_a_slow_one_learns_it_lagged() {
+        let hub = PatternHub::new(2);
+        let mut fast = hub.subscribe("a", None);
+        let mut slow = hub.subscribe("a", None);
+        hub.publish(event("b", 0));
+        hub.publish(event("a", 1));
+        assert_eq!(fast.next().await.unwrap().unwrap().batch_index, 1);
+        // Publishing never waits for the slow subscriber; it falls behind and is told so.
+        for i in 2..6 {
+            hub.publish(event("a", i));
+        }
+        assert!(matches!(slow.next().await, Err(Lagged(_))));
+    }
+}

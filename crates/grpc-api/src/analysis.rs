@@ -4,7 +4,7 @@ use std::pin::Pin;
 
 use crow_actors::{Lagged, Pipeline};
 use futures::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -22,12 +22,15 @@ const STREAM_BUFFER: usize = 16;
 #[derive(Clone)]
 pub struct AnalysisApi {
     pipeline: Pipeline,
+    closing: watch::Receiver<bool>,
 }
 
 impl AnalysisApi {
-    /// Serves analyses and pattern events of `pipeline`.
-    pub fn new(pipeline: Pipeline) -> AnalysisApi {
-        AnalysisApi { pipeline }
+    /// Serves analyses and pattern events of `pipeline`. When `closing` turns true, open `WatchPatterns`
+    /// streams end with UNAVAILABLE, so a graceful server shutdown does not wait for subscribers that
+    /// would never leave on their own.
+    pub fn new(pipeline: Pipeline, closing: watch::Receiver<bool>) -> AnalysisApi {
+        AnalysisApi { pipeline, closing }
     }
 }
 
@@ -78,12 +81,22 @@ impl AnalysisService for AnalysisApi {
             .watch_patterns(&r.organization_id, camera.as_deref())
             .map_err(convert::status)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let mut closing = self.closing.clone();
         tokio::spawn(async move {
             loop {
                 let item = tokio::select! {
                     item = subscription.next() => item,
                     // The client went away.
                     _ = tx.closed() => return,
+                    // The guard `wait_for` returns is dropped inside, so the task stays `Send`.
+                    _ = async { closing.wait_for(|c| *c).await.map(|_| ()) } => {
+                        let _ = tx
+                            .send(Err(Status::unavailable(
+                                "the server is shutting down; subscribe again later",
+                            )))
+                            .await;
+                        return;
+                    }
                 };
                 match item {
                     Ok(Some(event)) => {

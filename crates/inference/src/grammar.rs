@@ -6,10 +6,12 @@
 pub enum JsonShape {
     /// An object with exactly these fields, in this order.
     Object(Vec<(String, JsonShape)>),
-    /// An array of at most `max` items of one shape.
+    /// An array of `min..=max` items of one shape.
     Array {
         /// Item shape.
         item: Box<JsonShape>,
+        /// Fewest items.
+        min: usize,
         /// Most items.
         max: usize,
     },
@@ -63,7 +65,7 @@ impl JsonShape {
                 parts.push("\"}\"".to_owned());
                 parts.join(" ")
             }
-            JsonShape::Array { item, max } => {
+            JsonShape::Array { item, min, max } => {
                 let name = format!("{hint}-item");
                 let item_expr = item.rule(rules, &name);
                 let empty_choice = match &**item {
@@ -75,10 +77,16 @@ impl JsonShape {
                     return "\"[\" ws \"]\"".to_owned();
                 }
                 rules.push((name.clone(), item_expr));
-                format!(
-                    "\"[\" ws ( {name} ( ws \",\" ws {name} ){{0,{}}} )? ws \"]\"",
+                let items = format!(
+                    "{name} ( ws \",\" ws {name} ){{{},{}}}",
+                    min.saturating_sub(1).min(max - 1),
                     max - 1
-                )
+                );
+                if *min == 0 {
+                    format!("\"[\" ws ( {items} )? ws \"]\"")
+                } else {
+                    format!("\"[\" ws {items} ws \"]\"")
+                }
             }
             JsonShape::String { max_chars } => {
                 format!("\"\\\"\" [^\"\\\\\\x00-\\x1F]{{0,{max_chars}}} \"\\\"\"")
@@ -143,6 +151,7 @@ mod tests {
                 "ids",
                 JsonShape::Array {
                     item: Box::new(JsonShape::OneOf(vec!["a\"1".into(), "b".into()])),
+                    min: 0,
                     max: 3,
                 },
             ),
@@ -182,6 +191,7 @@ mod tests {
             "ids",
             JsonShape::Array {
                 item: Box::new(JsonShape::OneOf(vec![])),
+                min: 0,
                 max: 8,
             },
         )]);

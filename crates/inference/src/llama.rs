@@ -387,7 +387,7 @@ pub const MAX_MATCHES: usize = 4;
 
 /// The shape of a product-matching answer:
 /// `{"matches": [{"product_id": id, "confidence": 0.8, "frames": [frame indexes]}], "reason": "..."}` with
-/// ids from the catalog and frame indexes from the observations only.
+/// ids from the catalog and 1 to 8 frame indexes from the observations only.
 pub fn product_match_shape(catalog: &[CatalogProduct], frames: &[u64]) -> JsonShape {
     JsonShape::object([
         (
@@ -403,11 +403,17 @@ pub fn product_match_shape(catalog: &[CatalogProduct], frames: &[u64]) -> JsonSh
                         "frames",
                         JsonShape::Array {
                             item: Box::new(JsonShape::OneOfInt(frames.to_vec())),
+                            min: 1,
                             max: 8,
                         },
                     ),
                 ])),
-                max: if catalog.is_empty() { 0 } else { MAX_MATCHES },
+                min: 0,
+                max: if catalog.is_empty() || frames.is_empty() {
+                    0
+                } else {
+                    MAX_MATCHES
+                },
             },
         ),
         ("reason", JsonShape::String { max_chars: 160 }),
@@ -419,6 +425,7 @@ pub fn analysis_shape() -> JsonShape {
     // At most 200 + 9 x 80 characters: about 300 tokens, inside the 512 that `analyze` allows.
     let list = || JsonShape::Array {
         item: Box::new(JsonShape::String { max_chars: 80 }),
+        min: 0,
         max: 3,
     };
     JsonShape::object([
@@ -504,6 +511,10 @@ impl TextModel {
                 .collect();
             evidence.sort_unstable();
             evidence.dedup();
+            if evidence.is_empty() {
+                // A match must name the frames that show it (the grammar asks for at least one).
+                continue;
+            }
             matches.push(MatchedProduct {
                 product_id: m.product_id,
                 confidence: m.confidence.clamp(0.0, 1.0),
