@@ -11,7 +11,9 @@ cargo build --quiet --bin crow
 CROW=target/debug/crow
 DATA=$(mktemp -d)
 LOG=$DATA/server.log
-"$CROW" serve --data-dir "$DATA/db" --listen 127.0.0.1:0 --no-metrics >"$LOG" 2>&1 &
+# Web/social events are processed in batches of 10 or after 30 s by default; the demo shortens the wait.
+CROW_PIPELINE__INTERACTIONS__OUTBOX_BATCH_TIMEOUT_MS=500 \
+  "$CROW" serve --data-dir "$DATA/db" --listen 127.0.0.1:0 --no-metrics >"$LOG" 2>&1 &
 SERVER_PID=$!
 trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$DATA"' EXIT
 
@@ -25,6 +27,10 @@ done
 [ -n "$URL" ] || { echo "server did not start"; cat "$LOG"; exit 1; }
 echo "== server at $URL; streaming $VIDEO as camera 'entrance' of organization 'demo-store' (2 frames/s of footage)"
 "$CROW" stream "$VIDEO" --org demo-store --camera entrance --fps 2 --server "$URL"
+echo
+echo "== a web event through CreateInteraction (durable outbox, then processed)"
+"$CROW" interactions create --org demo-store --source web --wait --server "$URL" \
+  --data '{"event": "add_to_cart", "product_id": "sku-101", "text": "Red running shoes, size 42"}'
 echo
 echo "== interactions (newest first)"
 "$CROW" interactions list --org demo-store --all --server "$URL"

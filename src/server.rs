@@ -63,6 +63,22 @@ pub async fn spawn(pipeline: Pipeline, addr: SocketAddr) -> std::io::Result<Runn
     })
 }
 
+/// Accepted connections with `TCP_NODELAY`: a unary response goes out as several small writes (headers,
+/// message, trailers), and without it Nagle's algorithm holds the last one back until the client's delayed
+/// ACK, adding ~40 ms to every call.
+fn incoming(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt as _;
+    TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        if let Err(e) = conn.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+        Ok(conn)
+    })
+}
+
 /// Serves `pipeline` on `listener` until `shutdown` completes.
 pub async fn serve_on(
     pipeline: Pipeline,
@@ -93,6 +109,6 @@ pub async fn serve_on(
         .add_service(InteractionServiceServer::new(interactions))
         .add_service(CatalogServiceServer::new(catalog))
         .add_service(AnalysisServiceServer::new(analysis))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
 }

@@ -122,3 +122,114 @@ fn serve_stream_list_summary_and_metrics() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn interaction_catalog_and_analysis_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_server_process(
+        &dir.path().join("db"),
+        &[(
+            "CROW_PIPELINE__INTERACTIONS__OUTBOX_BATCH_TIMEOUT_MS",
+            "100",
+        )],
+    );
+    let url = server.url.as_str();
+    let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/catalog.json");
+    let out = crow(&[
+        "products", "upsert", catalog, "--org", "shop", "--server", url,
+    ]);
+    assert!(out.contains("5 products upserted"), "{out}");
+    let out = crow(&[
+        "products", "list", "--org", "shop", "--json", "--server", url,
+    ]);
+    assert_eq!(out.lines().count(), 5, "{out}");
+
+    let data = r#"{"platform": "instagram", "text": "Love the red running shoes!"}"#;
+    let args = [
+        "interactions",
+        "create",
+        "--org",
+        "shop",
+        "--source",
+        "social",
+        "--data",
+        data,
+        "--idempotency-key",
+        "post-1",
+        "--wait",
+        "--server",
+        url,
+    ];
+    let out = crow(&args);
+    let id = out.lines().next().unwrap().to_owned();
+    assert!(
+        out.contains("products sku-101"),
+        "the catalog name in the text is matched: {out}"
+    );
+    assert!(
+        out.contains("social event on instagram about sku-101: Love"),
+        "{out}"
+    );
+    let again = crow(
+        &args[..args.len() - 3]
+            .iter()
+            .chain(&["--server", url])
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    assert!(again.starts_with(&format!("{id}  (duplicate")), "{again}");
+
+    let out = crow(&["interactions", "get", &id, "--org", "shop", "--server", url]);
+    assert!(out.contains(&id), "{out}");
+    let out = crow(&[
+        "interactions",
+        "list",
+        "--org",
+        "shop",
+        "--source",
+        "social",
+        "-q",
+        "running shoes",
+        "--json",
+        "--server",
+        url,
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let out = crow(&[
+        "interactions",
+        "list",
+        "--org",
+        "shop",
+        "-q",
+        "jacket",
+        "--server",
+        url,
+    ]);
+    assert!(out.contains("no matching interactions"), "{out}");
+    let out = crow(&["summary", "--org", "shop", "--json", "--server", url]);
+    assert!(
+        out.contains("\"social\":1") && out.contains("\"total\":1"),
+        "{out}"
+    );
+
+    let out = crow(&["analyze", "--org", "shop", "--json", "--server", url]);
+    let analysis: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(analysis["status"], "done", "{out}");
+    assert_eq!(analysis["records"], 1);
+    let fetched = crow(&[
+        "analyze",
+        "--org",
+        "shop",
+        "--id",
+        analysis["id"].as_str().unwrap(),
+        "--json",
+        "--server",
+        url,
+    ]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(fetched.trim()).unwrap(),
+        analysis
+    );
+    let out = crow(&["dead-letters", "list", "--org", "shop", "--server", url]);
+    assert!(out.contains("no dead letters"), "{out}");
+}

@@ -215,11 +215,10 @@ pub fn process(record: &NewInteraction, catalog: &[Product]) -> Interaction {
     }
 
     let summary = record.summary.clone().unwrap_or_else(|| {
-        let mut s = format!(
-            "{} {} event",
-            record.source_type.as_str(),
-            event.unwrap_or("generic")
-        );
+        let mut s = match event {
+            Some(e) => format!("{} {e} event", record.source_type.as_str()),
+            None => format!("{} event", record.source_type.as_str()),
+        };
         if let Some(c) = channel {
             s.push_str(&format!(" on {c}"));
         }
