@@ -143,8 +143,9 @@ async fn pipeline_fps(jpegs: &[Vec<u8>], describer: DescriberKind) -> Result<f64
         .pipeline_config(config)
         .build()
         .await?;
-    let server = crow::server::spawn(crow.pipeline().clone(), "127.0.0.1:0".parse()?).await?;
-    let mut client = crow::client::connect(&server.url()).await?;
+    let (auth, credentials) = bench_auth("bench")?;
+    let server = crow::server::spawn(crow.pipeline().clone(), "127.0.0.1:0".parse()?, auth).await?;
+    let mut client = crow::client::connect_with(&server.url(), credentials).await?;
 
     let frames: Vec<Frame> = jpegs
         .iter()
@@ -350,4 +351,24 @@ fn describe(args: DescribeBenchArgs) -> Result<()> {
         crow_token / t
     );
     Ok(())
+}
+
+/// Authentication as a server runs it: HS256 with a fresh random secret, and a client token for `org`, so
+/// that benchmarks measure the authenticated path.
+pub(crate) fn bench_auth(
+    org: &str,
+) -> Result<(crow::auth::Authenticator, crow::client::Credentials)> {
+    let config = crow::auth::AuthConfig {
+        secret: Some(format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )),
+        ..Default::default()
+    };
+    let token = crow::auth::mint_hs256(&config, "bench", &[org.to_owned()], "admin", 3_600)?;
+    Ok((
+        crow::auth::Authenticator::new(&config)?,
+        crow::client::Credentials::new(Some(&token), None),
+    ))
 }

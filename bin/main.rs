@@ -54,6 +54,8 @@ enum Command {
     /// Models: what is installed and configured.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Mint an HS256 token with the configured secret (CROW_JWT_SECRET or [auth] secret).
+    Token(TokenArgs),
     /// Benchmarks that print ratios measured in one run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -76,6 +78,10 @@ struct ServeArgs {
     /// Do not export metrics.
     #[arg(long)]
     no_metrics: bool,
+    /// Development mode: no authentication (every caller may act for every organization). Never use
+    /// it on a network.
+    #[arg(long)]
+    dev: bool,
     /// Frame describer: opencv (embedded default), llama ([pipeline.llama] models), remote
     /// ([pipeline.remote] server) or off.
     #[arg(long, value_parser = parse_describer)]
@@ -92,6 +98,40 @@ fn parse_describer(s: &str) -> Result<DescriberKind, String> {
             "unknown describer {other:?}; expected opencv or off"
         )),
     }
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// Organization the token grants (repeatable).
+    #[arg(long = "org", required = true)]
+    orgs: Vec<String>,
+    /// admin, analyst, camera or viewer.
+    #[arg(long, default_value = "admin")]
+    role: String,
+    /// Lifetime, e.g. 30m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: u64,
+    /// Subject.
+    #[arg(long, default_value = "crow-cli")]
+    sub: String,
+    /// TOML configuration file (its [auth] issuer, audience and secret).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn parse_ttl(s: &str) -> Result<u64, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}; e.g. 30m, 1h, 7d"))?;
+    let scale = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("bad duration unit in {s:?}; use s, m, h or d")),
+    };
+    Ok(n * scale)
 }
 
 #[derive(Args, Clone)]
@@ -210,6 +250,7 @@ async fn main() -> Result<()> {
         Command::Session(cmd) => session(cmd).await,
         Command::Describe(args) => describe(args).await,
         Command::Models(ModelsCommand::List { config, dir }) => models_list(config, dir),
+        Command::Token(args) => token(args),
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }
@@ -236,6 +277,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .with_http_listener(addr)
             .install()
             .with_context(|| format!("starting the metrics exporter on {addr}"))?;
+    }
+    let auth = config.authenticator(args.dev)?;
+    if args.dev {
+        let warning = "DEVELOPMENT MODE: authentication is OFF; every caller may read and write every organization. Never expose this server.";
+        eprintln!("\n*** {warning} ***\n");
+        tracing::warn!("{warning}");
     }
     let crow = Crow::from_config(&config)
         .await
@@ -269,9 +316,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
     };
-    crow::server::serve_on(crow.pipeline().clone(), listener, shutdown).await?;
+    crow::server::serve_on(crow.pipeline().clone(), listener, auth, shutdown).await?;
     tracing::info!("shutting down");
     crow.shutdown().await;
+    Ok(())
+}
+
+fn token(args: TokenArgs) -> Result<()> {
+    let config = Config::load(args.config.as_deref())?;
+    let token = crow::auth::mint_hs256(&config.auth, &args.sub, &args.orgs, &args.role, args.ttl)?;
+    println!("{token}");
     Ok(())
 }
 

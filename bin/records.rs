@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use crow::client::AuthChannel as Channel;
 use crow::proto::analysis_service_client::AnalysisServiceClient;
 use crow::proto::catalog_service_client::CatalogServiceClient;
 use crow::proto::interaction_service_client::InteractionServiceClient;
@@ -14,7 +15,6 @@ use crow::proto::{
     RetryDeadLetterRequest, UpsertProductsRequest, WatchPatternsRequest,
 };
 use serde_json::json;
-use tonic::transport::Channel;
 
 use crate::ServerArg;
 
@@ -242,12 +242,9 @@ pub(crate) struct WatchArgs {
     server: ServerArg,
 }
 
+/// A channel to `url` presenting `CROW_TOKEN` (and `CROW_GATEWAY_KEY`).
 async fn channel(url: &str) -> Result<Channel> {
-    Channel::from_shared(url.to_owned())
-        .with_context(|| format!("invalid server URL {url}"))?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {url}"))
+    Ok(crow::client::channel(url, crow::client::Credentials::from_env()).await?)
 }
 
 async fn interaction_client(url: &str) -> Result<InteractionServiceClient<Channel>> {

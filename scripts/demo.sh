@@ -11,6 +11,10 @@ cargo build --quiet --bin crow
 CROW=target/debug/crow
 DATA=$(mktemp -d)
 LOG=$DATA/server.log
+# Every call is authenticated: a fresh HS256 secret for this run (unless one is set), and a token for the
+# demo organization that the client commands below present (CROW_TOKEN).
+export CROW_JWT_SECRET=${CROW_JWT_SECRET:-$(head -c 32 /dev/urandom | base64)}
+export CROW_TOKEN=$("$CROW" token --org demo-store --role admin --ttl 1h)
 # Web/social events are processed in batches of 10 or after 30 s by default; the demo shortens the wait.
 CROW_PIPELINE__INTERACTIONS__OUTBOX_BATCH_TIMEOUT_MS=500 \
   "$CROW" serve --data-dir "$DATA/db" --listen 127.0.0.1:0 --no-metrics >"$LOG" 2>&1 &

@@ -11,6 +11,9 @@ use crow_inference::{encode_jpeg, InferenceError, MediaReader};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 
 /// What can go wrong while streaming.
 #[derive(Debug, thiserror::Error)]
@@ -94,10 +97,63 @@ pub struct StreamReport {
     pub captured_range_ms: Option<(i64, i64)>,
 }
 
-/// Connects to `url` (e.g. `http://127.0.0.1:50051`).
-pub async fn connect(
-    url: &str,
-) -> Result<IngestServiceClient<tonic::transport::Channel>, ClientError> {
+/// What a client presents: a bearer token and, for internal routes, the gateway key.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    authorization: Option<MetadataValue<Ascii>>,
+    gateway_key: Option<MetadataValue<Ascii>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        f.debug_struct("Credentials")
+            .field("token", &self.authorization.is_some())
+            .field("gateway_key", &self.gateway_key.is_some())
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// A bearer token (and optionally the gateway key). Values that cannot be HTTP header values are
+    /// dropped.
+    pub fn new(token: Option<&str>, gateway_key: Option<&str>) -> Credentials {
+        Credentials {
+            authorization: token.and_then(|t| format!("Bearer {}", t.trim()).parse().ok()),
+            gateway_key: gateway_key.and_then(|k| k.trim().parse().ok()),
+        }
+    }
+
+    /// From `CROW_TOKEN` and `CROW_GATEWAY_KEY` (each optional).
+    pub fn from_env() -> Credentials {
+        let token = std::env::var("CROW_TOKEN").ok();
+        let key = std::env::var("CROW_GATEWAY_KEY").ok();
+        Credentials::new(token.as_deref(), key.as_deref())
+    }
+}
+
+impl Interceptor for Credentials {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.authorization {
+            request.metadata_mut().insert("authorization", v.clone());
+        }
+        if let Some(v) = &self.gateway_key {
+            request
+                .metadata_mut()
+                .insert(crow_grpc_api::auth::GATEWAY_KEY_HEADER, v.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel that presents [`Credentials`] on every call.
+pub type AuthChannel = InterceptedService<tonic::transport::Channel, Credentials>;
+
+/// Connects a channel to `url` (e.g. `http://127.0.0.1:50051`) that presents `credentials`.
+pub async fn channel(url: &str, credentials: Credentials) -> Result<AuthChannel, ClientError> {
     let connect_error = |e: tonic::transport::Error| ClientError::Connect {
         url: url.to_owned(),
         reason: e.to_string(),
@@ -110,7 +166,20 @@ pub async fn connect(
         .connect()
         .await
         .map_err(connect_error)?;
-    Ok(IngestServiceClient::new(channel)
+    Ok(InterceptedService::new(channel, credentials))
+}
+
+/// Connects an ingest client to `url`, with the credentials of `CROW_TOKEN` / `CROW_GATEWAY_KEY`.
+pub async fn connect(url: &str) -> Result<IngestServiceClient<AuthChannel>, ClientError> {
+    connect_with(url, Credentials::from_env()).await
+}
+
+/// Connects an ingest client to `url` with explicit credentials.
+pub async fn connect_with(
+    url: &str,
+    credentials: Credentials,
+) -> Result<IngestServiceClient<AuthChannel>, ClientError> {
+    Ok(IngestServiceClient::new(channel(url, credentials).await?)
         .max_decoding_message_size(16 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024))
 }
@@ -119,7 +188,7 @@ pub async fn connect(
 /// and the acks in order. The request stream closes when `frames` does; `on_ack` sees each ack as it
 /// arrives.
 pub async fn stream_frames(
-    client: &mut IngestServiceClient<tonic::transport::Channel>,
+    client: &mut IngestServiceClient<AuthChannel>,
     mut frames: mpsc::Receiver<Frame>,
     mut on_ack: impl FnMut(&FrameAck) + Send,
 ) -> Result<(u64, Vec<FrameAck>), ClientError> {

@@ -8,6 +8,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineConfig;
+use crow_grpc_api::auth::{AuthConfig, Authenticator};
 
 /// Every setting of a crow server. Sources, later ones winning: built-in defaults, a TOML file, then
 /// environment variables `CROW_<KEY>` (nested keys with `__`, e.g. `CROW_PIPELINE__BATCH_SIZE=10`).
@@ -37,6 +38,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Pipeline settings.
     pub pipeline: PipelineConfig,
+    /// Authentication (`CROW_JWT_SECRET` and `CROW_GATEWAY_KEY` override `secret` and `gateway_key`).
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             pipeline: PipelineConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -68,9 +72,24 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment
+        let mut config: Config = figment
             .merge(Env::prefixed("CROW_").split("__"))
             .extract()
-            .map_err(|e| ConfigError(e.to_string()))
+            .map_err(|e| ConfigError(e.to_string()))?;
+        if let Ok(secret) = std::env::var("CROW_JWT_SECRET") {
+            config.auth.secret = Some(secret);
+        }
+        if let Ok(key) = std::env::var("CROW_GATEWAY_KEY") {
+            config.auth.gateway_key = Some(key);
+        }
+        Ok(config)
+    }
+
+    /// The authenticator this configuration describes; `dev` disables authentication.
+    pub fn authenticator(&self, dev: bool) -> Result<Authenticator, ConfigError> {
+        if dev {
+            return Ok(Authenticator::disabled());
+        }
+        Authenticator::new(&self.auth).map_err(|e| ConfigError(e.to_string()))
     }
 }

@@ -33,6 +33,7 @@ pub mod server;
 pub use config::{Config, ConfigError};
 pub use crow_actors as actors;
 pub use crow_actors::{DescriberKind, Pipeline, PipelineConfig, PipelineError};
+pub use crow_grpc_api::auth;
 pub use crow_grpc_api::proto;
 pub use crow_inference as inference;
 pub use crow_storage as storage;

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use crow_grpc_api::auth::Authenticator;
 use crow_grpc_api::proto::analysis_service_server::AnalysisServiceServer;
 use crow_grpc_api::proto::catalog_service_server::CatalogServiceServer;
 use crow_grpc_api::proto::ingest_service_server::IngestServiceServer;
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::Pipeline;
 
@@ -48,12 +50,16 @@ impl RunningServer {
     }
 }
 
-/// Binds `addr` and serves `pipeline` on a background task.
-pub async fn spawn(pipeline: Pipeline, addr: SocketAddr) -> std::io::Result<RunningServer> {
+/// Binds `addr` and serves `pipeline` on a background task, authenticating calls with `auth`.
+pub async fn spawn(
+    pipeline: Pipeline,
+    addr: SocketAddr,
+    auth: Authenticator,
+) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_on(pipeline, listener, async {
+    let task = tokio::spawn(serve_on(pipeline, listener, auth, async {
         let _ = rx.await;
     }));
     Ok(RunningServer {
@@ -79,10 +85,12 @@ fn incoming(
     })
 }
 
-/// Serves `pipeline` on `listener` until `shutdown` completes.
+/// Serves `pipeline` on `listener` until `shutdown` completes. Every service sits behind `auth`'s
+/// interceptor (token, and the gateway key on internal routes); handlers check the organization.
 pub async fn serve_on(
     pipeline: Pipeline,
     listener: TcpListener,
+    auth: Authenticator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let max_message = max_message_bytes(pipeline.config().max_frame_bytes);
@@ -105,10 +113,22 @@ pub async fn serve_on(
     tonic::transport::Server::builder()
         .initial_stream_window_size(window)
         .initial_connection_window_size(window.saturating_mul(2))
-        .add_service(ingest)
-        .add_service(InteractionServiceServer::new(interactions))
-        .add_service(CatalogServiceServer::new(catalog))
-        .add_service(AnalysisServiceServer::new(analysis))
+        .add_service(InterceptedService::new(
+            ingest,
+            auth.interceptor(auth.ingest_is_internal()),
+        ))
+        .add_service(InterceptedService::new(
+            InteractionServiceServer::new(interactions),
+            auth.interceptor(false),
+        ))
+        .add_service(InterceptedService::new(
+            CatalogServiceServer::new(catalog),
+            auth.interceptor(false),
+        ))
+        .add_service(InterceptedService::new(
+            AnalysisServiceServer::new(analysis),
+            auth.interceptor(false),
+        ))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
 }

@@ -34,6 +34,7 @@ fn serve_stream_list_summary_and_metrics() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_crow"))
         .args([
             "serve",
+            "--dev",
             "--listen",
             "127.0.0.1:0",
             "--metrics-listen",

@@ -47,9 +47,14 @@ impl TestServer {
             .build()
             .await
             .unwrap();
-        let server = crow::server::spawn(crow.pipeline().clone(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        // Authentication is the subject of tests/auth.rs; elsewhere it is off.
+        let server = crow::server::spawn(
+            crow.pipeline().clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            crow::auth::Authenticator::disabled(),
+        )
+        .await
+        .unwrap();
         let url = server.url();
         TestServer {
             crow,
@@ -214,6 +219,7 @@ pub fn start_server_process(dir: &std::path::Path, envs: &[(&str, &str)]) -> Ser
     let mut child = Command::new(env!("CARGO_BIN_EXE_crow"))
         .args([
             "serve",
+            "--dev",
             "--listen",
             "127.0.0.1:0",
             "--no-metrics",

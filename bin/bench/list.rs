@@ -130,8 +130,10 @@ pub(crate) async fn run(args: ListBenchArgs) -> Result<()> {
         .pipeline_config(config)
         .build()
         .await?;
-    let server = crow::server::spawn(crow.pipeline().clone(), "127.0.0.1:0".parse()?).await?;
-    let mut client = InteractionServiceClient::connect(server.url()).await?;
+    let (auth, credentials) = super::bench_auth(ORG)?;
+    let server = crow::server::spawn(crow.pipeline().clone(), "127.0.0.1:0".parse()?, auth).await?;
+    let mut client =
+        InteractionServiceClient::new(crow::client::channel(&server.url(), credentials).await?);
 
     let list = |source: ProtoSource, q: &str, token: String| ListInteractionsRequest {
         organization_id: ORG.into(),

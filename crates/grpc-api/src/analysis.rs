@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::auth;
 use crate::convert;
 use crate::interactions::non_empty;
 use crate::proto::analysis_service_server::AnalysisService;
@@ -40,7 +41,9 @@ impl AnalysisService for AnalysisApi {
         &self,
         request: Request<AnalyzeRequest>,
     ) -> Result<Response<Analysis>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let source = convert::source_filter(r.source_type, "source_type")?;
         let record = self
             .pipeline
@@ -60,7 +63,9 @@ impl AnalysisService for AnalysisApi {
         &self,
         request: Request<GetAnalysisRequest>,
     ) -> Result<Response<Analysis>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let record = self
             .pipeline
             .get_analysis(&r.organization_id, &r.analysis_id)
@@ -74,7 +79,9 @@ impl AnalysisService for AnalysisApi {
         &self,
         request: Request<WatchPatternsRequest>,
     ) -> Result<Response<Self::WatchPatternsStream>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let camera = non_empty(r.camera_id);
         let mut subscription = self
             .pipeline

@@ -3,6 +3,7 @@
 use crow_actors::{Pipeline, ProductInput};
 use tonic::{Request, Response, Status};
 
+use crate::auth;
 use crate::convert;
 use crate::interactions::{blocking, non_empty, page_size};
 use crate::proto::catalog_service_server::CatalogService;
@@ -30,7 +31,9 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<UpsertProductsRequest>,
     ) -> Result<Response<UpsertProductsResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         if r.products
             .iter()
             .any(|p| !p.organization_id.is_empty() && p.organization_id != r.organization_id)
@@ -64,7 +67,9 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<ListProductsRequest>,
     ) -> Result<Response<ListProductsResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let page_size = page_size(r.page_size)?;
         let pipeline = self.pipeline.clone();
         let page = blocking(move || {
@@ -87,7 +92,9 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<DeleteProductRequest>,
     ) -> Result<Response<DeleteProductResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let deleted = self
             .pipeline
             .delete_product(&r.organization_id, &r.product_id)

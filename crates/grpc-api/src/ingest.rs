@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth;
 use crate::convert;
 use crate::proto::ingest_service_server::IngestService;
 use crate::proto::{
@@ -47,7 +48,9 @@ impl IngestService for IngestApi {
         &self,
         request: Request<CreateSessionRequest>,
     ) -> Result<Response<Session>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let s = self
             .pipeline
             .create_session(&r.organization_id, &r.camera_id)
@@ -60,7 +63,9 @@ impl IngestService for IngestApi {
         &self,
         request: Request<GetSessionRequest>,
     ) -> Result<Response<Session>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let s = self
             .pipeline
             .get_session(&r.organization_id, &r.session_id)
@@ -72,7 +77,9 @@ impl IngestService for IngestApi {
         &self,
         request: Request<CloseSessionRequest>,
     ) -> Result<Response<Session>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let s = self
             .pipeline
             .close_session(&r.organization_id, &r.session_id)
@@ -89,6 +96,7 @@ impl IngestService for IngestApi {
         &self,
         request: Request<Streaming<StreamFramesRequest>>,
     ) -> Result<Response<Self::StreamFramesStream>, Status> {
+        let caller = auth::caller(&request)?;
         let inbound = request.into_inner();
         let credits = self.pipeline.config().stream_credits.max(1);
         let (out_tx, out_rx) = mpsc::channel(credits as usize + 1);
@@ -106,7 +114,13 @@ impl IngestService for IngestApi {
             out_tx.clone(),
             credits as usize,
         ));
-        tokio::spawn(receive(self.pipeline.clone(), inbound, ack_tx, credits));
+        tokio::spawn(receive(
+            self.pipeline.clone(),
+            caller,
+            inbound,
+            ack_tx,
+            credits,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 }
@@ -121,6 +135,7 @@ type Pending = (Result<StreamFramesResponse, Status>, OwnedSemaphorePermit);
 /// 3. the router hands prepared frames to their session in order and queues the acks.
 async fn receive(
     pipeline: Pipeline,
+    caller: auth::Caller,
     mut inbound: Streaming<StreamFramesRequest>,
     acks: mpsc::Sender<Pending>,
     credits: u32,
@@ -176,7 +191,7 @@ async fn receive(
     let mut router: Option<(String, String, FrameRouter)> = None;
     while let Some((message, prepared, permit)) = prepared_rx.recv().await {
         let result = match message {
-            Ok(message) => handle_frame(&pipeline, &mut router, message, prepared).await,
+            Ok(message) => handle_frame(&pipeline, &caller, &mut router, message, prepared).await,
             Err(status) => Err(status),
         };
         let end = result.is_err();
@@ -192,6 +207,7 @@ async fn receive(
 
 async fn handle_frame(
     pipeline: &Pipeline,
+    caller: &auth::Caller,
     router: &mut Option<(String, String, FrameRouter)>,
     message: StreamFramesRequest,
     prepared: Option<Arc<Prepared>>,
@@ -207,6 +223,8 @@ async fn handle_frame(
             ))
         }
         None => {
+            // The stream's organization is fixed by its first frame; the token must grant it.
+            caller.check_org(&frame.organization_id)?;
             let r = pipeline
                 .router(&frame.organization_id, &frame.camera_id)
                 .map_err(convert::status)?;

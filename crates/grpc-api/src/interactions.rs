@@ -4,6 +4,7 @@ use crow_actors::{validate_id, CreateInteraction, Pipeline};
 use crow_storage::{InteractionFilter, InteractionState};
 use tonic::{Request, Response, Status};
 
+use crate::auth;
 use crate::convert;
 use crate::proto::interaction_service_server::InteractionService;
 use crate::proto::{
@@ -64,7 +65,9 @@ impl InteractionService for InteractionApi {
         &self,
         request: Request<CreateInteractionRequest>,
     ) -> Result<Response<CreateInteractionResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let source_type = convert::source_filter(r.source_type, "source_type")?;
         let enqueued = self
             .pipeline
@@ -90,7 +93,9 @@ impl InteractionService for InteractionApi {
         &self,
         request: Request<GetInteractionRequest>,
     ) -> Result<Response<GetInteractionResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let state = self
             .pipeline
             .interaction_state(&r.organization_id, &r.id)
@@ -122,7 +127,9 @@ impl InteractionService for InteractionApi {
         &self,
         request: Request<ListInteractionsRequest>,
     ) -> Result<Response<ListInteractionsResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         validate_id("organization_id", &r.organization_id).map_err(convert::status)?;
         let page_size = page_size(r.page_size)?;
         if r.page_token.len() > MAX_PAGE_TOKEN_LEN {
@@ -158,7 +165,9 @@ impl InteractionService for InteractionApi {
         &self,
         request: Request<GetSummaryRequest>,
     ) -> Result<Response<Summary>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         validate_id("organization_id", &r.organization_id).map_err(convert::status)?;
         let summary = self
             .pipeline
@@ -172,7 +181,9 @@ impl InteractionService for InteractionApi {
         &self,
         request: Request<ListDeadLettersRequest>,
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let page_size = page_size(r.page_size)?;
         let pipeline = self.pipeline.clone();
         let page = blocking(move || {
@@ -195,7 +206,9 @@ impl InteractionService for InteractionApi {
         &self,
         request: Request<RetryDeadLetterRequest>,
     ) -> Result<Response<CreateInteractionResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let r = request.into_inner();
+        caller.check_org(&r.organization_id)?;
         let enqueued = self
             .pipeline
             .retry_dead_letter(&r.organization_id, &r.id)

@@ -5,6 +5,7 @@
 //! [`tonic::Status`] codes whose messages never reveal internal paths, keys or schema.
 
 mod analysis;
+pub mod auth;
 mod catalog;
 mod convert;
 mod ingest;
