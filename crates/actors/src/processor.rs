@@ -6,10 +6,11 @@
 //! it stored — never both, never neither. A failed event is retried `max_retries` times,
 //! `retry_delay_ms` apart, then moved to the dead letters.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crow_storage::{now_ms, OutboxEntry, OutboxFailure, Store};
+use crow_storage::{now_ms, OutboxEntry, OutboxFailure, Product, Store};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::config::InteractionsConfig;
@@ -120,8 +121,17 @@ impl ProcessorState {
         loop {
             let due = self.args.store.outbox_due(now_ms(), batch_size)?;
             let full = due.len() == batch_size;
+            // Each organization's catalog is read once per batch, not once per event.
+            let mut catalogs: HashMap<String, Result<Vec<Product>, String>> = HashMap::new();
             for entry in &due {
-                self.process_one(entry)?;
+                let org = &entry.record.organization_id;
+                let catalog = catalogs.entry(org.clone()).or_insert_with(|| {
+                    self.args
+                        .store
+                        .catalog(org, CATALOG_LIMIT)
+                        .map_err(|e| e.to_string())
+                });
+                self.process_one(entry, catalog)?;
             }
             if !full {
                 return Ok(());
@@ -129,14 +139,15 @@ impl ProcessorState {
         }
     }
 
-    fn process_one(&self, entry: &OutboxEntry) -> Result<(), ActorProcessingErr> {
+    fn process_one(
+        &self,
+        entry: &OutboxEntry,
+        catalog: &Result<Vec<Product>, String>,
+    ) -> Result<(), ActorProcessingErr> {
         let store = &self.args.store;
         let record = &entry.record;
         let outcome = self.check_fault(entry).and_then(|()| {
-            let catalog = store
-                .catalog(&record.organization_id, CATALOG_LIMIT)
-                .map_err(|e| e.to_string())?;
-            let interaction = process(record, &catalog);
+            let interaction = process(record, catalog.as_ref().map_err(Clone::clone)?);
             store
                 .complete_outbox(entry, &interaction)
                 .map_err(|e| e.to_string())

@@ -33,6 +33,15 @@ fn check_len(what: &str, value: &str, min: usize, max: usize) -> Result<(), Pipe
     Ok(())
 }
 
+/// Checks the organization and the id cursor of a paged listing.
+fn validate_page(organization_id: &str, page_token: Option<&str>) -> Result<(), PipelineError> {
+    validate_id("organization_id", organization_id)?;
+    match page_token {
+        Some(t) => validate_id("page_token", t),
+        None => Ok(()),
+    }
+}
+
 /// A product as a caller describes it (the server sets the organization and the time).
 #[derive(Debug, Clone, Default)]
 pub struct ProductInput {
@@ -93,10 +102,7 @@ impl Pipeline {
         page_size: usize,
         page_token: Option<&str>,
     ) -> Result<DeadLetterPage, PipelineError> {
-        validate_id("organization_id", organization_id)?;
-        if let Some(t) = page_token {
-            validate_id("page_token", t)?;
-        }
+        validate_page(organization_id, page_token)?;
         Ok(self
             .inner
             .store
@@ -173,10 +179,7 @@ impl Pipeline {
         page_size: usize,
         page_token: Option<&str>,
     ) -> Result<ProductPage, PipelineError> {
-        validate_id("organization_id", organization_id)?;
-        if let Some(t) = page_token {
-            validate_id("page_token", t)?;
-        }
+        validate_page(organization_id, page_token)?;
         Ok(self
             .inner
             .store

@@ -40,25 +40,17 @@ impl Store {
         page_size: usize,
         page_token: Option<&str>,
     ) -> Result<ProductPage> {
-        let prefix = keys::prefix(organization_id);
-        let start = match page_token {
-            Some(last) => {
-                let mut k = keys::pair(organization_id, last);
-                k.push(0);
-                k
-            }
-            None => prefix.clone(),
-        };
-        let mut page = ProductPage::default();
-        for item in self.inner.products.range(start..keys::prefix_end(&prefix)) {
-            let (k, v) = item?;
-            if page.products.len() == page_size.max(1) {
-                page.next_page_token = page.products.last().map(|p| p.id.clone());
-                break;
-            }
-            page.products.push(decode(&k, &v)?);
-        }
-        Ok(page)
+        let (products, next_page_token) = self.page_by_id(
+            &self.inner.products,
+            organization_id,
+            page_size,
+            page_token,
+            |p: &Product| &p.id,
+        )?;
+        Ok(ProductPage {
+            products,
+            next_page_token,
+        })
     }
 
     /// The whole catalog of an organization, up to `limit` products.

@@ -230,11 +230,7 @@ impl Store {
 
         // Positions (`!ts id`) to visit: from the window's newest end or just after the cursor, to the
         // window's oldest end.
-        let mut start: Vec<u8> = match filter.to_ms {
-            // Records with ts < to are those at or after !(to - 1).
-            Some(to) => keys::newest_first(to.saturating_sub(1)).to_vec(),
-            None => Vec::new(),
-        };
+        let (mut start, end) = window(filter.from_ms, filter.to_ms);
         if let Some(token) = page_token {
             let last = base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(token)
@@ -246,10 +242,6 @@ impl Store {
             after.push(0);
             start = start.max(after);
         }
-        let end: Option<Vec<u8>> = match filter.from_ms {
-            Some(from) if from > i64::MIN => Some(keys::newest_first(from - 1).to_vec()),
-            _ => None,
-        };
         if end.as_ref().is_some_and(|e| start >= *e) {
             return Ok(InteractionPage::default());
         }
@@ -357,17 +349,11 @@ impl Store {
         mut visit: impl FnMut(Interaction) -> bool,
     ) -> Result<()> {
         let prefix = keys::prefix(organization_id);
-        let mut start = prefix.clone();
-        if let Some(to) = to_ms {
-            start.extend_from_slice(&keys::newest_first(to.saturating_sub(1)));
-        }
-        let end = match from_ms {
-            Some(from) if from > i64::MIN => {
-                let mut e = prefix.clone();
-                e.extend_from_slice(&keys::newest_first(from - 1));
-                e
-            }
-            _ => keys::prefix_end(&prefix),
+        let (first, last) = window(from_ms, to_ms);
+        let start = [prefix.as_slice(), &first].concat();
+        let end = match last {
+            Some(e) => [prefix.as_slice(), &e].concat(),
+            None => keys::prefix_end(&prefix),
         };
         if start >= end {
             return Ok(());
@@ -380,6 +366,19 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The positions (`!ts id`) of a time window `[from_ms, to_ms)`: where a newest-first scan starts, and
+/// where it ends (exclusive; `None` = the end of the tree or index).
+fn window(from_ms: Option<i64>, to_ms: Option<i64>) -> (Vec<u8>, Option<Vec<u8>>) {
+    // Records with ts < to are those at or after !(to - 1); those with ts >= from are before !(from - 1).
+    let start = to_ms.map_or_else(Vec::new, |to| {
+        keys::newest_first(to.saturating_sub(1)).to_vec()
+    });
+    let end = from_ms
+        .filter(|from| *from > i64::MIN)
+        .map(|from| keys::newest_first(from - 1).to_vec());
+    (start, end)
 }
 
 /// A forward cursor over one newest-first index, for the leapfrog intersection.

@@ -171,29 +171,17 @@ impl Store {
         page_size: usize,
         page_token: Option<&str>,
     ) -> Result<DeadLetterPage> {
-        let prefix = keys::prefix(organization_id);
-        let start = match page_token {
-            Some(last_id) => {
-                let mut k = keys::pair(organization_id, last_id);
-                k.push(0);
-                k
-            }
-            None => prefix.clone(),
-        };
-        let mut page = DeadLetterPage::default();
-        for item in self
-            .inner
-            .dead_letters
-            .range(start..keys::prefix_end(&prefix))
-        {
-            let (k, v) = item?;
-            if page.dead_letters.len() == page_size.max(1) {
-                page.next_page_token = page.dead_letters.last().map(|d| d.record.id.clone());
-                break;
-            }
-            page.dead_letters.push(decode(&k, &v)?);
-        }
-        Ok(page)
+        let (dead_letters, next_page_token) = self.page_by_id(
+            &self.inner.dead_letters,
+            organization_id,
+            page_size,
+            page_token,
+            |d: &DeadLetter| &d.record.id,
+        )?;
+        Ok(DeadLetterPage {
+            dead_letters,
+            next_page_token,
+        })
     }
 
     /// Moves a dead letter back into the outbox with its attempts reset; `None` if the organization has

@@ -429,6 +429,36 @@ impl Store {
         Ok(out)
     }
 
+    /// One page of an organization's records in a tree keyed `org \0 id`, by id; the cursor is the last id.
+    pub(crate) fn page_by_id<T: DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        organization_id: &str,
+        page_size: usize,
+        after_id: Option<&str>,
+        id_of: impl Fn(&T) -> &str,
+    ) -> Result<(Vec<T>, Option<String>)> {
+        let prefix = keys::prefix(organization_id);
+        let start = match after_id {
+            Some(last) => {
+                let mut k = keys::pair(organization_id, last);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let mut items = Vec::new();
+        for item in tree.range(start..keys::prefix_end(&prefix)) {
+            let (k, v) = item?;
+            if items.len() == page_size.max(1) {
+                let next = items.last().map(|t| id_of(t).to_owned());
+                return Ok((items, next));
+            }
+            items.push(decode(&k, &v)?);
+        }
+        Ok((items, None))
+    }
+
     fn scan<T: DeserializeOwned>(&self, tree: &Tree, session_id: &str) -> Result<Vec<T>> {
         let mut out = Vec::new();
         for item in tree.scan_prefix(keys::prefix(session_id)) {
@@ -515,7 +545,17 @@ mod tests {
             );
             store.flush_for_tests();
         }
-        let store = Store::open(dir.path()).unwrap();
+        // sled's background threads may hold the directory lock for a moment after the last handle drops.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let store = loop {
+            match Store::open(dir.path()) {
+                Ok(s) => break s,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopening: {e}"),
+            }
+        };
         assert_eq!(
             store.batches(&batch.session_id).unwrap(),
             vec![batch.clone()]
