@@ -45,15 +45,15 @@ pub(crate) struct AlongWith<'a> {
 }
 
 /// The keys and values one record writes, computed once outside the transaction (which may re-run).
-struct Prepared {
-    key: Vec<u8>,
+pub(crate) struct Prepared {
+    pub(crate) key: Vec<u8>,
     value: Vec<u8>,
     id: String,
-    count_key: Vec<u8>,
-    index_keys: Vec<Vec<u8>>,
+    pub(crate) count_key: Vec<u8>,
+    pub(crate) index_keys: Vec<Vec<u8>>,
 }
 
-fn prepare(i: &Interaction) -> Prepared {
+pub(crate) fn prepare(i: &Interaction) -> Prepared {
     let org = &i.organization_id;
     let position = keys::position(i.timestamp_ms, &i.id);
     let with_position = |mut prefix: Vec<u8>| {

@@ -26,6 +26,7 @@ mod model;
 mod outbox;
 mod store;
 pub mod text;
+mod verify;
 
 pub use catalog::ProductPage;
 pub use error::StorageError;
@@ -38,6 +39,7 @@ pub use model::{
 };
 pub use outbox::{DeadLetterPage, OutboxFailure};
 pub use store::{FrameWrite, Store};
+pub use verify::IntegrityReport;
 
 /// Result alias for storage operations.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
