@@ -217,12 +217,19 @@ fn describe(args: DescribeBenchArgs) -> Result<()> {
     };
     let bytes =
         std::fs::read(&args.image).with_context(|| format!("reading {}", args.image.display()))?;
-    let image =
-        crow::inference::decode_frame(&bytes, crow::inference::ImageFormat::Jpeg, usize::MAX)
-            .or_else(|_| {
-                crow::inference::decode_frame(&bytes, crow::inference::ImageFormat::Png, usize::MAX)
-            })?
-            .image;
+    let image = crow::inference::decode_frame(
+        &bytes,
+        crow::inference::ImageFormat::Jpeg,
+        crow::inference::FrameLimits::DEFAULT,
+    )
+    .or_else(|_| {
+        crow::inference::decode_frame(
+            &bytes,
+            crow::inference::ImageFormat::Png,
+            crow::inference::FrameLimits::DEFAULT,
+        )
+    })?
+    .image;
     let vision = VisionModel::load(&args.model, &args.mmproj, None, settings.clone())?;
     let mut describer = vision.describer()?;
     describer.describe_image(&image)?;

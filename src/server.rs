@@ -9,7 +9,10 @@ use crow_grpc_api::proto::analysis_service_server::AnalysisServiceServer;
 use crow_grpc_api::proto::catalog_service_server::CatalogServiceServer;
 use crow_grpc_api::proto::ingest_service_server::IngestServiceServer;
 use crow_grpc_api::proto::interaction_service_server::InteractionServiceServer;
-use crow_grpc_api::{max_message_bytes, AnalysisApi, CatalogApi, IngestApi, InteractionApi};
+use crow_grpc_api::{
+    max_stream_message_bytes, name_message_limit, AnalysisApi, CatalogApi, IngestApi,
+    InteractionApi,
+};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -93,7 +96,8 @@ pub async fn serve_on(
     auth: Authenticator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let max_message = max_message_bytes(pipeline.config().max_frame_bytes);
+    let limits = pipeline.config().limits.clone();
+    let max_message = max_stream_message_bytes(limits.max_frame_bytes);
     let interactions = InteractionApi::new(pipeline.clone());
     let catalog = CatalogApi::new(pipeline.clone());
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
@@ -113,20 +117,25 @@ pub async fn serve_on(
     tonic::transport::Server::builder()
         .initial_stream_window_size(window)
         .initial_connection_window_size(window.saturating_mul(2))
+        // tonic refuses an oversize unary request with OUT_OF_RANGE; crow answers RESOURCE_EXHAUSTED
+        // naming the setting (the frame stream does the same itself).
+        .layer(tower::util::MapResponseLayer::new(name_message_limit))
         .add_service(InterceptedService::new(
             ingest,
             auth.interceptor(auth.ingest_is_internal()),
         ))
         .add_service(InterceptedService::new(
-            InteractionServiceServer::new(interactions),
+            InteractionServiceServer::new(interactions)
+                .max_decoding_message_size(limits.max_message_bytes),
             auth.interceptor(false),
         ))
         .add_service(InterceptedService::new(
-            CatalogServiceServer::new(catalog),
+            CatalogServiceServer::new(catalog).max_decoding_message_size(limits.max_message_bytes),
             auth.interceptor(false),
         ))
         .add_service(InterceptedService::new(
-            AnalysisServiceServer::new(analysis),
+            AnalysisServiceServer::new(analysis)
+                .max_decoding_message_size(limits.max_message_bytes),
             auth.interceptor(false),
         ))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)

@@ -503,3 +503,90 @@ async fn a_token_for_one_organization_cannot_touch_another_on_any_rpc() {
     assert_eq!(products[0].name, "thing");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_may_do_only_its_part() {
+    let s = start(Authenticator::new(&config()).unwrap()).await;
+    // One call per action: Ingest (CreateInteraction, and a frame stream), Read (GetSummary),
+    // Analyze (an empty window: passing the role check gives INVALID_ARGUMENT, so no model runs),
+    // Administer (ListDeadLetters).
+    async fn calls(url: &str, token: &str) -> [Code; 5] {
+        let ch = channel(url, Some(token)).await;
+        let code = |r: Result<(), tonic::Status>| r.err().map_or(Code::Ok, |s| s.code());
+        let frame = Frame {
+            organization_id: "shop".into(),
+            camera_id: "cam".into(),
+            frame_index: 0,
+            captured_at_ms: now() as i64 * 1000,
+            data: vec![],
+            format: ImageFormat::Jpeg as i32,
+            ..Default::default()
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(frame).await.unwrap();
+        drop(tx);
+        let mut ingest = IngestServiceClient::new(ch.clone());
+        let stream = client::stream_frames(&mut ingest, rx, |_| {}).await;
+        [
+            code(
+                InteractionServiceClient::new(ch.clone())
+                    .create_interaction(CreateInteractionRequest {
+                        organization_id: "shop".into(),
+                        source_type: SourceType::Web as i32,
+                        data_json: "{}".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            match stream {
+                Ok(_) => Code::Ok,
+                Err(client::ClientError::Status(s)) => s.code(),
+                Err(e) => panic!("{e}"),
+            },
+            code(
+                InteractionServiceClient::new(ch.clone())
+                    .get_summary(GetSummaryRequest {
+                        organization_id: "shop".into(),
+                    })
+                    .await
+                    .map(drop),
+            ),
+            code(
+                AnalysisServiceClient::new(ch.clone())
+                    .analyze(AnalyzeRequest {
+                        organization_id: "shop".into(),
+                        from_ms: 2_000,
+                        to_ms: 1_000,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            code(
+                InteractionServiceClient::new(ch)
+                    .list_dead_letters(ListDeadLettersRequest {
+                        organization_id: "shop".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+        ]
+    }
+    const OK: Code = Code::Ok;
+    const NO: Code = Code::PermissionDenied;
+    const RAN: Code = Code::InvalidArgument;
+    for (role, expected) in [
+        ("admin", [OK, OK, OK, RAN, OK]),
+        ("analyst", [NO, NO, OK, RAN, NO]),
+        ("camera", [OK, OK, NO, NO, NO]),
+        ("viewer", [NO, NO, OK, NO, NO]),
+    ] {
+        let mut c = claims(&["shop"]);
+        c.role = role.into();
+        let token = hs256(&c, SECRET.as_bytes());
+        assert_eq!(calls(&s.url, &token).await, expected, "role {role}");
+    }
+    s.stop().await;
+}

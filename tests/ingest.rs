@@ -102,10 +102,13 @@ async fn corrupt_frames_are_rejected_and_the_stream_goes_on() {
     let bugy = std::fs::read(common::data("Megamind_bugy.avi")).unwrap();
     let png = {
         use crow::inference::opencv::{core::Vector, imgcodecs, prelude::*};
-        let img =
-            crow::inference::decode_frame(&good[0].1, crow::inference::ImageFormat::Jpeg, 1 << 24)
-                .unwrap()
-                .image;
+        let img = crow::inference::decode_frame(
+            &good[0].1,
+            crow::inference::ImageFormat::Jpeg,
+            crow::inference::FrameLimits::DEFAULT,
+        )
+        .unwrap()
+        .image;
         let mut out = Vector::<u8>::new();
         imgcodecs::imencode(".png", &img, &mut out, &Vector::new()).unwrap();
         out.to_vec()

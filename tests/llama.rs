@@ -110,9 +110,13 @@ fn the_test_projector_turns_a_real_image_into_image_tokens_and_text() {
     let vision = VisionModel::load(model(TEXT), model(MMPROJ), None, settings()).unwrap();
     let mut describer = vision.describer().unwrap();
     let bytes = std::fs::read(common::data("messi5.jpg")).unwrap();
-    let image = decode_frame(&bytes, ImageFormat::Jpeg, 1 << 24)
-        .unwrap()
-        .image;
+    let image = decode_frame(
+        &bytes,
+        ImageFormat::Jpeg,
+        crow::inference::FrameLimits::DEFAULT,
+    )
+    .unwrap()
+    .image;
     let (_text, stats) = describer.describe_image(&image).unwrap();
     // Projector geometry: image_size 224 / patch 14 = 16 patches a side, pooled by 4 -> 4x4 = 16 tokens.
     assert_eq!(stats.image_tokens, 16);
@@ -228,9 +232,13 @@ async fn more_calls_than_slots_wait_counted_and_stopped_sessions_jobs_are_skippe
     let pool = DescriberPool::start(factory, 1, 1).unwrap();
     let bytes = std::fs::read(common::data("messi5.jpg")).unwrap();
     let image = Arc::new(
-        decode_frame(&bytes, ImageFormat::Jpeg, 1 << 24)
-            .unwrap()
-            .image,
+        decode_frame(
+            &bytes,
+            ImageFormat::Jpeg,
+            crow::inference::FrameLimits::DEFAULT,
+        )
+        .unwrap()
+        .image,
     );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let job = |i: u64, cancelled: Arc<AtomicBool>| {

@@ -11,9 +11,13 @@ use crate::common;
 
 fn image() -> crow::inference::Mat {
     let bytes = std::fs::read(common::data("messi5.jpg")).unwrap();
-    decode_frame(&bytes, ImageFormat::Jpeg, 1 << 24)
-        .unwrap()
-        .image
+    decode_frame(
+        &bytes,
+        ImageFormat::Jpeg,
+        crow::inference::FrameLimits::DEFAULT,
+    )
+    .unwrap()
+    .image
 }
 
 fn input(image: &crow::inference::Mat) -> DescribeInput<'_> {

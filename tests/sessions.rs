@@ -85,7 +85,10 @@ async fn a_partial_batch_is_emitted_when_its_timeout_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_frames_are_rejected_and_oversize_messages_refused_without_harm() {
     let t = TestServer::start(PipelineConfig {
-        max_frame_bytes: 50_000,
+        limits: crow::actors::LimitsConfig {
+            max_frame_bytes: 50_000,
+            ..Default::default()
+        },
         ..PipelineConfig::default()
     })
     .await;
@@ -95,10 +98,13 @@ async fn oversize_frames_are_rejected_and_oversize_messages_refused_without_harm
         "a vtest frame at q80 is about 75 KB"
     );
     let small = {
-        let img =
-            crow::inference::decode_frame(&jpegs[1].1, crow::inference::ImageFormat::Jpeg, 1 << 24)
-                .unwrap()
-                .image;
+        let img = crow::inference::decode_frame(
+            &jpegs[1].1,
+            crow::inference::ImageFormat::Jpeg,
+            crow::inference::FrameLimits::DEFAULT,
+        )
+        .unwrap()
+        .image;
         crow::inference::encode_jpeg(&img, 30).unwrap()
     };
     assert!(small.len() < 50_000);
@@ -113,7 +119,9 @@ async fn oversize_frames_are_rejected_and_oversize_messages_refused_without_harm
     .await;
     assert_eq!(acks[0].outcome, FrameOutcome::Rejected as i32);
     assert!(
-        acks[0].reason.contains("over the limit"),
+        acks[0]
+            .reason
+            .contains("over pipeline.limits.max_frame_bytes"),
         "{}",
         acks[0].reason
     );
@@ -132,11 +140,11 @@ async fn oversize_frames_are_rejected_and_oversize_messages_refused_without_harm
     let crow::client::ClientError::Status(status) = err else {
         panic!("expected a status, got {err}")
     };
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert!(
-        matches!(
-            status.code(),
-            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
-        ),
+        status
+            .message()
+            .contains("pipeline.limits.max_message_bytes"),
         "{status:?}"
     );
     // ... and the session and its records are intact: the next stream goes on where it was.

@@ -7,6 +7,7 @@ mod analysis;
 mod auth;
 mod cli;
 mod crash;
+mod hostile;
 mod ingest;
 mod interactions;
 mod llama;

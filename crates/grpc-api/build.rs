@@ -7,6 +7,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in &protos {
         println!("cargo:rerun-if-changed={}", p.display());
     }
-    tonic_prost_build::configure().compile_protos(&protos, &[root])?;
+    tonic_prost_build::configure()
+        // Malformed messages are INVALID_ARGUMENT with a fixed message, not prost's INTERNAL.
+        .codec_path("crate::codec::ProtoCodec")
+        .compile_protos(&protos, &[root])?;
     Ok(())
 }

@@ -63,8 +63,6 @@ pub struct PipelineConfig {
     /// Frames whose changed-pixel fraction against the last accepted frame is below this (0.0..=1.0) are
     /// skipped as near-duplicates. 0 disables the gate.
     pub duplicate_threshold: f32,
-    /// Largest encoded frame accepted, in bytes.
-    pub max_frame_bytes: usize,
     /// Longest span of capture time one session covers, in ms; later frames roll over into a new session.
     pub session_max_duration_ms: i64,
     /// Which describer runs.
@@ -84,10 +82,73 @@ pub struct PipelineConfig {
     pub max_session_restarts: u32,
     /// First restart delay in ms; doubles with each restart.
     pub restart_backoff_ms: u64,
-    /// `CreateInteraction`: validation limits, the outbox and its retries.
+    /// `CreateInteraction`: the outbox and its retries.
     pub interactions: InteractionsConfig,
     /// The text model: product matching of CCTV batches and `Analyze`.
     pub analysis: AnalysisConfig,
+    /// Limits on what clients may send; each error that enforces one names it.
+    pub limits: LimitsConfig,
+}
+
+/// Limits on client input (`[pipeline.limits]`). A request over one fails with `INVALID_ARGUMENT`
+/// (a property of the request) or `RESOURCE_EXHAUSTED` (a rate or capacity), and the message names the
+/// setting, e.g. `pipeline.limits.max_frame_pixels`; a frame over one is acknowledged `REJECTED` with
+/// that message. Identifiers are not configurable: at most 128 characters of `A-Z a-z 0-9 . _ -`, part
+/// of the API contract because they are storage keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request message of the unary services, bytes. Frame streams allow `max_frame_bytes`
+    /// plus 64 KiB per message.
+    pub max_message_bytes: usize,
+    /// Largest encoded frame, bytes.
+    pub max_frame_bytes: usize,
+    /// Largest width x height a frame's header may declare; checked before anything is decoded, so a
+    /// small file that claims a huge picture (a decompression bomb) costs nothing.
+    pub max_frame_pixels: u64,
+    /// Frames per second one camera's session may receive (token bucket with a burst of one second);
+    /// frames beyond it are refused with `RESOURCE_EXHAUSTED` acks and not recorded. 0 = unlimited.
+    pub max_fps_per_session: u32,
+    /// Frame streams one organization may have open at once; the next fails with
+    /// `RESOURCE_EXHAUSTED`. 0 = unlimited.
+    pub max_streams_per_org: u32,
+    /// Largest `data_json` of `CreateInteraction`, bytes.
+    pub max_data_bytes: usize,
+    /// Deepest nesting of `data_json` (an object holding an array holding a value is depth 3).
+    pub max_data_depth: usize,
+    /// Longest interaction summary, characters.
+    pub max_summary_chars: usize,
+    /// Longest `ListInteractions` search query, bytes.
+    pub max_query_bytes: usize,
+    /// Largest page a list call may ask for (at most 500).
+    pub max_page_size: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_bytes: 4 * 1024 * 1024,
+            max_frame_bytes: 8 * 1024 * 1024,
+            max_frame_pixels: 7680 * 4320,
+            max_fps_per_session: 60,
+            max_streams_per_org: 64,
+            max_data_bytes: 64 * 1024,
+            max_data_depth: 16,
+            max_summary_chars: 2_000,
+            max_query_bytes: 512,
+            max_page_size: 500,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The limits checked on every frame before it is decoded.
+    pub fn frame(&self) -> crow_inference::FrameLimits {
+        crow_inference::FrameLimits {
+            max_bytes: self.max_frame_bytes,
+            max_pixels: self.max_frame_pixels,
+        }
+    }
 }
 
 /// Settings of `CreateInteraction` and the processor that drains its outbox (the defaults are those of
@@ -103,12 +164,6 @@ pub struct InteractionsConfig {
     pub max_retries: u32,
     /// Delay before each retry, ms.
     pub retry_delay_ms: u64,
-    /// Largest `data_json`, bytes.
-    pub max_data_bytes: usize,
-    /// Deepest nesting of `data_json` (an object holding an array holding a value is depth 3).
-    pub max_data_depth: usize,
-    /// Longest summary, characters.
-    pub max_summary_chars: usize,
 }
 
 impl Default for InteractionsConfig {
@@ -118,9 +173,6 @@ impl Default for InteractionsConfig {
             outbox_batch_timeout_ms: 30_000,
             max_retries: 3,
             retry_delay_ms: 60_000,
-            max_data_bytes: 64 * 1024,
-            max_data_depth: 16,
-            max_summary_chars: 2_000,
         }
     }
 }
@@ -174,7 +226,6 @@ impl Default for PipelineConfig {
             batch_size: 5,
             batch_timeout_ms: 60_000,
             duplicate_threshold: 0.003,
-            max_frame_bytes: 8 * 1024 * 1024,
             session_max_duration_ms: 3_600_000,
             describer: DescriberKind::Opencv,
             llama: LlamaConfig::default(),
@@ -186,6 +237,7 @@ impl Default for PipelineConfig {
             restart_backoff_ms: 50,
             interactions: InteractionsConfig::default(),
             analysis: AnalysisConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

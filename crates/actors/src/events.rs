@@ -7,7 +7,7 @@ use crow_storage::text::words;
 use crow_storage::{now_ms, Interaction, NewInteraction, Product, SourceType};
 use serde_json::Value;
 
-use crate::config::InteractionsConfig;
+use crate::config::LimitsConfig;
 use crate::{validate_id, PipelineError};
 
 /// Most product ids one event may name.
@@ -40,6 +40,13 @@ fn invalid(m: impl Into<String>) -> PipelineError {
     PipelineError::InvalidArgument(m.into())
 }
 
+fn too_deep(limits: &LimitsConfig) -> PipelineError {
+    invalid(format!(
+        "data_json is nested deeper than pipeline.limits.max_data_depth ({})",
+        limits.max_data_depth
+    ))
+}
+
 fn depth(v: &Value) -> usize {
     // Iterative, so a hostile nesting cannot overflow the stack (serde_json already caps parsing at 128).
     let mut max = 0;
@@ -58,7 +65,7 @@ fn depth(v: &Value) -> usize {
 /// Checks a request against the limits and returns the event to enqueue (with a fresh id).
 pub fn validate(
     req: CreateInteraction,
-    limits: &InteractionsConfig,
+    limits: &LimitsConfig,
 ) -> Result<NewInteraction, PipelineError> {
     validate_id("organization_id", &req.organization_id)?;
     let source_type = req
@@ -66,7 +73,7 @@ pub fn validate(
         .ok_or_else(|| invalid("source_type is required (web, cctv or social)"))?;
     if req.data_json.len() > limits.max_data_bytes {
         return Err(invalid(format!(
-            "data_json is larger than max_data_bytes ({} bytes)",
+            "data_json is larger than pipeline.limits.max_data_bytes ({} bytes)",
             limits.max_data_bytes
         )));
     }
@@ -74,14 +81,15 @@ pub fn validate(
         Value::Object(Default::default())
     } else {
         serde_json::from_str(&req.data_json).map_err(|e| {
-            if e.is_syntax() || e.is_eof() {
+            // serde_json stops at 128 levels; that is the depth limit too, in the user's terms.
+            if e.to_string().starts_with("recursion limit exceeded") {
+                too_deep(limits)
+            } else {
                 invalid(format!(
                     "data_json is not valid JSON (line {}, column {})",
                     e.line(),
                     e.column()
                 ))
-            } else {
-                invalid("data_json is not valid JSON (too deeply nested)")
             }
         })?
     };
@@ -89,10 +97,7 @@ pub fn validate(
         return Err(invalid("data_json must be a JSON object"));
     }
     if depth(&data) > limits.max_data_depth {
-        return Err(invalid(format!(
-            "data_json is nested deeper than max_data_depth ({})",
-            limits.max_data_depth
-        )));
+        return Err(too_deep(limits));
     }
     if let Some(s) = &req.session_id {
         validate_id("session_id", s)?;
@@ -100,7 +105,7 @@ pub fn validate(
     let summary = match req.summary {
         Some(s) if s.chars().count() > limits.max_summary_chars => {
             return Err(invalid(format!(
-                "summary is longer than max_summary_chars ({})",
+                "summary is longer than pipeline.limits.max_summary_chars ({} characters)",
                 limits.max_summary_chars
             )))
         }
@@ -262,7 +267,7 @@ mod tests {
 
     #[test]
     fn limits_name_the_field_and_rule() {
-        let limits = InteractionsConfig::default();
+        let limits = LimitsConfig::default();
         let err = |r| validate(r, &limits).unwrap_err().to_string();
         assert!(err(req("[1]")).contains("must be a JSON object"));
         assert!(err(req("{\"a\":")).contains("not valid JSON (line 1"));
@@ -277,7 +282,7 @@ mod tests {
 
     #[test]
     fn processing_derives_tags_products_and_summary() {
-        let limits = InteractionsConfig::default();
+        let limits = LimitsConfig::default();
         let r = validate(
             req(r#"{"event":"Add to cart","product_id":"sku-1","text":"Red running shoes, size 42"}"#),
             &limits,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use crow_inference::Mat;
 use crow_inference::{
-    decode_frame, Description, DuplicateGate, GateVerdict, ImageFormat, Thumbnail,
+    decode_frame, Description, DuplicateGate, FrameLimits, GateVerdict, ImageFormat, Thumbnail,
 };
 use crow_storage::{
     now_ms, BatchRecord, FrameAnalysis, FrameOutcome, FrameRecord, FrameWrite, SessionRecord,
@@ -39,13 +39,13 @@ pub struct PreparedFrame {
 /// The result of [`prepare_frame`]: the prepared frame, or the client-facing reason it is rejected.
 pub type Prepared = Result<PreparedFrame, String>;
 
-/// Validates (size, declared format, signature, end marker), decodes and thumbnails one encoded frame.
-/// Blocking (OpenCV): call it from a blocking thread.
-pub fn prepare_frame(data: &[u8], format: Option<ImageFormat>, max_frame_bytes: usize) -> Prepared {
+/// Validates (size, declared format, signature, end marker, declared dimensions), decodes and
+/// thumbnails one encoded frame. Blocking (OpenCV): call it from a blocking thread.
+pub fn prepare_frame(data: &[u8], format: Option<ImageFormat>, limits: FrameLimits) -> Prepared {
     let Some(format) = format else {
         return Err("image format is unspecified; send JPEG or PNG".to_owned());
     };
-    let decoded = decode_frame(data, format, max_frame_bytes).map_err(|e| match e {
+    let decoded = decode_frame(data, format, limits).map_err(|e| match e {
         crow_inference::InferenceError::Decode(e) => e.to_string(),
         other => {
             tracing::warn!(error = %other, "frame could not be processed");
@@ -73,8 +73,8 @@ pub struct FrameInput {
     pub data: Bytes,
     /// Declared encoding; `None` when the client did not say.
     pub format: Option<ImageFormat>,
-    /// `prepare_frame(data, format, max_frame_bytes)` if the caller already ran it; the session runs it
-    /// otherwise. It must come from these very bytes and the pipeline's `max_frame_bytes`.
+    /// `prepare_frame(data, format, limits)` if the caller already ran it; the session runs it
+    /// otherwise. It must come from these very bytes and the pipeline's frame limits.
     pub prepared: Option<Arc<Prepared>>,
 }
 
@@ -380,13 +380,10 @@ impl IngestSessionState {
         let prepared = match &frame.prepared {
             Some(p) => Arc::clone(p),
             None => {
-                let (data, format, max_bytes) = (
-                    frame.data.clone(),
-                    frame.format,
-                    self.config.max_frame_bytes,
-                );
+                let (data, format, limits) =
+                    (frame.data.clone(), frame.format, self.config.limits.frame());
                 Arc::new(
-                    tokio::task::spawn_blocking(move || prepare_frame(&data, format, max_bytes))
+                    tokio::task::spawn_blocking(move || prepare_frame(&data, format, limits))
                         .await
                         .map_err(|e| PipelineError::Internal(format!("decode task: {e}")))?,
                 )
@@ -455,13 +452,17 @@ impl IngestSessionState {
         }
         for (record, bytes) in self.store.undescribed_frames(&self.session.id)? {
             let decoded = tokio::task::spawn_blocking(move || {
-                // The bytes passed validation when they were accepted; any format decodes them.
+                // The bytes passed validation when they were accepted.
                 let format = if bytes.starts_with(&[0x89, b'P']) {
                     ImageFormat::Png
                 } else {
                     ImageFormat::Jpeg
                 };
-                decode_frame(&bytes, format, usize::MAX)
+                let limits = FrameLimits {
+                    max_bytes: usize::MAX,
+                    max_pixels: u64::MAX,
+                };
+                decode_frame(&bytes, format, limits)
             })
             .await
             .map_err(|e| PipelineError::Internal(format!("decode task: {e}")))?;

@@ -28,7 +28,9 @@ mod processor;
 mod service;
 mod supervisor;
 
-pub use config::{AnalysisConfig, DescriberKind, InteractionsConfig, LlamaConfig, PipelineConfig};
+pub use config::{
+    AnalysisConfig, DescriberKind, InteractionsConfig, LimitsConfig, LlamaConfig, PipelineConfig,
+};
 pub use describer_pool::{
     DescribeCallback, DescribeJob, DescriberFactory, DescriberPool, PoolStats,
 };

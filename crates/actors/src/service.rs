@@ -65,7 +65,7 @@ impl Pipeline {
         &self,
         request: CreateInteraction,
     ) -> Result<Enqueued, PipelineError> {
-        let record = validate(request, &self.inner.config.interactions)?;
+        let record = validate(request, &self.inner.config.limits)?;
         if let Some(session_id) = &record.session_id {
             match self.inner.store.get_session(session_id)? {
                 Some(s) if s.organization_id == record.organization_id => {}

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::auth;
+use crate::auth::{self, Action};
 use crate::convert;
 use crate::interactions::non_empty;
 use crate::proto::analysis_service_server::AnalysisService;
@@ -43,7 +43,7 @@ impl AnalysisService for AnalysisApi {
     ) -> Result<Response<Analysis>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Analyze, &r.organization_id)?;
         let source = convert::source_filter(r.source_type, "source_type")?;
         let record = self
             .pipeline
@@ -65,7 +65,7 @@ impl AnalysisService for AnalysisApi {
     ) -> Result<Response<Analysis>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Read, &r.organization_id)?;
         let record = self
             .pipeline
             .get_analysis(&r.organization_id, &r.analysis_id)
@@ -81,7 +81,7 @@ impl AnalysisService for AnalysisApi {
     ) -> Result<Response<Self::WatchPatternsStream>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Read, &r.organization_id)?;
         let camera = non_empty(r.camera_id);
         let mut subscription = self
             .pipeline

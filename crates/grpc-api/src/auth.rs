@@ -21,8 +21,43 @@ use tonic::{Request, Status};
 /// Header of the internal gateway key.
 pub const GATEWAY_KEY_HEADER: &str = "x-internal-gateway-key";
 
-/// Roles a token may carry.
+/// Roles a token may carry; [`Action::roles`] says what each may do.
 pub const ROLES: [&str; 4] = ["admin", "analyst", "camera", "viewer"];
+
+/// What a call does, for the role check ([`Caller::authorize`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send data in: create and close sessions, stream frames, `CreateInteraction`.
+    Ingest,
+    /// Read records, sessions, summaries, the catalog and analyses; watch pattern events.
+    Read,
+    /// Run an AI analysis (`Analyze`).
+    Analyze,
+    /// Change the catalog; list and replay dead letters.
+    Administer,
+}
+
+impl Action {
+    /// The roles allowed to perform it: least privilege, so a camera's token cannot read customer
+    /// data and a viewer's cannot start model work or change anything.
+    pub fn roles(self) -> &'static [&'static str] {
+        match self {
+            Action::Ingest => &["admin", "camera"],
+            Action::Read => &["admin", "analyst", "viewer"],
+            Action::Analyze => &["admin", "analyst"],
+            Action::Administer => &["admin"],
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Action::Ingest => "send frames or events",
+            Action::Read => "read records",
+            Action::Analyze => "run analyses",
+            Action::Administer => "change the catalog or dead letters",
+        }
+    }
+}
 
 /// How calls are authenticated (`[auth]` in the configuration).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -127,6 +162,19 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Allows `action` on `organization_id` only if the token's role permits the action
+    /// ([`Action::roles`]) and the token grants the organization ([`Caller::check_org`]).
+    pub fn authorize(&self, action: Action, organization_id: &str) -> Result<(), Status> {
+        if !self.unrestricted && !action.roles().contains(&self.role.as_str()) {
+            return Err(Status::permission_denied(format!(
+                "role {} may not {}",
+                self.role,
+                action.describe()
+            )));
+        }
+        self.check_org(organization_id)
+    }
+
     /// Allows the request only if the token grants `organization_id`. The answer is the same whether or
     /// not the organization (or the resource the request names) exists.
     pub fn check_org(&self, organization_id: &str) -> Result<(), Status> {

@@ -3,7 +3,7 @@
 use crow_actors::{Pipeline, ProductInput};
 use tonic::{Request, Response, Status};
 
-use crate::auth;
+use crate::auth::{self, Action};
 use crate::convert;
 use crate::interactions::{blocking, non_empty, page_size};
 use crate::proto::catalog_service_server::CatalogService;
@@ -33,7 +33,7 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<UpsertProductsResponse>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Administer, &r.organization_id)?;
         if r.products
             .iter()
             .any(|p| !p.organization_id.is_empty() && p.organization_id != r.organization_id)
@@ -69,8 +69,8 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<ListProductsResponse>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
-        let page_size = page_size(r.page_size)?;
+        caller.authorize(Action::Read, &r.organization_id)?;
+        let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
         let pipeline = self.pipeline.clone();
         let page = blocking(move || {
             pipeline
@@ -94,7 +94,7 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<DeleteProductResponse>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Administer, &r.organization_id)?;
         let deleted = self
             .pipeline
             .delete_product(&r.organization_id, &r.product_id)

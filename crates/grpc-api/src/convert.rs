@@ -10,7 +10,8 @@ use tonic::Status;
 
 use crate::proto;
 
-pub(crate) fn status(e: PipelineError) -> Status {
+/// The status of a pipeline error: its message is safe to show; internal failures get a correlation id.
+pub fn status(e: PipelineError) -> Status {
     match e {
         PipelineError::InvalidArgument(m) => Status::invalid_argument(m),
         PipelineError::SessionNotFound(id) => Status::not_found(format!("session {id} not found")),
@@ -22,11 +23,24 @@ pub(crate) fn status(e: PipelineError) -> Status {
         PipelineError::ResourceExhausted(m) => Status::resource_exhausted(m),
         PipelineError::Unavailable(m) => Status::unavailable(m),
         PipelineError::Storage(e) => storage_status(e),
-        PipelineError::Internal(m) => {
-            tracing::error!(error = m, "internal failure");
-            Status::internal("internal error")
-        }
+        PipelineError::Internal(m) => internal("pipeline", m),
     }
+}
+
+/// Metadata key of the correlation id on `INTERNAL` responses.
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+
+/// An `INTERNAL` status for a failure the client cannot act on: the details go to the log only, under a
+/// fresh correlation id that the client receives in the message and in `x-correlation-id`, so that an
+/// operator can find the log line from a user's report.
+pub fn internal(component: &str, error: impl std::fmt::Display) -> Status {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    tracing::error!(correlation_id = %id, component, error = %error, "internal failure");
+    let mut status = Status::internal(format!("internal error (correlation id {id})"));
+    if let Ok(value) = id.parse() {
+        status.metadata_mut().insert(CORRELATION_ID_HEADER, value);
+    }
+    status
 }
 
 pub(crate) fn storage_status(e: StorageError) -> Status {
@@ -34,11 +48,8 @@ pub(crate) fn storage_status(e: StorageError) -> Status {
         StorageError::InvalidPageToken => Status::invalid_argument("invalid page_token"),
         StorageError::InvalidFilter(m) => Status::invalid_argument(m),
         StorageError::NotFound { what } => Status::not_found(format!("{what} not found")),
-        other => {
-            // Logged here, where it is handled; the client learns only that storage failed.
-            tracing::error!(error = %other, "storage failure");
-            Status::internal("internal storage error")
-        }
+        // Logged here, where it is handled; the client learns only that storage failed.
+        other => internal("storage", other),
     }
 }
 
@@ -218,5 +229,72 @@ pub(crate) fn pattern(e: &PatternEvent) -> proto::PatternEvent {
             })
             .collect(),
         timestamp_ms: e.timestamp_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn internal_errors_carry_a_correlation_id_that_is_also_in_the_log() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let status = tracing::subscriber::with_default(subscriber, || {
+            status(PipelineError::Internal(
+                "describer slot 1: thread panicked at src/describer.rs:42".into(),
+            ))
+        });
+        assert_eq!(status.code(), tonic::Code::Internal);
+        let id = status
+            .metadata()
+            .get(CORRELATION_ID_HEADER)
+            .expect("x-correlation-id")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(id.len(), 32);
+        assert_eq!(
+            status.message(),
+            format!("internal error (correlation id {id})")
+        );
+        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains(&id), "{log}");
+        assert!(
+            log.contains("src/describer.rs:42"),
+            "details are logged: {log}"
+        );
+        // Two failures never share an id.
+        let other = storage_status(StorageError::Corrupt {
+            key: "org/\\x00interactions".into(),
+            reason: "expected value at line 1".into(),
+        });
+        assert_eq!(other.code(), tonic::Code::Internal);
+        assert!(!other.message().contains("interactions"), "{other:?}");
+        assert_ne!(
+            other.metadata().get(CORRELATION_ID_HEADER).unwrap(),
+            &id[..]
+        );
     }
 }

@@ -11,8 +11,9 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth;
+use crate::auth::{self, Action};
 use crate::convert;
+use crate::limits::{StreamLimiter, StreamSlot};
 use crate::proto::ingest_service_server::IngestService;
 use crate::proto::{
     self, stream_frames_response::Event, CloseSessionRequest, CreateSessionRequest, CreditGrant,
@@ -23,12 +24,15 @@ use crate::proto::{
 #[derive(Clone)]
 pub struct IngestApi {
     pipeline: Pipeline,
+    limiter: Arc<StreamLimiter>,
 }
 
 impl IngestApi {
-    /// Serves ingest requests into `pipeline`.
+    /// Serves ingest requests into `pipeline`, under its `limits` on streams and frame rates.
     pub fn new(pipeline: Pipeline) -> IngestApi {
-        IngestApi { pipeline }
+        let limits = &pipeline.config().limits;
+        let limiter = StreamLimiter::new(limits.max_streams_per_org, limits.max_fps_per_session);
+        IngestApi { pipeline, limiter }
     }
 }
 
@@ -50,7 +54,7 @@ impl IngestService for IngestApi {
     ) -> Result<Response<Session>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Ingest, &r.organization_id)?;
         let s = self
             .pipeline
             .create_session(&r.organization_id, &r.camera_id)
@@ -65,7 +69,7 @@ impl IngestService for IngestApi {
     ) -> Result<Response<Session>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Read, &r.organization_id)?;
         let s = self
             .pipeline
             .get_session(&r.organization_id, &r.session_id)
@@ -79,7 +83,7 @@ impl IngestService for IngestApi {
     ) -> Result<Response<Session>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Ingest, &r.organization_id)?;
         let s = self
             .pipeline
             .close_session(&r.organization_id, &r.session_id)
@@ -116,6 +120,7 @@ impl IngestService for IngestApi {
         ));
         tokio::spawn(receive(
             self.pipeline.clone(),
+            Arc::clone(&self.limiter),
             caller,
             inbound,
             ack_tx,
@@ -128,13 +133,25 @@ impl IngestService for IngestApi {
 /// An ack (or the stream's final error) waiting for durability, holding the client's credit until sent.
 type Pending = (Result<StreamFramesResponse, Status>, OwnedSemaphorePermit);
 
+/// A frame message on its way through the stages of [`receive`], holding the client's credit.
+struct Item {
+    message: Result<StreamFramesRequest, Status>,
+    /// Over the camera's frame rate: answered without being decoded or recorded.
+    throttled: Option<String>,
+    prepared: Option<Arc<Prepared>>,
+    permit: OwnedSemaphorePermit,
+}
+
 /// Three stages, so that decoding a frame overlaps the session's work on the previous one:
-/// 1. the reader takes a frame off the wire only while the client holds a credit;
+/// 1. the reader takes a frame off the wire only while the client holds a credit, checks on the first
+///    frame that the token grants its organization and that the organization may open another stream,
+///    and meters every frame against the camera's rate;
 /// 2. one blocking thread per stream prepares frames (validate + decode + thumbnail) back to back, in order —
 ///    a long-lived loop rather than a blocking task per frame, which would cost thread wake-ups per frame;
 /// 3. the router hands prepared frames to their session in order and queues the acks.
 async fn receive(
     pipeline: Pipeline,
+    limiter: Arc<StreamLimiter>,
     caller: auth::Caller,
     mut inbound: Streaming<StreamFramesRequest>,
     acks: mpsc::Sender<Pending>,
@@ -142,16 +159,13 @@ async fn receive(
 ) {
     // A transport error (e.g. a message over the size limit) travels down the stages and ends the stream
     // with its status, after the acks of the frames before it.
-    type Item = (
-        Result<StreamFramesRequest, Status>,
-        Option<Arc<Prepared>>,
-        OwnedSemaphorePermit,
-    );
     let permits = Arc::new(Semaphore::new(credits as usize));
     // Both queues hold frames that already own a credit, so credits bound them.
     let (read_tx, mut read_rx) = mpsc::channel::<Item>(credits as usize);
     let (prepared_tx, mut prepared_rx) = mpsc::channel::<Item>(credits as usize);
     let reader = tokio::spawn(async move {
+        // Held while the stream is open: the organization's stream count and the camera's rate.
+        let mut slot: Option<StreamSlot> = None;
         loop {
             // A frame is read only when the client holds a credit, so at most `credits` frames are in the
             // server at once whatever the client does.
@@ -159,43 +173,56 @@ async fn receive(
                 return;
             };
             let message = match inbound.message().await {
-                Ok(Some(m)) => Ok(m),
+                Ok(Some(m)) => admit(&limiter, &caller, &mut slot, m),
                 Ok(None) => return,
                 Err(status) => {
                     tracing::debug!(%status, "frame stream ended by transport error");
-                    Err(status)
+                    Err(named_limit(status))
                 }
             };
+            let (message, throttled) = match message {
+                Ok((m, throttled)) => (Ok(m), throttled),
+                Err(status) => (Err(status), None),
+            };
             let end = message.is_err();
-            if read_tx.send((message, None, permit)).await.is_err() || end {
+            let item = Item {
+                message,
+                throttled,
+                prepared: None,
+                permit,
+            };
+            if read_tx.send(item).await.is_err() || end {
                 return;
             }
         }
     });
-    let max_frame_bytes = pipeline.config().max_frame_bytes;
+    let frame_limits = pipeline.config().limits.frame();
     let decoder = tokio::task::spawn_blocking(move || {
-        while let Some((message, _, permit)) = read_rx.blocking_recv() {
-            let prepared = message
-                .as_ref()
-                .ok()
-                .and_then(|m| m.frame.as_ref())
-                .map(|f| Arc::new(prepare_frame(&f.data, format(f.format), max_frame_bytes)));
-            if prepared_tx
-                .blocking_send((message, prepared, permit))
-                .is_err()
-            {
+        while let Some(mut item) = read_rx.blocking_recv() {
+            if item.throttled.is_none() {
+                item.prepared = item
+                    .message
+                    .as_ref()
+                    .ok()
+                    .and_then(|m| m.frame.as_ref())
+                    .map(|f| Arc::new(prepare_frame(&f.data, format(f.format), frame_limits)));
+            }
+            if prepared_tx.blocking_send(item).is_err() {
                 return;
             }
         }
     });
     let mut router: Option<(String, String, FrameRouter)> = None;
-    while let Some((message, prepared, permit)) = prepared_rx.recv().await {
-        let result = match message {
-            Ok(message) => handle_frame(&pipeline, &caller, &mut router, message, prepared).await,
-            Err(status) => Err(status),
+    while let Some(item) = prepared_rx.recv().await {
+        let result = match (item.message, item.throttled) {
+            (Ok(message), Some(reason)) => Ok(throttled_ack(&message, reason)),
+            (Ok(message), None) => {
+                handle_frame(&pipeline, &mut router, message, item.prepared).await
+            }
+            (Err(status), _) => Err(status),
         };
         let end = result.is_err();
-        if acks.send((result, permit)).await.is_err() || end {
+        if acks.send((result, item.permit)).await.is_err() || end {
             break;
         }
     }
@@ -205,9 +232,57 @@ async fn receive(
     let _ = decoder.await;
 }
 
+/// tonic's refusal of an oversize message, renamed after crow's setting.
+fn named_limit(status: Status) -> Status {
+    crate::message_limit_status(&status).unwrap_or(status)
+}
+
+/// The reader's checks on one message. The first frame fixes the stream's organization, which the token
+/// must grant, and takes one of the organization's stream slots; every frame then takes a token from its
+/// camera's bucket or is marked throttled (the reason is its ack). A stream-ending problem is an error.
+fn admit(
+    limiter: &Arc<StreamLimiter>,
+    caller: &auth::Caller,
+    slot: &mut Option<StreamSlot>,
+    message: StreamFramesRequest,
+) -> Result<(StreamFramesRequest, Option<String>), Status> {
+    let Some(frame) = message.frame.as_ref() else {
+        return Err(Status::invalid_argument("frame is required"));
+    };
+    let slot = match slot {
+        Some(slot) => slot,
+        None => {
+            caller.authorize(Action::Ingest, &frame.organization_id)?;
+            crow_actors::validate_id("organization_id", &frame.organization_id)
+                .map_err(convert::status)?;
+            crow_actors::validate_id("camera_id", &frame.camera_id).map_err(convert::status)?;
+            slot.insert(limiter.open(&frame.organization_id, &frame.camera_id)?)
+        }
+    };
+    let throttled = (!slot.admit_frame()).then(|| slot.over_rate_reason());
+    Ok((message, throttled))
+}
+
+fn throttled_ack(message: &StreamFramesRequest, reason: String) -> StreamFramesResponse {
+    let frame_index = message.frame.as_ref().map_or(0, |f| f.frame_index);
+    StreamFramesResponse {
+        event: Some(Event::Ack(FrameAck {
+            frame_index,
+            outcome: proto::FrameOutcome::Rejected as i32,
+            reason,
+            session_id: message
+                .frame
+                .as_ref()
+                .map(|f| f.session_id.clone())
+                .unwrap_or_default(),
+            replayed: false,
+            status_code: tonic::Code::ResourceExhausted as i32,
+        })),
+    }
+}
+
 async fn handle_frame(
     pipeline: &Pipeline,
-    caller: &auth::Caller,
     router: &mut Option<(String, String, FrameRouter)>,
     message: StreamFramesRequest,
     prepared: Option<Arc<Prepared>>,
@@ -223,8 +298,7 @@ async fn handle_frame(
             ))
         }
         None => {
-            // The stream's organization is fixed by its first frame; the token must grant it.
-            caller.check_org(&frame.organization_id)?;
+            // The reader checked that the token grants the first frame's organization.
             let r = pipeline
                 .router(&frame.organization_id, &frame.camera_id)
                 .map_err(convert::status)?;
@@ -232,7 +306,10 @@ async fn handle_frame(
         }
     }
     let Some((_, _, router)) = router.as_mut() else {
-        return Err(Status::internal("internal error"));
+        return Err(convert::internal(
+            "frame stream",
+            "router missing after the first frame",
+        ));
     };
     let session_id = (!frame.session_id.is_empty()).then_some(frame.session_id.as_str());
     if let Some(id) = session_id {
@@ -249,12 +326,17 @@ async fn handle_frame(
     let ack = match router.submit(session_id, input).await {
         Ok(ack) => {
             let (outcome, reason) = convert::outcome(&ack.outcome);
+            let status_code = match outcome {
+                proto::FrameOutcome::Rejected => tonic::Code::InvalidArgument as i32,
+                _ => 0,
+            };
             FrameAck {
                 frame_index,
                 outcome: outcome as i32,
                 reason,
                 session_id: ack.session_id,
                 replayed: ack.replayed,
+                status_code,
             }
         }
         // A closed session refuses the frame; the stream goes on (the client may open a new session).
@@ -264,6 +346,7 @@ async fn handle_frame(
             reason: format!("session {id} is closed"),
             session_id: id,
             replayed: false,
+            status_code: tonic::Code::FailedPrecondition as i32,
         },
         Err(e) => return Err(convert::status(e)),
     };

@@ -1,10 +1,10 @@
 //! `InteractionService`: create (through the outbox), get, list with filters, summary, dead letters.
 
-use crow_actors::{validate_id, CreateInteraction, Pipeline};
+use crow_actors::{validate_id, CreateInteraction, LimitsConfig, Pipeline};
 use crow_storage::{InteractionFilter, InteractionState};
 use tonic::{Request, Response, Status};
 
-use crate::auth;
+use crate::auth::{self, Action};
 use crate::convert;
 use crate::proto::interaction_service_server::InteractionService;
 use crate::proto::{
@@ -17,18 +17,17 @@ use crate::proto::{
 pub(crate) const DEFAULT_PAGE_SIZE: u32 = 50;
 /// Longest accepted page token, in bytes.
 const MAX_PAGE_TOKEN_LEN: usize = 1024;
-/// Longest accepted search query, in bytes.
-const MAX_QUERY_BYTES: usize = 512;
 
-/// Checks a requested page size: 0 means the default, above the maximum is an error.
-pub(crate) fn page_size(requested: u32) -> Result<usize, Status> {
-    match requested {
-        0 => Ok(DEFAULT_PAGE_SIZE as usize),
-        n if n as usize > crow_storage::MAX_PAGE_SIZE => Err(Status::invalid_argument(format!(
-            "page_size must be at most {}",
-            crow_storage::MAX_PAGE_SIZE
+/// Checks a requested page size: 0 means the default, above `pipeline.limits.max_page_size` is an
+/// error.
+pub(crate) fn page_size(requested: u32, limits: &LimitsConfig) -> Result<usize, Status> {
+    let max = (limits.max_page_size as usize).clamp(1, crow_storage::MAX_PAGE_SIZE);
+    match requested as usize {
+        0 => Ok((DEFAULT_PAGE_SIZE as usize).min(max)),
+        n if n > max => Err(Status::invalid_argument(format!(
+            "page_size is over pipeline.limits.max_page_size ({max})"
         ))),
-        n => Ok(n as usize),
+        n => Ok(n),
     }
 }
 
@@ -43,7 +42,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| Status::internal("internal error"))?
+        .map_err(|e| convert::internal("blocking task", e))?
 }
 
 /// The `crow.v1.InteractionService` implementation.
@@ -67,7 +66,7 @@ impl InteractionService for InteractionApi {
     ) -> Result<Response<CreateInteractionResponse>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Ingest, &r.organization_id)?;
         let source_type = convert::source_filter(r.source_type, "source_type")?;
         let enqueued = self
             .pipeline
@@ -95,7 +94,7 @@ impl InteractionService for InteractionApi {
     ) -> Result<Response<GetInteractionResponse>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Read, &r.organization_id)?;
         let state = self
             .pipeline
             .interaction_state(&r.organization_id, &r.id)
@@ -129,15 +128,16 @@ impl InteractionService for InteractionApi {
     ) -> Result<Response<ListInteractionsResponse>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Read, &r.organization_id)?;
         validate_id("organization_id", &r.organization_id).map_err(convert::status)?;
-        let page_size = page_size(r.page_size)?;
+        let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
         if r.page_token.len() > MAX_PAGE_TOKEN_LEN {
             return Err(Status::invalid_argument("invalid page_token"));
         }
-        if r.q.len() > MAX_QUERY_BYTES {
+        let max_query = self.pipeline.config().limits.max_query_bytes;
+        if r.q.len() > max_query {
             return Err(Status::invalid_argument(format!(
-                "q is longer than {MAX_QUERY_BYTES} bytes"
+                "q is longer than pipeline.limits.max_query_bytes ({max_query})"
             )));
         }
         let filter = InteractionFilter {
@@ -167,7 +167,7 @@ impl InteractionService for InteractionApi {
     ) -> Result<Response<Summary>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Read, &r.organization_id)?;
         validate_id("organization_id", &r.organization_id).map_err(convert::status)?;
         let summary = self
             .pipeline
@@ -183,8 +183,8 @@ impl InteractionService for InteractionApi {
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
-        let page_size = page_size(r.page_size)?;
+        caller.authorize(Action::Administer, &r.organization_id)?;
+        let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
         let pipeline = self.pipeline.clone();
         let page = blocking(move || {
             pipeline
@@ -208,7 +208,7 @@ impl InteractionService for InteractionApi {
     ) -> Result<Response<CreateInteractionResponse>, Status> {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
-        caller.check_org(&r.organization_id)?;
+        caller.authorize(Action::Administer, &r.organization_id)?;
         let enqueued = self
             .pipeline
             .retry_dead_letter(&r.organization_id, &r.id)

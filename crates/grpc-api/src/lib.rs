@@ -7,9 +7,11 @@
 mod analysis;
 pub mod auth;
 mod catalog;
+pub mod codec;
 mod convert;
 mod ingest;
 mod interactions;
+mod limits;
 
 pub use analysis::AnalysisApi;
 pub use catalog::CatalogApi;
@@ -22,7 +24,55 @@ pub mod proto {
     tonic::include_proto!("crow.v1");
 }
 
-/// Largest encoded gRPC message the server accepts, in bytes: the largest frame plus envelope.
-pub fn max_message_bytes(max_frame_bytes: usize) -> usize {
+/// Largest message of a frame stream, in bytes: the largest frame plus envelope.
+pub fn max_stream_message_bytes(max_frame_bytes: usize) -> usize {
     max_frame_bytes.saturating_add(64 * 1024)
+}
+
+/// If `status` is tonic's refusal of a message over the size limit (`OUT_OF_RANGE`, "decoded message
+/// length too large"), the same refusal as `RESOURCE_EXHAUSTED` naming crow's setting; otherwise `None`.
+pub fn message_limit_status(status: &tonic::Status) -> Option<tonic::Status> {
+    if status.code() != tonic::Code::OutOfRange
+        || !status
+            .message()
+            .contains("decoded message length too large")
+    {
+        return None;
+    }
+    // "... found {len} bytes, the limit is: {limit} bytes"
+    let numbers: Vec<&str> = status
+        .message()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let detail = match numbers.as_slice() {
+        [found, limit] => format!("message is {found} bytes, over the server's limit of {limit}"),
+        _ => "message is over the server's size limit".to_owned(),
+    };
+    Some(tonic::Status::resource_exhausted(format!(
+        "{detail} (pipeline.limits.max_message_bytes; frame streams: max_frame_bytes + 64 KiB)"
+    )))
+}
+
+/// Response mapper for the server: a unary request refused by tonic for its size (`OUT_OF_RANGE` in the
+/// response headers) becomes [`message_limit_status`]'s `RESOURCE_EXHAUSTED`. Install it with
+/// `tower::util::MapResponseLayer` around the services.
+pub fn name_message_limit<B>(
+    mut response: tonic::codegen::http::Response<B>,
+) -> tonic::codegen::http::Response<B> {
+    let headers = response.headers_mut();
+    if headers.get("grpc-status").map(|v| v.as_bytes()) != Some(b"11") {
+        return response;
+    }
+    let Some(named) = tonic::Status::from_header_map(headers)
+        .as_ref()
+        .and_then(message_limit_status)
+    else {
+        return response;
+    };
+    headers.remove("grpc-message");
+    headers.remove("grpc-status-details-bin");
+    // Overwrites grpc-status; the only failure is a message that is not a valid header, and ours are.
+    let _ = named.add_header(headers);
+    response
 }

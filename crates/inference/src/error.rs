@@ -7,7 +7,7 @@ pub enum DecodeError {
     #[error("frame is empty")]
     Empty,
     /// Over the configured size limit.
-    #[error("frame is {size} bytes, over the limit of {limit} bytes")]
+    #[error("frame is {size} bytes, over pipeline.limits.max_frame_bytes ({limit})")]
     TooLarge {
         /// Bytes received.
         size: usize,
@@ -36,6 +36,18 @@ pub enum DecodeError {
     Undecodable {
         /// Format.
         format: &'static str,
+    },
+    /// The header declares more pixels than the configured limit (e.g. a decompression bomb).
+    #[error(
+        "image declares {width}x{height} pixels, over pipeline.limits.max_frame_pixels ({limit})"
+    )]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// Configured maximum of width x height.
+        limit: u64,
     },
     /// Decoded dimensions outside the accepted range.
     #[error("image is {width}x{height}, outside the accepted {min}..={max} pixels per side")]

@@ -29,6 +29,29 @@ impl ImageFormat {
 const MIN_SIDE: i32 = 16;
 const MAX_SIDE: i32 = 8192;
 
+/// Limits checked before a frame is decoded: nothing is allocated for its pixels unless both hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLimits {
+    /// Largest encoded frame, bytes.
+    pub max_bytes: usize,
+    /// Largest width x height the frame's header may declare.
+    pub max_pixels: u64,
+}
+
+impl FrameLimits {
+    /// 8 MiB encoded and 8K UHD (7680 x 4320) decoded: the server's defaults.
+    pub const DEFAULT: FrameLimits = FrameLimits {
+        max_bytes: 8 * 1024 * 1024,
+        max_pixels: 7680 * 4320,
+    };
+}
+
+impl Default for FrameLimits {
+    fn default() -> Self {
+        FrameLimits::DEFAULT
+    }
+}
+
 /// A decoded frame: 8-bit BGR, as OpenCV decodes it.
 #[derive(Debug)]
 pub struct DecodedFrame {
@@ -100,13 +123,105 @@ pub fn check_encoding(
     Ok(())
 }
 
-/// Validates and decodes one encoded frame into BGR pixels.
+/// Reads the width and height an encoded image declares in its header (JPEG SOF, PNG IHDR) without
+/// decoding anything. Every read is bounds-checked: hostile bytes give an error, never a panic.
+pub fn probe_dimensions(bytes: &[u8], format: ImageFormat) -> Result<(u32, u32), DecodeError> {
+    let undecodable = DecodeError::Undecodable {
+        format: format.as_str(),
+    };
+    match format {
+        ImageFormat::Png => {
+            // Signature, then the first chunk must be IHDR: length 13, type, width, height (big-endian).
+            let ihdr = bytes.get(8..24).ok_or(undecodable.clone())?;
+            if ihdr[0..4] != [0, 0, 0, 13] || &ihdr[4..8] != b"IHDR" {
+                return Err(undecodable);
+            }
+            let width = u32::from_be_bytes([ihdr[8], ihdr[9], ihdr[10], ihdr[11]]);
+            let height = u32::from_be_bytes([ihdr[12], ihdr[13], ihdr[14], ihdr[15]]);
+            Ok((width, height))
+        }
+        ImageFormat::Jpeg => {
+            // Walk the marker segments after SOI up to the first frame header (SOFn).
+            let mut at = 2;
+            loop {
+                // Markers may be preceded by any number of 0xFF fill bytes.
+                if *bytes.get(at).ok_or(undecodable.clone())? != 0xFF {
+                    return Err(undecodable);
+                }
+                while bytes.get(at) == Some(&0xFF) {
+                    at += 1;
+                }
+                let marker = *bytes.get(at).ok_or(undecodable.clone())?;
+                at += 1;
+                match marker {
+                    // Standalone markers carry no length.
+                    0x01 | 0xD0..=0xD7 => continue,
+                    // End of image or start of scan before any frame header.
+                    0xD9 | 0xDA => return Err(undecodable),
+                    _ => {}
+                }
+                let segment = bytes.get(at..at + 2).ok_or(undecodable.clone())?;
+                let length = usize::from(u16::from_be_bytes([segment[0], segment[1]]));
+                if length < 2 {
+                    return Err(undecodable);
+                }
+                // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+                if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+                    // length(2) precision(1) height(2) width(2)
+                    let sof = bytes.get(at + 3..at + 7).ok_or(undecodable.clone())?;
+                    let height = u32::from(u16::from_be_bytes([sof[0], sof[1]]));
+                    let width = u32::from(u16::from_be_bytes([sof[2], sof[3]]));
+                    return Ok((width, height));
+                }
+                at += length;
+            }
+        }
+    }
+}
+
+/// Checks declared dimensions against the side range and `max_pixels`.
+fn check_dimensions(width: u32, height: u32, max_pixels: u64) -> Result<(), DecodeError> {
+    let side = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    let (w, h) = (side(width), side(height));
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(DecodeError::TooManyPixels {
+            width,
+            height,
+            limit: max_pixels,
+        });
+    }
+    if !(MIN_SIDE..=MAX_SIDE).contains(&w) || !(MIN_SIDE..=MAX_SIDE).contains(&h) {
+        return Err(DecodeError::BadDimensions {
+            width: w,
+            height: h,
+            min: MIN_SIDE,
+            max: MAX_SIDE,
+        });
+    }
+    Ok(())
+}
+
+/// Validates one encoded frame without decoding it: size, declared format, signature, end marker, and
+/// the dimensions its header declares. What passes is safe to hand to the decoder.
+pub fn validate_frame(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: FrameLimits,
+) -> Result<(u32, u32), DecodeError> {
+    check_encoding(bytes, format, limits.max_bytes)?;
+    let (width, height) = probe_dimensions(bytes, format)?;
+    check_dimensions(width, height, limits.max_pixels)?;
+    Ok((width, height))
+}
+
+/// Validates ([`validate_frame`]) and decodes one encoded frame into BGR pixels.
 pub fn decode_frame(
     bytes: &[u8],
     format: ImageFormat,
-    max_bytes: usize,
+    limits: FrameLimits,
 ) -> Result<DecodedFrame, InferenceError> {
-    check_encoding(bytes, format, max_bytes)?;
+    let declared = validate_frame(bytes, format, limits)?;
     let buf = Mat::from_slice(bytes).map_err(cv("wrapping frame bytes"))?;
     // A corrupt body makes imdecode return an empty Mat (or, rarely, an error): both mean "undecodable".
     let image = match imgcodecs::imdecode(&buf, imgcodecs::IMREAD_COLOR) {
@@ -118,13 +233,12 @@ pub fn decode_frame(
             .into())
         }
     };
-    let (width, height) = (image.cols(), image.rows());
-    if !(MIN_SIDE..=MAX_SIDE).contains(&width) || !(MIN_SIDE..=MAX_SIDE).contains(&height) {
-        return Err(DecodeError::BadDimensions {
-            width,
-            height,
-            min: MIN_SIDE,
-            max: MAX_SIDE,
+    // The decoder must agree with the header that was checked (up to an EXIF rotation), or the check
+    // above proved nothing (e.g. a JPEG whose DNL marker redefines the height).
+    let decoded = (image.cols() as u32, image.rows() as u32);
+    if decoded != declared && decoded != (declared.1, declared.0) {
+        return Err(DecodeError::Undecodable {
+            format: format.as_str(),
         }
         .into());
     }
@@ -198,9 +312,33 @@ mod tests {
         let image =
             Mat::new_rows_cols_with_default(48, 64, opencv::core::CV_8UC3, 128.into()).unwrap();
         let jpeg = encode_jpeg(&image, 80).unwrap();
-        let decoded = decode_frame(&jpeg, ImageFormat::Jpeg, 1 << 20).unwrap();
+        let decoded = decode_frame(&jpeg, ImageFormat::Jpeg, FrameLimits::DEFAULT).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (64, 48));
         let truncated = &jpeg[..jpeg.len() / 2];
-        assert!(decode_frame(truncated, ImageFormat::Jpeg, 1 << 20).is_err());
+        assert!(decode_frame(truncated, ImageFormat::Jpeg, FrameLimits::DEFAULT).is_err());
+    }
+
+    #[test]
+    fn dimensions_are_read_from_the_header_and_limited_before_decoding() {
+        let image =
+            Mat::new_rows_cols_with_default(48, 64, opencv::core::CV_8UC3, 128.into()).unwrap();
+        let mut jpeg = encode_jpeg(&image, 80).unwrap();
+        assert_eq!(probe_dimensions(&jpeg, ImageFormat::Jpeg), Ok((64, 48)));
+        // Patch the frame header to claim 60000 x 60000: refused without decoding.
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+        assert_eq!(
+            validate_frame(&jpeg, ImageFormat::Jpeg, FrameLimits::DEFAULT),
+            Err(DecodeError::TooManyPixels {
+                width: 60000,
+                height: 60000,
+                limit: FrameLimits::DEFAULT.max_pixels
+            })
+        );
+        // Hostile prefixes never panic.
+        for n in 0..jpeg.len().min(64) {
+            let _ = probe_dimensions(&jpeg[..n], ImageFormat::Jpeg);
+            let _ = probe_dimensions(&jpeg[..n], ImageFormat::Png);
+        }
     }
 }

@@ -24,7 +24,10 @@ pub mod remote;
 
 pub use describer::{DescribeInput, Description, FrameDescriber, OpenCvSceneDescriber};
 pub use error::{DecodeError, InferenceError};
-pub use frame::{decode_frame, encode_jpeg, DecodedFrame, ImageFormat};
+pub use frame::{
+    decode_frame, encode_jpeg, probe_dimensions, validate_frame, DecodedFrame, FrameLimits,
+    ImageFormat,
+};
 pub use gate::{DuplicateGate, GateVerdict, Thumbnail};
 pub use media::{MediaFrame, MediaReader};
 /// The OpenCV bindings this crate uses.
