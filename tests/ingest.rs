@@ -42,6 +42,8 @@ async fn a_real_video_becomes_cctv_interactions() {
     assert_eq!(closed.last_frame_index, report.frames_sent as i64 - 1);
 
     let (first_ms, last_ms) = report.captured_range_ms.unwrap();
+    // The analyzer writes each batch's interaction asynchronously after the close returns.
+    common::wait_for_interactions(&t.url, "acme", closed.batches_emitted).await;
     let interactions = common::list_all(&t.url, "acme", 7).await;
     assert_eq!(
         interactions.len() as u64,

@@ -142,6 +142,15 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
+    /// The limits checked on every `CreateInteraction` event.
+    pub fn event(&self) -> crow_storage::validate::EventLimits {
+        crow_storage::validate::EventLimits {
+            max_data_bytes: self.max_data_bytes,
+            max_data_depth: self.max_data_depth,
+            max_summary_chars: self.max_summary_chars,
+        }
+    }
+
     /// The limits checked on every frame before it is decoded.
     pub fn frame(&self) -> crow_inference::FrameLimits {
         crow_inference::FrameLimits {

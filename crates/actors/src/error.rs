@@ -32,3 +32,9 @@ pub enum PipelineError {
     #[error("internal failure: {0}")]
     Internal(String),
 }
+
+impl From<crow_storage::validate::Invalid> for PipelineError {
+    fn from(e: crow_storage::validate::Invalid) -> Self {
+        PipelineError::InvalidArgument(e.0)
+    }
+}

@@ -21,32 +21,13 @@ use crate::processor::ProcessorArgs;
 use crate::supervisor::{CrowSupervisor, SessionHandle, SupervisorArgs, SupervisorMsg};
 use crate::{DescriberKind, LlamaConfig, PipelineConfig, PipelineError};
 
-/// Longest accepted organization, camera or session id.
-const MAX_ID_LEN: usize = 128;
 /// How long a caller waits for a restarting session actor before giving up.
 const RESTART_WAIT: Duration = Duration::from_secs(10);
 
-/// Checks an identifier from outside: 1..=128 characters of `[A-Za-z0-9._-]`.
+/// Checks an identifier from outside: 1..=128 characters of `[A-Za-z0-9._-]` (see
+/// [`crow_storage::validate::id`]).
 pub fn validate_id(what: &str, id: &str) -> Result<(), PipelineError> {
-    if id.is_empty() {
-        return Err(PipelineError::InvalidArgument(format!(
-            "{what} is required"
-        )));
-    }
-    if id.len() > MAX_ID_LEN {
-        return Err(PipelineError::InvalidArgument(format!(
-            "{what} is longer than {MAX_ID_LEN} characters"
-        )));
-    }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err(PipelineError::InvalidArgument(format!(
-            "{what} may only contain A-Z, a-z, 0-9, '.', '_' and '-'"
-        )));
-    }
-    Ok(())
+    Ok(crow_storage::validate::id(what, id)?)
 }
 
 /// Handle to a running pipeline. Cheap to clone; dropping the last clone does not stop it — call

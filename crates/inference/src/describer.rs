@@ -12,6 +12,9 @@ use serde_json::json;
 use crate::frame::grey_thumbnail;
 use crate::{cv, InferenceError};
 
+/// The default instruction given with every frame.
+pub const DEFAULT_VISION_PROMPT: &str = "You see one frame from a retail store's security camera. Describe customer movements, behaviours and interactions with products. Be concise and factual.";
+
 /// What a describer gets for one frame.
 #[derive(Debug, Clone, Copy)]
 pub struct DescribeInput<'a> {

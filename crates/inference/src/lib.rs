@@ -18,11 +18,15 @@ pub mod frame;
 pub mod gate;
 pub mod gguf;
 pub mod grammar;
+#[cfg(feature = "llama")]
 pub mod llama;
 pub mod media;
+#[cfg(feature = "remote")]
 pub mod remote;
 
-pub use describer::{DescribeInput, Description, FrameDescriber, OpenCvSceneDescriber};
+pub use describer::{
+    DescribeInput, Description, FrameDescriber, OpenCvSceneDescriber, DEFAULT_VISION_PROMPT,
+};
 pub use error::{DecodeError, InferenceError};
 pub use frame::{
     decode_frame, encode_jpeg, probe_dimensions, validate_frame, DecodedFrame, FrameLimits,

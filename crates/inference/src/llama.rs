@@ -557,8 +557,7 @@ pub struct VisionModel {
     prompt: String,
 }
 
-/// The default instruction given with every frame.
-pub const DEFAULT_VISION_PROMPT: &str = "You see one frame from a retail store's security camera. Describe customer movements, behaviours and interactions with products. Be concise and factual.";
+pub use crate::describer::DEFAULT_VISION_PROMPT;
 
 impl VisionModel {
     /// Loads the language model and checks that the projector fits it. `prompt` defaults to

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::json;
 
+use crate::describer::DEFAULT_VISION_PROMPT;
 use crate::describer::{DescribeInput, Description, FrameDescriber};
 use crate::frame::encode_jpeg;
-use crate::llama::DEFAULT_VISION_PROMPT;
 use crate::InferenceError;
 
 /// Where and how to call the server.

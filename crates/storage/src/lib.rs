@@ -26,6 +26,7 @@ mod model;
 mod outbox;
 mod store;
 pub mod text;
+pub mod validate;
 mod verify;
 
 pub use catalog::ProductPage;
