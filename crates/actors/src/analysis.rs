@@ -219,7 +219,7 @@ fn analyse(
             }
             true
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed("reading the records", e))?;
     stats.top_tags = top(tags);
     stats.top_products = top(products);
     record.records_used = lines.len() as u64;
@@ -244,11 +244,18 @@ fn analyse(
         fmt(&stats.top_products)
     )];
     input.extend(lines);
-    let (analysis, _) = model.analyze(&input).map_err(|e| e.to_string())?;
+    let (analysis, _) = model.analyze(&input).map_err(|e| failed("the model", e))?;
     Ok(AnalysisResult {
         summary: analysis.summary,
         insights: analysis.insights,
         anomalies: analysis.anomalies,
         recommendations: analysis.recommendations,
     })
+}
+
+/// The stored (client-visible) error of an analysis that failed inside crow: what failed and a
+/// correlation id; the details are in the log under that id.
+fn failed(what: &str, error: impl std::fmt::Display) -> String {
+    let id = crate::log_internal("analysis", error);
+    format!("{what} failed (correlation id {id})")
 }

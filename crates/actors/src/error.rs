@@ -38,3 +38,11 @@ impl From<crow_storage::validate::Invalid> for PipelineError {
         PipelineError::InvalidArgument(e.0)
     }
 }
+
+/// Logs an internal failure with its details under a fresh correlation id and returns the id: clients
+/// get the id (never the details), operators find the log line by it.
+pub fn log_internal(component: &str, error: impl std::fmt::Display) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    tracing::error!(correlation_id = %id, component, error = %error, "internal failure");
+    id
+}

@@ -34,7 +34,7 @@ pub use config::{
 pub use describer_pool::{
     DescribeCallback, DescribeJob, DescriberFactory, DescriberPool, PoolStats,
 };
-pub use error::PipelineError;
+pub use error::{log_internal, PipelineError};
 pub use events::CreateInteraction;
 pub use ingest_session::{prepare_frame, FrameAck, FrameInput, Prepared, PreparedFrame};
 pub use patterns::{Lagged, PatternEvent, PatternHub, PatternSubscription};

@@ -34,8 +34,7 @@ pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 /// fresh correlation id that the client receives in the message and in `x-correlation-id`, so that an
 /// operator can find the log line from a user's report.
 pub fn internal(component: &str, error: impl std::fmt::Display) -> Status {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    tracing::error!(correlation_id = %id, component, error = %error, "internal failure");
+    let id = crow_actors::log_internal(component, error);
     let mut status = Status::internal(format!("internal error (correlation id {id})"));
     if let Ok(value) = id.parse() {
         status.metadata_mut().insert(CORRELATION_ID_HEADER, value);
