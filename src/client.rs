@@ -1,8 +1,10 @@
 //! Client side of `StreamFrames`: streams a video, an image or a folder of images to a crow server,
-//! honouring the server's credits.
+//! honouring the server's credits and the frame rate it announces.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crow_grpc_api::proto::ingest_service_client::IngestServiceClient;
 use crow_grpc_api::proto::stream_frames_response::Event;
@@ -184,24 +186,39 @@ pub async fn connect_with(
         .max_encoding_message_size(64 * 1024 * 1024))
 }
 
-/// Streams frames from `frames`, sending only while the server grants credits; returns how many were sent
-/// and the acks in order. The request stream closes when `frames` does; `on_ack` sees each ack as it
-/// arrives.
+/// Streams frames from `frames`, sending only while the server grants credits and no faster than the
+/// frame rate it announces; returns how many were sent and the acks in order. The request stream closes
+/// when `frames` does; `on_ack` sees each ack as it arrives.
 pub async fn stream_frames(
     client: &mut IngestServiceClient<AuthChannel>,
     mut frames: mpsc::Receiver<Frame>,
     mut on_ack: impl FnMut(&FrameAck) + Send,
 ) -> Result<(u64, Vec<FrameAck>), ClientError> {
     let credits = Arc::new(Semaphore::new(0));
+    // Set from the credit grant, which comes before any credit: frames per second, 0 = unlimited.
+    let max_fps = Arc::new(AtomicU32::new(0));
     let (req_tx, req_rx) = mpsc::channel::<StreamFramesRequest>(1);
     let sender_credits = Arc::clone(&credits);
+    let sender_fps = Arc::clone(&max_fps);
     let sender = tokio::spawn(async move {
         let mut sent = 0u64;
+        let mut pacer: Option<tokio::time::Interval> = None;
         while let Some(frame) = frames.recv().await {
             let Ok(permit) = sender_credits.acquire().await else {
                 break;
             };
             permit.forget();
+            let fps = sender_fps.load(Ordering::Acquire);
+            if fps > 0 {
+                // At most `fps` frames per second, never in a catch-up burst.
+                let pacer = pacer.get_or_insert_with(|| {
+                    let mut i =
+                        tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps)));
+                    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    i
+                });
+                pacer.tick().await;
+            }
             if req_tx
                 .send(StreamFramesRequest { frame: Some(frame) })
                 .await
@@ -221,7 +238,10 @@ pub async fn stream_frames(
     let result = loop {
         match responses.next().await {
             Some(Ok(r)) => match r.event {
-                Some(Event::Credits(grant)) => credits.add_permits(grant.credits as usize),
+                Some(Event::Credits(grant)) => {
+                    max_fps.store(grant.max_frames_per_second, Ordering::Release);
+                    credits.add_permits(grant.credits as usize);
+                }
                 Some(Event::Ack(ack)) => {
                     credits.add_permits(1);
                     on_ack(&ack);

@@ -6,12 +6,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crow::proto::analysis_service_client::AnalysisServiceClient;
 use crow::proto::ingest_service_client::IngestServiceClient;
 use crow::proto::interaction_service_client::InteractionServiceClient;
 use crow::proto::{
     CloseSessionRequest, CreateInteractionRequest, CreateSessionRequest, Frame, FrameAck,
     FrameOutcome, GetSessionRequest, GetSummaryRequest, ImageFormat, ListInteractionsRequest,
-    SourceType, StreamFramesRequest,
+    SourceType, StreamFramesRequest, WatchPatternsRequest,
 };
 use crow::storage::Store;
 use crow::{Crow, PipelineConfig};
@@ -62,6 +63,7 @@ impl Hostile {
         config.interactions.outbox_batch_timeout_ms = 50;
         config.limits.max_fps_per_session = 30;
         config.limits.max_streams_per_org = 3;
+        config.limits.max_watchers_per_org = 2;
         let crow = Crow::builder()
             .data_dir(dir.path().join("db"))
             .pipeline_config(config)
@@ -513,6 +515,24 @@ async fn the_hostile_corpus_is_refused_cleanly_and_nothing_stored_is_harmed() {
         "refused frames are not recorded"
     );
 
+    // crow's client paces itself to the rate the server announces, so it is never refused.
+    let (tx, rx) = mpsc::channel(90);
+    for i in 0..90 {
+        tx.try_send(frame("paced-cam", "", i, valid.clone(), ImageFormat::Jpeg))
+            .unwrap();
+    }
+    drop(tx);
+    let mut paced = crow::client::connect(&h.url).await.unwrap();
+    let (_, acks) = crow::client::stream_frames(&mut paced, rx, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(acks.len(), 90);
+    assert!(
+        acks.iter()
+            .all(|a| a.status_code != Code::ResourceExhausted as i32),
+        "a paced client is never throttled"
+    );
+
     // Streams per organization: the fourth concurrent stream is refused; closing one frees a slot.
     let mut open = Vec::new();
     for n in 0..3 {
@@ -571,6 +591,41 @@ async fn the_hostile_corpus_is_refused_cleanly_and_nothing_stored_is_harmed() {
         end.is_none() && acks.len() == 1,
         "a slot is free again: {end:?}"
     );
+
+    // Pattern subscriptions per organization: the third is refused until one ends.
+    let watch = || async {
+        AnalysisServiceClient::connect(h.url.clone())
+            .await
+            .unwrap()
+            .watch_patterns(WatchPatternsRequest {
+                organization_id: ORG.into(),
+                camera_id: String::new(),
+            })
+            .await
+    };
+    let first = watch().await.unwrap();
+    let _second = watch().await.unwrap();
+    let refused = watch().await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused
+            .message()
+            .contains("pipeline.limits.max_watchers_per_org"),
+        "{refused:?}"
+    );
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        // The server notices the closed stream asynchronously.
+        if let Ok(w) = watch().await {
+            again = Some(w);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a slot is free once a subscriber leaves");
+    drop(again);
+    drop(_second);
 
     // CreateInteraction payloads.
     let create = |data_json: String, summary: String| CreateInteractionRequest {

@@ -112,6 +112,9 @@ pub struct LimitsConfig {
     /// Frame streams one organization may have open at once; the next fails with
     /// `RESOURCE_EXHAUSTED`. 0 = unlimited.
     pub max_streams_per_org: u32,
+    /// `WatchPatterns` subscriptions one organization may have open at once; the next fails with
+    /// `RESOURCE_EXHAUSTED`. 0 = unlimited.
+    pub max_watchers_per_org: u32,
     /// Largest `data_json` of `CreateInteraction`, bytes.
     pub max_data_bytes: usize,
     /// Deepest nesting of `data_json` (an object holding an array holding a value is depth 3).
@@ -132,6 +135,7 @@ impl Default for LimitsConfig {
             max_frame_pixels: 7680 * 4320,
             max_fps_per_session: 60,
             max_streams_per_org: 64,
+            max_watchers_per_org: 16,
             max_data_bytes: 64 * 1024,
             max_data_depth: 16,
             max_summary_chars: 2_000,

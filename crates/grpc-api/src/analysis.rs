@@ -1,6 +1,7 @@
 //! `AnalysisService`: analyses on the analyzer pool, and live pattern events.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use crow_actors::{Lagged, Pipeline};
 use futures::Stream;
@@ -11,6 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::auth::{self, Action};
 use crate::convert;
 use crate::interactions::non_empty;
+use crate::limits::OrgSlots;
 use crate::proto::analysis_service_server::AnalysisService;
 use crate::proto::{
     Analysis, AnalyzeRequest, GetAnalysisRequest, PatternEvent, WatchPatternsRequest,
@@ -24,6 +26,7 @@ const STREAM_BUFFER: usize = 16;
 pub struct AnalysisApi {
     pipeline: Pipeline,
     closing: watch::Receiver<bool>,
+    watchers: Arc<OrgSlots>,
 }
 
 impl AnalysisApi {
@@ -31,7 +34,16 @@ impl AnalysisApi {
     /// streams end with UNAVAILABLE, so a graceful server shutdown does not wait for subscribers that
     /// would never leave on their own.
     pub fn new(pipeline: Pipeline, closing: watch::Receiver<bool>) -> AnalysisApi {
-        AnalysisApi { pipeline, closing }
+        let watchers = OrgSlots::new(
+            pipeline.config().limits.max_watchers_per_org,
+            "pipeline.limits.max_watchers_per_org",
+            "WatchPatterns streams",
+        );
+        AnalysisApi {
+            pipeline,
+            closing,
+            watchers,
+        }
     }
 }
 
@@ -83,6 +95,8 @@ impl AnalysisService for AnalysisApi {
         let r = request.into_inner();
         caller.authorize(Action::Read, &r.organization_id)?;
         let camera = non_empty(r.camera_id);
+        // Held by the forwarding task: the slot frees when the stream ends, whoever ends it.
+        let slot = self.watchers.acquire(&r.organization_id)?;
         let mut subscription = self
             .pipeline
             .watch_patterns(&r.organization_id, camera.as_deref())
@@ -90,6 +104,7 @@ impl AnalysisService for AnalysisApi {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let mut closing = self.closing.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             loop {
                 let item = tokio::select! {
                     item = subscription.next() => item,

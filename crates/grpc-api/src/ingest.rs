@@ -106,7 +106,10 @@ impl IngestService for IngestApi {
         let (out_tx, out_rx) = mpsc::channel(credits as usize + 1);
         let (ack_tx, ack_rx) = mpsc::channel(credits as usize);
         let grant = StreamFramesResponse {
-            event: Some(Event::Credits(CreditGrant { credits })),
+            event: Some(Event::Credits(CreditGrant {
+                credits,
+                max_frames_per_second: self.pipeline.config().limits.max_fps_per_session,
+            })),
         };
         out_tx
             .send(Ok(grant))

@@ -1,25 +1,83 @@
-//! Per-organization stream limits and per-camera frame rates for `StreamFrames`.
+//! Per-organization caps on long-lived streams, and per-camera frame rates for `StreamFrames`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use tonic::Status;
 
-/// Counts open frame streams per organization and meters each camera's frames with a token bucket
-/// (`max_fps_per_session` tokens per second, a burst of one second). A camera's streams share one bucket,
-/// so opening more streams for the same camera buys no extra rate.
-#[derive(Debug)]
-pub(crate) struct StreamLimiter {
-    max_streams_per_org: u32,
-    max_fps: u32,
-    orgs: Mutex<HashMap<String, OrgStreams>>,
+/// Locks a map that is consistent after every statement, so a panic elsewhere cannot leave it
+/// half-written and poisoning carries no meaning.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-#[derive(Debug, Default)]
-struct OrgStreams {
-    open: u32,
-    cameras: HashMap<String, Camera>,
+/// Counts open streams of one kind per organization against a maximum (0 = unlimited).
+#[derive(Debug)]
+pub(crate) struct OrgSlots {
+    max: u32,
+    /// The setting, named in the refusal.
+    setting: &'static str,
+    /// What is counted, for the refusal ("frame streams").
+    what: &'static str,
+    open: Mutex<HashMap<String, u32>>,
+}
+
+impl OrgSlots {
+    pub(crate) fn new(max: u32, setting: &'static str, what: &'static str) -> Arc<OrgSlots> {
+        Arc::new(OrgSlots {
+            max,
+            setting,
+            what,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Takes one of `org`'s slots, or refuses with RESOURCE_EXHAUSTED naming the setting.
+    pub(crate) fn acquire(self: &Arc<Self>, org: &str) -> Result<OrgSlot, Status> {
+        let mut open = lock(&self.open);
+        let n = open.entry(org.to_owned()).or_default();
+        if self.max > 0 && *n >= self.max {
+            return Err(Status::resource_exhausted(format!(
+                "this organization already has {n} {} open ({})",
+                self.what, self.setting
+            )));
+        }
+        *n += 1;
+        Ok(OrgSlot {
+            slots: Arc::clone(self),
+            org: org.to_owned(),
+        })
+    }
+}
+
+/// One open stream; dropping it frees the slot.
+#[derive(Debug)]
+pub(crate) struct OrgSlot {
+    slots: Arc<OrgSlots>,
+    org: String,
+}
+
+impl Drop for OrgSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.slots.open);
+        if let Some(n) = open.get_mut(&self.org) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.org);
+            }
+        }
+    }
+}
+
+/// Frame streams: a slot of the organization's `max_streams_per_org`, and each camera's frames metered
+/// with a token bucket (`max_fps_per_session` tokens per second, a burst of one second). A camera's
+/// streams share one bucket, so opening more streams for the same camera buys no extra rate.
+#[derive(Debug)]
+pub(crate) struct StreamLimiter {
+    streams: Arc<OrgSlots>,
+    max_fps: u32,
+    cameras: Mutex<HashMap<(String, String), Camera>>,
 }
 
 #[derive(Debug)]
@@ -33,48 +91,42 @@ impl StreamLimiter {
     /// 0 disables either limit.
     pub(crate) fn new(max_streams_per_org: u32, max_fps: u32) -> Arc<StreamLimiter> {
         Arc::new(StreamLimiter {
-            max_streams_per_org,
+            streams: OrgSlots::new(
+                max_streams_per_org,
+                "pipeline.limits.max_streams_per_org",
+                "frame streams",
+            ),
             max_fps,
-            orgs: Mutex::new(HashMap::new()),
+            cameras: Mutex::new(HashMap::new()),
         })
-    }
-
-    fn orgs(&self) -> std::sync::MutexGuard<'_, HashMap<String, OrgStreams>> {
-        // The map is consistent after every statement; a panic elsewhere cannot leave it half-written.
-        self.orgs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Opens a stream for `camera` of `org`, or refuses it when the organization is at its limit.
     pub(crate) fn open(self: &Arc<Self>, org: &str, camera: &str) -> Result<StreamSlot, Status> {
-        let mut orgs = self.orgs();
-        let entry = orgs.entry(org.to_owned()).or_default();
-        if self.max_streams_per_org > 0 && entry.open >= self.max_streams_per_org {
-            return Err(Status::resource_exhausted(format!(
-                "this organization already has {} frame streams open (pipeline.limits.max_streams_per_org)",
-                entry.open
-            )));
-        }
-        entry.open += 1;
-        let cam = entry.cameras.entry(camera.to_owned()).or_insert(Camera {
-            streams: 0,
-            tokens: f64::from(self.max_fps),
-            refilled: Instant::now(),
-        });
-        cam.streams += 1;
+        let slot = self.streams.acquire(org)?;
+        let key = (org.to_owned(), camera.to_owned());
+        lock(&self.cameras)
+            .entry(key.clone())
+            .or_insert(Camera {
+                streams: 0,
+                tokens: f64::from(self.max_fps),
+                refilled: Instant::now(),
+            })
+            .streams += 1;
         Ok(StreamSlot {
             limiter: Arc::clone(self),
-            org: org.to_owned(),
-            camera: camera.to_owned(),
+            camera: key,
+            _slot: slot,
         })
     }
 }
 
-/// One open stream; dropping it closes the stream's slot.
+/// One open frame stream; dropping it closes the stream's slot.
 #[derive(Debug)]
 pub(crate) struct StreamSlot {
     limiter: Arc<StreamLimiter>,
-    org: String,
-    camera: String,
+    camera: (String, String),
+    _slot: OrgSlot,
 }
 
 impl StreamSlot {
@@ -84,11 +136,8 @@ impl StreamSlot {
         if rate == 0.0 {
             return true;
         }
-        let mut orgs = self.limiter.orgs();
-        let Some(cam) = orgs
-            .get_mut(&self.org)
-            .and_then(|o| o.cameras.get_mut(&self.camera))
-        else {
+        let mut cameras = lock(&self.limiter.cameras);
+        let Some(cam) = cameras.get_mut(&self.camera) else {
             return true;
         };
         let now = Instant::now();
@@ -115,19 +164,12 @@ impl StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        let mut orgs = self.limiter.orgs();
-        let Some(org) = orgs.get_mut(&self.org) else {
-            return;
-        };
-        org.open = org.open.saturating_sub(1);
-        if let Some(cam) = org.cameras.get_mut(&self.camera) {
+        let mut cameras = lock(&self.limiter.cameras);
+        if let Some(cam) = cameras.get_mut(&self.camera) {
             cam.streams = cam.streams.saturating_sub(1);
             if cam.streams == 0 {
-                org.cameras.remove(&self.camera);
+                cameras.remove(&self.camera);
             }
-        }
-        if org.open == 0 {
-            orgs.remove(&self.org);
         }
     }
 }
