@@ -56,6 +56,9 @@ enum Command {
     Models(ModelsCommand),
     /// Mint an HS256 token with the configured secret (CROW_JWT_SECRET or [auth] secret).
     Token(TokenArgs),
+    /// The configuration file: print the documented defaults, or check a file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Benchmarks that print ratios measured in one run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -198,6 +201,17 @@ struct DescribeArgs {
 }
 
 #[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print every setting with its default, its meaning and its environment variable (TOML).
+    Default,
+    /// Check a TOML file: every unknown key and bad value, with its line. Exits 1 if any.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum ModelsCommand {
     /// List GGUF files in the models directory and the configured models.
     List {
@@ -251,6 +265,11 @@ async fn main() -> Result<()> {
         Command::Describe(args) => describe(args).await,
         Command::Models(ModelsCommand::List { config, dir }) => models_list(config, dir),
         Command::Token(args) => token(args),
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", crow::config::REFERENCE);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }
@@ -549,4 +568,19 @@ fn models_list(config: Option<PathBuf>, dir: PathBuf) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn config_check(file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let problems = Config::check(&text);
+    if problems.is_empty() {
+        println!("{}: ok", file.display());
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("{}: {p}", file.display());
+    }
+    eprintln!("{} problem(s) in {}", problems.len(), file.display());
+    std::process::exit(1);
 }

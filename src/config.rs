@@ -93,3 +93,233 @@ impl Config {
         Authenticator::new(&self.auth).map_err(|e| ConfigError(e.to_string()))
     }
 }
+
+/// The documented reference configuration (`examples/crow.toml`): every setting with its default and
+/// environment variable. `crow config default` prints it.
+pub const REFERENCE: &str = include_str!("../examples/crow.toml");
+
+/// One problem [`Config::check`] found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// 1-based line of the offending key (or of the syntax error), when it can be located.
+    pub line: Option<usize>,
+    /// Dotted key, e.g. `pipeline.batch_size`; empty for a syntax error.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: ")?,
+            None => write!(f, "(no line): ")?,
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// The top-level keys a file may have (the environment may carry other `CROW_*` variables, so
+/// [`Config`] itself tolerates unknown top-level keys; a file should not).
+const TOP_LEVEL_KEYS: [&str; 5] = ["data_dir", "listen", "metrics_listen", "pipeline", "auth"];
+
+/// Most problems reported for one file.
+const MAX_PROBLEMS: usize = 64;
+
+impl Config {
+    /// Checks the text of a TOML configuration file without loading it: syntax, unknown keys, values of
+    /// the wrong type, and values that parse but cannot work. Returns every problem found (not only the
+    /// first), each with its line; an empty list means the file is valid. Environment variables are not
+    /// consulted.
+    pub fn check(text: &str) -> Vec<ConfigProblem> {
+        let original = match toml_edit::ImDocument::parse(text.to_owned()) {
+            Ok(doc) => doc,
+            Err(e) => {
+                return vec![ConfigProblem {
+                    line: e.span().map(|s| line_at(text, s.start)),
+                    key: String::new(),
+                    message: e.message().trim().to_owned(),
+                }]
+            }
+        };
+        let mut problems = Vec::new();
+        let mut doc = original.clone().into_mut();
+        for (key, _) in original.as_table().iter() {
+            if !TOP_LEVEL_KEYS.contains(&key) {
+                problems.push(problem(&original, &[key.to_owned()], "unknown key".into()));
+                doc.remove(key);
+            }
+        }
+        // serde stops at the first error: report it, drop the offending key, and go again.
+        while problems.len() < MAX_PROBLEMS {
+            let current = doc.to_string();
+            match toml::from_str::<Config>(&current) {
+                Ok(config) => {
+                    for (key, rule) in config.pipeline.problems() {
+                        let path: Vec<String> = std::iter::once("pipeline")
+                            .chain(key.split('.'))
+                            .map(str::to_owned)
+                            .collect();
+                        problems.push(problem(&original, &path, rule));
+                    }
+                    if !["HS256", "RS256", "ES256"].contains(&config.auth.algorithm.as_str()) {
+                        let path = ["auth".to_owned(), "algorithm".to_owned()];
+                        problems.push(problem(
+                            &original,
+                            &path,
+                            "must be HS256, RS256 or ES256".into(),
+                        ));
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let path = toml_edit::ImDocument::parse(current.clone())
+                        .ok()
+                        .zip(e.span())
+                        .map(|(d, span)| path_at(d.as_table(), span.start))
+                        .unwrap_or_default();
+                    problems.push(problem(&original, &path, e.message().trim().to_owned()));
+                    if path.is_empty() || !remove(doc.as_table_mut(), &path) {
+                        break;
+                    }
+                }
+            }
+        }
+        problems.sort_by_key(|p| p.line);
+        problems
+    }
+}
+
+fn problem(doc: &toml_edit::ImDocument<String>, path: &[String], message: String) -> ConfigProblem {
+    ConfigProblem {
+        line: key_span(doc.as_table(), path).map(|s| line_at(doc.raw(), s.start)),
+        key: path.join("."),
+        message,
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The span of the key at `path`.
+fn key_span(table: &dyn toml_edit::TableLike, path: &[String]) -> Option<std::ops::Range<usize>> {
+    let (first, rest) = path.split_first()?;
+    let (key, item) = table.get_key_value(first)?;
+    if rest.is_empty() {
+        return key.span().or_else(|| item.span());
+    }
+    key_span(item.as_table_like()?, rest)
+}
+
+/// The dotted path of the deepest key whose key or value contains `offset`.
+fn path_at(table: &dyn toml_edit::TableLike, offset: usize) -> Vec<String> {
+    for (name, item) in table.iter() {
+        let key_hit = table
+            .key(name)
+            .and_then(|k| k.span())
+            .is_some_and(|s| s.contains(&offset));
+        let value_hit = item.span().is_some_and(|s| s.contains(&offset));
+        let inner = item
+            .as_table_like()
+            .map(|t| path_at(t, offset))
+            .unwrap_or_default();
+        if !inner.is_empty() {
+            return std::iter::once(name.to_owned()).chain(inner).collect();
+        }
+        if key_hit || value_hit {
+            return vec![name.to_owned()];
+        }
+    }
+    Vec::new()
+}
+
+/// Removes the key at `path`; `false` if there is none.
+fn remove(table: &mut dyn toml_edit::TableLike, path: &[String]) -> bool {
+    match path {
+        [] => false,
+        [last] => table.remove(last).is_some(),
+        [first, rest @ ..] => table
+            .get_mut(first)
+            .and_then(|i| i.as_table_like_mut())
+            .is_some_and(|t| remove(t, rest)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_file_is_exactly_the_defaults_and_names_every_setting() {
+        assert_eq!(Config::check(REFERENCE), vec![]);
+        let parsed: Config = toml::from_str(REFERENCE).unwrap();
+        assert_eq!(parsed, Config::default());
+        // Every setting with a default appears in the file, uncommented.
+        fn keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+            for (k, v) in table {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match v {
+                    toml::Value::Table(t) => keys(&path, t, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        let (mut expected, mut found) = (Vec::new(), Vec::new());
+        keys(
+            "",
+            &toml::Table::try_from(Config::default()).unwrap(),
+            &mut expected,
+        );
+        keys("", &toml::from_str(REFERENCE).unwrap(), &mut found);
+        expected.sort();
+        found.sort();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn check_names_every_unknown_key_and_bad_value_with_its_line() {
+        let text = "\
+data_dir = \"d\"
+colour = \"blue\"
+
+[pipeline]
+batch_size = -5
+batch_sise = 3
+duplicate_threshold = 2.0
+
+[pipeline.limits]
+max_page_size = 0
+max_fps_per_session = \"fast\"
+";
+        let problems = Config::check(text);
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let has = |line: usize, key: &str| {
+            problems
+                .iter()
+                .any(|p| p.line == Some(line) && p.key == key)
+        };
+        assert!(has(2, "colour"), "{shown:#?}");
+        assert!(has(5, "pipeline.batch_size"), "{shown:#?}");
+        assert!(has(6, "pipeline.batch_sise"), "{shown:#?}");
+        assert!(has(7, "pipeline.duplicate_threshold"), "{shown:#?}");
+        assert!(has(10, "pipeline.limits.max_page_size"), "{shown:#?}");
+        assert!(has(11, "pipeline.limits.max_fps_per_session"), "{shown:#?}");
+        assert_eq!(problems.len(), 6, "{shown:#?}");
+        let syntax = Config::check("[pipeline\nbatch_size = 1\n");
+        assert_eq!(syntax.len(), 1);
+        assert_eq!(syntax[0].line, Some(1), "{syntax:?}");
+    }
+}

@@ -26,11 +26,11 @@
 //! ```
 
 pub mod client;
-mod config;
+pub mod config;
 pub mod ingest;
 pub mod server;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, ConfigProblem};
 pub use crow_actors as actors;
 pub use crow_actors::{DescriberKind, Pipeline, PipelineConfig, PipelineError};
 pub use crow_grpc_api::auth;

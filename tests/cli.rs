@@ -234,3 +234,33 @@ fn interaction_catalog_and_analysis_commands() {
     let out = crow(&["dead-letters", "list", "--org", "shop", "--server", url]);
     assert!(out.contains("no dead letters"), "{out}");
 }
+
+#[test]
+fn config_default_is_valid_and_config_check_names_each_problem_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("crow.toml");
+    std::fs::write(&reference, crow(&["config", "default"])).unwrap();
+    let ok = crow(&["config", "check", reference.to_str().unwrap()]);
+    assert!(ok.trim_end().ends_with(": ok"), "{ok}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "listen = \"127.0.0.1:50051\"\n[pipeline]\nbatch_size = -1\nbatch_timeout = 5\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_crow"))
+        .args(["config", "check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a bad file fails the check");
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        report.contains("line 3: pipeline.batch_size: invalid value: integer `-1`"),
+        "{report}"
+    );
+    assert!(
+        report.contains("line 4: pipeline.batch_timeout: unknown field `batch_timeout`"),
+        "{report}"
+    );
+}

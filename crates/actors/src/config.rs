@@ -233,6 +233,53 @@ impl Default for AnalysisConfig {
     }
 }
 
+impl PipelineConfig {
+    /// Values that deserialize but cannot work, as (key path under `pipeline`, rule). [`Pipeline::start`]
+    /// refuses a configuration with any; `crow config check` lists them all.
+    ///
+    /// [`Pipeline::start`]: crate::Pipeline::start
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut at_least_1 = |key: &'static str, value: u64| {
+            if value == 0 {
+                out.push((key, "must be at least 1".to_owned()));
+            }
+        };
+        at_least_1("batch_size", self.batch_size as u64);
+        at_least_1("describer_slots", self.describer_slots as u64);
+        at_least_1("stream_credits", u64::from(self.stream_credits));
+        at_least_1("llama.threads", self.llama.threads.max(0) as u64);
+        at_least_1(
+            "interactions.outbox_batch_size",
+            self.interactions.outbox_batch_size as u64,
+        );
+        at_least_1("analysis.slots", self.analysis.slots as u64);
+        at_least_1("analysis.threads", self.analysis.threads.max(0) as u64);
+        at_least_1(
+            "limits.max_message_bytes",
+            self.limits.max_message_bytes as u64,
+        );
+        at_least_1("limits.max_frame_bytes", self.limits.max_frame_bytes as u64);
+        at_least_1("limits.max_frame_pixels", self.limits.max_frame_pixels);
+        if !(0.0..=1.0).contains(&self.duplicate_threshold) {
+            out.push(("duplicate_threshold", "must be between 0 and 1".to_owned()));
+        }
+        if !(1..=100).contains(&self.remote.jpeg_quality) {
+            out.push((
+                "remote.jpeg_quality",
+                "must be between 1 and 100".to_owned(),
+            ));
+        }
+        if !(1..=500).contains(&self.limits.max_page_size) {
+            out.push((
+                "limits.max_page_size",
+                "must be between 1 and 500".to_owned(),
+            ));
+        }
+        out
+    }
+}
+
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {

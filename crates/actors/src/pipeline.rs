@@ -96,10 +96,10 @@ impl Pipeline {
         config: PipelineConfig,
         factory: Option<DescriberFactory>,
     ) -> Result<Pipeline, PipelineError> {
-        if config.batch_size == 0 {
-            return Err(PipelineError::InvalidArgument(
-                "batch_size must be at least 1".into(),
-            ));
+        if let Some((key, rule)) = config.problems().into_iter().next() {
+            return Err(PipelineError::InvalidArgument(format!(
+                "pipeline.{key} {rule}"
+            )));
         }
         let pool = match (config.describer, factory) {
             (DescriberKind::Off, _) | (_, None) => None,
