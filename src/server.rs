@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic_health::ServingStatus;
 
 use crate::Pipeline;
 
@@ -88,6 +89,21 @@ fn incoming(
     })
 }
 
+/// Sets the health of every crow service and of the server as a whole ("").
+async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    for name in SERVICE_NAMES.iter().chain([&""]) {
+        health.set_service_status(*name, status).await;
+    }
+}
+
+/// The fully qualified names of crow's services (as health and reflection report them).
+pub const SERVICE_NAMES: [&str; 4] = [
+    "crow.v1.IngestService",
+    "crow.v1.InteractionService",
+    "crow.v1.CatalogService",
+    "crow.v1.AnalysisService",
+];
+
 /// Serves `pipeline` on `listener` until `shutdown` completes. Every service sits behind `auth`'s
 /// interceptor (token, and the gateway key on internal routes); handlers check the organization.
 pub async fn serve_on(
@@ -102,10 +118,21 @@ pub async fn serve_on(
     let catalog = CatalogApi::new(pipeline.clone());
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let analysis = AnalysisApi::new(pipeline.clone(), closing);
+    // The standard health service: every crow service (and "", the server) is SERVING once the
+    // pipeline is up, which it is by the time this runs; NOT_SERVING from the moment shutdown begins.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::Serving).await;
+    // Server reflection, so that grpcurl-style tools and dynamic clients need no .proto files.
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crow_grpc_api::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("crow's own descriptor set is valid");
     // Long-lived streams (pattern subscriptions) are told to end when shutdown begins, so that the
     // graceful shutdown below does not wait for them forever.
     let shutdown = async move {
         shutdown.await;
+        set_health(&health, ServingStatus::NotServing).await;
         let _ = closing_tx.send(true);
     };
     let ingest =
@@ -120,6 +147,9 @@ pub async fn serve_on(
         // tonic refuses an oversize unary request with OUT_OF_RANGE; crow answers RESOURCE_EXHAUSTED
         // naming the setting (the frame stream does the same itself).
         .layer(tower::util::MapResponseLayer::new(name_message_limit))
+        // Probes and discovery need no token (they reveal the public contract and liveness only).
+        .add_service(health_service)
+        .add_service(reflection)
         .add_service(InterceptedService::new(
             ingest,
             auth.interceptor(auth.ingest_is_internal()),

@@ -11,6 +11,7 @@ mod hostile;
 mod ingest;
 mod interactions;
 mod llama;
+mod operability;
 mod pagination;
 mod remote;
 mod sessions;

@@ -7,7 +7,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in &protos {
         println!("cargo:rerun-if-changed={}", p.display());
     }
+    let descriptors =
+        std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("crow_descriptor.bin");
     tonic_prost_build::configure()
+        // For server reflection.
+        .file_descriptor_set_path(descriptors)
         // Malformed messages are INVALID_ARGUMENT with a fixed message, not prost's INTERNAL.
         .codec_path("crate::codec::ProtoCodec")
         .compile_protos(&protos, &[root])?;

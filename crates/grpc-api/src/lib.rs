@@ -22,6 +22,9 @@ pub use interactions::InteractionApi;
 pub mod proto {
     #![allow(missing_docs, clippy::all)]
     tonic::include_proto!("crow.v1");
+
+    /// The encoded `FileDescriptorSet` of `crow.v1`, served by gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("crow_descriptor");
 }
 
 /// Largest message of a frame stream, in bytes: the largest frame plus envelope.

@@ -1,0 +1,254 @@
+//! What operators' tools see: the standard health service and server reflection, used the way grpcurl
+//! does — services listed and a method called with a client built from the reflected descriptors alone,
+//! with no generated code.
+
+use bytes::{Buf, BufMut};
+use crow::proto::interaction_service_client::InteractionServiceClient;
+use crow::proto::{CreateInteractionRequest, GetSummaryRequest, SourceType};
+use crow::PipelineConfig;
+use prost::Message;
+use prost_types::FileDescriptorProto;
+use tokio_stream::StreamExt;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::Channel;
+use tonic::Status;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+use crate::common::TestServer;
+
+/// Passes message bytes through untouched: the dynamic client encodes and decodes them itself.
+#[derive(Debug, Clone, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+    }
+}
+
+async fn connect(url: &str) -> Channel {
+    Channel::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn reflect(url: &str, request: MessageRequest) -> MessageResponse {
+    let mut client = ServerReflectionClient::new(connect(url).await);
+    let requests = tokio_stream::once(ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    });
+    let mut responses = client
+        .server_reflection_info(requests)
+        .await
+        .unwrap()
+        .into_inner();
+    responses
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .message_response
+        .unwrap()
+}
+
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// The varint fields of an encoded message, by field number.
+fn varint_fields(mut bytes: &[u8]) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    let read = |b: &mut &[u8]| -> u64 {
+        let (mut v, mut shift) = (0u64, 0);
+        loop {
+            let byte = b.get_u8();
+            v |= u64::from(byte & 0x7F) << shift;
+            shift += 7;
+            if byte < 0x80 {
+                return v;
+            }
+        }
+    };
+    while bytes.has_remaining() {
+        let key = read(&mut bytes);
+        match key & 7 {
+            0 => out.push(((key >> 3) as u32, read(&mut bytes))),
+            2 => {
+                let len = read(&mut bytes) as usize;
+                bytes.advance(len);
+            }
+            other => panic!("unexpected wire type {other}"),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_serving_and_reflection_drives_a_dynamic_call() {
+    let mut config = PipelineConfig::default();
+    config.interactions.outbox_batch_timeout_ms = 50;
+    let t = TestServer::start(config).await;
+
+    // Health: every crow service and the server as a whole.
+    let mut health = HealthClient::new(connect(&t.url).await);
+    for service in crow::server::SERVICE_NAMES.iter().chain([&""]) {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "crow.v1.Nothing".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    // Reflection lists the services.
+    let MessageResponse::ListServicesResponse(list) =
+        reflect(&t.url, MessageRequest::ListServices(String::new())).await
+    else {
+        panic!("expected a service list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in crow::server::SERVICE_NAMES
+        .iter()
+        .chain([&"grpc.health.v1.Health"])
+    {
+        assert!(
+            names.iter().any(|n| n == service),
+            "{service} missing from {names:?}"
+        );
+    }
+
+    // Two records to count, through the generated client.
+    let mut typed = InteractionServiceClient::connect(t.url.clone())
+        .await
+        .unwrap();
+    for n in 0..2 {
+        typed
+            .create_interaction(CreateInteractionRequest {
+                organization_id: "shop".into(),
+                source_type: SourceType::Web as i32,
+                data_json: format!(r#"{{"page": "/{n}"}}"#),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    crate::common::wait_for_interactions(&t.url, "shop", 2).await;
+
+    // The dynamic client: the method, its messages and their field numbers come from reflection only.
+    let MessageResponse::FileDescriptorResponse(files) = reflect(
+        &t.url,
+        MessageRequest::FileContainingSymbol("crow.v1.InteractionService".into()),
+    )
+    .await
+    else {
+        panic!("expected descriptors")
+    };
+    let files: Vec<FileDescriptorProto> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|b| FileDescriptorProto::decode(&b[..]).unwrap())
+        .collect();
+    let message = |full: &str| {
+        let name = full.rsplit('.').next().unwrap().to_owned();
+        files
+            .iter()
+            .flat_map(|f| &f.message_type)
+            .find(|m| m.name() == name)
+            .unwrap_or_else(|| panic!("{full} not reflected"))
+            .clone()
+    };
+    let service = files
+        .iter()
+        .flat_map(|f| &f.service)
+        .find(|s| s.name() == "InteractionService")
+        .unwrap();
+    let method = service
+        .method
+        .iter()
+        .find(|m| m.name() == "GetSummary")
+        .unwrap();
+    let input = message(method.input_type());
+    let output = message(method.output_type());
+    let field = |m: &prost_types::DescriptorProto, name: &str| {
+        m.field.iter().find(|f| f.name() == name).unwrap().number() as u64
+    };
+    let mut request = Vec::new();
+    varint(field(&input, "organization_id") << 3 | 2, &mut request);
+    varint(4, &mut request);
+    request.extend_from_slice(b"shop");
+
+    let mut grpc = tonic::client::Grpc::new(connect(&t.url).await);
+    grpc.ready().await.unwrap();
+    let path = format!("/crow.v1.{}/{}", service.name(), method.name());
+    let response = grpc
+        .unary(
+            tonic::Request::new(request),
+            path.parse().unwrap(),
+            RawCodec,
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let web = field(&output, "web") as u32;
+    let counted = varint_fields(&response)
+        .into_iter()
+        .find(|(n, _)| *n == web)
+        .map(|(_, v)| v);
+    let expected = typed
+        .get_summary(GetSummaryRequest {
+            organization_id: "shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(counted, Some(expected.web));
+    assert_eq!(expected.web, 2);
+    t.stop().await;
+}
