@@ -64,11 +64,18 @@ impl TestServer {
         }
     }
 
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Stops the server and the pipeline and hands over the temporary directory (the database is in
+    /// `db/`), so that a test can inspect what was stored.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
         if let Some(s) = self.server.take() {
             s.shutdown().await;
         }
         self.crow.shutdown().await;
+        self._dir
     }
 }
 

@@ -15,13 +15,13 @@ use crow::proto::{
     SourceType, StreamFramesRequest, WatchPatternsRequest,
 };
 use crow::storage::Store;
-use crow::{Crow, PipelineConfig};
+use crow::PipelineConfig;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::common;
+use crate::common::{self, TestServer};
 
 const ORG: &str = "hostile-org";
 
@@ -45,16 +45,14 @@ fn assert_sanitized(what: &str, message: &str) {
     }
 }
 
+/// A [`TestServer`] with small limits, so that each can be hit cheaply.
 struct Hostile {
-    crow: Option<Crow>,
-    server: Option<crow::server::RunningServer>,
+    t: TestServer,
     url: String,
-    dir: tempfile::TempDir,
 }
 
 impl Hostile {
     async fn start() -> Hostile {
-        let dir = tempfile::tempdir().unwrap();
         let mut config = PipelineConfig {
             batch_size: 2,
             batch_timeout_ms: 300,
@@ -64,24 +62,10 @@ impl Hostile {
         config.limits.max_fps_per_session = 30;
         config.limits.max_streams_per_org = 3;
         config.limits.max_watchers_per_org = 2;
-        let crow = Crow::builder()
-            .data_dir(dir.path().join("db"))
-            .pipeline_config(config)
-            .build()
-            .await
-            .unwrap();
-        let server = crow::server::spawn(
-            crow.pipeline().clone(),
-            "127.0.0.1:0".parse().unwrap(),
-            crow::auth::Authenticator::disabled(),
-        )
-        .await
-        .unwrap();
+        let t = TestServer::start(config).await;
         Hostile {
-            url: server.url(),
-            crow: Some(crow),
-            server: Some(server),
-            dir,
+            url: t.url.clone(),
+            t,
         }
     }
 
@@ -138,14 +122,9 @@ impl Hostile {
         }
     }
 
-    async fn stop(mut self) -> tempfile::TempDir {
-        if let Some(s) = self.server.take() {
-            s.shutdown().await;
-        }
-        if let Some(c) = self.crow.take() {
-            c.shutdown().await;
-        }
-        self.dir
+    /// Stops the server and the pipeline; the data directory outlives them.
+    async fn stop(self) -> tempfile::TempDir {
+        self.t.stop_keeping_data().await
     }
 }
 
