@@ -9,9 +9,11 @@ use crow::proto::catalog_service_client::CatalogServiceClient;
 use crow::proto::ingest_service_client::IngestServiceClient;
 use crow::proto::interaction_service_client::InteractionServiceClient;
 use crow::proto::*;
-use crow::{Crow, PipelineConfig};
+use crow::PipelineConfig;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use tonic::Code;
+
+use crate::common::TestServer;
 
 const SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
 
@@ -53,43 +55,8 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-struct Server {
-    crow: Crow,
-    server: Option<crow::server::RunningServer>,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(auth: Authenticator) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let crow = Crow::builder()
-        .data_dir(dir.path().join("db"))
-        .pipeline_config(PipelineConfig::default())
-        .build()
-        .await
-        .unwrap();
-    let server = crow::server::spawn(
-        crow.pipeline().clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        auth,
-    )
-    .await
-    .unwrap();
-    Server {
-        url: server.url(),
-        crow,
-        server: Some(server),
-        _dir: dir,
-    }
-}
-
-impl Server {
-    async fn stop(mut self) {
-        if let Some(s) = self.server.take() {
-            s.shutdown().await;
-        }
-        self.crow.shutdown().await;
-    }
+async fn start(auth: Authenticator) -> TestServer {
+    TestServer::start_with_auth(PipelineConfig::default(), auth).await
 }
 
 async fn channel(url: &str, token: Option<&str>) -> AuthChannel {

@@ -39,7 +39,16 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// With authentication off (it is the subject of tests/auth.rs).
     pub async fn start(config: PipelineConfig) -> TestServer {
+        TestServer::start_with_auth(config, crow::auth::Authenticator::disabled()).await
+    }
+
+    /// With the given authenticator in front of every service.
+    pub async fn start_with_auth(
+        config: PipelineConfig,
+        auth: crow::auth::Authenticator,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let crow = Crow::builder()
             .data_dir(dir.path().join("db"))
@@ -47,11 +56,10 @@ impl TestServer {
             .build()
             .await
             .unwrap();
-        // Authentication is the subject of tests/auth.rs; elsewhere it is off.
         let server = crow::server::spawn(
             crow.pipeline().clone(),
             "127.0.0.1:0".parse().unwrap(),
-            crow::auth::Authenticator::disabled(),
+            auth,
         )
         .await
         .unwrap();

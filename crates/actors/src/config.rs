@@ -131,8 +131,8 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_message_bytes: 4 * 1024 * 1024,
-            max_frame_bytes: 8 * 1024 * 1024,
-            max_frame_pixels: 7680 * 4320,
+            max_frame_bytes: crow_inference::FrameLimits::DEFAULT.max_bytes,
+            max_frame_pixels: crow_inference::FrameLimits::DEFAULT.max_pixels,
             max_fps_per_session: 60,
             max_streams_per_org: 64,
             max_watchers_per_org: 16,
@@ -270,10 +270,11 @@ impl PipelineConfig {
                 "must be between 1 and 100".to_owned(),
             ));
         }
-        if !(1..=500).contains(&self.limits.max_page_size) {
+        let max_page = crow_storage::MAX_PAGE_SIZE as u32;
+        if !(1..=max_page).contains(&self.limits.max_page_size) {
             out.push((
                 "limits.max_page_size",
-                "must be between 1 and 500".to_owned(),
+                format!("must be between 1 and {max_page}"),
             ));
         }
         out
