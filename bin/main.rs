@@ -1,6 +1,7 @@
 //! `crow`: the server and its command-line client.
 
 mod bench;
+mod doctor;
 mod records;
 
 use std::net::SocketAddr;
@@ -20,6 +21,9 @@ use indicatif::{ProgressBar, ProgressStyle};
     about = "Turns camera streams into customer-interaction records."
 )]
 struct Cli {
+    /// Log format on stderr: text, or json (one object per line, for log shippers).
+    #[arg(long, global = true, default_value = "text", env = "CROW_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,6 +63,9 @@ enum Command {
     /// The configuration file: print the documented defaults, or check a file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check OpenCV, models (files, checksums, projector fit), the data directory, free disk, ports,
+    /// TLS files and authentication, and print what to fix. Exits 1 if anything fails.
+    Doctor(doctor::DoctorArgs),
     /// Benchmarks that print ratios measured in one run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -139,9 +146,30 @@ fn parse_ttl(s: &str) -> Result<u64, String> {
 
 #[derive(Args, Clone)]
 pub(crate) struct ServerArg {
-    /// Server URL.
+    /// Server URL: http://HOST:PORT, or https://HOST:PORT for a server that serves TLS.
     #[arg(long, default_value = "http://127.0.0.1:50051", env = "CROW_SERVER")]
     pub(crate) server: String,
+    /// PEM CA certificate that signed the server's certificate (https:// servers).
+    #[arg(long, env = "CROW_TLS_CA")]
+    ca: Option<PathBuf>,
+    /// PEM client certificate, for servers that require one (with --key).
+    #[arg(long, env = "CROW_TLS_CERT", requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, env = "CROW_TLS_KEY", requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+impl ServerArg {
+    /// `CROW_TOKEN` / `CROW_GATEWAY_KEY`, and the TLS files given.
+    pub(crate) fn credentials(&self) -> Result<client::Credentials> {
+        let tls = crow::tls::ClientTls::from_paths(
+            self.ca.as_deref(),
+            self.cert.as_deref(),
+            self.key.as_deref(),
+        )?;
+        Ok(client::Credentials::from_env().with_tls(tls))
+    }
 }
 
 #[derive(Args)]
@@ -245,14 +273,24 @@ struct SessionArgs {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CROW_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("CROW_LOG").unwrap_or_else(|_| "info".into())
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        // One JSON object per line; span fields (org_id, session_id, camera_id) are flattened in.
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init();
+    } else {
+        logs.init();
+    }
+    match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Stream(args) => stream(args).await,
         Command::Interactions(cmd) => records::interactions(cmd).await,
@@ -270,6 +308,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
+        Command::Doctor(args) => doctor::run(args),
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }
@@ -292,8 +331,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
         config.pipeline.describer = kind;
     }
     if let Some(addr) = config.metrics_listen {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
+        use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+        // Histograms as Prometheus histograms (buckets), so that quantiles aggregate across servers.
+        PrometheusBuilder::new()
             .with_http_listener(addr)
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".into()),
+                &[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                ],
+            )?
+            .set_buckets_for_metric(
+                Matcher::Full("crow_batch_frames".into()),
+                &[1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0],
+            )?
             .install()
             .with_context(|| format!("starting the metrics exporter on {addr}"))?;
     }
@@ -303,16 +354,66 @@ async fn serve(args: ServeArgs) -> Result<()> {
         eprintln!("\n*** {warning} ***\n");
         tracing::warn!("{warning}");
     }
-    let crow = Crow::from_config(&config)
-        .await
-        .with_context(|| format!("starting crow on {}", config.data_dir.display()))?;
+    let tls = crow::tls::ServerTls::load(&config.tls).context("loading [tls]")?;
+    if tls.is_none()
+        && !config.listen.ip().is_loopback()
+        && !args.dev
+        && !config.tls.allow_plaintext
+    {
+        anyhow::bail!(
+            "refusing to serve plaintext on {} (beyond loopback): set [tls] cert and key, or tls.allow_plaintext = true behind a TLS proxy, or use --dev",
+            config.listen
+        );
+    }
+    if let Some(tls) = &tls {
+        let days = (tls.certificate.not_after_s - crow::storage::now_ms() / 1000) / 86_400;
+        metrics::gauge!(crow::actors::metrics_names::TLS_CERT_EXPIRY_SECONDS)
+            .set((tls.certificate.not_after_s - crow::storage::now_ms() / 1000) as f64);
+        if days < 14 {
+            tracing::warn!(days, subject = %tls.certificate.subject, "the server certificate expires soon");
+        }
+    }
+    // Bind first and answer health checks (NOT_SERVING) while sled opens and models load.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    // Scripts and tests read the first line to learn the address (port 0 picks a free one). Both lines go
-    // out in one write, before serving, so a reader that stops after the first cannot break a later print.
-    let mut banner = format!("crow listening on http://{addr}\n");
+    let startup = crow::server::Startup::new(auth.clone());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let options = crow::server::ServeOptions {
+        auth,
+        tls,
+        max_frame_bytes: config.pipeline.limits.max_frame_bytes,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let startup = startup.clone();
+        async move {
+            startup
+                .serve(listener, options, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+        }
+    });
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: no new streams; finishing open ones");
+        let _ = stop_tx.send(());
+    });
+    let crow = match Crow::from_config(&config).await {
+        Ok(crow) => crow,
+        Err(e) => {
+            server.abort();
+            return Err(e)
+                .with_context(|| format!("starting crow on {}", config.data_dir.display()));
+        }
+    };
+    startup.ready(crow.pipeline().clone()).await;
+    // Scripts and tests read the first line to learn the address (port 0 picks a free one), once crow is
+    // ready (health probes see NOT_SERVING before). Both lines go out in one write, so a reader that
+    // stops after the first cannot break a later print.
+    let mut banner = format!("crow listening on {scheme}://{addr}\n");
     if let Some(m) = config.metrics_listen {
         banner.push_str(&format!("crow metrics on http://{m}/metrics\n"));
     }
@@ -322,23 +423,34 @@ async fn serve(args: ServeArgs) -> Result<()> {
         // Nobody reading stdout is not a reason to stop serving.
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
-    tracing::info!(data_dir = %config.data_dir.display(), describer = ?config.pipeline.describer, "serving");
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("installing the SIGTERM handler");
-            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-    };
-    crow::server::serve_on(crow.pipeline().clone(), listener, auth, shutdown).await?;
-    tracing::info!("shutting down");
-    crow.shutdown().await;
+    tracing::info!(data_dir = %config.data_dir.display(), describer = ?config.pipeline.describer, %addr, "serving");
+    let served = server.await;
+    signal.abort();
+    tracing::info!("server stopped; flushing sessions and waiting for analyses");
+    let report = crow.shutdown().await;
+    tracing::info!(?report, "shut down");
+    match served {
+        Ok(result) => result.context("serving")?,
+        Err(e) => anyhow::bail!("server task failed: {e}"),
+    }
     Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 fn token(args: TokenArgs) -> Result<()> {
@@ -370,15 +482,22 @@ async fn stream(args: StreamArgs) -> Result<()> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let report = client::stream_media(&args.server.server, &args.path, &options, |ack| {
-        bar.inc(1);
-        if ack.outcome == proto::FrameOutcome::Rejected as i32 {
-            bar.println(format!(
-                "frame {} rejected: {}",
-                ack.frame_index, ack.reason
-            ));
-        }
-    })
+    let credentials = args.server.credentials()?;
+    let report = client::stream_media_with(
+        &args.server.server,
+        credentials.clone(),
+        &args.path,
+        &options,
+        |ack| {
+            bar.inc(1);
+            if ack.outcome == proto::FrameOutcome::Rejected as i32 {
+                bar.println(format!(
+                    "frame {} rejected: {}",
+                    ack.frame_index, ack.reason
+                ));
+            }
+        },
+    )
     .await?;
     bar.finish_and_clear();
 
@@ -391,7 +510,7 @@ async fn stream(args: StreamArgs) -> Result<()> {
         report.replayed,
         report.unreadable
     );
-    let mut ingest = client::connect(&args.server.server).await?;
+    let mut ingest = client::connect_with(&args.server.server, credentials).await?;
     for session_id in &report.session_ids {
         let session = if args.keep_open {
             ingest
@@ -429,7 +548,7 @@ async fn session(cmd: SessionCommand) -> Result<()> {
         SessionCommand::Get(a) => (a, false),
         SessionCommand::Close(a) => (a, true),
     };
-    let mut client = client::connect(&args.server.server).await?;
+    let mut client = client::connect_with(&args.server.server, args.server.credentials()?).await?;
     let s = if close {
         client
             .close_session(CloseSessionRequest {

@@ -242,13 +242,13 @@ pub(crate) struct WatchArgs {
     server: ServerArg,
 }
 
-/// A channel to `url` presenting `CROW_TOKEN` (and `CROW_GATEWAY_KEY`).
-async fn channel(url: &str) -> Result<Channel> {
-    Ok(crow::client::channel(url, crow::client::Credentials::from_env()).await?)
+/// A channel to the server presenting `CROW_TOKEN` (and `CROW_GATEWAY_KEY`), over TLS for `https://`.
+async fn channel(server: &ServerArg) -> Result<Channel> {
+    Ok(crow::client::channel(&server.server, server.credentials()?).await?)
 }
 
-async fn interaction_client(url: &str) -> Result<InteractionServiceClient<Channel>> {
-    Ok(InteractionServiceClient::new(channel(url).await?))
+async fn interaction_client(server: &ServerArg) -> Result<InteractionServiceClient<Channel>> {
+    Ok(InteractionServiceClient::new(channel(server).await?))
 }
 
 fn source_name(value: i32) -> &'static str {
@@ -320,7 +320,7 @@ pub(crate) async fn interactions(cmd: InteractionsCommand) -> Result<()> {
     match cmd {
         InteractionsCommand::Create(args) => create(args).await,
         InteractionsCommand::Get(args) => {
-            let mut client = interaction_client(&args.server.server).await?;
+            let mut client = interaction_client(&args.server).await?;
             print_state(&mut client, &args.org, &args.id)
                 .await
                 .map(|_| ())
@@ -376,7 +376,7 @@ async fn create(args: CreateArgs) -> Result<()> {
         }
         None => args.data.clone(),
     };
-    let mut client = interaction_client(&args.server.server).await?;
+    let mut client = interaction_client(&args.server).await?;
     let r = client
         .create_interaction(CreateInteractionRequest {
             organization_id: args.org.clone(),
@@ -415,7 +415,7 @@ async fn list(args: ListArgs) -> Result<()> {
     if args.page_size == 0 || args.page_size > 500 {
         bail!("--page-size must be between 1 and 500");
     }
-    let mut client = interaction_client(&args.server.server).await?;
+    let mut client = interaction_client(&args.server).await?;
     let mut token = args.page_token.clone().unwrap_or_default();
     let mut printed = 0usize;
     loop {
@@ -455,7 +455,7 @@ async fn list(args: ListArgs) -> Result<()> {
 }
 
 pub(crate) async fn summary(args: SummaryArgs) -> Result<()> {
-    let mut client = interaction_client(&args.server.server).await?;
+    let mut client = interaction_client(&args.server).await?;
     let s = client
         .get_summary(GetSummaryRequest {
             organization_id: args.org.clone(),
@@ -479,7 +479,7 @@ pub(crate) async fn summary(args: SummaryArgs) -> Result<()> {
 pub(crate) async fn dead_letters(cmd: DeadLettersCommand) -> Result<()> {
     match cmd {
         DeadLettersCommand::List { org, server } => {
-            let mut client = interaction_client(&server.server).await?;
+            let mut client = interaction_client(&server).await?;
             let mut token = String::new();
             let mut n = 0;
             loop {
@@ -515,7 +515,7 @@ pub(crate) async fn dead_letters(cmd: DeadLettersCommand) -> Result<()> {
             Ok(())
         }
         DeadLettersCommand::Retry { id, org, server } => {
-            let mut client = interaction_client(&server.server).await?;
+            let mut client = interaction_client(&server).await?;
             let r = client
                 .retry_dead_letter(RetryDeadLetterRequest {
                     organization_id: org,
@@ -562,7 +562,7 @@ pub(crate) async fn products(cmd: ProductsCommand) -> Result<()> {
             let list = match parsed {
                 ProductsFile::List(l) | ProductsFile::Wrapped { products: l } => l,
             };
-            let mut client = CatalogServiceClient::new(channel(&server.server).await?);
+            let mut client = CatalogServiceClient::new(channel(&server).await?);
             let mut total = 0;
             for chunk in list.chunks(crow::actors::MAX_UPSERT_PRODUCTS) {
                 let r = client
@@ -589,7 +589,7 @@ pub(crate) async fn products(cmd: ProductsCommand) -> Result<()> {
             Ok(())
         }
         ProductsCommand::List { org, json, server } => {
-            let mut client = CatalogServiceClient::new(channel(&server.server).await?);
+            let mut client = CatalogServiceClient::new(channel(&server).await?);
             let mut token = String::new();
             let mut n = 0;
             loop {
@@ -631,7 +631,7 @@ pub(crate) async fn products(cmd: ProductsCommand) -> Result<()> {
             Ok(())
         }
         ProductsCommand::Delete { id, org, server } => {
-            let mut client = CatalogServiceClient::new(channel(&server.server).await?);
+            let mut client = CatalogServiceClient::new(channel(&server).await?);
             let r = client
                 .delete_product(proto::DeleteProductRequest {
                     organization_id: org,
@@ -726,7 +726,7 @@ fn print_analysis(a: &proto::Analysis, as_json: bool) {
 }
 
 pub(crate) async fn analyze(args: AnalyzeArgs) -> Result<()> {
-    let mut client = AnalysisServiceClient::new(channel(&args.server.server).await?);
+    let mut client = AnalysisServiceClient::new(channel(&args.server).await?);
     let a = match &args.id {
         Some(id) => client
             .get_analysis(GetAnalysisRequest {
@@ -751,7 +751,7 @@ pub(crate) async fn analyze(args: AnalyzeArgs) -> Result<()> {
 }
 
 pub(crate) async fn watch(args: WatchArgs) -> Result<()> {
-    let mut client = AnalysisServiceClient::new(channel(&args.server.server).await?);
+    let mut client = AnalysisServiceClient::new(channel(&args.server).await?);
     let mut stream = client
         .watch_patterns(WatchPatternsRequest {
             organization_id: args.org.clone(),

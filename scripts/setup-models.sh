@@ -45,4 +45,6 @@ fi
 if [ ! -s "$MISMATCH" ]; then
   "$VENV/bin/python" scripts/make_test_mmproj.py "$MISMATCH" --text-embd 320
 fi
+# What was installed, for `crow doctor` to check against later.
+(cd "$MODELS" && sha256sum "$(basename "$TEXT")" "$(basename "$MMPROJ")" "$(basename "$MISMATCH")" > SHA256SUMS)
 echo "setup-models: ok ($TEXT, $MMPROJ)"

@@ -17,6 +17,8 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 
+use crate::tls::ClientTls;
+
 /// What can go wrong while streaming.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -29,7 +31,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The server ended the call with an error.
-    #[error("server error: {} ({:?})", .0.message(), .0.code())]
+    #[error("server error: {} ({:?})", status_text(.0), .0.code())]
     Status(#[from] tonic::Status),
     /// The media could not be read.
     #[error(transparent)]
@@ -37,6 +39,16 @@ pub enum ClientError {
     /// The server broke the protocol (e.g. an ack for a frame never sent).
     #[error("protocol error: {0}")]
     Protocol(String),
+}
+
+/// A status's message with its source chain and, for a TLS failure after the handshake (a refused
+/// client certificate), what it means.
+fn status_text(status: &tonic::Status) -> String {
+    let mut text = status.message().to_owned();
+    if let Some(source) = std::error::Error::source(status) {
+        text = format!("{text}: {}", crate::tls::error_chain(source));
+    }
+    explained(&text)
 }
 
 /// How to stream media.
@@ -104,6 +116,8 @@ pub struct StreamReport {
 pub struct Credentials {
     authorization: Option<MetadataValue<Ascii>>,
     gateway_key: Option<MetadataValue<Ascii>>,
+    /// For `https://` servers; `None` reads `CROW_TLS_*` when connecting.
+    tls: Option<ClientTls>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -112,6 +126,7 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("token", &self.authorization.is_some())
             .field("gateway_key", &self.gateway_key.is_some())
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -123,10 +138,18 @@ impl Credentials {
         Credentials {
             authorization: token.and_then(|t| format!("Bearer {}", t.trim()).parse().ok()),
             gateway_key: gateway_key.and_then(|k| k.trim().parse().ok()),
+            tls: None,
         }
     }
 
-    /// From `CROW_TOKEN` and `CROW_GATEWAY_KEY` (each optional).
+    /// What to trust (and present) when the server URL is `https://`.
+    pub fn with_tls(mut self, tls: ClientTls) -> Credentials {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// From `CROW_TOKEN` and `CROW_GATEWAY_KEY` (each optional); TLS files from `CROW_TLS_CA`,
+    /// `CROW_TLS_CERT` and `CROW_TLS_KEY` are read when an `https://` server is connected.
     pub fn from_env() -> Credentials {
         let token = std::env::var("CROW_TOKEN").ok();
         let key = std::env::var("CROW_GATEWAY_KEY").ok();
@@ -154,21 +177,41 @@ impl Interceptor for Credentials {
 /// A channel that presents [`Credentials`] on every call.
 pub type AuthChannel = InterceptedService<tonic::transport::Channel, Credentials>;
 
-/// Connects a channel to `url` (e.g. `http://127.0.0.1:50051`) that presents `credentials`.
+/// Connects a channel to `url` that presents `credentials`: `http://HOST:PORT` in plaintext, or
+/// `https://HOST:PORT` over TLS, verifying the server against the credentials' CA.
 pub async fn channel(url: &str, credentials: Credentials) -> Result<AuthChannel, ClientError> {
-    let connect_error = |e: tonic::transport::Error| ClientError::Connect {
+    let connect_error = |reason: String| ClientError::Connect {
         url: url.to_owned(),
-        reason: e.to_string(),
+        reason,
     };
     // Windows of several frames, so that sending does not stall on HTTP/2 window updates (see the server).
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .map_err(connect_error)?
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map_err(|e| connect_error(crate::tls::error_chain(&e)))?
         .initial_stream_window_size(16 * 1024 * 1024)
-        .initial_connection_window_size(32 * 1024 * 1024)
+        .initial_connection_window_size(32 * 1024 * 1024);
+    if url.starts_with("https://") {
+        let tls = match &credentials.tls {
+            Some(tls) => tls.clone(),
+            None => ClientTls::from_env().map_err(|e| connect_error(e.to_string()))?,
+        };
+        let config = tls.tonic().map_err(|e| connect_error(e.to_string()))?;
+        endpoint = endpoint
+            .tls_config(config)
+            .map_err(|e| connect_error(crate::tls::error_chain(&e)))?;
+    }
+    let channel = endpoint
         .connect()
         .await
-        .map_err(connect_error)?;
+        .map_err(|e| connect_error(explained(&crate::tls::error_chain(&e))))?;
     Ok(InterceptedService::new(channel, credentials))
+}
+
+/// `text`, preceded by what it means for TLS when it is about TLS.
+fn explained(text: &str) -> String {
+    match crate::tls::explain(text) {
+        Some(meaning) => format!("{meaning} ({text})"),
+        None => text.to_owned(),
+    }
 }
 
 /// Connects an ingest client to `url`, with the credentials of `CROW_TOKEN` / `CROW_GATEWAY_KEY`.
@@ -259,14 +302,26 @@ pub async fn stream_frames(
     result.map(|()| (sent, acks))
 }
 
-/// Reads `path` (video, image or folder), encodes frames as JPEG and streams them to `url`.
+/// Reads `path` (video, image or folder), encodes frames as JPEG and streams them to `url`, with the
+/// credentials of the environment ([`Credentials::from_env`]).
 pub async fn stream_media(
     url: &str,
     path: impl AsRef<Path>,
     options: &StreamOptions,
+    on_ack: impl FnMut(&FrameAck) + Send,
+) -> Result<StreamReport, ClientError> {
+    stream_media_with(url, Credentials::from_env(), path, options, on_ack).await
+}
+
+/// [`stream_media`] with explicit credentials (token, gateway key, TLS).
+pub async fn stream_media_with(
+    url: &str,
+    credentials: Credentials,
+    path: impl AsRef<Path>,
+    options: &StreamOptions,
     mut on_ack: impl FnMut(&FrameAck) + Send,
 ) -> Result<StreamReport, ClientError> {
-    let mut client = connect(url).await?;
+    let mut client = connect_with(url, credentials).await?;
     let reader = MediaReader::open(path.as_ref(), options.sample_fps)?;
     let (frame_tx, frame_rx) = mpsc::channel::<Frame>(4);
     let opts = options.clone();

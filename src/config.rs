@@ -7,6 +7,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::tls::TlsConfig;
 use crate::PipelineConfig;
 use crow_grpc_api::auth::{AuthConfig, Authenticator};
 
@@ -40,6 +41,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// Authentication (`CROW_JWT_SECRET` and `CROW_GATEWAY_KEY` override `secret` and `gateway_key`).
     pub auth: AuthConfig,
+    /// TLS of the gRPC server (certificate, key, client certificates).
+    pub tls: TlsConfig,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             pipeline: PipelineConfig::default(),
             auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -124,7 +128,14 @@ impl std::fmt::Display for ConfigProblem {
 
 /// The top-level keys a file may have (the environment may carry other `CROW_*` variables, so
 /// [`Config`] itself tolerates unknown top-level keys; a file should not).
-const TOP_LEVEL_KEYS: [&str; 5] = ["data_dir", "listen", "metrics_listen", "pipeline", "auth"];
+const TOP_LEVEL_KEYS: [&str; 6] = [
+    "data_dir",
+    "listen",
+    "metrics_listen",
+    "pipeline",
+    "auth",
+    "tls",
+];
 
 /// Most problems reported for one file.
 const MAX_PROBLEMS: usize = 64;
@@ -163,6 +174,10 @@ impl Config {
                             .chain(key.split('.'))
                             .map(str::to_owned)
                             .collect();
+                        problems.push(problem(&original, &path, rule));
+                    }
+                    for (key, rule) in config.tls.problems() {
+                        let path = ["tls".to_owned(), key.to_owned()];
                         problems.push(problem(&original, &path, rule));
                     }
                     if !["HS256", "RS256", "ES256"].contains(&config.auth.algorithm.as_str()) {

@@ -9,6 +9,7 @@
 //! | [`Config`] | every setting, loaded from TOML + `CROW_*` environment variables |
 //! | [`server`] | serve the gRPC API (`crow.v1`) for a running [`Crow`] |
 //! | [`client`] | stream a video / image / folder to a crow server over gRPC |
+//! | [`tls`] | server and client TLS (certificates checked at load, failures explained) |
 //! | [`ingest`] | feed media straight into an in-process pipeline |
 //! | [`storage`] | durable records in sled ([`storage::Store`], [`storage::Interaction`], ...) |
 //! | [`inference`] | OpenCV decoding, duplicate gate, frame describers ([`inference::FrameDescriber`]) |
@@ -29,6 +30,7 @@ pub mod client;
 pub mod config;
 pub mod ingest;
 pub mod server;
+pub mod tls;
 
 pub use config::{Config, ConfigError, ConfigProblem};
 pub use crow_actors as actors;
@@ -121,8 +123,8 @@ impl Crow {
         self.pipeline.store()
     }
 
-    /// Stops the actors and flushes storage.
-    pub async fn shutdown(&self) {
-        self.pipeline.shutdown().await;
+    /// Stops the actors gracefully (see [`Pipeline::shutdown`]) and flushes storage.
+    pub async fn shutdown(&self) -> actors::ShutdownReport {
+        self.pipeline.shutdown().await
     }
 }

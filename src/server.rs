@@ -1,10 +1,20 @@
 //! Serving the gRPC API (`crow.v1.IngestService`, `InteractionService`, `CatalogService`,
-//! `AnalysisService`).
+//! `AnalysisService`), the standard health service and server reflection, in plaintext or TLS.
+//!
+//! A server can come up before its pipeline ([`Startup`]): health and reflection answer at once, health
+//! says `NOT_SERVING` and crow's services answer `UNAVAILABLE` while sled opens and models load, and
+//! everything turns `SERVING` once [`Startup::ready`] hands over the pipeline. Shutdown turns health
+//! `NOT_SERVING` first, then ends open frame streams (after acknowledging the frames they took) and
+//! pattern subscriptions, so that the graceful drain of connections completes.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
-use crow_grpc_api::auth::Authenticator;
+use crow_grpc_api::auth::{AuthInterceptor, Authenticator};
 use crow_grpc_api::proto::analysis_service_server::AnalysisServiceServer;
 use crow_grpc_api::proto::catalog_service_server::CatalogServiceServer;
 use crow_grpc_api::proto::ingest_service_server::IngestServiceServer;
@@ -14,17 +24,22 @@ use crow_grpc_api::{
     InteractionApi,
 };
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+use tonic::codegen::http;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 
+use crate::tls::ServerTls;
 use crate::Pipeline;
 
 /// A gRPC server running on a background task.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -35,9 +50,13 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// `http://ADDR`, for clients.
+    /// `http://ADDR` (or `https://localhost:PORT` when serving TLS), for clients.
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        if self.tls {
+            format!("https://localhost:{}", self.local_addr.port())
+        } else {
+            format!("http://{}", self.local_addr)
+        }
     }
 
     /// Stops accepting calls and waits for in-flight calls to finish.
@@ -54,23 +73,79 @@ impl RunningServer {
     }
 }
 
-/// Binds `addr` and serves `pipeline` on a background task, authenticating calls with `auth`.
+/// How to serve: who may call, and TLS.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Authentication of every call.
+    pub auth: Authenticator,
+    /// `Some`: serve TLS (and check client certificates if it says so); `None`: plaintext.
+    pub tls: Option<ServerTls>,
+    /// Largest encoded frame (sizes the HTTP/2 windows; see [`crate::PipelineConfig`]'s limits).
+    pub max_frame_bytes: usize,
+}
+
+impl ServeOptions {
+    /// Plaintext with `auth`, windows sized for the default frame limit.
+    pub fn new(auth: Authenticator) -> ServeOptions {
+        ServeOptions {
+            auth,
+            tls: None,
+            max_frame_bytes: crate::PipelineConfig::default().limits.max_frame_bytes,
+        }
+    }
+
+    /// Serve TLS as `tls` says.
+    pub fn with_tls(mut self, tls: ServerTls) -> ServeOptions {
+        self.tls = Some(tls);
+        self
+    }
+}
+
+/// Binds `addr` and serves `pipeline` on a background task in plaintext, authenticating calls with
+/// `auth`.
 pub async fn spawn(
     pipeline: Pipeline,
     addr: SocketAddr,
     auth: Authenticator,
 ) -> std::io::Result<RunningServer> {
+    let mut options = ServeOptions::new(auth);
+    options.max_frame_bytes = pipeline.config().limits.max_frame_bytes;
+    spawn_with(pipeline, addr, options).await
+}
+
+/// Binds `addr` and serves `pipeline` on a background task as `options` say.
+pub async fn spawn_with(
+    pipeline: Pipeline,
+    addr: SocketAddr,
+    options: ServeOptions,
+) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
+    let tls = options.tls.is_some();
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_on(pipeline, listener, auth, async {
+    let task = tokio::spawn(serve_on(pipeline, listener, options, async {
         let _ = rx.await;
     }));
     Ok(RunningServer {
         local_addr,
+        tls,
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Serves `pipeline` on `listener` until `shutdown` completes. Every crow service sits behind the
+/// options' authentication (token, and the gateway key on internal routes); handlers check the
+/// organization.
+pub async fn serve_on(
+    pipeline: Pipeline,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let startup = Startup::new(options.auth.clone());
+    startup.ready(pipeline).await;
+    startup.serve(listener, options, shutdown).await
 }
 
 /// Accepted connections with `TCP_NODELAY`: a unary response goes out as several small writes (headers,
@@ -89,13 +164,6 @@ fn incoming(
     })
 }
 
-/// Sets the health of every crow service and of the server as a whole ("").
-async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
-    for name in SERVICE_NAMES.iter().chain([&""]) {
-        health.set_service_status(*name, status).await;
-    }
-}
-
 /// The fully qualified names of crow's services (as health and reflection report them).
 pub const SERVICE_NAMES: [&str; 4] = [
     "crow.v1.IngestService",
@@ -104,70 +172,182 @@ pub const SERVICE_NAMES: [&str; 4] = [
     "crow.v1.AnalysisService",
 ];
 
-/// Serves `pipeline` on `listener` until `shutdown` completes. Every service sits behind `auth`'s
-/// interceptor (token, and the gateway key on internal routes); handlers check the organization.
-pub async fn serve_on(
-    pipeline: Pipeline,
-    listener: TcpListener,
+/// What crow's services answer before the pipeline is up.
+pub const STARTING: &str = "crow is starting (opening the database, loading models); retry shortly";
+
+type Ingest = InterceptedService<IngestServiceServer<IngestApi>, AuthInterceptor>;
+type Interactions = InterceptedService<InteractionServiceServer<InteractionApi>, AuthInterceptor>;
+type Catalog = InterceptedService<CatalogServiceServer<CatalogApi>, AuthInterceptor>;
+type Analysis = InterceptedService<AnalysisServiceServer<AnalysisApi>, AuthInterceptor>;
+
+/// A server whose pipeline comes later. Clone it to hand the pipeline over from another task.
+#[derive(Clone)]
+pub struct Startup {
+    inner: Arc<StartupInner>,
+}
+
+struct StartupInner {
     auth: Authenticator,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let limits = pipeline.config().limits.clone();
-    let max_message = max_stream_message_bytes(limits.max_frame_bytes);
-    let interactions = InteractionApi::new(pipeline.clone());
-    let catalog = CatalogApi::new(pipeline.clone());
-    let (closing_tx, closing) = tokio::sync::watch::channel(false);
-    let analysis = AnalysisApi::new(pipeline.clone(), closing);
-    // The standard health service: every crow service (and "", the server) is SERVING once the
-    // pipeline is up, which it is by the time this runs; NOT_SERVING from the moment shutdown begins.
-    let (health, health_service) = tonic_health::server::health_reporter();
-    set_health(&health, ServingStatus::Serving).await;
-    // Server reflection, so that grpcurl-style tools and dynamic clients need no .proto files.
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crow_grpc_api::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("crow's own descriptor set is valid");
-    // Long-lived streams (pattern subscriptions) are told to end when shutdown begins, so that the
-    // graceful shutdown below does not wait for them forever.
-    let shutdown = async move {
-        shutdown.await;
-        set_health(&health, ServingStatus::NotServing).await;
-        let _ = closing_tx.send(true);
-    };
-    let ingest =
-        IngestServiceServer::new(IngestApi::new(pipeline)).max_decoding_message_size(max_message);
-    // HTTP/2's default 64 KiB window is smaller than one camera frame: every frame would wait for window
-    // updates while the server is busy. A window of a few frames lets the client stay ahead; credits still
-    // bound how many frames the server takes in.
-    let window = u32::try_from(max_message.saturating_mul(2)).unwrap_or(u32::MAX);
-    tonic::transport::Server::builder()
-        .initial_stream_window_size(window)
-        .initial_connection_window_size(window.saturating_mul(2))
-        // tonic refuses an oversize unary request with OUT_OF_RANGE; crow answers RESOURCE_EXHAUSTED
-        // naming the setting (the frame stream does the same itself).
-        .layer(tower::util::MapResponseLayer::new(name_message_limit))
-        // Probes and discovery need no token (they reveal the public contract and liveness only).
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(InterceptedService::new(
-            ingest,
+    ingest: Arc<OnceLock<Ingest>>,
+    interactions: Arc<OnceLock<Interactions>>,
+    catalog: Arc<OnceLock<Catalog>>,
+    analysis: Arc<OnceLock<Analysis>>,
+    health: tonic_health::server::HealthReporter,
+    closing: watch::Sender<bool>,
+}
+
+impl Startup {
+    /// A server that will authenticate calls with `auth`; every service is `NOT_SERVING` until
+    /// [`Startup::ready`].
+    pub fn new(auth: Authenticator) -> Startup {
+        let health = tonic_health::server::HealthReporter::new();
+        Startup {
+            inner: Arc::new(StartupInner {
+                auth,
+                ingest: Arc::default(),
+                interactions: Arc::default(),
+                catalog: Arc::default(),
+                analysis: Arc::default(),
+                health,
+                closing: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// Hands over the running pipeline: crow's services start answering and health turns `SERVING`.
+    /// A second call changes nothing.
+    pub async fn ready(&self, pipeline: Pipeline) {
+        let i = &self.inner;
+        if i.ingest.get().is_some() {
+            return;
+        }
+        let limits = pipeline.config().limits.clone();
+        let max_message = max_stream_message_bytes(limits.max_frame_bytes);
+        let closing = i.closing.subscribe();
+        let auth = &i.auth;
+        let _ = i.interactions.set(InterceptedService::new(
+            InteractionServiceServer::new(InteractionApi::new(pipeline.clone()))
+                .max_decoding_message_size(limits.max_message_bytes),
+            auth.interceptor(false),
+        ));
+        let _ = i.catalog.set(InterceptedService::new(
+            CatalogServiceServer::new(CatalogApi::new(pipeline.clone()))
+                .max_decoding_message_size(limits.max_message_bytes),
+            auth.interceptor(false),
+        ));
+        let _ = i.analysis.set(InterceptedService::new(
+            AnalysisServiceServer::new(AnalysisApi::new(pipeline.clone(), closing.clone()))
+                .max_decoding_message_size(limits.max_message_bytes),
+            auth.interceptor(false),
+        ));
+        let _ = i.ingest.set(InterceptedService::new(
+            IngestServiceServer::new(IngestApi::new(pipeline, closing))
+                .max_decoding_message_size(max_message),
             auth.interceptor(auth.ingest_is_internal()),
-        ))
-        .add_service(InterceptedService::new(
-            InteractionServiceServer::new(interactions)
-                .max_decoding_message_size(limits.max_message_bytes),
-            auth.interceptor(false),
-        ))
-        .add_service(InterceptedService::new(
-            CatalogServiceServer::new(catalog).max_decoding_message_size(limits.max_message_bytes),
-            auth.interceptor(false),
-        ))
-        .add_service(InterceptedService::new(
-            AnalysisServiceServer::new(analysis)
-                .max_decoding_message_size(limits.max_message_bytes),
-            auth.interceptor(false),
-        ))
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await
+        ));
+        if !*i.closing.borrow() {
+            self.set_health(ServingStatus::Serving).await;
+        }
+    }
+
+    /// Sets the health of every crow service and of the server as a whole ("").
+    async fn set_health(&self, status: ServingStatus) {
+        for name in SERVICE_NAMES.iter().chain([&""]) {
+            self.inner.health.set_service_status(*name, status).await;
+        }
+    }
+
+    /// Serves on `listener` as `options` say (their `auth` must be the one given to
+    /// [`Startup::new`]) until `shutdown` completes.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        options: ServeOptions,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        let health_service = tonic_health::pb::health_server::HealthServer::new(
+            tonic_health::server::HealthService::from_health_reporter(self.inner.health.clone()),
+        );
+        if self.inner.ingest.get().is_none() {
+            self.set_health(ServingStatus::NotServing).await;
+        }
+        // Server reflection, so that grpcurl-style tools and dynamic clients need no .proto files.
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crow_grpc_api::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .expect("crow's own descriptor set is valid");
+        let this = self.clone();
+        let shutdown = async move {
+            shutdown.await;
+            this.set_health(ServingStatus::NotServing).await;
+            // Long-lived streams (frames, pattern subscriptions) end now, so that the graceful drain
+            // below does not wait for them forever.
+            let _ = this.inner.closing.send(true);
+        };
+        // HTTP/2's default 64 KiB window is smaller than one camera frame: every frame would wait for
+        // window updates while the server is busy. A window of a few frames lets the client stay ahead;
+        // credits still bound how many frames the server takes in.
+        let max_message = max_stream_message_bytes(options.max_frame_bytes);
+        let window = u32::try_from(max_message.saturating_mul(2)).unwrap_or(u32::MAX);
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &options.tls {
+            builder = builder.tls_config(tls.tonic())?;
+        }
+        let i = &self.inner;
+        builder
+            .initial_stream_window_size(window)
+            .initial_connection_window_size(window.saturating_mul(2))
+            // tonic refuses an oversize unary request with OUT_OF_RANGE; crow answers RESOURCE_EXHAUSTED
+            // naming the setting (the frame stream does the same itself).
+            .layer(tower::util::MapResponseLayer::new(name_message_limit))
+            // Probes and discovery need no token (they reveal the public contract and liveness only).
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(Deferred(Arc::clone(&i.ingest)))
+            .add_service(Deferred(Arc::clone(&i.interactions)))
+            .add_service(Deferred(Arc::clone(&i.catalog)))
+            .add_service(Deferred(Arc::clone(&i.analysis)))
+            .serve_with_incoming_shutdown(incoming(listener), shutdown)
+            .await
+    }
+}
+
+/// A service that exists once its cell is set and answers `UNAVAILABLE` until then. tonic cannot add
+/// services to a running server, so crow's services are routed from the start through this.
+#[derive(Clone)]
+struct Deferred<S>(Arc<OnceLock<S>>);
+
+impl<S: NamedService> NamedService for Deferred<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower::Service<http::Request<Body>> for Deferred<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        use tower::ServiceExt as _;
+        match self.0.get() {
+            Some(service) => {
+                let call = service.clone().oneshot(request);
+                Box::pin(async move { Ok(call.await?.map(Body::new)) })
+            }
+            None => Box::pin(async { Ok(tonic::Status::unavailable(STARTING).into_http()) }),
+        }
+    }
 }

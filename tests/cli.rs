@@ -264,3 +264,69 @@ fn config_default_is_valid_and_config_check_names_each_problem_with_its_line() {
         "{report}"
     );
 }
+
+#[test]
+fn doctor_passes_a_working_setup_and_names_what_to_fix_in_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let doctor = |config: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_crow"))
+            .args(["doctor", "--config"])
+            .arg(config)
+            .env(
+                "CROW_JWT_SECRET",
+                "doctor-test-secret-long-enough-0123456789",
+            )
+            .current_dir(root)
+            .output()
+            .unwrap()
+    };
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:{}\"\nmetrics_listen = \"127.0.0.1:{}\"\n",
+            dir.path().join("db"),
+            free_port(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let out = doctor(&good);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("opencv: OpenCV 4."), "{report}");
+    assert!(
+        report.contains("analysis.model") && report.contains("sha256 matches"),
+        "the text model's checksum is checked: {report}"
+    );
+
+    // A projector made for another model, a taken port and a TLS key without its certificate.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "data_dir = {:?}\nlisten = \"{}\"\nmetrics_listen = \"127.0.0.1:{}\"\n\
+             [pipeline]\ndescriber = \"llama\"\n\
+             [pipeline.llama]\nmmproj = \"models/test-mmproj-mismatch.gguf\"\n\
+             [tls]\ncert = {:?}\nkey = {:?}\n",
+            dir.path().join("db"),
+            taken.local_addr().unwrap(),
+            free_port(),
+            dir.path().join("missing.crt"),
+            dir.path().join("missing.key"),
+        ),
+    )
+    .unwrap();
+    let out = doctor(&bad);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    for expected in [
+        "[ FAIL ] mmproj fit: the projector produces 320-dim embeddings but the model has n_embd 640",
+        "is in use",
+        "[ FAIL ] tls: cannot read tls.cert",
+    ] {
+        assert!(report.contains(expected), "{expected:?} missing from:\n{report}");
+    }
+}

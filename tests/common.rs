@@ -261,3 +261,15 @@ pub fn start_server_process(dir: &std::path::Path, envs: &[(&str, &str)]) -> Ser
         _stdout: stdout,
     }
 }
+
+/// Opens the store once the stopped pipeline's sled has released its lock (its background threads may
+/// hold it for a moment after the last handle drops).
+pub async fn open_when_released(path: PathBuf) -> crow::storage::Store {
+    for _ in 0..100 {
+        if let Ok(store) = crow::storage::Store::open(&path) {
+            return store;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    crow::storage::Store::open(&path).unwrap()
+}

@@ -756,7 +756,7 @@ async fn the_hostile_corpus_is_refused_cleanly_and_nothing_stored_is_harmed() {
 
     // And the database, read directly after shutdown, is consistent throughout.
     let dir = h.stop().await;
-    let store = open_when_released(dir.path().join("db")).await;
+    let store = common::open_when_released(dir.path().join("db")).await;
     let report = store.verify().unwrap();
     assert!(report.is_sound(), "{:#?}", report.problems);
     assert!(
@@ -799,15 +799,4 @@ async fn raw_create_interaction(url: &str, data_json: Vec<u8>) -> tonic::Status 
     grpc.unary(tonic::Request::new(request), path, codec)
         .await
         .unwrap_err()
-}
-
-/// Opens the store once the stopped server's sled has released its lock.
-async fn open_when_released(path: PathBuf) -> Store {
-    for _ in 0..100 {
-        if let Ok(store) = Store::open(&path) {
-            return store;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Store::open(&path).unwrap()
 }

@@ -252,3 +252,130 @@ async fn health_reports_serving_and_reflection_drives_a_dynamic_call() {
     assert_eq!(expected.web, 2);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn health_is_not_serving_and_services_unavailable_until_the_pipeline_is_up() {
+    let startup = crow::server::Startup::new(crow::auth::Authenticator::disabled());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let startup = startup.clone();
+        async move {
+            startup
+                .serve(
+                    listener,
+                    crow::server::ServeOptions::new(crow::auth::Authenticator::disabled()),
+                    async {
+                        let _ = stopped.await;
+                    },
+                )
+                .await
+        }
+    });
+    let status = |health: &mut HealthClient<Channel>, service: &'static str| {
+        let mut health = health.clone();
+        async move {
+            health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+        }
+    };
+    // The port answers at once: health says NOT_SERVING and crow's services UNAVAILABLE, with why.
+    let mut health = HealthClient::new(connect(&url).await);
+    for service in ["", "crow.v1.InteractionService"] {
+        assert_eq!(
+            status(&mut health, service).await,
+            ServingStatus::NotServing as i32,
+            "{service:?}"
+        );
+    }
+    let mut records = InteractionServiceClient::new(connect(&url).await);
+    let summary = || GetSummaryRequest {
+        organization_id: "shop".into(),
+    };
+    let early = records.get_summary(summary()).await.unwrap_err();
+    assert_eq!(early.code(), tonic::Code::Unavailable);
+    assert_eq!(early.message(), crow::server::STARTING);
+
+    // The database is open and the models are loaded: everything serves, on the same connections.
+    let crow = crow::Crow::builder().temporary().build().await.unwrap();
+    startup.ready(crow.pipeline().clone()).await;
+    for service in ["", "crow.v1.InteractionService", "crow.v1.IngestService"] {
+        assert_eq!(
+            status(&mut health, service).await,
+            ServingStatus::Serving as i32,
+            "{service:?}"
+        );
+    }
+    assert_eq!(
+        records
+            .get_summary(summary())
+            .await
+            .unwrap()
+            .into_inner()
+            .total,
+        0
+    );
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    crow.shutdown().await;
+}
+
+/// The metric names the code exports (`crates/actors/src/metrics_names.rs`).
+fn exported_metrics() -> Vec<String> {
+    include_str!("../crates/actors/src/metrics_names.rs")
+        .lines()
+        .filter_map(|l| l.split('"').nth(1))
+        .filter(|name| name.starts_with("crow_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_metric_is_documented_and_the_dashboard_and_alerts_use_only_real_ones() {
+    let exported = exported_metrics();
+    assert!(exported.len() > 30, "{exported:?}");
+    let readme = include_str!("../README.md");
+    for name in &exported {
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "{name} is missing from the README's metrics table"
+        );
+    }
+    for (file, text) in [
+        (
+            "deploy/grafana/crow-dashboard.json",
+            include_str!("../deploy/grafana/crow-dashboard.json"),
+        ),
+        (
+            "deploy/prometheus/crow-alerts.yml",
+            include_str!("../deploy/prometheus/crow-alerts.yml"),
+        ),
+    ] {
+        let mut used = 0;
+        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if !word.starts_with("crow_") {
+                continue;
+            }
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| word.strip_suffix(s))
+                .unwrap_or(word);
+            assert!(
+                exported.iter().any(|n| n == base),
+                "{file} uses {word}, which crow does not export"
+            );
+            used += 1;
+        }
+        assert!(used > 5, "{file} uses {used} crow metrics");
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../deploy/grafana/crow-dashboard.json")).unwrap();
+    assert!(dashboard["panels"].as_array().unwrap().len() >= 10);
+}

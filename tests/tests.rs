@@ -14,5 +14,8 @@ mod llama;
 mod operability;
 mod pagination;
 mod remote;
+mod retention;
 mod sessions;
+mod shutdown;
 mod supervision;
+mod tls;

@@ -93,6 +93,7 @@ impl Actor for AnalysisPool {
                     return Ok(());
                 }
                 state.queue.push_back(*record);
+                metrics::gauge!(m::ANALYSES_QUEUED).set(state.queue.len() as f64);
                 state.start_ready(&myself)?;
                 let _ = reply.send(Ok(()));
             }
@@ -117,6 +118,7 @@ impl AnalysisState {
             self.args.store.put_analysis(&record)?;
             self.running += 1;
             metrics::gauge!(m::ANALYSES_RUNNING).set(self.running as f64);
+            metrics::gauge!(m::ANALYSES_QUEUED).set(self.queue.len() as f64);
             let (store, model, config, finished, me) = (
                 self.args.store.clone(),
                 self.args.model.clone(),

@@ -99,7 +99,10 @@ impl Actor for AnalyzerActor {
                     )?;
                     return Ok(());
                 }
+                let started = std::time::Instant::now();
                 let matching = state.match_products(&batch).await?;
+                metrics::histogram!(m::BATCH_ANALYSIS_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
                 let mut interaction = interaction_from_batch(&batch);
                 interaction.product_ids = matching
                     .matches

@@ -82,12 +82,17 @@ pub struct PipelineConfig {
     pub max_session_restarts: u32,
     /// First restart delay in ms; doubles with each restart.
     pub restart_backoff_ms: u64,
+    /// On shutdown, how long sessions may take to finish their descriptions and flush their batches,
+    /// and analyses to finish, in ms; what is left resumes on the next start.
+    pub shutdown_timeout_ms: u64,
     /// `CreateInteraction`: the outbox and its retries.
     pub interactions: InteractionsConfig,
     /// The text model: product matching of CCTV batches and `Analyze`.
     pub analysis: AnalysisConfig,
     /// Limits on what clients may send; each error that enforces one names it.
     pub limits: LimitsConfig,
+    /// Retention of keyframes and frame tracking, and the disk floor.
+    pub retention: RetentionConfig,
 }
 
 /// Limits on client input (`[pipeline.limits]`). A request over one fails with `INVALID_ARGUMENT`
@@ -261,6 +266,10 @@ impl PipelineConfig {
         );
         at_least_1("limits.max_frame_bytes", self.limits.max_frame_bytes as u64);
         at_least_1("limits.max_frame_pixels", self.limits.max_frame_pixels);
+        at_least_1(
+            "retention.sweep_interval_ms",
+            self.retention.sweep_interval_ms,
+        );
         if !(0.0..=1.0).contains(&self.duplicate_threshold) {
             out.push(("duplicate_threshold", "must be between 0 and 1".to_owned()));
         }
@@ -296,9 +305,46 @@ impl Default for PipelineConfig {
             stream_credits: 32,
             max_session_restarts: 5,
             restart_backoff_ms: 50,
+            shutdown_timeout_ms: 30_000,
             interactions: InteractionsConfig::default(),
             analysis: AnalysisConfig::default(),
             limits: LimitsConfig::default(),
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+/// Retention of optional data and the disk floor (`[pipeline.retention]`). Interactions, batches and
+/// sessions are never removed by retention; keyframes and the frame tracking of closed sessions are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Keep each described frame's encoded bytes as its keyframe (evidence for the interactions).
+    pub keyframes: bool,
+    /// Keyframes older than this (ms since they were stored) are removed.
+    pub keyframe_max_age_ms: u64,
+    /// Keyframes beyond this many bytes in all are removed, oldest first.
+    pub keyframe_max_bytes: u64,
+    /// Frame tracking records of closed sessions created longer ago than this (ms) are removed; the
+    /// sessions keep their counters.
+    pub frame_tracking_max_age_ms: u64,
+    /// Disk floor: when the data directory's file system has less free space than this, crow stops
+    /// storing keyframes, removes the stored ones, and says so (log and `crow_disk_low`); interactions
+    /// are still stored.
+    pub min_free_disk_bytes: u64,
+    /// How often retention runs and free space is checked, ms.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            keyframes: true,
+            keyframe_max_age_ms: 7 * 24 * 3_600_000,
+            keyframe_max_bytes: 1 << 30,
+            frame_tracking_max_age_ms: 30 * 24 * 3_600_000,
+            min_free_disk_bytes: 1 << 30,
+            sweep_interval_ms: 60_000,
         }
     }
 }

@@ -117,7 +117,7 @@ impl DescriberPool {
     /// Queues a job, waiting (counted) while the queue is full.
     pub async fn submit(&self, job: DescribeJob) -> Result<(), PipelineError> {
         let stopped = || PipelineError::Unavailable("describer pool stopped".into());
-        match self.queue.try_send(job) {
+        let result = match self.queue.try_send(job) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(stopped()),
             Err(mpsc::error::TrySendError::Full(job)) => {
@@ -125,7 +125,15 @@ impl DescriberPool {
                 metrics::counter!(m::DESCRIBE_QUEUE_WAITS).increment(1);
                 self.queue.send(job).await.map_err(|_| stopped())
             }
-        }
+        };
+        self.export_depth();
+        result
+    }
+
+    /// Jobs waiting for a slot, as a gauge.
+    fn export_depth(&self) {
+        let depth = self.queue.max_capacity() - self.queue.capacity();
+        metrics::gauge!(m::DESCRIBE_QUEUE_DEPTH).set(depth as f64);
     }
 }
 
@@ -158,10 +166,13 @@ fn worker(
             frame_index: job.frame_index,
             captured_at_ms: job.captured_at_ms,
         };
+        let started = std::time::Instant::now();
         let result = describer
             .describe(input)
             .map(|d| (describer.name().to_owned(), d))
             .map_err(|e| e.to_string());
+        metrics::histogram!(m::DESCRIBE_SECONDS, "describer" => describer.name().to_owned())
+            .record(started.elapsed().as_secs_f64());
         (job.done)(result);
     }
 }

@@ -25,6 +25,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::describer_pool::{DescribeJob, DescriberPool};
 use crate::metrics_names as m;
+use crate::retention::DiskState;
 use crate::supervisor::SupervisorMsg;
 use crate::{DescriberKind, PipelineConfig, PipelineError};
 
@@ -114,6 +115,9 @@ pub(crate) enum IngestSessionMsg {
     BatchTimeout { generation: u64 },
     /// Finish in-flight descriptions, flush the last batch, mark the session closed and stop.
     Close(RpcReplyPort<Result<SessionRecord, PipelineError>>),
+    /// Shutdown: finish in-flight descriptions and emit every pending description as batches, leaving
+    /// the session open (it resumes on the next start). Replies with the batches emitted.
+    Drain(RpcReplyPort<u64>),
     /// Fault injection for tests: panic inside the handler.
     #[cfg(feature = "fault-injection")]
     Panic,
@@ -127,6 +131,8 @@ pub(crate) struct IngestSessionArgs {
     /// Batches go to the analyzer through the supervisor, which always knows the live analyzer.
     pub supervisor: ActorRef<SupervisorMsg>,
     pub config: Arc<PipelineConfig>,
+    /// While the disk is low, keyframes are not stored.
+    pub disk: Arc<DiskState>,
 }
 
 pub(crate) struct IngestSessionState {
@@ -135,6 +141,7 @@ pub(crate) struct IngestSessionState {
     pool: Option<DescriberPool>,
     supervisor: ActorRef<SupervisorMsg>,
     config: Arc<PipelineConfig>,
+    disk: Arc<DiskState>,
     gate: DuplicateGate,
     gate_reference: Option<Thumbnail>,
     /// Last accepted frame, given to the describer for motion.
@@ -147,6 +154,10 @@ pub(crate) struct IngestSessionState {
     batch_generation: u64,
     /// Close requests waiting for in-flight descriptions to finish.
     closing: Vec<RpcReplyPort<Result<SessionRecord, PipelineError>>>,
+    /// Drain requests (shutdown) waiting for in-flight descriptions to finish.
+    draining: Vec<RpcReplyPort<u64>>,
+    /// Batches emitted by this actor, reported to drain requests.
+    batches_emitted: u64,
     /// Shared with this actor's queued describe jobs; set when the actor stops for any reason.
     cancelled: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -187,12 +198,15 @@ impl Actor for IngestSessionActor {
             pool: args.pool,
             supervisor: args.supervisor,
             config: args.config,
+            disk: args.disk,
             gate_reference,
             previous: None,
             pending,
             in_flight: 0,
             batch_generation: 0,
             closing: Vec::new(),
+            draining: Vec::new(),
+            batches_emitted: 0,
             cancelled: Arc::default(),
         };
         if !state.pending.is_empty() {
@@ -209,6 +223,24 @@ impl Actor for IngestSessionActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        use tracing::Instrument as _;
+        // Everything logged while handling a message carries the session's organization, camera and id.
+        let span = tracing::info_span!(
+            "session",
+            org_id = %state.session.organization_id,
+            camera_id = %state.session.camera_id,
+            session_id = %state.session.id,
+        );
+        Self::dispatch(myself, msg, state).instrument(span).await
+    }
+}
+
+impl IngestSessionActor {
+    async fn dispatch(
+        myself: ActorRef<IngestSessionMsg>,
+        msg: IngestSessionMsg,
+        state: &mut IngestSessionState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             IngestSessionMsg::Frame(frame, reply) => {
                 let result = state.on_frame(&myself, frame).await;
@@ -220,6 +252,7 @@ impl Actor for IngestSessionActor {
                 result,
             } => {
                 state.on_described(&myself, frame_index, captured_at_ms, result)?;
+                state.maybe_finish_drain()?;
                 state.maybe_finish_close(&myself)?;
             }
             IngestSessionMsg::BatchTimeout { generation } => {
@@ -230,6 +263,10 @@ impl Actor for IngestSessionActor {
             IngestSessionMsg::Close(reply) => {
                 state.closing.push(reply);
                 state.maybe_finish_close(&myself)?;
+            }
+            IngestSessionMsg::Drain(reply) => {
+                state.draining.push(reply);
+                state.maybe_finish_drain()?;
             }
             #[cfg(feature = "fault-injection")]
             IngestSessionMsg::Panic => {
@@ -317,6 +354,14 @@ impl IngestSessionState {
             gate_thumbnail: accepted.as_ref().map(|(_, thumb)| thumb.as_bytes()),
         })?;
         self.session = session;
+        if !matches!(outcome, FrameOutcome::Rejected { .. }) {
+            metrics::gauge!(
+                m::CAMERA_LAST_FRAME,
+                "org_id" => self.session.organization_id.clone(),
+                "camera_id" => self.session.camera_id.clone()
+            )
+            .set(now_ms() as f64 / 1000.0);
+        }
         match &outcome {
             FrameOutcome::Accepted => metrics::counter!(m::FRAMES_ACCEPTED).increment(1),
             FrameOutcome::SkippedDuplicate { .. } => {
@@ -439,6 +484,7 @@ impl IngestSessionState {
         };
         pool.submit(job).await?;
         self.in_flight += 1;
+        self.export_in_flight();
         Ok(())
     }
 
@@ -495,6 +541,7 @@ impl IngestSessionState {
         result: Result<(String, Description), String>,
     ) -> Result<(), PipelineError> {
         self.in_flight = self.in_flight.saturating_sub(1);
+        self.export_in_flight();
         let (describer, description) = match result {
             Ok(v) => v,
             Err(error) => {
@@ -515,7 +562,14 @@ impl IngestSessionState {
         };
         let mut session = self.session.clone();
         session.counters.described += 1;
-        if !self.store.record_description(&session, &analysis)? {
+        let keep_keyframe = self.config.retention.keyframes && !self.disk.is_low();
+        if self.config.retention.keyframes && !keep_keyframe {
+            metrics::counter!(m::KEYFRAMES_SKIPPED).increment(1);
+        }
+        if !self
+            .store
+            .record_description(&session, &analysis, keep_keyframe)?
+        {
             return Ok(());
         }
         self.session = session;
@@ -530,6 +584,16 @@ impl IngestSessionState {
             self.arm_batch_timeout(myself);
         }
         Ok(())
+    }
+
+    /// Frames of this camera queued for or inside a describer, as a gauge.
+    fn export_in_flight(&self) {
+        metrics::gauge!(
+            m::FRAMES_IN_FLIGHT,
+            "org_id" => self.session.organization_id.clone(),
+            "camera_id" => self.session.camera_id.clone()
+        )
+        .set(self.in_flight as f64);
     }
 
     fn arm_batch_timeout(&self, myself: &ActorRef<IngestSessionMsg>) {
@@ -561,11 +625,29 @@ impl IngestSessionState {
         self.store.record_batch(&session, &batch)?;
         self.session = session;
         self.batch_generation += 1;
+        self.batches_emitted += 1;
         metrics::counter!(m::BATCHES_EMITTED).increment(1);
+        metrics::histogram!(m::BATCH_FRAMES).record(batch.frames.len() as f64);
         tracing::debug!(session_id = %batch.session_id, batch_index = batch.batch_index, frames = batch.frames.len(), "batch emitted");
         if let Err(e) = self.supervisor.cast(SupervisorMsg::Analyze(batch)) {
             // The batch is durable and marked unanalyzed; the analyzer picks it up when it restarts.
             tracing::warn!(error = %e, "analyzer unavailable; batch left for recovery");
+        }
+        Ok(())
+    }
+
+    /// Completes pending drain requests once no description is in flight: every pending description
+    /// goes out in batches (as the batch timeout would have sent them).
+    fn maybe_finish_drain(&mut self) -> Result<(), PipelineError> {
+        if self.draining.is_empty() || self.in_flight > 0 {
+            return Ok(());
+        }
+        let before = self.batches_emitted;
+        while !self.pending.is_empty() {
+            self.emit_batch()?;
+        }
+        for reply in self.draining.drain(..) {
+            let _ = reply.send(self.batches_emitted - before);
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! ├── AnalyzerActor              batch -> product matching -> cctv interaction in sled (idempotent) -> PatternHub
 //! ├── InteractionProcessor       outbox of CreateInteraction -> interactions; retries, dead letters
 //! ├── AnalysisPool               Analyze requests on the text model, at most `slots` at once, bounded queue
+//! ├── RetentionActor             disk floor, keyframe and frame-tracking retention, storage gauges
 //! └── IngestSessionActor (n)     one per session (camera-hour): decode -> gate -> track -> describe -> batch
 //! DescriberPool                  fixed worker threads running FrameDescribers, bounded queue
 //! ```
@@ -25,11 +26,13 @@ pub mod metrics_names;
 mod patterns;
 mod pipeline;
 mod processor;
+mod retention;
 mod service;
 mod supervisor;
 
 pub use config::{
     AnalysisConfig, DescriberKind, InteractionsConfig, LimitsConfig, LlamaConfig, PipelineConfig,
+    RetentionConfig,
 };
 pub use describer_pool::{
     DescribeCallback, DescribeJob, DescriberFactory, DescriberPool, PoolStats,
@@ -38,5 +41,6 @@ pub use error::{log_internal, PipelineError};
 pub use events::CreateInteraction;
 pub use ingest_session::{prepare_frame, FrameAck, FrameInput, Prepared, PreparedFrame};
 pub use patterns::{Lagged, PatternEvent, PatternHub, PatternSubscription};
-pub use pipeline::{validate_id, FrameRouter, Pipeline};
+pub use pipeline::{validate_id, FrameRouter, Pipeline, ShutdownReport};
+pub use retention::{free_disk_bytes, DiskState};
 pub use service::{ProductInput, MAX_UPSERT_PRODUCTS};

@@ -42,3 +42,40 @@ pub const ANALYSES_REFUSED: &str = "crow_analyses_refused_total";
 pub const ANALYSES_RUNNING: &str = "crow_analyses_running";
 /// Pattern-event subscribers dropped for falling behind.
 pub const PATTERN_SUBSCRIBERS_DROPPED: &str = "crow_pattern_subscribers_dropped_total";
+/// Frames refused for going over their camera's frame rate (never decoded or stored).
+pub const FRAMES_THROTTLED: &str = "crow_frames_throttled_total";
+/// Frame streams open now (gauge).
+pub const STREAMS_OPEN: &str = "crow_streams_open";
+/// Frames queued for or inside a describer, per camera (gauge; labels `org_id`, `camera_id`).
+pub const FRAMES_IN_FLIGHT: &str = "crow_frames_in_flight";
+/// Describe jobs waiting for a describer slot (gauge).
+pub const DESCRIBE_QUEUE_DEPTH: &str = "crow_describe_queue_depth";
+/// Seconds one describe call took (histogram; label `describer`).
+pub const DESCRIBE_SECONDS: &str = "crow_describe_duration_seconds";
+/// Frame descriptions per emitted batch (histogram).
+pub const BATCH_FRAMES: &str = "crow_batch_frames";
+/// Seconds the analyzer took to turn a batch into an interaction (histogram).
+pub const BATCH_ANALYSIS_SECONDS: &str = "crow_batch_analysis_duration_seconds";
+/// Analyses waiting for a slot of the analysis pool (gauge).
+pub const ANALYSES_QUEUED: &str = "crow_analyses_queued";
+/// When a camera's latest readable frame arrived, server time, seconds since the Unix epoch (gauge;
+/// labels `org_id`, `camera_id`).
+pub const CAMERA_LAST_FRAME: &str = "crow_camera_last_frame_timestamp_seconds";
+/// Described frames whose keyframe was not stored because the disk was low.
+pub const KEYFRAMES_SKIPPED: &str = "crow_keyframes_skipped_total";
+/// Keyframes removed by retention (label `reason`: `age`, `size`, `disk_low`).
+pub const KEYFRAMES_PRUNED: &str = "crow_keyframes_pruned_total";
+/// Frame tracking records of closed sessions removed by retention.
+pub const FRAME_RECORDS_PRUNED: &str = "crow_frame_records_pruned_total";
+/// Keyframes stored now (gauge).
+pub const KEYFRAMES: &str = "crow_keyframes";
+/// Bytes of keyframes stored now (gauge).
+pub const KEYFRAME_BYTES: &str = "crow_keyframe_bytes";
+/// Bytes the sled database takes on disk (gauge).
+pub const SLED_SIZE_BYTES: &str = "crow_sled_size_bytes";
+/// Free bytes on the data directory's file system (gauge).
+pub const DISK_FREE_BYTES: &str = "crow_disk_free_bytes";
+/// 1 while free space is below `pipeline.retention.min_free_disk_bytes`, else 0 (gauge).
+pub const DISK_LOW: &str = "crow_disk_low";
+/// Seconds until the server's TLS certificate expires, as of start-up (gauge; only with TLS).
+pub const TLS_CERT_EXPIRY_SECONDS: &str = "crow_tls_certificate_expiry_seconds";

@@ -18,6 +18,7 @@ use crate::describer_pool::{DescriberFactory, DescriberPool};
 use crate::ingest_session::{FrameAck, FrameInput, FrameReply, IngestSessionMsg};
 use crate::patterns::PatternHub;
 use crate::processor::ProcessorArgs;
+use crate::retention::{DiskState, RetentionArgs};
 use crate::supervisor::{CrowSupervisor, SessionHandle, SupervisorArgs, SupervisorMsg};
 use crate::{DescriberKind, LlamaConfig, PipelineConfig, PipelineError};
 
@@ -28,6 +29,21 @@ const RESTART_WAIT: Duration = Duration::from_secs(10);
 /// [`crow_storage::validate::id`]).
 pub fn validate_id(what: &str, id: &str) -> Result<(), PipelineError> {
     Ok(crow_storage::validate::id(what, id)?)
+}
+
+/// What [`Pipeline::shutdown`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Session actors that were running.
+    pub sessions: usize,
+    /// Of those, sessions whose descriptions did not finish before the deadline.
+    pub sessions_cut_off: usize,
+    /// Batches emitted from pending descriptions during the drain.
+    pub batches_flushed: u64,
+    /// Stored batches still without their interaction at the end (resumed on the next start).
+    pub batches_unanalyzed: usize,
+    /// Analyses still queued or running at the end (re-run on the next start).
+    pub analyses_unfinished: usize,
 }
 
 /// Handle to a running pipeline. Cheap to clone; dropping the last clone does not stop it — call
@@ -44,6 +60,7 @@ pub(crate) struct PipelineInner {
     pub(crate) model: Option<Arc<TextModel>>,
     pub(crate) patterns: PatternHub,
     pub(crate) analysis_finished: Arc<watch::Sender<u64>>,
+    pub(crate) disk: Arc<DiskState>,
     #[cfg(feature = "fault-injection")]
     pub(crate) processing_fault: crate::processor::FaultHook,
 }
@@ -114,6 +131,7 @@ impl Pipeline {
         #[cfg(feature = "fault-injection")]
         let processing_fault: crate::processor::FaultHook = Default::default();
         let config = Arc::new(config);
+        let disk = Arc::new(DiskState::default());
         let args = SupervisorArgs {
             store: store.clone(),
             pool,
@@ -136,6 +154,11 @@ impl Pipeline {
                 config: Arc::new(config.analysis.clone()),
                 finished: Arc::clone(&analysis_finished),
             },
+            retention: RetentionArgs {
+                store: store.clone(),
+                config: config.retention.clone(),
+                disk: Arc::clone(&disk),
+            },
         };
         let (supervisor, _) = Actor::spawn(None, CrowSupervisor, args)
             .await
@@ -148,6 +171,7 @@ impl Pipeline {
                 model,
                 patterns,
                 analysis_finished,
+                disk,
                 #[cfg(feature = "fault-injection")]
                 processing_fault,
             }),
@@ -258,13 +282,69 @@ impl Pipeline {
         })
     }
 
+    /// The data directory's free space as retention last measured it (see
+    /// `pipeline.retention.min_free_disk_bytes`).
+    pub fn disk(&self) -> &DiskState {
+        &self.inner.disk
+    }
+
     /// Makes every write done so far durable (group commit; see [`Store::sync`]).
     pub async fn sync(&self) -> Result<(), PipelineError> {
         Ok(self.inner.store.sync().await?)
     }
 
-    /// Stops all actors and flushes storage. Sessions stay open in sled and resume on the next start.
-    pub async fn shutdown(&self) {
+    /// Stops the pipeline gracefully within `pipeline.shutdown_timeout_ms`: every running session
+    /// finishes its in-flight descriptions and emits its pending descriptions as batches, the analyzer
+    /// turns the stored batches into interactions and running analyses finish — each for as long as the
+    /// deadline allows — then the actors stop and storage is flushed. Work the deadline cuts off stays in
+    /// sled (undescribed frames, unanalyzed batches, unfinished analyses) and resumes on the next start;
+    /// sessions stay open. Call it after the gRPC server has stopped taking frames.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.inner.config.shutdown_timeout_ms);
+        let mut report = ShutdownReport::default();
+        let sessions = match self
+            .inner
+            .supervisor
+            .call(SupervisorMsg::Sessions, None)
+            .await
+        {
+            Ok(CallResult::Success(sessions)) => sessions,
+            _ => Vec::new(),
+        };
+        report.sessions = sessions.len();
+        let drains = sessions.into_iter().map(|(id, actor)| async move {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match actor.call(IngestSessionMsg::Drain, Some(left)).await {
+                Ok(CallResult::Success(batches)) => Some(batches),
+                _ => {
+                    tracing::warn!(session_id = %id, "session not drained before the shutdown deadline; its work resumes on the next start");
+                    None
+                }
+            }
+        });
+        for drained in futures::future::join_all(drains).await {
+            match drained {
+                Some(batches) => report.batches_flushed += batches,
+                None => report.sessions_cut_off += 1,
+            }
+        }
+        // The analyzer and the analysis pool work through their mailboxes; wait for what is stored to be
+        // done (both are durable: whatever is left is picked up on the next start).
+        loop {
+            let batches = self.inner.store.unanalyzed_batches().map_or(0, |b| b.len());
+            let analyses = self
+                .inner
+                .store
+                .unfinished_analyses()
+                .map_or(0, |a| a.len());
+            report.batches_unanalyzed = batches;
+            report.analyses_unfinished = analyses;
+            if (batches == 0 && analyses == 0) || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.inner
             .supervisor
             .stop_children_and_wait(None, Some(Duration::from_secs(5)))
@@ -277,6 +357,7 @@ impl Pipeline {
         if let Err(e) = self.inner.store.sync().await {
             tracing::error!(error = %e, "final flush failed");
         }
+        report
     }
 
     /// Fault injection for tests: makes the session's actor panic. Returns whether an actor was there.

@@ -17,6 +17,7 @@ use crate::describer_pool::DescriberPool;
 use crate::ingest_session::{IngestSessionActor, IngestSessionArgs, IngestSessionMsg};
 use crate::metrics_names as m;
 use crate::processor::{InteractionProcessor, ProcessorArgs, ProcessorMsg};
+use crate::retention::{RetentionActor, RetentionArgs, RetentionMsg};
 use crate::{PipelineConfig, PipelineError};
 
 /// A running session actor.
@@ -44,6 +45,8 @@ pub(crate) enum SupervisorMsg {
         record: Box<AnalysisRecord>,
         reply: RpcReplyPort<Result<(), PipelineError>>,
     },
+    /// The running session actors (for shutdown's drain).
+    Sessions(RpcReplyPort<Vec<(String, ActorRef<IngestSessionMsg>)>>),
     /// Restart a failed session actor (sent to itself after the backoff).
     Restart { session_id: String },
     /// Fault injection for tests: make a session actor panic.
@@ -61,6 +64,7 @@ pub(crate) struct SupervisorArgs {
     pub analyzer: AnalyzerArgs,
     pub processor: ProcessorArgs,
     pub analysis: AnalysisArgs,
+    pub retention: RetentionArgs,
 }
 
 enum Slot {
@@ -79,6 +83,8 @@ pub(crate) struct SupervisorState {
     processor_args: ProcessorArgs,
     analysis: ActorRef<AnalysisMsg>,
     analysis_args: AnalysisArgs,
+    retention: ActorRef<RetentionMsg>,
+    retention_args: RetentionArgs,
     sessions: HashMap<String, Slot>,
     actor_sessions: HashMap<ActorId, String>,
     restarts: HashMap<String, u32>,
@@ -107,7 +113,9 @@ impl Actor for CrowSupervisor {
         )
         .await?;
         let (analysis, _) =
-            Actor::spawn_linked(None, AnalysisPool, args.analysis.clone(), cell).await?;
+            Actor::spawn_linked(None, AnalysisPool, args.analysis.clone(), cell.clone()).await?;
+        let (retention, _) =
+            Actor::spawn_linked(None, RetentionActor, args.retention.clone(), cell).await?;
         let mut state = SupervisorState {
             store: args.store,
             pool: args.pool,
@@ -118,6 +126,8 @@ impl Actor for CrowSupervisor {
             processor_args: args.processor,
             analysis,
             analysis_args: args.analysis,
+            retention,
+            retention_args: args.retention,
             sessions: HashMap::new(),
             actor_sessions: HashMap::new(),
             restarts: HashMap::new(),
@@ -167,6 +177,17 @@ impl Actor for CrowSupervisor {
                     // The reply port went down with the message: the caller sees the call fail.
                     tracing::warn!(error = %e, "analysis pool unavailable");
                 }
+            }
+            SupervisorMsg::Sessions(reply) => {
+                let running = state
+                    .sessions
+                    .iter()
+                    .filter_map(|(id, slot)| match slot {
+                        Slot::Running(actor) => Some((id.clone(), actor.clone())),
+                        Slot::Restarting => None,
+                    })
+                    .collect();
+                let _ = reply.send(running);
             }
             SupervisorMsg::Restart { session_id } => {
                 if matches!(state.sessions.get(&session_id), Some(Slot::Restarting)) {
@@ -273,6 +294,7 @@ impl SupervisorState {
             pool: self.pool.clone(),
             supervisor: myself.clone(),
             config: Arc::clone(&self.config),
+            disk: Arc::clone(&self.retention_args.disk),
         };
         let (actor, _) = Actor::spawn_linked(None, IngestSessionActor, args, myself.get_cell())
             .await
@@ -291,6 +313,18 @@ impl SupervisorState {
         error: String,
     ) -> Result<(), ActorProcessingErr> {
         let id = cell.get_id();
+        if id == self.retention.get_id() {
+            tracing::error!(error, "retention failed; restarting it");
+            self.retention = Actor::spawn_linked(
+                None,
+                RetentionActor,
+                self.retention_args.clone(),
+                myself.get_cell(),
+            )
+            .await?
+            .0;
+            return Ok(());
+        }
         if id == self.analyzer.get_id() {
             tracing::error!(error, "analyzer failed; restarting it");
             // Batches lost with the old analyzer are still marked unanalyzed in sled; the new one picks

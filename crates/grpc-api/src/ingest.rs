@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crow_actors::{prepare_frame, FrameInput, FrameRouter, Pipeline, PipelineError, Prepared};
 use crow_inference::ImageFormat;
 use futures::Stream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -25,16 +25,26 @@ use crate::proto::{
 pub struct IngestApi {
     pipeline: Pipeline,
     limiter: Arc<StreamLimiter>,
+    closing: watch::Receiver<bool>,
 }
 
 impl IngestApi {
-    /// Serves ingest requests into `pipeline`, under its `limits` on streams and frame rates.
-    pub fn new(pipeline: Pipeline) -> IngestApi {
+    /// Serves ingest requests into `pipeline`, under its `limits` on streams and frame rates. When
+    /// `closing` turns true (the server is shutting down), open frame streams stop taking frames,
+    /// acknowledge the ones already taken, and end with `UNAVAILABLE` telling the client to reconnect.
+    pub fn new(pipeline: Pipeline, closing: watch::Receiver<bool>) -> IngestApi {
         let limits = &pipeline.config().limits;
         let limiter = StreamLimiter::new(limits.max_streams_per_org, limits.max_fps_per_session);
-        IngestApi { pipeline, limiter }
+        IngestApi {
+            pipeline,
+            limiter,
+            closing,
+        }
     }
 }
+
+/// How a frame stream ends when the server shuts down.
+pub const SHUTTING_DOWN: &str = "crow is shutting down: every frame acknowledged on this stream is stored; reconnect and resume after the last acknowledged frame";
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<StreamFramesResponse, Status>> + Send>>;
 
@@ -128,6 +138,7 @@ impl IngestService for IngestApi {
             inbound,
             ack_tx,
             credits,
+            self.closing.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
@@ -159,6 +170,7 @@ async fn receive(
     mut inbound: Streaming<StreamFramesRequest>,
     acks: mpsc::Sender<Pending>,
     credits: u32,
+    mut closing: watch::Receiver<bool>,
 ) {
     // A transport error (e.g. a message over the size limit) travels down the stages and ends the stream
     // with its status, after the acks of the frames before it.
@@ -175,13 +187,22 @@ async fn receive(
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
             };
-            let message = match inbound.message().await {
-                Ok(Some(m)) => admit(&limiter, &caller, &mut slot, m),
-                Ok(None) => return,
-                Err(status) => {
+            let next = tokio::select! {
+                // Frames already taken go on through the stages and are acknowledged before this.
+                // (The guard `wait_for` returns is dropped inside, so the task stays `Send`.)
+                Ok(()) = async { closing.wait_for(|c| *c).await.map(|_| ()) } => {
+                    Err(Status::unavailable(SHUTTING_DOWN))
+                }
+                next = inbound.message() => Ok(next),
+            };
+            let message = match next {
+                Ok(Ok(Some(m))) => admit(&limiter, &caller, &mut slot, m),
+                Ok(Ok(None)) => return,
+                Ok(Err(status)) => {
                     tracing::debug!(%status, "frame stream ended by transport error");
                     Err(named_limit(status))
                 }
+                Err(status) => Err(status),
             };
             let (message, throttled) = match message {
                 Ok((m, throttled)) => (Ok(m), throttled),
@@ -262,7 +283,10 @@ fn admit(
             slot.insert(limiter.open(&frame.organization_id, &frame.camera_id)?)
         }
     };
-    let throttled = (!slot.admit_frame()).then(|| slot.over_rate_reason());
+    let throttled = (!slot.admit_frame()).then(|| {
+        metrics::counter!(crow_actors::metrics_names::FRAMES_THROTTLED).increment(1);
+        slot.over_rate_reason()
+    });
     Ok((message, throttled))
 }
 

@@ -15,7 +15,7 @@ mod limits;
 
 pub use analysis::AnalysisApi;
 pub use catalog::CatalogApi;
-pub use ingest::IngestApi;
+pub use ingest::{IngestApi, SHUTTING_DOWN};
 pub use interactions::InteractionApi;
 
 /// The generated `crow.v1` messages, clients and servers.

@@ -113,6 +113,7 @@ impl StreamLimiter {
                 refilled: Instant::now(),
             })
             .streams += 1;
+        metrics::gauge!(crow_actors::metrics_names::STREAMS_OPEN).increment(1.0);
         Ok(StreamSlot {
             limiter: Arc::clone(self),
             camera: key,
@@ -164,6 +165,7 @@ impl StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
+        metrics::gauge!(crow_actors::metrics_names::STREAMS_OPEN).decrement(1.0);
         let mut cameras = lock(&self.limiter.cameras);
         if let Some(cam) = cameras.get_mut(&self.camera) {
             cam.streams = cam.streams.saturating_sub(1);

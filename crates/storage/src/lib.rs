@@ -12,6 +12,8 @@
 //!   its record instead of being processed twice;
 //! - frames accepted but not yet described (their encoded bytes) and descriptions not yet batched, so acked work is
 //!   not lost in a crash;
+//! - keyframes (the bytes of described frames, optional evidence) and frame tracking, both pruned by
+//!   retention limits without touching interactions;
 //! - [`BatchRecord`]s keyed by `(session, batch_index)`, so writing a batch twice stores it once, and the
 //!   interaction derived from a batch has a deterministic id.
 //!
@@ -24,6 +26,7 @@ mod interactions;
 mod keys;
 mod model;
 mod outbox;
+mod retention;
 mod store;
 pub mod text;
 pub mod validate;
@@ -39,6 +42,7 @@ pub use model::{
     SessionStatus, SourceType, Summary,
 };
 pub use outbox::{DeadLetterPage, OutboxFailure};
+pub use retention::Pruned;
 pub use store::{FrameWrite, Store};
 pub use verify::IntegrityReport;
 

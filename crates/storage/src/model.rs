@@ -123,6 +123,10 @@ pub struct SessionRecord {
     pub next_batch_index: u64,
     /// When the record was created, ms since the Unix epoch.
     pub created_at_ms: i64,
+    /// When retention removed the session's frame tracking records (its counters stay), ms since the
+    /// Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_pruned_at_ms: Option<i64>,
 }
 
 /// What became of one frame.

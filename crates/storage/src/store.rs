@@ -73,6 +73,15 @@ pub(crate) struct Inner {
     pub(crate) batches: Tree,
     /// `session \0 batch_index` -> () for batches whose interaction is not yet written
     pub(crate) unanalyzed: Tree,
+    /// `session \0 frame_index` -> encoded frame bytes of described frames (optional evidence; pruned
+    /// by age and total size, see `retention.rs`)
+    pub(crate) keyframes: Tree,
+    /// `stored_at_ms(8 bytes BE) session \0 frame_index` -> size (u64 BE): keyframes oldest first
+    pub(crate) keyframe_order: Tree,
+    /// Sum of the keyframes' sizes (rebuilt from `keyframe_order` on open).
+    pub(crate) keyframe_bytes: AtomicU64,
+    /// The database directory (`None` for a temporary database).
+    pub(crate) path: Option<std::path::PathBuf>,
     flush: GroupFlush,
 }
 
@@ -133,16 +142,22 @@ impl Store {
             .path(dir.as_ref())
             .mode(sled::Mode::HighThroughput)
             .open()?;
-        Self::from_db(db)
+        Self::from_db(db, Some(dir.as_ref().to_owned()))
     }
 
     /// A throw-away database that lives in memory (for examples and benchmarks).
     pub fn temporary() -> Result<Store> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
+        Self::from_db(sled::Config::new().temporary(true).open()?, None)
     }
 
-    fn from_db(db: sled::Db) -> Result<Store> {
+    fn from_db(db: sled::Db, path: Option<std::path::PathBuf>) -> Result<Store> {
         let t = |name: &str| db.open_tree(name);
+        let keyframe_order = t("keyframe_order")?;
+        let mut keyframe_bytes = 0u64;
+        for item in keyframe_order.iter() {
+            let (key, size) = item?;
+            keyframe_bytes += crate::retention::size_of(&key, &size)?;
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 interactions: t("interactions")?,
@@ -163,6 +178,10 @@ impl Store {
                 gate_refs: t("gate_refs")?,
                 batches: t("batches")?,
                 unanalyzed: t("unanalyzed")?,
+                keyframes: t("keyframes")?,
+                keyframe_order,
+                keyframe_bytes: AtomicU64::new(keyframe_bytes),
+                path,
                 flush: GroupFlush {
                     started: AtomicU64::new(0),
                     completed: AtomicU64::new(0),
@@ -213,6 +232,7 @@ impl Store {
             last_frame_index: None,
             next_batch_index: 0,
             created_at_ms: now_ms(),
+            tracking_pruned_at_ms: None,
         };
         let i = &self.inner;
         let camera_key = keys::pair(organization_id, camera_id);
@@ -346,31 +366,59 @@ impl Store {
     }
 
     /// Stores a frame's description: it joins the session's pending (not yet batched) analyses, the frame's
-    /// tracking record gets the text, the frame's bytes are dropped, and the session's counters are written —
-    /// one transaction. Returns `false` (writing nothing) if the frame was already described.
+    /// tracking record gets the text, the frame's bytes become its keyframe (`keep_keyframe`) or are
+    /// dropped, and the session's counters are written — one transaction. Returns `false` (writing
+    /// nothing) if the frame was already described.
     pub fn record_description(
         &self,
         session: &SessionRecord,
         analysis: &FrameAnalysis,
+        keep_keyframe: bool,
     ) -> Result<bool> {
         let i = &self.inner;
         let key = keys::indexed(&session.id, analysis.frame_index);
-        (&i.frames, &i.sessions, &i.undescribed, &i.pending)
-            .transaction(|(frames, sessions, undescribed, pending)| {
-                let Some(mut frame) = tx_get::<FrameRecord>(frames, &key)? else {
-                    return Err(abort(StorageError::NotFound { what: "frame" }));
-                };
-                if frame.description.is_some() {
-                    return Ok(false);
-                }
-                frame.description = Some(analysis.text.clone());
-                tx_put(frames, &key, &frame)?;
-                tx_put(pending, &key, analysis)?;
-                undescribed.remove(key.as_slice())?;
-                tx_put(sessions, session.id.as_bytes(), session)?;
+        let stored_at = now_ms();
+        let written = (
+            &i.frames,
+            &i.sessions,
+            &i.undescribed,
+            &i.pending,
+            &i.keyframes,
+            &i.keyframe_order,
+        )
+            .transaction(
+                |(frames, sessions, undescribed, pending, keyframes, keyframe_order)| {
+                    let Some(mut frame) = tx_get::<FrameRecord>(frames, &key)? else {
+                        return Err(abort(StorageError::NotFound { what: "frame" }));
+                    };
+                    if frame.description.is_some() {
+                        return Ok(None);
+                    }
+                    frame.description = Some(analysis.text.clone());
+                    tx_put(frames, &key, &frame)?;
+                    tx_put(pending, &key, analysis)?;
+                    let bytes = undescribed.remove(key.as_slice())?;
+                    let mut kept = 0;
+                    if let (true, Some(bytes)) = (keep_keyframe, bytes) {
+                        kept = bytes.len() as u64;
+                        keyframe_order.insert(
+                            crate::retention::order_key(stored_at, &key),
+                            &kept.to_be_bytes()[..],
+                        )?;
+                        keyframes.insert(key.as_slice(), bytes)?;
+                    }
+                    tx_put(sessions, session.id.as_bytes(), session)?;
+                    Ok(Some(kept))
+                },
+            )
+            .map_err(tx_err)?;
+        match written {
+            Some(kept) => {
+                i.keyframe_bytes.fetch_add(kept, Ordering::SeqCst);
                 Ok(true)
-            })
-            .map_err(tx_err)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Described frames not yet part of a batch, in frame order.
@@ -471,6 +519,26 @@ impl Store {
 }
 
 #[cfg(test)]
+pub(crate) mod tests_support {
+    use super::Store;
+
+    /// Opens the database in `dir` again, waiting for the previous handle to let go of it: sled's
+    /// background threads may hold the directory lock for a moment after the last handle drops.
+    pub(crate) fn reopen(dir: &std::path::Path) -> Store {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Store::open(dir) {
+                Ok(s) => return s,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopening: {e}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::{FrameOutcome, Interaction, SessionCounters, SourceType};
@@ -511,9 +579,13 @@ mod tests {
                     })
                     .unwrap();
                 session.counters.described += 1;
-                assert!(store.record_description(&session, &analysis(i)).unwrap());
+                assert!(store
+                    .record_description(&session, &analysis(i), false)
+                    .unwrap());
                 assert!(
-                    !store.record_description(&session, &analysis(i)).unwrap(),
+                    !store
+                        .record_description(&session, &analysis(i), false)
+                        .unwrap(),
                     "described once"
                 );
             }
@@ -545,17 +617,7 @@ mod tests {
             );
             store.flush_for_tests();
         }
-        // sled's background threads may hold the directory lock for a moment after the last handle drops.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let store = loop {
-            match Store::open(dir.path()) {
-                Ok(s) => break s,
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("reopening: {e}"),
-            }
-        };
+        let store = super::tests_support::reopen(dir.path());
         assert_eq!(
             store.batches(&batch.session_id).unwrap(),
             vec![batch.clone()]

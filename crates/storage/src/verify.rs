@@ -129,7 +129,11 @@ impl Store {
         for (id, s) in &sessions {
             let c = s.counters;
             let frames = frames_per_session.remove(id).unwrap_or(0);
-            if c.received != c.accepted + c.skipped + c.rejected || c.received != frames {
+            // Retention may have removed a closed session's frame records; its counters stay.
+            let tracked = s.tracking_pruned_at_ms.is_none();
+            if c.received != c.accepted + c.skipped + c.rejected
+                || (tracked && c.received != frames)
+            {
                 report.problems.push(format!(
                     "sessions: session {id} counts {} received ({} accepted, {} skipped, {} rejected) \
                      but has {frames} frame records",
@@ -152,7 +156,60 @@ impl Store {
         check_all::<DeadLetter>(&mut report, "dead_letters", &i.dead_letters)?;
         check_all::<Product>(&mut report, "products", &i.products)?;
         check_all::<AnalysisRecord>(&mut report, "analyses", &i.analyses)?;
+        self.verify_keyframes(&mut report)?;
         Ok(report)
+    }
+
+    /// Every keyframe has one order entry that records its size, and the sizes add up to the total.
+    fn verify_keyframes(&self, report: &mut IntegrityReport) -> Result<()> {
+        let i = &self.inner;
+        let mut sizes: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut total = 0u64;
+        for item in i.keyframe_order.iter() {
+            let (order, size) = item?;
+            match (order.get(8..), crate::retention::size_of(&order, &size)) {
+                (Some(frame_key), Ok(size)) if frame_key.len() > 8 => {
+                    total += size;
+                    if sizes.insert(frame_key.to_vec(), size).is_some() {
+                        report.problems.push(format!(
+                            "keyframe_order: two entries for a keyframe of session {}",
+                            owner(frame_key)
+                        ));
+                    }
+                }
+                _ => report
+                    .problems
+                    .push("keyframe_order: an entry that does not decode".to_owned()),
+            }
+        }
+        for item in i.keyframes.iter() {
+            let (key, bytes) = item?;
+            match sizes.remove(key.as_ref()) {
+                Some(size) if size == bytes.len() as u64 => {}
+                Some(size) => report.problems.push(format!(
+                    "keyframes: a keyframe of session {} has {} bytes but its order entry says {size}",
+                    owner(&key),
+                    bytes.len()
+                )),
+                None => report.problems.push(format!(
+                    "keyframes: a keyframe of session {} has no order entry (retention would never remove it)",
+                    owner(&key)
+                )),
+            }
+        }
+        if !sizes.is_empty() {
+            report.problems.push(format!(
+                "keyframe_order: {} entries for keyframes that do not exist",
+                sizes.len()
+            ));
+        }
+        if total != self.keyframe_bytes() {
+            report.problems.push(format!(
+                "keyframes: {total} bytes stored but {} counted",
+                self.keyframe_bytes()
+            ));
+        }
+        Ok(())
     }
 }
 
