@@ -272,7 +272,7 @@ struct SessionArgs {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_env("CROW_LOG").unwrap_or_else(|_| "info".into())
@@ -290,7 +290,21 @@ async fn main() -> Result<()> {
     } else {
         logs.init();
     }
-    match cli.command {
+    match run(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            match e.downcast_ref::<tonic::Status>() {
+                // A call that failed: its code and message, with what a TLS failure means.
+                Some(status) => eprintln!("Error: {}", client::explain_status(status)),
+                None => eprintln!("Error: {e:?}"),
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
         Command::Serve(args) => serve(args).await,
         Command::Stream(args) => stream(args).await,
         Command::Interactions(cmd) => records::interactions(cmd).await,

@@ -31,7 +31,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The server ended the call with an error.
-    #[error("server error: {} ({:?})", status_text(.0), .0.code())]
+    #[error("{}", explain_status(.0))]
     Status(#[from] tonic::Status),
     /// The media could not be read.
     #[error(transparent)]
@@ -41,14 +41,15 @@ pub enum ClientError {
     Protocol(String),
 }
 
-/// A status's message with its source chain and, for a TLS failure after the handshake (a refused
-/// client certificate), what it means.
-fn status_text(status: &tonic::Status) -> String {
+/// A failed call in words: "server error: MESSAGE (CODE)", the message followed by its source chain
+/// and, for a connection or TLS failure (a refused client certificate, a plaintext client on a TLS
+/// port), what it means.
+pub fn explain_status(status: &tonic::Status) -> String {
     let mut text = status.message().to_owned();
     if let Some(source) = std::error::Error::source(status) {
         text = format!("{text}: {}", crate::tls::error_chain(source));
     }
-    explained(&text)
+    format!("server error: {} ({:?})", explained(&text), status.code())
 }
 
 /// How to stream media.

@@ -407,6 +407,7 @@ pub fn explain(error_text: &str) -> Option<&'static str> {
         || has("broken pipe")
         || has("connection closed before message completed")
         || has("unexpected end of file")
+        || has("connection was not ready")
     {
         "the server closed the connection: if it serves TLS, use an https:// URL and --ca"
     } else {

@@ -14,7 +14,6 @@ use crow::proto::{
     FrameOutcome, GetSessionRequest, GetSummaryRequest, ImageFormat, ListInteractionsRequest,
     SourceType, StreamFramesRequest, WatchPatternsRequest,
 };
-use crow::storage::Store;
 use crow::PipelineConfig;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
