@@ -258,6 +258,25 @@ enum SessionCommand {
     Get(SessionArgs),
     /// Close a session (flushes its last batch).
     Close(SessionArgs),
+    /// Save the keyframe of a described frame (the image evidence of its interaction).
+    Keyframe(KeyframeArgs),
+}
+
+#[derive(Args)]
+struct KeyframeArgs {
+    /// Session id.
+    id: String,
+    /// Organization id.
+    #[arg(long)]
+    org: String,
+    /// Frame index within the session.
+    #[arg(long)]
+    frame: u64,
+    /// File to write (JPEG or PNG, as the camera sent it).
+    #[arg(long, short)]
+    output: PathBuf,
+    #[command(flatten)]
+    server: ServerArg,
 }
 
 #[derive(Args)]
@@ -561,6 +580,7 @@ async fn session(cmd: SessionCommand) -> Result<()> {
     let (args, close) = match cmd {
         SessionCommand::Get(a) => (a, false),
         SessionCommand::Close(a) => (a, true),
+        SessionCommand::Keyframe(a) => return keyframe(a).await,
     };
     let mut client = client::connect_with(&args.server.server, args.server.credentials()?).await?;
     let s = if close {
@@ -580,6 +600,29 @@ async fn session(cmd: SessionCommand) -> Result<()> {
     }
     .into_inner();
     println!("{s:#?}");
+    Ok(())
+}
+
+async fn keyframe(args: KeyframeArgs) -> Result<()> {
+    let mut client = client::connect_with(&args.server.server, args.server.credentials()?).await?;
+    let keyframe = client
+        .get_keyframe(proto::GetKeyframeRequest {
+            organization_id: args.org,
+            session_id: args.id,
+            frame_index: args.frame,
+        })
+        .await?
+        .into_inner();
+    std::fs::write(&args.output, &keyframe.data)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    println!(
+        "frame {} of session {} (captured at {} ms): {} bytes written to {}",
+        keyframe.frame_index,
+        keyframe.session_id,
+        keyframe.captured_at_ms,
+        keyframe.data.len(),
+        args.output.display()
+    );
     Ok(())
 }
 

@@ -287,6 +287,17 @@ async fn a_token_for_one_organization_cannot_touch_another_on_any_rpc() {
                     .map(drop),
             ),
             (
+                "GetKeyframe",
+                ingest
+                    .get_keyframe(GetKeyframeRequest {
+                        organization_id: org(),
+                        session_id: session.into(),
+                        frame_index: 0,
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
                 "CloseSession",
                 ingest
                     .close_session(CloseSessionRequest {

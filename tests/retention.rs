@@ -95,6 +95,39 @@ async fn with_a_tiny_byte_limit_old_keyframes_are_removed_and_interactions_stay(
         Some(vec![0xFF, 0xD8]),
         "a keyframe is the frame's JPEG"
     );
+    // Over gRPC: the kept keyframe comes back as the camera sent it; a pruned one is NOT_FOUND.
+    let server = crow::server::spawn(
+        crow.pipeline().clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        crow::auth::Authenticator::disabled(),
+    )
+    .await
+    .unwrap();
+    let mut ingest = crow::client::connect(&server.url()).await.unwrap();
+    let request = |frame_index| crow::proto::GetKeyframeRequest {
+        organization_id: "shop".into(),
+        session_id: session.clone(),
+        frame_index,
+    };
+    let newest = *kept.last().unwrap();
+    let keyframe = ingest
+        .get_keyframe(request(newest))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        Some(keyframe.data),
+        store.keyframe(&session, newest).unwrap()
+    );
+    assert_eq!(keyframe.format, crow::proto::ImageFormat::Jpeg as i32);
+    assert!(keyframe.captured_at_ms > 0);
+    let pruned = ingest
+        .get_keyframe(request(described[0]))
+        .await
+        .unwrap_err();
+    assert_eq!(pruned.code(), tonic::Code::NotFound, "{pruned:?}");
+    server.shutdown().await;
+
     // Every batch still has its interaction, and nothing else was touched.
     let interactions = cctv(&store, "shop");
     assert_eq!(interactions.len(), batches);

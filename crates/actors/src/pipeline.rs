@@ -241,6 +241,26 @@ impl Pipeline {
         }
     }
 
+    /// The keyframe of a described frame of an organization's session: `(captured_at_ms, bytes)`.
+    /// `NotFound` when the session is unknown or another organization's, the frame was never
+    /// described, or retention has removed its keyframe.
+    pub fn get_keyframe(
+        &self,
+        organization_id: &str,
+        session_id: &str,
+        frame_index: u64,
+    ) -> Result<(i64, Vec<u8>), PipelineError> {
+        let session = self.get_session(organization_id, session_id)?;
+        let store = &self.inner.store;
+        let bytes = store
+            .keyframe(&session.id, frame_index)?
+            .ok_or(PipelineError::NotFound("keyframe"))?;
+        let captured_at_ms = store
+            .get_frame(&session.id, frame_index)?
+            .map_or(0, |f| f.captured_at_ms);
+        Ok((captured_at_ms, bytes))
+    }
+
     /// Closes a session: waits for its in-flight descriptions, flushes the last batch, marks it closed.
     /// Closing a closed session returns it unchanged.
     pub async fn close_session(

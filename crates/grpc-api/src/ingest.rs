@@ -17,7 +17,8 @@ use crate::limits::{StreamLimiter, StreamSlot};
 use crate::proto::ingest_service_server::IngestService;
 use crate::proto::{
     self, stream_frames_response::Event, CloseSessionRequest, CreateSessionRequest, CreditGrant,
-    FrameAck, GetSessionRequest, Session, StreamFramesRequest, StreamFramesResponse,
+    FrameAck, GetKeyframeRequest, GetSessionRequest, Keyframe, Session, StreamFramesRequest,
+    StreamFramesResponse,
 };
 
 /// The `crow.v1.IngestService` implementation.
@@ -102,6 +103,32 @@ impl IngestService for IngestApi {
         // The close is acknowledged only once it is durable.
         self.pipeline.sync().await.map_err(convert::status)?;
         Ok(Response::new(convert::session(&s)))
+    }
+
+    async fn get_keyframe(
+        &self,
+        request: Request<GetKeyframeRequest>,
+    ) -> Result<Response<Keyframe>, Status> {
+        let caller = auth::caller(&request)?;
+        let r = request.into_inner();
+        caller.authorize(Action::Read, &r.organization_id)?;
+        let (captured_at_ms, data) = self
+            .pipeline
+            .get_keyframe(&r.organization_id, &r.session_id, r.frame_index)
+            .map_err(convert::status)?;
+        // The bytes passed validation when the frame was accepted: the signature tells the format.
+        let format = if data.starts_with(&[0x89, b'P', b'N', b'G']) {
+            proto::ImageFormat::Png
+        } else {
+            proto::ImageFormat::Jpeg
+        };
+        Ok(Response::new(Keyframe {
+            session_id: r.session_id,
+            frame_index: r.frame_index,
+            captured_at_ms,
+            data,
+            format: format as i32,
+        }))
     }
 
     type StreamFramesStream = ResponseStream;
