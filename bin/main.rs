@@ -300,7 +300,8 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(filter())
         .with_writer(std::io::stderr);
     if cli.log_format == "json" {
-        // One JSON object per line; span fields (org_id, session_id, camera_id) are flattened in.
+        // One JSON object per line: the event's fields at the top level, the fields of the spans it
+        // happened in (org_id, camera_id, session_id) in "spans".
         logs.json()
             .flatten_event(true)
             .with_current_span(false)
@@ -411,19 +412,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let startup = crow::server::Startup::new(auth.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let options = crow::server::ServeOptions {
+    let startup = crow::server::Startup::new(crow::server::ServeOptions {
         auth,
         tls,
         max_frame_bytes: config.pipeline.limits.max_frame_bytes,
-    };
+    });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn({
         let startup = startup.clone();
         async move {
             startup
-                .serve(listener, options, async {
+                .serve(listener, async {
                     let _ = stop_rx.await;
                 })
                 .await

@@ -143,9 +143,9 @@ pub async fn serve_on(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let startup = Startup::new(options.auth.clone());
+    let startup = Startup::new(options);
     startup.ready(pipeline).await;
-    startup.serve(listener, options, shutdown).await
+    startup.serve(listener, shutdown).await
 }
 
 /// Accepted connections with `TCP_NODELAY`: a unary response goes out as several small writes (headers,
@@ -187,7 +187,7 @@ pub struct Startup {
 }
 
 struct StartupInner {
-    auth: Authenticator,
+    options: ServeOptions,
     ingest: Arc<OnceLock<Ingest>>,
     interactions: Arc<OnceLock<Interactions>>,
     catalog: Arc<OnceLock<Catalog>>,
@@ -197,13 +197,13 @@ struct StartupInner {
 }
 
 impl Startup {
-    /// A server that will authenticate calls with `auth`; every service is `NOT_SERVING` until
+    /// A server that will serve as `options` say; every service is `NOT_SERVING` until
     /// [`Startup::ready`].
-    pub fn new(auth: Authenticator) -> Startup {
+    pub fn new(options: ServeOptions) -> Startup {
         let health = tonic_health::server::HealthReporter::new();
         Startup {
             inner: Arc::new(StartupInner {
-                auth,
+                options,
                 ingest: Arc::default(),
                 interactions: Arc::default(),
                 catalog: Arc::default(),
@@ -224,7 +224,7 @@ impl Startup {
         let limits = pipeline.config().limits.clone();
         let max_message = max_stream_message_bytes(limits.max_frame_bytes);
         let closing = i.closing.subscribe();
-        let auth = &i.auth;
+        let auth = &i.options.auth;
         let _ = i.interactions.set(InterceptedService::new(
             InteractionServiceServer::new(InteractionApi::new(pipeline.clone()))
                 .max_decoding_message_size(limits.max_message_bytes),
@@ -257,14 +257,13 @@ impl Startup {
         }
     }
 
-    /// Serves on `listener` as `options` say (their `auth` must be the one given to
-    /// [`Startup::new`]) until `shutdown` completes.
+    /// Serves on `listener` until `shutdown` completes.
     pub async fn serve(
         &self,
         listener: TcpListener,
-        options: ServeOptions,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
+        let options = &self.inner.options;
         let health_service = tonic_health::pb::health_server::HealthServer::new(
             tonic_health::server::HealthService::from_health_reporter(self.inner.health.clone()),
         );

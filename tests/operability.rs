@@ -255,7 +255,9 @@ async fn health_reports_serving_and_reflection_drives_a_dynamic_call() {
 
 #[tokio::test]
 async fn health_is_not_serving_and_services_unavailable_until_the_pipeline_is_up() {
-    let startup = crow::server::Startup::new(crow::auth::Authenticator::disabled());
+    let startup = crow::server::Startup::new(crow::server::ServeOptions::new(
+        crow::auth::Authenticator::disabled(),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -263,13 +265,9 @@ async fn health_is_not_serving_and_services_unavailable_until_the_pipeline_is_up
         let startup = startup.clone();
         async move {
             startup
-                .serve(
-                    listener,
-                    crow::server::ServeOptions::new(crow::auth::Authenticator::disabled()),
-                    async {
-                        let _ = stopped.await;
-                    },
-                )
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
                 .await
         }
     });
