@@ -231,7 +231,8 @@ impl Drop for ServerProcess {
 
 /// Starts `crow serve` on `dir` with extra environment variables (e.g. `CROW_PIPELINE__...`).
 pub fn start_server_process(dir: &std::path::Path, envs: &[(&str, &str)]) -> ServerProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crow"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_crow"));
+    command
         .args([
             "serve",
             "--dev",
@@ -243,8 +244,14 @@ pub fn start_server_process(dir: &std::path::Path, envs: &[(&str, &str)]) -> Ser
         .arg(dir)
         .env("CROW_LOG", "warn")
         .envs(envs.iter().copied())
+        .stderr(Stdio::inherit());
+    spawn_server(command)
+}
+
+/// Spawns a prepared `crow serve` command and waits for its `crow listening on URL` line.
+pub fn spawn_server(mut command: Command) -> ServerProcess {
+    let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("starting crow serve");
     let mut line = String::new();

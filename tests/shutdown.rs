@@ -19,7 +19,8 @@ const SECRET: &str = "shutdown-test-secret-long-enough-0123456789";
 async fn sigterm_mid_stream_loses_no_acknowledged_frames_batch() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crow"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_crow"));
+    command
         .args([
             "serve",
             "--listen",
@@ -40,19 +41,10 @@ async fn sigterm_mid_stream_loses_no_acknowledged_frames_batch() {
         .env("CROW_PIPELINE__BATCH_TIMEOUT_MS", "600000")
         .env("CROW_PIPELINE__DUPLICATE_THRESHOLD", "0")
         .env("CROW_PIPELINE__LIMITS__MAX_FPS_PER_SESSION", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("crow listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+        .stderr(Stdio::piped());
+    let mut server = common::spawn_server(command);
+    let url = server.url.clone();
+    let child = &mut server.child;
     let stderr = child.stderr.take().unwrap();
     let logs = std::thread::spawn(move || {
         BufReader::new(stderr)
