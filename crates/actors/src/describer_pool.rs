@@ -143,6 +143,8 @@ fn worker(
     rx: &Mutex<mpsc::Receiver<DescribeJob>>,
     stats: &PoolStats,
 ) {
+    let latency =
+        metrics::histogram!(m::DESCRIBE_SECONDS, "describer" => describer.name().to_owned());
     loop {
         // Holding the lock only while waiting for one job; the describe call runs unlocked.
         let job = match rx.lock() {
@@ -171,8 +173,7 @@ fn worker(
             .describe(input)
             .map(|d| (describer.name().to_owned(), d))
             .map_err(|e| e.to_string());
-        metrics::histogram!(m::DESCRIBE_SECONDS, "describer" => describer.name().to_owned())
-            .record(started.elapsed().as_secs_f64());
+        latency.record(started.elapsed().as_secs_f64());
         (job.done)(result);
     }
 }

@@ -160,6 +160,9 @@ pub(crate) struct IngestSessionState {
     batches_emitted: u64,
     /// Shared with this actor's queued describe jobs; set when the actor stops for any reason.
     cancelled: Arc<std::sync::atomic::AtomicBool>,
+    /// The camera's gauges, resolved once (label lookups stay off the per-frame path).
+    last_frame_gauge: metrics::Gauge,
+    in_flight_gauge: metrics::Gauge,
 }
 
 impl Drop for IngestSessionState {
@@ -191,7 +194,13 @@ impl Actor for IngestSessionActor {
             .gate_reference(&session.id)?
             .and_then(Thumbnail::from_bytes);
         let pending = store.pending_analyses(&session.id)?;
+        let camera_labels = [
+            ("org_id", session.organization_id.clone()),
+            ("camera_id", session.camera_id.clone()),
+        ];
         let mut state = IngestSessionState {
+            last_frame_gauge: metrics::gauge!(m::CAMERA_LAST_FRAME, &camera_labels),
+            in_flight_gauge: metrics::gauge!(m::FRAMES_IN_FLIGHT, &camera_labels),
             gate: DuplicateGate::new(args.config.duplicate_threshold),
             session,
             store,
@@ -355,12 +364,7 @@ impl IngestSessionState {
         })?;
         self.session = session;
         if !matches!(outcome, FrameOutcome::Rejected { .. }) {
-            metrics::gauge!(
-                m::CAMERA_LAST_FRAME,
-                "org_id" => self.session.organization_id.clone(),
-                "camera_id" => self.session.camera_id.clone()
-            )
-            .set(now_ms() as f64 / 1000.0);
+            self.last_frame_gauge.set(now_ms() as f64 / 1000.0);
         }
         match &outcome {
             FrameOutcome::Accepted => metrics::counter!(m::FRAMES_ACCEPTED).increment(1),
@@ -588,12 +592,7 @@ impl IngestSessionState {
 
     /// Frames of this camera queued for or inside a describer, as a gauge.
     fn export_in_flight(&self) {
-        metrics::gauge!(
-            m::FRAMES_IN_FLIGHT,
-            "org_id" => self.session.organization_id.clone(),
-            "camera_id" => self.session.camera_id.clone()
-        )
-        .set(self.in_flight as f64);
+        self.in_flight_gauge.set(self.in_flight as f64);
     }
 
     fn arm_batch_timeout(&self, myself: &ActorRef<IngestSessionMsg>) {
