@@ -1,6 +1,7 @@
 //! `crow bench`: ratios measured in one run (see the README's Benchmarks section).
 
 mod list;
+mod perception;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +24,16 @@ pub(crate) enum BenchCommand {
     Describe(DescribeBenchArgs),
     /// ListInteractions and GetSummary latency with 1,000,000 interactions, against a full scan.
     List(list::ListBenchArgs),
+    /// Describer calls per frame at 1 frame/s on footage built from VIDEO (idle and busy stretches, a
+    /// blinking sign, an exposure step), with the people gate and with the pixel gate; busy stretches
+    /// missed.
+    Gate(perception::GateBenchArgs),
+    /// Person detector frames/s per core (SSD at 300x300 against HOG on the same frames), and the
+    /// ingest ratio with detection on.
+    Detector(perception::DetectorBenchArgs),
+    /// Whether analysis keeps up: 4 cameras at 1 frame/s through the whole pipeline (detector, gate,
+    /// describer, analyzer pool with the text model), camera-seconds processed per wall second.
+    Analyzer(perception::AnalyzerBenchArgs),
 }
 
 #[derive(Args)]
@@ -69,6 +80,9 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Describe(args) => tokio::task::spawn_blocking(move || describe(args)).await?,
         BenchCommand::List(args) => list::run(args).await,
+        BenchCommand::Gate(args) => perception::gate(args).await,
+        BenchCommand::Detector(args) => perception::detector(args).await,
+        BenchCommand::Analyzer(args) => perception::analyzer(args).await,
     }
 }
 
@@ -109,15 +123,16 @@ async fn ingest(args: IngestBenchArgs) -> Result<()> {
     };
     println!("floor    opencv imdecode loop (1 thread):          {floor:8.1} frames/s");
 
-    let off = pipeline_fps(&jpegs, DescriberKind::Off).await?;
-    println!("pipeline gRPC loopback, describer off:            {off:8.1} frames/s");
+    use crow::actors::DetectorChoice;
+    let off = pipeline_fps(&jpegs, DescriberKind::Off, DetectorChoice::Off).await?;
+    println!("pipeline gRPC loopback, describer and detector off: {off:6.1} frames/s");
     println!(
         "ratio    pipeline / floor (goal >= 0.90):         {:8.3}",
         off / floor
     );
     if args.with_describer {
-        let on = pipeline_fps(&jpegs, DescriberKind::Opencv).await?;
-        println!("pipeline gRPC loopback, OpenCV describer on:      {on:8.1} frames/s (until every frame is described)");
+        let on = pipeline_fps(&jpegs, DescriberKind::Opencv, DetectorChoice::Ssd).await?;
+        println!("pipeline gRPC loopback, detector + OpenCV describer on: {on:6.1} frames/s (until every description is in)");
         println!(
             "ratio    describer on / floor (reported):         {:8.3}",
             on / floor
@@ -128,16 +143,21 @@ async fn ingest(args: IngestBenchArgs) -> Result<()> {
 
 /// Frames per second through a real server on loopback with a real sled in a temporary directory,
 /// from the first frame sent to the last ack (describer off) or to the closed session (describer on).
-async fn pipeline_fps(jpegs: &[Vec<u8>], describer: DescriberKind) -> Result<f64> {
+pub(crate) async fn pipeline_fps(
+    jpegs: &[Vec<u8>],
+    describer: DescriberKind,
+    detector: crow::actors::DetectorChoice,
+) -> Result<f64> {
     let dir = std::env::temp_dir().join(format!(
         "crow-bench-{}-{}",
         std::process::id(),
         crow::storage::now_ms()
     ));
-    let config = PipelineConfig {
+    let mut config = PipelineConfig {
         describer,
         ..PipelineConfig::default()
     };
+    config.perception.detector = detector;
     let crow = Crow::builder()
         .data_dir(&dir)
         .pipeline_config(config)
@@ -188,9 +208,11 @@ async fn pipeline_fps(jpegs: &[Vec<u8>], describer: DescriberKind) -> Result<f64
     );
     let count = |o: FrameOutcome| acks.iter().filter(|a| a.outcome == o as i32).count();
     println!(
-        "         {sent} frames acked: {} accepted, {} skipped as duplicates, {} rejected",
+        "         {sent} frames acked: {} accepted, {} skipped as duplicates, {} without people, {} gated, {} rejected",
         count(FrameOutcome::Accepted),
         count(FrameOutcome::SkippedDuplicate),
+        count(FrameOutcome::NoPerson),
+        count(FrameOutcome::Gated),
         count(FrameOutcome::Rejected)
     );
     server.shutdown().await;

@@ -1,6 +1,7 @@
 //! `crow`: the server and its command-line client.
 
 mod bench;
+mod cameras;
 mod doctor;
 mod records;
 
@@ -45,6 +46,9 @@ enum Command {
     /// The product catalog the CCTV analyzer matches against.
     #[command(subcommand)]
     Products(records::ProductsCommand),
+    /// Zones (mapped to catalog products), tripwires and motion masks per camera.
+    #[command(subcommand)]
+    Cameras(cameras::CamerasCommand),
     /// Analyse an organization's interactions with the text model (or fetch an earlier analysis).
     Analyze(records::AnalyzeArgs),
     /// Print CCTV pattern events of an organization as they are written.
@@ -331,6 +335,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Summary(args) => records::summary(args).await,
         Command::DeadLetters(cmd) => records::dead_letters(cmd).await,
         Command::Products(cmd) => records::products(cmd).await,
+        Command::Cameras(cmd) => cameras::cameras(cmd).await,
         Command::Analyze(args) => records::analyze(args).await,
         Command::Watch(args) => records::watch(args).await,
         Command::Session(cmd) => session(cmd).await,
@@ -535,10 +540,12 @@ async fn stream(args: StreamArgs) -> Result<()> {
     bar.finish_and_clear();
 
     println!(
-        "sent {} frames: {} accepted, {} skipped as duplicates, {} rejected ({} replayed, {} unreadable locally)",
+        "sent {} frames: {} described, {} skipped as duplicates, {} without people, {} gated (nothing new for the people in view), {} rejected ({} replayed, {} unreadable locally)",
         report.frames_sent,
         report.accepted,
         report.skipped,
+        report.no_person,
+        report.gated,
         report.rejected.len(),
         report.replayed,
         report.unreadable
@@ -562,12 +569,14 @@ async fn stream(args: StreamArgs) -> Result<()> {
         }
         .into_inner();
         println!(
-            "session {} ({}): received {}, accepted {}, skipped {}, rejected {}, described {}, batches {}",
+            "session {} ({}): received {}, accepted {}, skipped {}, no person {}, gated {}, rejected {}, described {}, batches {}",
             session.session_id,
             if session.status == proto::SessionStatus::Closed as i32 { "closed" } else { "open" },
             session.frames_received,
             session.frames_accepted,
             session.frames_skipped,
+            session.frames_no_person,
+            session.frames_gated,
             session.frames_rejected,
             session.frames_described,
             session.batches_emitted
@@ -676,6 +685,7 @@ async fn describe(args: DescribeArgs) -> Result<()> {
                 previous: previous.as_ref(),
                 frame_index: frame.index,
                 captured_at_ms: frame.position_ms,
+                people: None,
             })?;
             let ms = start.elapsed().as_secs_f64() * 1000.0;
             println!(

@@ -243,7 +243,7 @@ pub(crate) struct WatchArgs {
 }
 
 /// A channel to the server presenting `CROW_TOKEN` (and `CROW_GATEWAY_KEY`), over TLS for `https://`.
-async fn channel(server: &ServerArg) -> Result<Channel> {
+pub(crate) async fn channel(server: &ServerArg) -> Result<Channel> {
     Ok(crow::client::channel(&server.server, server.credentials()?).await?)
 }
 

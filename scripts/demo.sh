@@ -29,7 +29,14 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$URL" ] || { echo "server did not start"; cat "$LOG"; exit 1; }
-echo "== server at $URL; streaming $VIDEO as camera 'entrance' of organization 'demo-store' (2 frames/s of footage)"
+echo "== server at $URL: a catalog, and camera 'entrance' with a display zone (mapped to sku-101) and a door line"
+"$CROW" products upsert examples/catalog.json --org demo-store --server "$URL"
+# Normalised coordinates (0..1, y down). A person is in the zone when their feet are; staying 2 s there is
+# an interaction with the zone's products. Crossing the line leftwards counts "in", rightwards "out".
+"$CROW" cameras set --org demo-store --camera entrance --server "$URL" \
+  --zone "display-1:0.3,0.35 0.7,0.35 0.7,0.8 0.3,0.8:sku-101:2000" \
+  --line "door:0.5,0 0.5,1"
+echo "== streaming $VIDEO as camera 'entrance' of organization 'demo-store' (2 frames/s of footage)"
 "$CROW" stream "$VIDEO" --org demo-store --camera entrance --fps 2 --server "$URL"
 echo
 echo "== a web event through CreateInteraction (durable outbox, then processed)"

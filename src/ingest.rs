@@ -24,6 +24,10 @@ pub struct IngestReport {
     pub skipped: u64,
     /// Rejected frames.
     pub rejected: u64,
+    /// Frames in which nobody was detected.
+    pub no_person: u64,
+    /// Frames with people but nothing new for them.
+    pub gated: u64,
     /// Media frames that could not be read.
     pub unreadable: u64,
 }
@@ -70,6 +74,8 @@ pub async fn ingest_media(
             FrameOutcome::Accepted => report.accepted += 1,
             FrameOutcome::SkippedDuplicate { .. } => report.skipped += 1,
             FrameOutcome::Rejected { .. } => report.rejected += 1,
+            FrameOutcome::NoPerson => report.no_person += 1,
+            FrameOutcome::Gated { .. } => report.gated += 1,
         }
         if report.session_ids.last() != Some(&ack.session_id) {
             report.session_ids.push(ack.session_id);

@@ -16,11 +16,12 @@ use std::task::{Context, Poll};
 
 use crow_grpc_api::auth::{AuthInterceptor, Authenticator};
 use crow_grpc_api::proto::analysis_service_server::AnalysisServiceServer;
+use crow_grpc_api::proto::camera_service_server::CameraServiceServer;
 use crow_grpc_api::proto::catalog_service_server::CatalogServiceServer;
 use crow_grpc_api::proto::ingest_service_server::IngestServiceServer;
 use crow_grpc_api::proto::interaction_service_server::InteractionServiceServer;
 use crow_grpc_api::{
-    max_stream_message_bytes, name_message_limit, AnalysisApi, CatalogApi, IngestApi,
+    max_stream_message_bytes, name_message_limit, AnalysisApi, CameraApi, CatalogApi, IngestApi,
     InteractionApi,
 };
 use tokio::net::TcpListener;
@@ -165,10 +166,11 @@ fn incoming(
 }
 
 /// The fully qualified names of crow's services (as health and reflection report them).
-pub const SERVICE_NAMES: [&str; 4] = [
+pub const SERVICE_NAMES: [&str; 5] = [
     "crow.v1.IngestService",
     "crow.v1.InteractionService",
     "crow.v1.CatalogService",
+    "crow.v1.CameraService",
     "crow.v1.AnalysisService",
 ];
 
@@ -178,6 +180,7 @@ pub const STARTING: &str = "crow is starting (opening the database, loading mode
 type Ingest = InterceptedService<IngestServiceServer<IngestApi>, AuthInterceptor>;
 type Interactions = InterceptedService<InteractionServiceServer<InteractionApi>, AuthInterceptor>;
 type Catalog = InterceptedService<CatalogServiceServer<CatalogApi>, AuthInterceptor>;
+type Cameras = InterceptedService<CameraServiceServer<CameraApi>, AuthInterceptor>;
 type Analysis = InterceptedService<AnalysisServiceServer<AnalysisApi>, AuthInterceptor>;
 
 /// A server whose pipeline comes later. Clone it to hand the pipeline over from another task.
@@ -191,6 +194,7 @@ struct StartupInner {
     ingest: Arc<OnceLock<Ingest>>,
     interactions: Arc<OnceLock<Interactions>>,
     catalog: Arc<OnceLock<Catalog>>,
+    cameras: Arc<OnceLock<Cameras>>,
     analysis: Arc<OnceLock<Analysis>>,
     health: tonic_health::server::HealthReporter,
     closing: watch::Sender<bool>,
@@ -207,6 +211,7 @@ impl Startup {
                 ingest: Arc::default(),
                 interactions: Arc::default(),
                 catalog: Arc::default(),
+                cameras: Arc::default(),
                 analysis: Arc::default(),
                 health,
                 closing: watch::channel(false).0,
@@ -232,6 +237,11 @@ impl Startup {
         ));
         let _ = i.catalog.set(InterceptedService::new(
             CatalogServiceServer::new(CatalogApi::new(pipeline.clone()))
+                .max_decoding_message_size(limits.max_message_bytes),
+            auth.interceptor(false),
+        ));
+        let _ = i.cameras.set(InterceptedService::new(
+            CameraServiceServer::new(CameraApi::new(pipeline.clone()))
                 .max_decoding_message_size(limits.max_message_bytes),
             auth.interceptor(false),
         ));
@@ -306,6 +316,7 @@ impl Startup {
             .add_service(Deferred(Arc::clone(&i.ingest)))
             .add_service(Deferred(Arc::clone(&i.interactions)))
             .add_service(Deferred(Arc::clone(&i.catalog)))
+            .add_service(Deferred(Arc::clone(&i.cameras)))
             .add_service(Deferred(Arc::clone(&i.analysis)))
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await

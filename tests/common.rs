@@ -30,6 +30,16 @@ pub fn text_model() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/gemma-3-270m-q4_k_m.gguf")
 }
 
+/// For tests of ingest mechanics (acks, batches, rollover, crash recovery) rather than perception: no
+/// person detector, so every decoded, non-duplicate frame is described (`perception.detector = "off"`).
+pub fn pixels_only(mut config: PipelineConfig) -> PipelineConfig {
+    config.perception.detector = crow::actors::DetectorChoice::Off;
+    config
+}
+
+/// [`pixels_only`] for a `crow serve` process.
+pub const PIXELS_ONLY: (&str, &str) = ("CROW_PIPELINE__PERCEPTION__DETECTOR", "off");
+
 /// A crow pipeline and gRPC server on 127.0.0.1:0 over a sled database in a temporary directory.
 pub struct TestServer {
     pub crow: Crow,
@@ -207,7 +217,11 @@ pub async fn close_session(url: &str, org: &str, session_id: &str) -> crow::prot
         .into_inner();
     assert_eq!(
         closed.frames_received,
-        closed.frames_accepted + closed.frames_skipped + closed.frames_rejected,
+        closed.frames_accepted
+            + closed.frames_skipped
+            + closed.frames_rejected
+            + closed.frames_no_person
+            + closed.frames_gated,
         "every received frame has one outcome"
     );
     closed

@@ -19,7 +19,7 @@ async fn killed_server_keeps_acked_work_and_resumes_without_duplicates() {
         .collect();
 
     // Phase 1: 20 frames fully acknowledged, and their interactions written.
-    let mut server = common::start_server_process(&db, &[]);
+    let mut server = common::start_server_process(&db, &[common::PIXELS_ONLY]);
     let acks = common::send(
         &server.url,
         common::frames("acme", "door", start_ms, &items[..20]),
@@ -67,7 +67,7 @@ async fn killed_server_keeps_acked_work_and_resumes_without_duplicates() {
     let _ = stream.await;
 
     // Restart on the same data: everything listed before is still there, once.
-    let mut server = common::start_server_process(&db, &[]);
+    let mut server = common::start_server_process(&db, &[common::PIXELS_ONLY]);
     let after = common::list_all(&server.url, "acme", 50).await;
     for i in &before {
         assert_eq!(

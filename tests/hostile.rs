@@ -58,6 +58,8 @@ impl Hostile {
             ..PipelineConfig::default()
         };
         config.interactions.outbox_batch_timeout_ms = 50;
+        // Hostile input is about acks and storage, not about people.
+        let mut config = common::pixels_only(config);
         config.limits.max_fps_per_session = 30;
         config.limits.max_streams_per_org = 3;
         config.limits.max_watchers_per_org = 2;

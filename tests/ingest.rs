@@ -99,7 +99,7 @@ fn avi_chunk(bytes: &[u8], skip: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_frames_are_rejected_and_the_stream_goes_on() {
-    let t = TestServer::start(PipelineConfig::default()).await;
+    let t = TestServer::start(common::pixels_only(PipelineConfig::default())).await;
     let good = common::jpeg_frames("vtest.avi", 2.0, 3);
     let bugy = std::fs::read(common::data("Megamind_bugy.avi")).unwrap();
     let png = {

@@ -74,22 +74,27 @@ fn product_matching_answers_parseable_json_with_catalog_ids_only() {
     let mut matched = 0;
     for obs in &observations {
         let (m, stats) = text.match_products(obs, &catalog).unwrap();
-        matched += m.matches.len();
-        for found in &m.matches {
+        matched += m.proposals.len();
+        for found in &m.proposals {
             assert!(catalog.iter().any(|p| p.id == found.product_id), "{m:?}");
-            assert!((0.0..=1.0).contains(&found.confidence), "{m:?}");
             assert!(
-                found
-                    .evidence_frames
-                    .iter()
-                    .all(|f| obs.iter().any(|(i, _)| i == f)),
-                "evidence only from the frames shown: {m:?}"
+                found.frames.iter().all(|f| obs.iter().any(|(i, _)| i == f)),
+                "citations only of the frames shown: {m:?}"
             );
             assert!(
-                !found.evidence_frames.is_empty(),
-                "a match names its frames: {m:?}"
+                !found.frames.is_empty(),
+                "a proposal names its frames: {m:?}"
             );
+            assert!(
+                found.frames.windows(2).all(|w| w[0] < w[1]),
+                "distinct frames in order: {m:?}"
+            );
+            assert!(found.quote.chars().count() <= 60, "{m:?}");
         }
+        let ids = m.product_ids();
+        let mut distinct = ids.clone();
+        distinct.dedup();
+        assert_eq!(ids, distinct, "each product at most once: {m:?}");
         assert_eq!(
             m.unknown_ids_dropped, 0,
             "the grammar only allows catalog ids"
@@ -102,7 +107,7 @@ fn product_matching_answers_parseable_json_with_catalog_ids_only() {
     );
     // An empty catalog allows only an empty list.
     let (m, _) = text.match_products(&observations[0], &[]).unwrap();
-    assert!(m.matches.is_empty());
+    assert!(m.proposals.is_empty());
 }
 
 #[test]
@@ -246,6 +251,7 @@ async fn more_calls_than_slots_wait_counted_and_stopped_sessions_jobs_are_skippe
         DescribeJob {
             image: Arc::clone(&image),
             previous: None,
+            people: None,
             frame_index: i,
             captured_at_ms: 0,
             cancelled,

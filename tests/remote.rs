@@ -26,6 +26,7 @@ fn input(image: &crow::inference::Mat) -> DescribeInput<'_> {
         previous: None,
         frame_index: 0,
         captured_at_ms: 0,
+        people: None,
     }
 }
 

@@ -10,13 +10,13 @@ use crow::{Crow, PipelineConfig};
 use crate::common;
 
 fn config(retention: RetentionConfig) -> PipelineConfig {
-    PipelineConfig {
+    common::pixels_only(PipelineConfig {
         batch_size: 3,
         // Keep every readable frame, so that there are many keyframes.
         duplicate_threshold: 0.0,
         retention,
         ..PipelineConfig::default()
-    }
+    })
 }
 
 /// Every CCTV interaction of `org`.

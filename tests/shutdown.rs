@@ -37,6 +37,7 @@ async fn sigterm_mid_stream_loses_no_acknowledged_frames_batch() {
             "info,crow=debug,crow_actors=debug,crow_grpc_api=debug",
         )
         // Batches only by count (or by the shutdown's flush): a timeout would hide a missing flush.
+        .env(common::PIXELS_ONLY.0, common::PIXELS_ONLY.1)
         .env("CROW_PIPELINE__BATCH_SIZE", "4")
         .env("CROW_PIPELINE__BATCH_TIMEOUT_MS", "600000")
         .env("CROW_PIPELINE__DUPLICATE_THRESHOLD", "0")

@@ -13,6 +13,7 @@ mod interactions;
 mod llama;
 mod operability;
 mod pagination;
+mod perception;
 mod remote;
 mod retention;
 mod sessions;

@@ -1,26 +1,33 @@
-//! `AnalyzerActor`: turns a batch of frame analyses into one `cctv` interaction record, with the
-//! organization's catalog products the frames show.
+//! `AnalyzerActor`: turns a batch of frame analyses and track events into one `cctv` interaction record,
+//! with the organization's catalog products that crow has evidence for.
 //!
-//! Matching: a lexical prefilter picks at most `catalog_top_k` candidates; the text model (JSON by grammar,
-//! catalog ids and the batch's frame indexes only) picks the products with a confidence and the frames that
-//! support each. Without a model, or if it fails, products whose whole name occurs in a description match
-//! lexically. The method used is recorded in the interaction's data. Batches queue in this actor's
-//! mailbox (durably marked unanalyzed in sled) while the model runs, so ingest never waits for it.
+//! Batches run on a bounded pool: at most `analysis.batch_slots` at once (the actor's mailbox and the
+//! slots' queue hold the rest, durably marked unanalyzed in sled), so one slow model call never holds up
+//! every camera. Matching follows `catalog_match`: dwell in zones mapped to products, names found in
+//! descriptions, and model proposals that crow verifies against the descriptions. The text model is asked
+//! only when a description shares a word with the catalog (it cannot verify otherwise) and only while the
+//! backlog is at most `analysis.max_batch_backlog`; beyond that it is skipped, counted and said in the
+//! record. `data.matching` says what ran and which evidence produced each product.
 //!
 //! The record's id is derived from `(session, batch_index)` and stored with insert-if-absent in the same
 //! transaction that clears the batch's "unanalyzed" mark, so analysing a batch twice (after a crash or a
 //! restart) never yields a second record. On start the actor picks up every batch still unanalyzed. Each
 //! record written is published to the [`PatternHub`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crow_inference::llama::{MatchedProduct, TextModel};
-use crow_storage::{now_ms, BatchRecord, Interaction, SourceType, Store};
+use crow_inference::llama::TextModel;
+use crow_storage::{now_ms, BatchRecord, Interaction, SourceType, Store, TrackEventKind};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
+use tokio::sync::Semaphore;
 
-use crate::catalog_match::{candidates, for_model, lexical_matches};
+use crate::catalog_match::{
+    dwell_evidence, for_model, named_candidates, named_evidence, verify_proposals, Findings,
+    ProductFinding, RefusedProposal,
+};
 use crate::metrics_names as m;
 use crate::patterns::{PatternEvent, PatternHub};
 
@@ -42,18 +49,26 @@ pub(crate) struct AnalyzerArgs {
     pub model: Option<Arc<TextModel>>,
     pub catalog_top_k: usize,
     pub patterns: PatternHub,
+    /// Batches analysed at once.
+    pub slots: usize,
+    /// Beyond this backlog the model is skipped.
+    pub max_backlog: usize,
 }
 
 pub(crate) struct AnalyzerState {
-    args: AnalyzerArgs,
+    args: Arc<AnalyzerArgs>,
+    slots: Arc<Semaphore>,
+    /// Batches received and not finished (waiting for a slot or running).
+    backlog: Arc<AtomicUsize>,
 }
 
 /// Products found in a batch and how.
 struct Matching {
-    matches: Vec<MatchedProduct>,
-    method: &'static str,
+    findings: Vec<ProductFinding>,
+    refused: Vec<RefusedProposal>,
+    /// What the text model did: "proposed", "not needed: ...", "skipped: backlog", "failed", ...
+    model: String,
     candidates: usize,
-    reason: String,
 }
 
 impl Actor for AnalyzerActor {
@@ -76,7 +91,11 @@ impl Actor for AnalyzerActor {
         for batch in backlog {
             myself.cast(AnalyzerMsg::Analyze(batch))?;
         }
-        Ok(AnalyzerState { args })
+        Ok(AnalyzerState {
+            slots: Arc::new(Semaphore::new(args.slots.max(1))),
+            args: Arc::new(args),
+            backlog: Arc::default(),
+        })
     }
 
     async fn handle(
@@ -87,122 +106,164 @@ impl Actor for AnalyzerActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AnalyzerMsg::Analyze(batch) => {
-                let store = &state.args.store;
-                let id = batch_interaction_id(&batch.session_id, batch.batch_index);
-                if store.get_interaction(&id)?.is_some() {
-                    // Analysed before a restart; only the unanalyzed mark is left to clear.
-                    let existing = interaction_from_batch(&batch);
-                    store.insert_batch_interaction(
-                        &existing,
-                        &batch.session_id,
-                        batch.batch_index,
-                    )?;
-                    return Ok(());
-                }
-                let started = std::time::Instant::now();
-                let matching = state.match_products(&batch).await?;
-                metrics::histogram!(m::BATCH_ANALYSIS_SECONDS)
-                    .record(started.elapsed().as_secs_f64());
-                let mut interaction = interaction_from_batch(&batch);
-                interaction.product_ids = matching
-                    .matches
-                    .iter()
-                    .map(|p| p.product_id.clone())
-                    .collect();
-                if let Some(data) = interaction.data.as_object_mut() {
-                    data.insert(
-                        "products".into(),
-                        serde_json::to_value(&matching.matches).unwrap_or_default(),
-                    );
-                    data.insert(
-                        "matching".into(),
-                        json!({
-                            "method": matching.method,
-                            "candidates": matching.candidates,
-                            "reason": matching.reason,
-                        }),
-                    );
-                }
-                if !interaction.product_ids.is_empty() {
-                    interaction.tags.push("product".into());
-                }
-                if store.insert_batch_interaction(
-                    &interaction,
-                    &batch.session_id,
-                    batch.batch_index,
-                )? {
-                    metrics::counter!(m::INTERACTIONS_WRITTEN).increment(1);
-                    tracing::debug!(session_id = %batch.session_id, batch_index = batch.batch_index, id = %interaction.id, "interaction written");
-                    let frames = &batch.frames;
-                    state.args.patterns.publish(PatternEvent {
-                        organization_id: batch.organization_id.clone(),
-                        session_id: batch.session_id.clone(),
-                        camera_id: batch.camera_id.clone(),
-                        batch_index: batch.batch_index,
-                        frame_range: (
-                            frames.first().map_or(0, |f| f.frame_index),
-                            frames.last().map_or(0, |f| f.frame_index),
-                        ),
-                        interaction_id: interaction.id.clone(),
-                        summary: interaction.summary.clone(),
-                        tags: interaction.tags.clone(),
-                        products: matching.matches,
-                        timestamp_ms: interaction.timestamp_ms,
-                    });
-                }
+                let queued = state.backlog.fetch_add(1, Ordering::SeqCst) + 1;
+                metrics::gauge!(m::ANALYZER_BACKLOG).set(queued as f64);
+                let (args, slots, backlog) = (
+                    Arc::clone(&state.args),
+                    Arc::clone(&state.slots),
+                    Arc::clone(&state.backlog),
+                );
+                tokio::spawn(async move {
+                    if let Ok(_slot) = slots.acquire_owned().await {
+                        // Batches waiting behind this one, not counting it.
+                        let waiting = backlog.load(Ordering::SeqCst).saturating_sub(1);
+                        let skip_model = waiting > args.max_backlog;
+                        if let Err(e) = analyze(&args, &batch, skip_model).await {
+                            // The batch stays marked unanalyzed; the next start retries it.
+                            tracing::error!(session_id = %batch.session_id, batch_index = batch.batch_index, error = %e, "batch analysis failed");
+                        }
+                    }
+                    let left = backlog.fetch_sub(1, Ordering::SeqCst) - 1;
+                    metrics::gauge!(m::ANALYZER_BACKLOG).set(left as f64);
+                });
             }
         }
         Ok(())
     }
 }
 
-impl AnalyzerState {
-    async fn match_products(&self, batch: &BatchRecord) -> Result<Matching, ActorProcessingErr> {
-        let catalog = self
-            .args
-            .store
-            .catalog(&batch.organization_id, CATALOG_LIMIT)?;
-        let observations: Vec<(u64, String)> = batch
-            .frames
-            .iter()
-            .map(|f| (f.frame_index, f.text.clone()))
-            .collect();
-        if catalog.is_empty() || observations.is_empty() {
-            return Ok(Matching {
-                matches: Vec::new(),
-                method: "none",
-                candidates: 0,
-                reason: "the organization has no catalog".into(),
-            });
+/// Analyses one batch and writes its record (once).
+async fn analyze(
+    args: &AnalyzerArgs,
+    batch: &BatchRecord,
+    skip_model: bool,
+) -> Result<(), ActorProcessingErr> {
+    let store = &args.store;
+    let id = batch_interaction_id(&batch.session_id, batch.batch_index);
+    if store.get_interaction(&id)?.is_some() {
+        // Analysed before a restart; only the unanalyzed mark is left to clear.
+        let existing = interaction_from_batch(batch);
+        store.insert_batch_interaction(&existing, &batch.session_id, batch.batch_index)?;
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let matching = match_products(args, batch, skip_model).await?;
+    metrics::histogram!(m::BATCH_ANALYSIS_SECONDS).record(started.elapsed().as_secs_f64());
+    for r in &matching.refused {
+        metrics::counter!(m::PROPOSALS_REFUSED, "reason" => r.reason.clone()).increment(1);
+    }
+    let mut interaction = interaction_from_batch(batch);
+    interaction.product_ids = matching
+        .findings
+        .iter()
+        .map(|p| p.product_id.clone())
+        .collect();
+    if let Some(data) = interaction.data.as_object_mut() {
+        data.insert(
+            "products".into(),
+            serde_json::to_value(&matching.findings).unwrap_or_default(),
+        );
+        data.insert(
+            "matching".into(),
+            json!({
+                "rule": "a product is recorded only from evidence: dwell in a zone mapped to it, its name in a description, or a model quote found in a cited description",
+                "model": matching.model,
+                "candidates": matching.candidates,
+                "refused": matching.refused,
+            }),
+        );
+    }
+    if !interaction.product_ids.is_empty() {
+        interaction.tags.push("product".into());
+    }
+    if store.insert_batch_interaction(&interaction, &batch.session_id, batch.batch_index)? {
+        metrics::counter!(m::INTERACTIONS_WRITTEN).increment(1);
+        tracing::debug!(session_id = %batch.session_id, batch_index = batch.batch_index, id = %interaction.id, "interaction written");
+        args.patterns.publish(PatternEvent {
+            organization_id: batch.organization_id.clone(),
+            session_id: batch.session_id.clone(),
+            camera_id: batch.camera_id.clone(),
+            batch_index: batch.batch_index,
+            frame_range: frame_range(batch),
+            interaction_id: interaction.id.clone(),
+            summary: interaction.summary.clone(),
+            tags: interaction.tags.clone(),
+            products: matching.findings,
+            timestamp_ms: interaction.timestamp_ms,
+        });
+    }
+    Ok(())
+}
+
+async fn match_products(
+    args: &AnalyzerArgs,
+    batch: &BatchRecord,
+    skip_model: bool,
+) -> Result<Matching, ActorProcessingErr> {
+    let catalog = args.store.catalog(&batch.organization_id, CATALOG_LIMIT)?;
+    let mut findings = Findings::default();
+    if catalog.is_empty() {
+        return Ok(Matching {
+            findings: Vec::new(),
+            refused: Vec::new(),
+            model: "not needed: the organization has no catalog".into(),
+            candidates: 0,
+        });
+    }
+    dwell_evidence(&mut findings, &catalog, &batch.events);
+    let picked = named_candidates(&catalog, &batch.frames, args.catalog_top_k.max(1));
+    named_evidence(&mut findings, &picked, &batch.frames);
+    let mut refused = Vec::new();
+    let model = match &args.model {
+        _ if picked.is_empty() => {
+            "not needed: no description shares a word with the catalog".to_owned()
         }
-        let picked: Vec<_> = candidates(&catalog, &observations, self.args.catalog_top_k.max(1));
-        if let Some(model) = &self.args.model {
+        None => "unavailable: no text model loaded".to_owned(),
+        Some(_) if skip_model => {
+            metrics::counter!(m::ANALYZER_MODEL_SKIPPED).increment(1);
+            "skipped: backlog".to_owned()
+        }
+        Some(model) => {
             let model = Arc::clone(model);
             let for_llm: Vec<_> = picked.iter().map(|p| for_model(p)).collect();
-            let obs = observations.clone();
-            let answer =
-                tokio::task::spawn_blocking(move || model.match_products(&obs, &for_llm)).await?;
-            match answer {
-                Ok((m, _)) => {
-                    return Ok(Matching {
-                        matches: m.matches,
-                        method: "model",
-                        candidates: picked.len(),
-                        reason: m.reason,
-                    })
+            let observations: Vec<(u64, String)> = batch
+                .frames
+                .iter()
+                .map(|f| (f.frame_index, f.text.clone()))
+                .collect();
+            match tokio::task::spawn_blocking(move || model.match_products(&observations, &for_llm))
+                .await?
+            {
+                Ok((answer, _)) => {
+                    refused =
+                        verify_proposals(&mut findings, &picked, &batch.frames, &answer.proposals);
+                    format!(
+                        "proposed {} product(s), {} refused by the check",
+                        answer.proposals.len(),
+                        refused.len()
+                    )
                 }
                 Err(e) => {
-                    tracing::warn!(session_id = %batch.session_id, batch_index = batch.batch_index, error = %e, "product matching by model failed; matching lexically");
+                    tracing::warn!(session_id = %batch.session_id, batch_index = batch.batch_index, error = %e, "product matching by model failed; evidence from measurements only");
+                    "failed: matched from measurements only".to_owned()
                 }
             }
         }
-        Ok(Matching {
-            matches: lexical_matches(&picked, &observations),
-            method: "lexical",
-            candidates: picked.len(),
-            reason: "catalog names found in the descriptions".into(),
-        })
-    }
+    };
+    Ok(Matching {
+        findings: findings.into_findings(),
+        refused,
+        model,
+        candidates: picked.len(),
+    })
+}
+
+/// The frames a batch covers.
+fn frame_range(batch: &BatchRecord) -> (u64, u64) {
+    batch.frame_range.unwrap_or((
+        batch.frames.first().map_or(0, |f| f.frame_index),
+        batch.frames.last().map_or(0, |f| f.frame_index),
+    ))
 }
 
 /// Deterministic id of the interaction derived from a batch.
@@ -214,23 +275,111 @@ pub(crate) fn batch_interaction_id(session_id: &str, batch_index: u64) -> String
     .to_string()
 }
 
-/// Builds the record: a summary of what the frames showed, the union of their tags (most frequent first),
-/// their mean confidence, and the frames themselves in `data`.
+/// Retail facts of a batch, from its track events and occupancy: what the record's summary and
+/// `data.retail` say.
+fn retail_facts(batch: &BatchRecord) -> (serde_json::Value, Vec<String>, Option<String>) {
+    let events = &batch.events;
+    let tracks: BTreeSet<u64> = events.iter().map(|e| e.track_id).collect();
+    let started = events
+        .iter()
+        .filter(|e| e.kind == TrackEventKind::TrackStarted)
+        .count();
+    let max_occupancy = batch.occupancy.iter().map(|o| o.people).max().unwrap_or(0);
+    #[derive(Default)]
+    struct Zone {
+        visits: usize,
+        dwells: usize,
+        exits: usize,
+        dwell_ms: Vec<i64>,
+    }
+    let mut zones: BTreeMap<&str, Zone> = BTreeMap::new();
+    let mut lines: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for e in events {
+        let place = e.place.as_deref().unwrap_or("");
+        match e.kind {
+            TrackEventKind::ZoneEnter => zones.entry(place).or_default().visits += 1,
+            TrackEventKind::ZoneDwell => zones.entry(place).or_default().dwells += 1,
+            TrackEventKind::ZoneExit => {
+                let z = zones.entry(place).or_default();
+                z.exits += 1;
+                z.dwell_ms.extend(e.dwell_ms);
+            }
+            TrackEventKind::LineIn => lines.entry(place).or_default().0 += 1,
+            TrackEventKind::LineOut => lines.entry(place).or_default().1 += 1,
+            TrackEventKind::TrackStarted | TrackEventKind::TrackEnded => {}
+        }
+    }
+    let mut tags = Vec::new();
+    let mut parts = Vec::new();
+    if !tracks.is_empty() {
+        tags.push("tracked".to_owned());
+        parts.push(format!(
+            "{} tracked {} ({} new), up to {} in view",
+            tracks.len(),
+            if tracks.len() == 1 {
+                "person"
+            } else {
+                "people"
+            },
+            started,
+            max_occupancy
+        ));
+    }
+    for (zone, z) in &zones {
+        let mean = (!z.dwell_ms.is_empty())
+            .then(|| z.dwell_ms.iter().sum::<i64>() as f64 / z.dwell_ms.len() as f64 / 1000.0);
+        parts.push(format!(
+            "zone {zone}: {} entered, {} dwelt{}",
+            z.visits,
+            z.dwells,
+            mean.map(|m| format!(", mean visit {m:.1} s"))
+                .unwrap_or_default()
+        ));
+    }
+    if !zones.is_empty() {
+        tags.push("zone-visit".to_owned());
+    }
+    if zones.values().any(|z| z.dwells > 0) {
+        tags.push("dwell".to_owned());
+    }
+    for (line, (i, o)) in &lines {
+        parts.push(format!("line {line}: {i} in, {o} out"));
+    }
+    if !lines.is_empty() {
+        tags.push("footfall".to_owned());
+    }
+    let facts = json!({
+        "people_tracked": tracks.len(),
+        "new_tracks": started,
+        "max_occupancy": max_occupancy,
+        "zones": zones.iter().map(|(id, z)| (id.to_string(), json!({
+            "entered": z.visits, "dwelt": z.dwells, "exited": z.exits, "visit_dwell_ms": z.dwell_ms,
+        }))).collect::<serde_json::Map<_, _>>(),
+        "lines": lines.iter().map(|(id, (i, o))| (id.to_string(), json!({"in": i, "out": o})))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    let sentence = (!parts.is_empty()).then(|| parts.join("; "));
+    (facts, tags, sentence)
+}
+
+/// Builds the record: a summary of what was measured (tracks, zones, crossings) and what the frames
+/// showed, the union of their tags (most frequent first), their mean confidence, and the frames, events
+/// and occupancy themselves in `data`.
 pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
     let frames = &batch.frames;
-    let n = frames.len().max(1);
-    let first = frames.first();
-    let last = frames.last();
-    let (first_index, last_index) = (
-        first.map_or(0, |f| f.frame_index),
-        last.map_or(0, |f| f.frame_index),
-    );
+    let (first_index, last_index) = frame_range(batch);
+    let times: Vec<i64> = frames
+        .iter()
+        .map(|f| f.captured_at_ms)
+        .chain(batch.events.iter().map(|e| e.at_ms))
+        .chain(batch.occupancy.iter().map(|o| o.at_ms))
+        .collect();
     let (from_ms, to_ms) = (
-        first.map_or(0, |f| f.captured_at_ms),
-        last.map_or(0, |f| f.captured_at_ms),
+        times.iter().copied().min().unwrap_or(0),
+        times.iter().copied().max().unwrap_or(0),
     );
 
-    let people: Vec<usize> = frames
+    let max_people = frames
         .iter()
         .map(|f| {
             f.details
@@ -238,8 +387,9 @@ pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
                 .and_then(|p| p.as_array())
                 .map_or(0, Vec::len)
         })
-        .collect();
-    let max_people = people.iter().copied().max().unwrap_or(0);
+        .chain(batch.occupancy.iter().map(|o| o.people as usize))
+        .max()
+        .unwrap_or(0);
     let with_motion = frames
         .iter()
         .filter(|f| f.tags.iter().any(|t| t == "motion"))
@@ -255,6 +405,7 @@ pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
         .iter()
         .find(|(t, _)| t.starts_with("moving-"))
         .map(|(t, _)| &t["moving-".len()..]);
+    let (retail, retail_tags, retail_sentence) = retail_facts(batch);
 
     let mut summary = format!(
         "Camera {} frames {first_index}-{last_index} ({:.1} s, {} described): ",
@@ -262,15 +413,20 @@ pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
         (to_ms - from_ms) as f64 / 1000.0,
         frames.len()
     );
-    summary.push_str(&match max_people {
-        0 => "no people detected".to_owned(),
-        1 => "up to 1 person visible".to_owned(),
-        k => format!("up to {k} people visible"),
-    });
-    summary.push_str(&format!(
-        "; motion in {with_motion} of {} frames",
-        frames.len()
-    ));
+    match retail_sentence {
+        Some(s) => summary.push_str(&s),
+        None => summary.push_str(&match max_people {
+            0 => "no people detected".to_owned(),
+            1 => "up to 1 person visible".to_owned(),
+            k => format!("up to {k} people visible"),
+        }),
+    }
+    if !frames.is_empty() {
+        summary.push_str(&format!(
+            "; motion in {with_motion} of {} frames",
+            frames.len()
+        ));
+    }
     if let Some(dir) = movement {
         summary.push_str(&format!(", mostly moving {dir}"));
     }
@@ -279,7 +435,15 @@ pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
         summary.push_str(&format!(" [#{}] {}", f.frame_index, f.text));
     }
 
-    let confidence = frames.iter().map(|f| f.confidence).sum::<f32>() / n as f32;
+    let confidence = if frames.is_empty() {
+        // Only track events: the tracks' mean detector score.
+        let scores: Vec<f32> = batch.events.iter().map(|e| e.score).collect();
+        scores.iter().sum::<f32>() / scores.len().max(1) as f32
+    } else {
+        frames.iter().map(|f| f.confidence).sum::<f32>() / frames.len() as f32
+    };
+    let mut all_tags: Vec<String> = retail_tags;
+    all_tags.extend(tags.into_iter().map(|(t, _)| t.to_owned()));
     Interaction {
         id: batch_interaction_id(&batch.session_id, batch.batch_index),
         organization_id: batch.organization_id.clone(),
@@ -292,6 +456,9 @@ pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
             "captured_from_ms": from_ms,
             "captured_to_ms": to_ms,
             "max_people": max_people,
+            "retail": retail,
+            "events": batch.events,
+            "occupancy": batch.occupancy,
             "frames": frames.iter().map(|f| json!({
                 "frame_index": f.frame_index,
                 "captured_at_ms": f.captured_at_ms,
@@ -304,7 +471,7 @@ pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
         }),
         summary,
         confidence: confidence.clamp(0.0, 1.0),
-        tags: tags.into_iter().map(|(t, _)| t.to_owned()).collect(),
+        tags: all_tags,
         product_ids: Vec::new(),
         timestamp_ms: from_ms,
         created_at_ms: now_ms(),

@@ -1,11 +1,22 @@
-//! Lexical product matching: the cheap prefilter that picks the catalog candidates the text model sees,
-//! and the matcher used when no text model is loaded.
+//! Product matching from evidence. A product is recorded for a batch only when crow measured or verified
+//! something that shows it:
+//!
+//! - **dwell**: a track stayed at least the zone's `min_dwell_ms` in a zone mapped to the product;
+//! - **named**: a frame description contains every word of the product's name;
+//! - **quote**: the text model proposed the product with a quote, and crow found the quote, word for word,
+//!   in the description of a frame the model cited, and the quote holds a word the product is known by.
+//!
+//! Each piece of evidence has a confidence computed from what was measured (detector scores, dwell time,
+//! the describer's confidence), never from a model's own number; a product's confidence combines its
+//! evidence as independent signals, `1 - prod(1 - c)`. The lexical prefilter that picks the candidates the
+//! model sees is here too.
 
 use std::collections::BTreeSet;
 
-use crow_inference::llama::{CatalogProduct, MatchedProduct};
+use crow_inference::llama::{CatalogProduct, ProductProposal};
 use crow_storage::text::words;
-use crow_storage::Product;
+use crow_storage::{FrameAnalysis, Product, TrackEvent, TrackEventKind};
+use serde::{Deserialize, Serialize};
 
 /// The words a product is known by (name, category, tags), and its name's words.
 fn product_words(p: &Product) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -59,36 +70,292 @@ pub(crate) fn for_model(p: &Product) -> CatalogProduct {
     }
 }
 
-/// Matching without a model: a product matches the frames whose description contains every word of its
-/// name; confidence is the share of frames that do.
-pub(crate) fn lexical_matches(
-    catalog: &[&Product],
-    observations: &[(u64, String)],
-) -> Vec<MatchedProduct> {
-    let frames: Vec<(u64, BTreeSet<String>)> = observations
+/// One piece of evidence for a product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evidence {
+    /// A track dwelt in a zone mapped to the product.
+    Dwell {
+        /// The track.
+        track_id: u64,
+        /// The zone.
+        zone: String,
+        /// Time in the zone, ms.
+        dwell_ms: i64,
+        /// The track's mean detector score.
+        detector_score: f32,
+        /// Described frames of the visit.
+        frames: Vec<u64>,
+        /// This evidence's confidence.
+        confidence: f32,
+    },
+    /// Descriptions contain every word of the product's name.
+    Named {
+        /// The frames whose descriptions do.
+        frames: Vec<u64>,
+        /// This evidence's confidence.
+        confidence: f32,
+    },
+    /// A model proposal whose quote crow found in the cited descriptions.
+    Quote {
+        /// The quote.
+        quote: String,
+        /// The cited frames whose descriptions contain it.
+        frames: Vec<u64>,
+        /// This evidence's confidence.
+        confidence: f32,
+    },
+}
+
+impl Evidence {
+    /// `dwell`, `named` or `quote`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Evidence::Dwell { .. } => "dwell",
+            Evidence::Named { .. } => "named",
+            Evidence::Quote { .. } => "quote",
+        }
+    }
+
+    fn confidence(&self) -> f32 {
+        match self {
+            Evidence::Dwell { confidence, .. }
+            | Evidence::Named { confidence, .. }
+            | Evidence::Quote { confidence, .. } => *confidence,
+        }
+    }
+
+    fn frames(&self) -> &[u64] {
+        match self {
+            Evidence::Dwell { frames, .. }
+            | Evidence::Named { frames, .. }
+            | Evidence::Quote { frames, .. } => frames,
+        }
+    }
+}
+
+/// A product recorded for a batch, with everything that shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductFinding {
+    /// A catalog id.
+    pub product_id: String,
+    /// `1 - prod(1 - c)` over the evidence's confidences, 0..1.
+    pub confidence: f32,
+    /// Every frame the evidence cites, in order.
+    pub evidence_frames: Vec<u64>,
+    /// What shows it.
+    pub evidence: Vec<Evidence>,
+}
+
+/// A model proposal that crow's check refused, kept in the record for the analyst (and counted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedProposal {
+    /// The proposed catalog id.
+    pub product_id: String,
+    /// Its quote.
+    pub quote: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Collects evidence per product and turns it into findings.
+#[derive(Default)]
+pub(crate) struct Findings {
+    by_product: Vec<(String, Vec<Evidence>)>,
+}
+
+impl Findings {
+    fn add(&mut self, product_id: &str, evidence: Evidence) {
+        match self.by_product.iter_mut().find(|(id, _)| id == product_id) {
+            Some((_, list)) => list.push(evidence),
+            None => self
+                .by_product
+                .push((product_id.to_owned(), vec![evidence])),
+        }
+    }
+
+    /// The findings, by product id.
+    pub(crate) fn into_findings(mut self) -> Vec<ProductFinding> {
+        self.by_product.sort_by(|a, b| a.0.cmp(&b.0));
+        self.by_product
+            .into_iter()
+            .map(|(product_id, evidence)| {
+                let miss: f32 = evidence
+                    .iter()
+                    .map(|e| 1.0 - e.confidence().clamp(0.0, 1.0))
+                    .product();
+                let mut frames: Vec<u64> =
+                    evidence.iter().flat_map(|e| e.frames().to_vec()).collect();
+                frames.sort_unstable();
+                frames.dedup();
+                ProductFinding {
+                    product_id,
+                    confidence: round3(1.0 - miss),
+                    evidence_frames: frames,
+                    evidence,
+                }
+            })
+            .collect()
+    }
+}
+
+fn round3(v: f32) -> f32 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// Dwell evidence: every `zone_dwell` event of the batch whose zone maps to catalog products. Confidence:
+/// the track's mean detector score x `min(1, 0.5 + dwell_s / 20)` (a 3 s dwell counts 0.65 of the score,
+/// 10 s or more all of it). Mapped ids missing from the catalog are ignored.
+pub(crate) fn dwell_evidence(findings: &mut Findings, catalog: &[Product], events: &[TrackEvent]) {
+    for e in events
         .iter()
-        .map(|(i, t)| (*i, words(t).collect()))
+        .filter(|e| e.kind == TrackEventKind::ZoneDwell)
+    {
+        let dwell_ms = e.dwell_ms.unwrap_or(0);
+        let confidence = round3(e.score * (0.5 + dwell_ms as f32 / 20_000.0).min(1.0));
+        for id in &e.product_ids {
+            if !catalog.iter().any(|p| &p.id == id) {
+                continue;
+            }
+            findings.add(
+                id,
+                Evidence::Dwell {
+                    track_id: e.track_id,
+                    zone: e.place.clone().unwrap_or_default(),
+                    dwell_ms,
+                    detector_score: e.score,
+                    frames: e.evidence_frames.clone(),
+                    confidence,
+                },
+            );
+        }
+    }
+}
+
+/// Named evidence: the frames whose description contains every word of the product's name.
+/// Confidence: the mean describer confidence of those frames x `(0.5 + 0.5 x share of the batch's frames)`.
+pub(crate) fn named_evidence(
+    findings: &mut Findings,
+    catalog: &[&Product],
+    frames: &[FrameAnalysis],
+) {
+    let described: Vec<(&FrameAnalysis, BTreeSet<String>)> = frames
+        .iter()
+        .map(|f| (f, words(&f.text).collect()))
         .collect();
-    let mut out = Vec::new();
     for p in catalog {
         let (_, name) = product_words(p);
         if name.is_empty() {
             continue;
         }
-        let evidence: Vec<u64> = frames
+        let naming: Vec<&FrameAnalysis> = described
             .iter()
             .filter(|(_, w)| name.iter().all(|n| w.contains(n)))
-            .map(|(i, _)| *i)
+            .map(|(f, _)| *f)
             .collect();
-        if !evidence.is_empty() {
-            out.push(MatchedProduct {
-                product_id: p.id.clone(),
-                confidence: evidence.len() as f32 / frames.len().max(1) as f32,
-                evidence_frames: evidence,
-            });
+        if naming.is_empty() {
+            continue;
         }
+        let mean = naming.iter().map(|f| f.confidence).sum::<f32>() / naming.len() as f32;
+        let share = naming.len() as f32 / frames.len().max(1) as f32;
+        findings.add(
+            &p.id,
+            Evidence::Named {
+                frames: naming.iter().map(|f| f.frame_index).collect(),
+                confidence: round3(mean * (0.5 + 0.5 * share)),
+            },
+        );
     }
-    out
+}
+
+/// Whether `needle` occurs as consecutive words of `haystack`.
+fn contains_words(haystack: &[String], needle: &[String]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Words too common to name a product.
+const STOPWORDS: [&str; 16] = [
+    "a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with",
+    "its", "is",
+];
+
+/// Whether `quote` names the product: it holds at least half (rounded up) of the product name's words,
+/// not counting stopwords. "handbag" names a "leather handbag"; "people" does not name "walking shoes
+/// for people on the move".
+fn names_product(quote: &[String], name: &BTreeSet<String>) -> bool {
+    let significant: Vec<&String> = name
+        .iter()
+        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .collect();
+    let found = significant.iter().filter(|w| quote.contains(w)).count();
+    !significant.is_empty() && found * 2 >= significant.len()
+}
+
+/// Checks the model's proposals: the quote must occur word for word in the description of a frame the
+/// proposal cites, and must name the product (see `names_product`). Accepted ones
+/// become quote evidence with confidence `0.6 x` the mean describer confidence of the frames that hold
+/// it (`0.8 x` when the quote holds the whole name); the others are returned with the reason.
+pub(crate) fn verify_proposals(
+    findings: &mut Findings,
+    catalog: &[&Product],
+    frames: &[FrameAnalysis],
+    proposals: &[ProductProposal],
+) -> Vec<RefusedProposal> {
+    let mut refused = Vec::new();
+    for proposal in proposals {
+        let refuse = |reason: &str| RefusedProposal {
+            product_id: proposal.product_id.clone(),
+            quote: proposal.quote.clone(),
+            reason: reason.to_owned(),
+        };
+        let Some(product) = catalog.iter().find(|p| p.id == proposal.product_id) else {
+            refused.push(refuse("not a candidate of the catalog"));
+            continue;
+        };
+        let quote: Vec<String> = words(&proposal.quote).collect();
+        let (_, name) = product_words(product);
+        if !names_product(&quote, &name) {
+            refused.push(refuse("the quote does not name the product"));
+            continue;
+        }
+        let holding: Vec<&FrameAnalysis> = frames
+            .iter()
+            .filter(|f| proposal.frames.contains(&f.frame_index))
+            .filter(|f| contains_words(&words(&f.text).collect::<Vec<_>>(), &quote))
+            .collect();
+        if holding.is_empty() {
+            refused.push(refuse("the quote is not in the cited descriptions"));
+            continue;
+        }
+        let mean = holding.iter().map(|f| f.confidence).sum::<f32>() / holding.len() as f32;
+        let whole_name = name.iter().all(|n| quote.contains(n));
+        findings.add(
+            &product.id,
+            Evidence::Quote {
+                quote: proposal.quote.clone(),
+                frames: holding.iter().map(|f| f.frame_index).collect(),
+                confidence: round3(mean * if whole_name { 0.8 } else { 0.6 }),
+            },
+        );
+    }
+    refused
+}
+
+/// Products sharing at least one word with the descriptions: the only ones a description could name.
+pub(crate) fn named_candidates<'a>(
+    catalog: &'a [Product],
+    frames: &[FrameAnalysis],
+    k: usize,
+) -> Vec<&'a Product> {
+    let text: BTreeSet<String> = frames.iter().flat_map(|f| words(&f.text)).collect();
+    let observations: Vec<(u64, String)> = frames
+        .iter()
+        .map(|f| (f.frame_index, f.text.clone()))
+        .collect();
+    candidates(catalog, &observations, k)
+        .into_iter()
+        .filter(|p| score(p, &text) > 0)
+        .collect()
 }
 
 #[cfg(test)]
@@ -117,8 +384,99 @@ mod tests {
         let top = candidates(&catalog, &obs, 3);
         assert_eq!(top.len(), 3);
         assert_eq!(top[0].id, "shoe");
-        let m = lexical_matches(&top, &obs);
+        let mut f = Findings::default();
+        named_evidence(
+            &mut f,
+            &top,
+            &[frame(4, "A customer tries on red running shoes")],
+        );
+        let m = f.into_findings();
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].evidence_frames, vec![4]);
+    }
+
+    fn frame(i: u64, text: &str) -> FrameAnalysis {
+        FrameAnalysis {
+            frame_index: i,
+            captured_at_ms: 0,
+            describer: "test".into(),
+            text: text.into(),
+            confidence: 0.9,
+            tags: vec![],
+            details: serde_json::Value::Null,
+        }
+    }
+
+    fn proposal(id: &str, frames: &[u64], quote: &str) -> ProductProposal {
+        ProductProposal {
+            product_id: id.into(),
+            frames: frames.to_vec(),
+            quote: quote.into(),
+        }
+    }
+
+    #[test]
+    fn the_check_not_the_model_decides() {
+        let catalog = [
+            product("bag", "leather handbag"),
+            product("cap", "baseball cap"),
+            product("walk", "walking shoes for people on the move"),
+        ];
+        let refs: Vec<&Product> = catalog.iter().collect();
+        let frames = [
+            frame(1, "2 people detected (centre); motion in 1 region"),
+            frame(2, "A woman holds a leather handbag near the till"),
+        ];
+        let mut f = Findings::default();
+        let refused = verify_proposals(
+            &mut f,
+            &refs,
+            &frames,
+            &[
+                // Named nowhere: the description of frame 1 says nothing about caps.
+                proposal("cap", &[1], "the bag is a baseball cap"),
+                // A real quote, but not one that names a bag.
+                proposal("bag", &[1], "people detected"),
+                // One word of four does not name "walking shoes for people on the move".
+                proposal("walk", &[1], "2 people detected"),
+                // Right words, wrong frame.
+                proposal("bag", &[1], "leather handbag"),
+                // Verified.
+                proposal("bag", &[2], "holds a leather handbag"),
+            ],
+        );
+        assert_eq!(refused.len(), 4, "{refused:?}");
+        let found = f.into_findings();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].product_id, "bag");
+        assert_eq!(found[0].evidence_frames, vec![2]);
+        assert!((found[0].confidence - 0.72).abs() < 1e-3, "{found:?}");
+    }
+
+    #[test]
+    fn dwell_in_a_mapped_zone_is_evidence_and_unknown_ids_are_not() {
+        let catalog = [product("sku-1", "sneakers")];
+        let event = TrackEvent {
+            kind: TrackEventKind::ZoneDwell,
+            track_id: 3,
+            frame_index: 40,
+            at_ms: 0,
+            place: Some("shelf".into()),
+            dwell_ms: Some(10_000),
+            product_ids: vec!["sku-1".into(), "sku-gone".into()],
+            score: 0.8,
+            evidence_frames: vec![30, 40],
+        };
+        let enter = TrackEvent {
+            kind: TrackEventKind::ZoneEnter,
+            ..event.clone()
+        };
+        let mut f = Findings::default();
+        dwell_evidence(&mut f, &catalog, &[enter, event]);
+        let found = f.into_findings();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].product_id, "sku-1");
+        assert_eq!(found[0].evidence_frames, vec![30, 40]);
+        assert!((found[0].confidence - 0.8).abs() < 1e-3);
     }
 }

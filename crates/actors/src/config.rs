@@ -93,6 +93,53 @@ pub struct PipelineConfig {
     pub limits: LimitsConfig,
     /// Retention of keyframes and frame tracking, and the disk floor.
     pub retention: RetentionConfig,
+    /// The person detector, the tracker and the gate that sends frames to the describer.
+    pub perception: PerceptionConfig,
+}
+
+/// Which person detector runs on every decoded, non-duplicate frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectorChoice {
+    /// SSDLite-MobileNetV2 (person) through OpenCV dnn; falls back to HOG, with a warning, when
+    /// `perception.model` is missing.
+    Ssd,
+    /// OpenCV's HOG people detector (slower, misses small or partly hidden people).
+    Hog,
+    /// No detection, no tracks: every non-duplicate frame is described (the gate is on pixels only).
+    Off,
+}
+
+/// Person detection, tracking and the describe gate (`[pipeline.perception]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PerceptionConfig {
+    /// Which detector runs.
+    pub detector: DetectorChoice,
+    /// The SSD's frozen graph, installed by `scripts/setup-models.sh`.
+    pub model: PathBuf,
+    /// Detections scoring below this (0..1) are ignored.
+    pub min_score: f32,
+    /// Association, confirmation and track end.
+    pub tracker: crow_inference::TrackerConfig,
+    /// A person's feet moving this far (fraction of the frame) since their last described frame is
+    /// notable movement: the frame is described.
+    pub movement_threshold: f32,
+    /// Frames described per track at most; later changes are gated (counted).
+    pub max_describes_per_track: u32,
+}
+
+impl Default for PerceptionConfig {
+    fn default() -> Self {
+        PerceptionConfig {
+            detector: DetectorChoice::Ssd,
+            model: PathBuf::from("models/ssdlite-person/frozen_inference_graph.pb"),
+            min_score: 0.5,
+            tracker: crow_inference::TrackerConfig::default(),
+            movement_threshold: 0.25,
+            max_describes_per_track: 4,
+        }
+    }
 }
 
 /// Limits on client input (`[pipeline.limits]`). A request over one fails with `INVALID_ARGUMENT`
@@ -220,6 +267,12 @@ pub struct AnalysisConfig {
     pub n_ctx: u32,
     /// Pattern events a `WatchPatterns` subscriber may fall behind before it is dropped.
     pub pattern_buffer: usize,
+    /// CCTV batches analysed at once (product matching with the text model).
+    pub batch_slots: usize,
+    /// When more CCTV batches than this wait for a slot, the text model is skipped for the next ones:
+    /// they are matched from measured evidence only (dwell, names found in descriptions), and the
+    /// record says so (`data.matching.model = "skipped: backlog"`, `crow_analyzer_model_skipped_total`).
+    pub max_batch_backlog: usize,
 }
 
 impl Default for AnalysisConfig {
@@ -234,6 +287,8 @@ impl Default for AnalysisConfig {
             threads: 2,
             n_ctx: 4096,
             pattern_buffer: 256,
+            batch_slots: 2,
+            max_batch_backlog: 16,
         }
     }
 }
@@ -259,6 +314,11 @@ impl PipelineConfig {
             self.interactions.outbox_batch_size as u64,
         );
         at_least_1("analysis.slots", self.analysis.slots as u64);
+        at_least_1("analysis.batch_slots", self.analysis.batch_slots as u64);
+        at_least_1(
+            "perception.max_describes_per_track",
+            u64::from(self.perception.max_describes_per_track),
+        );
         at_least_1("analysis.threads", self.analysis.threads.max(0) as u64);
         at_least_1(
             "limits.max_message_bytes",
@@ -270,6 +330,15 @@ impl PipelineConfig {
             "retention.sweep_interval_ms",
             self.retention.sweep_interval_ms,
         );
+        if !(0.0..=1.0).contains(&self.perception.min_score) {
+            out.push(("perception.min_score", "must be between 0 and 1".to_owned()));
+        }
+        if !(0.0..=1.0).contains(&self.perception.movement_threshold) {
+            out.push((
+                "perception.movement_threshold",
+                "must be between 0 and 1".to_owned(),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.duplicate_threshold) {
             out.push(("duplicate_threshold", "must be between 0 and 1".to_owned()));
         }
@@ -310,6 +379,7 @@ impl Default for PipelineConfig {
             analysis: AnalysisConfig::default(),
             limits: LimitsConfig::default(),
             retention: RetentionConfig::default(),
+            perception: PerceptionConfig::default(),
         }
     }
 }

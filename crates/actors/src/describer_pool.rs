@@ -35,6 +35,8 @@ pub struct DescribeJob {
     pub frame_index: u64,
     /// Capture time, ms since the Unix epoch.
     pub captured_at_ms: i64,
+    /// The people the session's detector found in the frame, if it ran.
+    pub people: Option<Arc<[crow_inference::Detection]>>,
     /// Set when the job's session stops: the job is skipped instead of described.
     pub cancelled: Arc<AtomicBool>,
     /// Receives `(describer name, description)` or an error message.
@@ -167,6 +169,7 @@ fn worker(
             previous: job.previous.as_deref(),
             frame_index: job.frame_index,
             captured_at_ms: job.captured_at_ms,
+            people: job.people.as_deref(),
         };
         let started = std::time::Instant::now();
         let result = describer

@@ -1,16 +1,21 @@
 //! `IngestSessionActor`: one per session (camera-hour).
 //!
-//! For every frame: validate and decode (OpenCV, on a blocking thread) -> near-duplicate gate -> record the
-//! outcome in sled together with the session's counters -> reply (the caller acks once the write is
+//! For every frame: validate and decode (OpenCV, on a blocking thread) -> near-duplicate gate -> person
+//! detection and tracking, zones and tripwires ([`Scene`]) -> the people gate -> record the outcome in
+//! sled together with the session's counters and scene -> reply (the caller acks once the write is
 //! durable) -> queue accepted frames for description. Descriptions come back as messages, are stored as
 //! pending, and are emitted in batches of `batch_size` or after `batch_timeout_ms` to the analyzer.
+//! A batch covers a range of frames that follows the previous batch's: the described frames and the
+//! track events of that range, so batches never overlap and hold their frames in order (a description
+//! that comes back early waits for the frames before it).
 //!
 //! Everything the actor needs to resume is in sled: on (re)start it reloads the session, the gate's
 //! reference thumbnail, the pending descriptions and the accepted-but-undescribed frames (which it queues
 //! for description again).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crow_inference::Mat;
@@ -26,6 +31,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use crate::describer_pool::{DescribeJob, DescriberPool};
 use crate::metrics_names as m;
 use crate::retention::DiskState;
+use crate::scene::{Scene, Verdict};
 use crate::supervisor::SupervisorMsg;
 use crate::{DescriberKind, PipelineConfig, PipelineError};
 
@@ -128,6 +134,8 @@ pub(crate) struct IngestSessionArgs {
     pub session_id: String,
     pub store: Store,
     pub pool: Option<DescriberPool>,
+    /// The person detector, unless `perception.detector = "off"`.
+    pub detector: Option<Arc<crow_inference::DetectorPool>>,
     /// Batches go to the analyzer through the supervisor, which always knows the live analyzer.
     pub supervisor: ActorRef<SupervisorMsg>,
     pub config: Arc<PipelineConfig>,
@@ -139,6 +147,11 @@ pub(crate) struct IngestSessionState {
     session: SessionRecord,
     store: Store,
     pool: Option<DescriberPool>,
+    detector: Option<Arc<crow_inference::DetectorPool>>,
+    /// Tracks, zones and the people gate; present when a detector runs.
+    scene: Option<Scene>,
+    /// When the camera's configuration was last read.
+    camera_read_at: Option<Instant>,
     supervisor: ActorRef<SupervisorMsg>,
     config: Arc<PipelineConfig>,
     disk: Arc<DiskState>,
@@ -149,9 +162,11 @@ pub(crate) struct IngestSessionState {
     /// Descriptions stored but not yet batched, in frame order.
     pending: Vec<FrameAnalysis>,
     /// Frames queued for description whose result has not come back.
-    in_flight: usize,
+    in_flight: BTreeSet<u64>,
     /// Bumped whenever a batch is emitted, so stale timeouts are ignored.
     batch_generation: u64,
+    /// A batch timeout is scheduled for the current generation.
+    timer_armed: bool,
     /// Close requests waiting for in-flight descriptions to finish.
     closing: Vec<RpcReplyPort<Result<SessionRecord, PipelineError>>>,
     /// Drain requests (shutdown) waiting for in-flight descriptions to finish.
@@ -198,6 +213,10 @@ impl Actor for IngestSessionActor {
             ("org_id", session.organization_id.clone()),
             ("camera_id", session.camera_id.clone()),
         ];
+        let scene = args
+            .detector
+            .as_ref()
+            .map(|_| Scene::resume(args.config.perception.clone(), &session.scene));
         let mut state = IngestSessionState {
             last_frame_gauge: metrics::gauge!(m::CAMERA_LAST_FRAME, &camera_labels),
             in_flight_gauge: metrics::gauge!(m::FRAMES_IN_FLIGHT, &camera_labels),
@@ -205,24 +224,26 @@ impl Actor for IngestSessionActor {
             session,
             store,
             pool: args.pool,
+            detector: args.detector,
+            scene,
+            camera_read_at: None,
             supervisor: args.supervisor,
             config: args.config,
             disk: args.disk,
             gate_reference,
             previous: None,
             pending,
-            in_flight: 0,
+            in_flight: BTreeSet::new(),
             batch_generation: 0,
+            timer_armed: false,
             closing: Vec::new(),
             draining: Vec::new(),
             batches_emitted: 0,
             cancelled: Arc::default(),
         };
-        if !state.pending.is_empty() {
-            state.arm_batch_timeout(&myself);
-        }
+        state.arm_batch_timeout(&myself);
         state.resubmit_undescribed(&myself).await?;
-        tracing::debug!(session_id = %state.session.id, pending = state.pending.len(), in_flight = state.in_flight, "session actor started");
+        tracing::debug!(session_id = %state.session.id, pending = state.pending.len(), in_flight = state.in_flight.len(), "session actor started");
         Ok(state)
     }
 
@@ -265,8 +286,10 @@ impl IngestSessionActor {
                 state.maybe_finish_close(&myself)?;
             }
             IngestSessionMsg::BatchTimeout { generation } => {
-                if generation == state.batch_generation && !state.pending.is_empty() {
-                    state.emit_batch()?;
+                if generation == state.batch_generation {
+                    state.timer_armed = false;
+                    state.emit_batch(false)?;
+                    state.arm_batch_timeout(&myself);
                 }
             }
             IngestSessionMsg::Close(reply) => {
@@ -321,7 +344,35 @@ impl IngestSessionState {
             Some(reason) => (rejected(reason), None),
             None => self.decode_and_gate(&frame).await?,
         };
-        let (outcome, accepted) = outcome;
+        let (mut outcome, accepted) = outcome;
+        // The people gate: a decoded, non-duplicate frame is described only for what happened to a person.
+        let mut people: Option<Arc<[crow_inference::Detection]>> = None;
+        if let (Some((image, _)), Some(detector)) = (&accepted, self.detector.clone()) {
+            self.refresh_camera();
+            let image = Arc::clone(image);
+            let detections = tokio::task::spawn_blocking(move || detector.detect(&image))
+                .await
+                .map_err(|e| PipelineError::Internal(format!("detector task: {e}")))?
+                .map_err(|e| PipelineError::Internal(format!("person detection: {e}")))?;
+            metrics::counter!(m::DETECTIONS).increment(detections.len() as u64);
+            if let Some(scene) = &mut self.scene {
+                let (verdict, tracked) =
+                    scene.observe(&detections, frame.frame_index, frame.captured_at_ms);
+                people = Some(tracked.iter().map(|(_, d)| *d).collect());
+                outcome = match verdict {
+                    Verdict::Describe(reasons) => {
+                        tracing::debug!(
+                            frame_index = frame.frame_index,
+                            ?reasons,
+                            "frame described for its people"
+                        );
+                        FrameOutcome::Accepted
+                    }
+                    Verdict::NoPerson => FrameOutcome::NoPerson,
+                    Verdict::Gated(reason) => FrameOutcome::Gated { reason },
+                };
+            }
+        }
 
         // Count the frame and write it in one transaction with the session's counters.
         let mut session = self.session.clone();
@@ -331,6 +382,11 @@ impl IngestSessionState {
             FrameOutcome::Accepted => c.accepted += 1,
             FrameOutcome::SkippedDuplicate { .. } => c.skipped += 1,
             FrameOutcome::Rejected { .. } => c.rejected += 1,
+            FrameOutcome::NoPerson => c.no_person += 1,
+            FrameOutcome::Gated { .. } => c.gated += 1,
+        }
+        if let Some(scene) = &self.scene {
+            session.scene = scene.to_json();
         }
         // Rejected frames do not move the session's clock or position: they may be garbage.
         if !matches!(outcome, FrameOutcome::Rejected { .. }) {
@@ -348,6 +404,7 @@ impl IngestSessionState {
                 .map_or(frame.frame_index, |l| l.max(frame.frame_index)),
         );
         let describe = accepted.is_some()
+            && outcome == FrameOutcome::Accepted
             && self.pool.is_some()
             && self.config.describer != DescriberKind::Off;
         let record = FrameRecord {
@@ -375,6 +432,8 @@ impl IngestSessionState {
                 tracing::debug!(session_id = %self.session.id, frame_index = frame.frame_index, reason, "frame rejected");
                 metrics::counter!(m::FRAMES_REJECTED).increment(1);
             }
+            FrameOutcome::NoPerson => metrics::counter!(m::FRAMES_NO_PERSON).increment(1),
+            FrameOutcome::Gated { .. } => metrics::counter!(m::FRAMES_GATED).increment(1),
         }
 
         if let Some((image, thumb)) = accepted {
@@ -385,11 +444,15 @@ impl IngestSessionState {
                     myself,
                     image,
                     previous,
+                    people,
                     frame.frame_index,
                     frame.captured_at_ms,
                 )
                 .await?;
             }
+        }
+        if self.scene.as_ref().is_some_and(Scene::has_pending) {
+            self.arm_batch_timeout(myself);
         }
         Ok(FrameReply::Recorded(FrameAck {
             frame_index: frame.frame_index,
@@ -463,6 +526,7 @@ impl IngestSessionState {
         myself: &ActorRef<IngestSessionMsg>,
         image: Arc<Mat>,
         previous: Option<Arc<Mat>>,
+        people: Option<Arc<[crow_inference::Detection]>>,
         frame_index: u64,
         captured_at_ms: i64,
     ) -> Result<(), PipelineError> {
@@ -473,6 +537,7 @@ impl IngestSessionState {
         let job = DescribeJob {
             image,
             previous,
+            people,
             frame_index,
             captured_at_ms,
             cancelled: Arc::clone(&self.cancelled),
@@ -487,7 +552,7 @@ impl IngestSessionState {
             }),
         };
         pool.submit(job).await?;
-        self.in_flight += 1;
+        self.in_flight.insert(frame_index);
         self.export_in_flight();
         Ok(())
     }
@@ -524,6 +589,7 @@ impl IngestSessionState {
                         myself,
                         image,
                         None,
+                        None,
                         record.frame_index,
                         record.captured_at_ms,
                     )
@@ -544,7 +610,7 @@ impl IngestSessionState {
         captured_at_ms: i64,
         result: Result<(String, Description), String>,
     ) -> Result<(), PipelineError> {
-        self.in_flight = self.in_flight.saturating_sub(1);
+        self.in_flight.remove(&frame_index);
         self.export_in_flight();
         let (describer, description) = match result {
             Ok(v) => v,
@@ -552,7 +618,8 @@ impl IngestSessionState {
                 // The frame stays accepted-but-undescribed in sled; a restart retries it.
                 tracing::warn!(session_id = %self.session.id, frame_index, error, "describe failed");
                 metrics::counter!(m::DESCRIBE_FAILURES).increment(1);
-                return Ok(());
+                // Frames after it may be waiting for it to leave the queue.
+                return self.emit_ready();
             }
         };
         let analysis = FrameAnalysis {
@@ -582,20 +649,71 @@ impl IngestSessionState {
             .pending
             .partition_point(|a| a.frame_index < frame_index);
         self.pending.insert(position, analysis);
-        if self.pending.len() >= self.config.batch_size.max(1) {
-            self.emit_batch()?;
-        } else if self.pending.len() == 1 {
-            self.arm_batch_timeout(myself);
+        self.emit_ready()?;
+        self.arm_batch_timeout(myself);
+        Ok(())
+    }
+
+    /// Emits full batches while enough descriptions are ready (no earlier frame still in flight).
+    fn emit_ready(&mut self) -> Result<(), PipelineError> {
+        let size = self.config.batch_size.max(1);
+        while self
+            .batchable_through(false)
+            .is_some_and(|end| self.pending.partition_point(|a| a.frame_index <= end) >= size)
+        {
+            self.emit_batch(false)?;
         }
         Ok(())
     }
 
-    /// Frames of this camera queued for or inside a describer, as a gauge.
-    fn export_in_flight(&self) {
-        self.in_flight_gauge.set(self.in_flight as f64);
+    /// The last frame a batch may cover now: the frame before the first still in flight, at most the
+    /// session's newest frame, or (while the session goes on, `last` false) the one before it.
+    fn batchable_through(&self, last: bool) -> Option<u64> {
+        let newest = self.session.last_frame_index?;
+        let newest = if last { newest } else { newest.checked_sub(1)? };
+        match self.in_flight.first() {
+            Some(first) => Some(first.checked_sub(1)?.min(newest)),
+            None => Some(newest),
+        }
     }
 
-    fn arm_batch_timeout(&self, myself: &ActorRef<IngestSessionMsg>) {
+    /// Re-reads the camera's zones, tripwires and masks at most once a second, so that an upsert
+    /// takes effect within a second without a read per frame.
+    fn refresh_camera(&mut self) {
+        let Some(scene) = &mut self.scene else {
+            return;
+        };
+        if self
+            .camera_read_at
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.camera_read_at = Some(Instant::now());
+        match self
+            .store
+            .get_camera(&self.session.organization_id, &self.session.camera_id)
+        {
+            Ok(camera) => scene.set_camera(camera),
+            Err(e) => {
+                tracing::warn!(error = %e, "camera configuration unreadable; keeping the previous one")
+            }
+        }
+    }
+
+    /// Frames of this camera queued for or inside a describer, as a gauge.
+    fn export_in_flight(&self) {
+        self.in_flight_gauge.set(self.in_flight.len() as f64);
+    }
+
+    /// Schedules the batch timeout if something waits for a batch and none is scheduled.
+    fn arm_batch_timeout(&mut self, myself: &ActorRef<IngestSessionMsg>) {
+        let waiting =
+            !self.pending.is_empty() || self.scene.as_ref().is_some_and(Scene::has_pending);
+        if self.timer_armed || !waiting {
+            return;
+        }
+        self.timer_armed = true;
         let generation = self.batch_generation;
         myself.send_after(
             Duration::from_millis(self.config.batch_timeout_ms),
@@ -603,10 +721,31 @@ impl IngestSessionState {
         );
     }
 
-    /// Emits up to `batch_size` pending analyses as the next batch.
-    fn emit_batch(&mut self) -> Result<(), PipelineError> {
-        let take = self.pending.len().min(self.config.batch_size.max(1));
-        if take == 0 {
+    /// Emits the next batch: up to `batch_size` ready descriptions and the track events of the frames
+    /// it covers. The range starts after the previous batch's and ends at its last description when the
+    /// batch is full, else at the last frame every description of which is in (the frame before the
+    /// first still in flight, or the session's last frame). While the session goes on (`last` false)
+    /// the newest frame stays out: a track that ends with the session ends on it. Emits nothing when the
+    /// range holds nothing.
+    fn emit_batch(&mut self, last: bool) -> Result<(), PipelineError> {
+        let Some(mut end) = self.batchable_through(last) else {
+            return Ok(());
+        };
+        let size = self.config.batch_size.max(1);
+        let ready = self.pending.partition_point(|a| a.frame_index <= end);
+        let take = ready.min(size);
+        if take == size && ready > size {
+            end = self.pending[take - 1].frame_index;
+        }
+        let start = self.session.batched_through.map_or(0, |b| b + 1);
+        if end < start && take == 0 {
+            return Ok(());
+        }
+        let (events, occupancy) = match &mut self.scene {
+            Some(scene) => scene.take_through(end),
+            None => Default::default(),
+        };
+        if take == 0 && events.is_empty() && occupancy.is_empty() {
             return Ok(());
         }
         let frames: Vec<FrameAnalysis> = self.pending.drain(..take).collect();
@@ -617,17 +756,25 @@ impl IngestSessionState {
             batch_index: self.session.next_batch_index,
             frames,
             created_at_ms: now_ms(),
+            frame_range: Some((start, end.max(start))),
+            events,
+            occupancy,
         };
         let mut session = self.session.clone();
         session.next_batch_index += 1;
         session.counters.batches += 1;
+        session.batched_through = Some(end.max(start));
+        if let Some(scene) = &self.scene {
+            session.scene = scene.to_json();
+        }
         self.store.record_batch(&session, &batch)?;
         self.session = session;
         self.batch_generation += 1;
+        self.timer_armed = false;
         self.batches_emitted += 1;
         metrics::counter!(m::BATCHES_EMITTED).increment(1);
         metrics::histogram!(m::BATCH_FRAMES).record(batch.frames.len() as f64);
-        tracing::debug!(session_id = %batch.session_id, batch_index = batch.batch_index, frames = batch.frames.len(), "batch emitted");
+        tracing::debug!(session_id = %batch.session_id, batch_index = batch.batch_index, frames = batch.frames.len(), events = batch.events.len(), "batch emitted");
         if let Err(e) = self.supervisor.cast(SupervisorMsg::Analyze(batch)) {
             // The batch is durable and marked unanalyzed; the analyzer picks it up when it restarts.
             tracing::warn!(error = %e, "analyzer unavailable; batch left for recovery");
@@ -635,16 +782,25 @@ impl IngestSessionState {
         Ok(())
     }
 
+    /// Emits everything that waits: every pending description and event, in batches.
+    fn flush_batches(&mut self) -> Result<(), PipelineError> {
+        loop {
+            let before = self.batches_emitted;
+            self.emit_batch(true)?;
+            if self.batches_emitted == before {
+                return Ok(());
+            }
+        }
+    }
+
     /// Completes pending drain requests once no description is in flight: every pending description
     /// goes out in batches (as the batch timeout would have sent them).
     fn maybe_finish_drain(&mut self) -> Result<(), PipelineError> {
-        if self.draining.is_empty() || self.in_flight > 0 {
+        if self.draining.is_empty() || !self.in_flight.is_empty() {
             return Ok(());
         }
         let before = self.batches_emitted;
-        while !self.pending.is_empty() {
-            self.emit_batch()?;
-        }
+        self.flush_batches()?;
         for reply in self.draining.drain(..) {
             let _ = reply.send(self.batches_emitted - before);
         }
@@ -656,12 +812,14 @@ impl IngestSessionState {
         &mut self,
         myself: &ActorRef<IngestSessionMsg>,
     ) -> Result<(), PipelineError> {
-        if self.closing.is_empty() || self.in_flight > 0 {
+        if self.closing.is_empty() || !self.in_flight.is_empty() {
             return Ok(());
         }
-        while !self.pending.is_empty() {
-            self.emit_batch()?;
+        // The session ends: so does every track still in view.
+        if let (Some(scene), Some(last)) = (&mut self.scene, self.session.last_frame_index) {
+            scene.finish(last, self.session.ended_at_ms.unwrap_or_else(now_ms));
         }
+        self.flush_batches()?;
         if self.session.status != SessionStatus::Closed {
             self.session.status = SessionStatus::Closed;
             self.session.ended_at_ms.get_or_insert(now_ms());

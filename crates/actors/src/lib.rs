@@ -27,12 +27,14 @@ mod patterns;
 mod pipeline;
 mod processor;
 mod retention;
+mod scene;
 mod service;
 mod supervisor;
 
+pub use catalog_match::{Evidence, ProductFinding, RefusedProposal};
 pub use config::{
-    AnalysisConfig, DescriberKind, InteractionsConfig, LimitsConfig, LlamaConfig, PipelineConfig,
-    RetentionConfig,
+    AnalysisConfig, DescriberKind, DetectorChoice, InteractionsConfig, LimitsConfig, LlamaConfig,
+    PerceptionConfig, PipelineConfig, RetentionConfig,
 };
 pub use describer_pool::{
     DescribeCallback, DescribeJob, DescriberFactory, DescriberPool, PoolStats,

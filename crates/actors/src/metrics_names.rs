@@ -61,6 +61,19 @@ pub const ANALYSES_QUEUED: &str = "crow_analyses_queued";
 /// When a camera's latest readable frame arrived, server time, seconds since the Unix epoch (gauge;
 /// labels `org_id`, `camera_id`).
 pub const CAMERA_LAST_FRAME: &str = "crow_camera_last_frame_timestamp_seconds";
+/// Decoded frames in which the person detector found nobody (not described).
+pub const FRAMES_NO_PERSON: &str = "crow_frames_no_person_total";
+/// Frames with people but nothing new for them, or past their tracks' description cap (not described).
+pub const FRAMES_GATED: &str = "crow_frames_gated_total";
+/// People detected, summed over frames.
+pub const DETECTIONS: &str = "crow_person_detections_total";
+/// CCTV batches analysed without the text model because the backlog was over
+/// `analysis.max_batch_backlog`.
+pub const ANALYZER_MODEL_SKIPPED: &str = "crow_analyzer_model_skipped_total";
+/// CCTV batches waiting for or in an analyzer slot (gauge).
+pub const ANALYZER_BACKLOG: &str = "crow_analyzer_backlog";
+/// Product proposals of the text model that crow's check refused (label `reason`).
+pub const PROPOSALS_REFUSED: &str = "crow_product_proposals_refused_total";
 /// Described frames whose keyframe was not stored because the disk was low.
 pub const KEYFRAMES_SKIPPED: &str = "crow_keyframes_skipped_total";
 /// Keyframes removed by retention (label `reason`: `age`, `size`, `disk_low`).

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crow_inference::llama::MatchedProduct;
+use crate::catalog_match::ProductFinding;
 use tokio::sync::broadcast;
 
 /// One analysed CCTV batch, as its interaction is written.
@@ -29,7 +29,7 @@ pub struct PatternEvent {
     /// Tags of the interaction.
     pub tags: Vec<String>,
     /// Products matched in the batch.
-    pub products: Vec<MatchedProduct>,
+    pub products: Vec<ProductFinding>,
     /// Capture time of the first frame, ms since the Unix epoch.
     pub timestamp_ms: i64,
 }

@@ -126,6 +126,7 @@ impl Pipeline {
             ),
         };
         let model = Self::load_text_model(&config.analysis).await?;
+        let detector = Self::load_detector(&config.perception).await?;
         let patterns = PatternHub::new(config.analysis.pattern_buffer);
         let analysis_finished = Arc::new(watch::channel(0u64).0);
         #[cfg(feature = "fault-injection")]
@@ -135,12 +136,15 @@ impl Pipeline {
         let args = SupervisorArgs {
             store: store.clone(),
             pool,
+            detector,
             config: Arc::clone(&config),
             analyzer: AnalyzerArgs {
                 store: store.clone(),
                 model: model.clone(),
                 catalog_top_k: config.analysis.catalog_top_k,
                 patterns: patterns.clone(),
+                slots: config.analysis.batch_slots,
+                max_backlog: config.analysis.max_batch_backlog,
             },
             processor: ProcessorArgs {
                 store: store.clone(),
@@ -176,6 +180,34 @@ impl Pipeline {
                 processing_fault,
             }),
         })
+    }
+
+    /// The person detector of `[pipeline.perception]`: the SSD, or HOG when chosen or when the SSD's
+    /// model file is missing (said in the log), or none.
+    async fn load_detector(
+        config: &crate::PerceptionConfig,
+    ) -> Result<Option<Arc<crow_inference::DetectorPool>>, PipelineError> {
+        use crate::config::DetectorChoice;
+        let (choice, model, min_score) = (config.detector, config.model.clone(), config.min_score);
+        if choice == DetectorChoice::Off {
+            return Ok(None);
+        }
+        let pool = tokio::task::spawn_blocking(move || match choice {
+            DetectorChoice::Hog => crow_inference::DetectorPool::hog(min_score).map(|p| (p, None)),
+            _ => crow_inference::DetectorPool::load(&model, min_score),
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(format!("detector loader: {e}")))?
+        .map_err(|e| PipelineError::Internal(format!("loading the person detector: {e}")))?;
+        let (pool, fallback) = pool;
+        match fallback {
+            Some(why) => tracing::warn!(
+                reason = %why,
+                "person detector model unavailable: falling back to OpenCV's HOG detector, which is slower and misses small or partly hidden people (scripts/setup-models.sh installs the model)"
+            ),
+            None => tracing::info!(detector = pool.kind().name(), "person detector loaded"),
+        }
+        Ok(Some(Arc::new(pool)))
     }
 
     /// Loads the text model if one is configured and its file exists (checked: a file that is there but

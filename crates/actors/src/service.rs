@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crow_storage::{
-    now_ms, AnalysisRecord, AnalysisStatus, DeadLetterPage, Enqueued, InteractionState, Product,
-    ProductPage, SourceType,
+    now_ms, AnalysisRecord, AnalysisStatus, CameraConfig, DeadLetterPage, Enqueued,
+    InteractionState, Product, ProductPage, SourceType,
 };
 use ractor::rpc::CallResult;
 
@@ -191,6 +191,60 @@ impl Pipeline {
         validate_id("organization_id", organization_id)?;
         validate_id("product_id", id)?;
         Ok(self.inner.store.delete_product(organization_id, id)?)
+    }
+
+    /// Inserts or replaces a camera's zones, tripwires and motion masks (checked: identifiers, 0..1
+    /// coordinates, polygon sizes, unique ids). The camera's session uses them from its next frame on,
+    /// within a second.
+    pub fn upsert_camera(&self, mut camera: CameraConfig) -> Result<CameraConfig, PipelineError> {
+        crow_storage::validate::camera(&camera)?;
+        camera.updated_at_ms = now_ms();
+        self.inner.store.upsert_camera(&camera)?;
+        Ok(camera)
+    }
+
+    /// A camera's configuration; `NotFound` when it has none.
+    pub fn get_camera(
+        &self,
+        organization_id: &str,
+        camera_id: &str,
+    ) -> Result<CameraConfig, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        validate_id("camera_id", camera_id)?;
+        self.inner
+            .store
+            .get_camera(organization_id, camera_id)?
+            .ok_or(PipelineError::NotFound("camera configuration"))
+    }
+
+    /// An organization's camera configurations, by camera id.
+    pub fn list_cameras(
+        &self,
+        organization_id: &str,
+        page_size: usize,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<CameraConfig>, Option<String>), PipelineError> {
+        validate_page(organization_id, page_token)?;
+        Ok(self
+            .inner
+            .store
+            .list_cameras(organization_id, page_size, page_token)?)
+    }
+
+    /// Removes a camera's configuration; `false` if there was none.
+    pub fn delete_camera(
+        &self,
+        organization_id: &str,
+        camera_id: &str,
+    ) -> Result<bool, PipelineError> {
+        validate_id("organization_id", organization_id)?;
+        validate_id("camera_id", camera_id)?;
+        Ok(self.inner.store.delete_camera(organization_id, camera_id)?)
+    }
+
+    /// CCTV batches of a session not yet turned into a record (waiting for or in an analyzer slot).
+    pub fn unanalyzed_batches(&self, session_id: &str) -> Result<u64, PipelineError> {
+        Ok(self.inner.store.unanalyzed_count(session_id)?)
     }
 
     /// Queues an analysis of the organization's interactions in `[from_ms, to_ms)` (optionally one

@@ -60,6 +60,7 @@ pub(crate) enum SupervisorMsg {
 pub(crate) struct SupervisorArgs {
     pub store: Store,
     pub pool: Option<DescriberPool>,
+    pub detector: Option<Arc<crow_inference::DetectorPool>>,
     pub config: Arc<PipelineConfig>,
     pub analyzer: AnalyzerArgs,
     pub processor: ProcessorArgs,
@@ -76,6 +77,7 @@ enum Slot {
 pub(crate) struct SupervisorState {
     store: Store,
     pool: Option<DescriberPool>,
+    detector: Option<Arc<crow_inference::DetectorPool>>,
     config: Arc<PipelineConfig>,
     analyzer: ActorRef<AnalyzerMsg>,
     analyzer_args: AnalyzerArgs,
@@ -119,6 +121,7 @@ impl Actor for CrowSupervisor {
         let mut state = SupervisorState {
             store: args.store,
             pool: args.pool,
+            detector: args.detector,
             config: args.config,
             analyzer,
             analyzer_args: args.analyzer,
@@ -292,6 +295,7 @@ impl SupervisorState {
             session_id: session_id.to_owned(),
             store: self.store.clone(),
             pool: self.pool.clone(),
+            detector: self.detector.clone(),
             supervisor: myself.clone(),
             config: Arc::clone(&self.config),
             disk: Arc::clone(&self.retention_args.disk),

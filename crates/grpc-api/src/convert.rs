@@ -71,6 +71,9 @@ pub(crate) fn session(s: &SessionRecord) -> proto::Session {
         frames_described: c.described,
         batches_emitted: c.batches,
         last_frame_index: s.last_frame_index.map_or(-1, |i| i as i64),
+        frames_no_person: c.no_person,
+        frames_gated: c.gated,
+        batches_unanalyzed: 0,
     }
 }
 
@@ -81,6 +84,87 @@ pub(crate) fn outcome(o: &FrameOutcome) -> (proto::FrameOutcome, String) {
             (proto::FrameOutcome::SkippedDuplicate, String::new())
         }
         FrameOutcome::Rejected { reason } => (proto::FrameOutcome::Rejected, reason.clone()),
+        FrameOutcome::NoPerson => (proto::FrameOutcome::NoPerson, String::new()),
+        FrameOutcome::Gated { reason } => (proto::FrameOutcome::Gated, reason.clone()),
+    }
+}
+
+fn point(p: [f32; 2]) -> proto::Point {
+    proto::Point { x: p[0], y: p[1] }
+}
+
+fn from_point(p: Option<&proto::Point>) -> [f32; 2] {
+    // A missing point is out of range, so validation names it.
+    p.map_or([f32::NAN, f32::NAN], |p| [p.x, p.y])
+}
+
+pub(crate) fn camera(c: &crow_storage::CameraConfig) -> proto::Camera {
+    proto::Camera {
+        organization_id: c.organization_id.clone(),
+        camera_id: c.camera_id.clone(),
+        zones: c
+            .zones
+            .iter()
+            .map(|z| proto::Zone {
+                id: z.id.clone(),
+                polygon: z.polygon.iter().copied().map(point).collect(),
+                product_ids: z.product_ids.clone(),
+                min_dwell_ms: z.min_dwell_ms,
+            })
+            .collect(),
+        lines: c
+            .lines
+            .iter()
+            .map(|l| proto::Tripwire {
+                id: l.id.clone(),
+                a: Some(point(l.a)),
+                b: Some(point(l.b)),
+            })
+            .collect(),
+        masks: c
+            .masks
+            .iter()
+            .map(|m| proto::Mask {
+                polygon: m.iter().copied().map(point).collect(),
+            })
+            .collect(),
+        updated_at_ms: c.updated_at_ms,
+    }
+}
+
+pub(crate) fn from_camera(c: proto::Camera) -> crow_storage::CameraConfig {
+    crow_storage::CameraConfig {
+        organization_id: c.organization_id,
+        camera_id: c.camera_id,
+        zones: c
+            .zones
+            .into_iter()
+            .map(|z| crow_storage::ZoneConfig {
+                id: z.id,
+                polygon: z.polygon.iter().map(|p| from_point(Some(p))).collect(),
+                product_ids: z.product_ids,
+                min_dwell_ms: if z.min_dwell_ms == 0 {
+                    crow_storage::default_min_dwell_ms()
+                } else {
+                    z.min_dwell_ms
+                },
+            })
+            .collect(),
+        lines: c
+            .lines
+            .into_iter()
+            .map(|l| crow_storage::LineConfig {
+                id: l.id,
+                a: from_point(l.a.as_ref()),
+                b: from_point(l.b.as_ref()),
+            })
+            .collect(),
+        masks: c
+            .masks
+            .into_iter()
+            .map(|m| m.polygon.iter().map(|p| from_point(Some(p))).collect())
+            .collect(),
+        updated_at_ms: 0,
     }
 }
 
@@ -225,6 +309,7 @@ pub(crate) fn pattern(e: &PatternEvent) -> proto::PatternEvent {
                 product_id: p.product_id.clone(),
                 confidence: p.confidence,
                 evidence_frames: p.evidence_frames.clone(),
+                evidence: p.evidence.iter().map(|e| e.kind().to_owned()).collect(),
             })
             .collect(),
         timestamp_ms: e.timestamp_ms,

@@ -85,7 +85,12 @@ impl IngestService for IngestApi {
             .pipeline
             .get_session(&r.organization_id, &r.session_id)
             .map_err(convert::status)?;
-        Ok(Response::new(convert::session(&s)))
+        let mut session = convert::session(&s);
+        session.batches_unanalyzed = self
+            .pipeline
+            .unanalyzed_batches(&s.id)
+            .map_err(convert::status)?;
+        Ok(Response::new(session))
     }
 
     async fn close_session(

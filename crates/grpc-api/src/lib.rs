@@ -6,6 +6,7 @@
 
 mod analysis;
 pub mod auth;
+mod cameras;
 mod catalog;
 pub mod codec;
 mod convert;
@@ -14,6 +15,7 @@ mod interactions;
 mod limits;
 
 pub use analysis::AnalysisApi;
+pub use cameras::CameraApi;
 pub use catalog::CatalogApi;
 pub use ingest::{IngestApi, SHUTTING_DOWN};
 pub use interactions::InteractionApi;

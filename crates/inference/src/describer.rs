@@ -9,7 +9,9 @@ use opencv::prelude::*;
 use opencv::{imgproc, objdetect, video};
 use serde_json::json;
 
+use crate::detector::detect_hog;
 use crate::frame::grey_thumbnail;
+use crate::tracker::{BBox, Detection};
 use crate::{cv, InferenceError};
 
 /// The default instruction given with every frame.
@@ -26,6 +28,9 @@ pub struct DescribeInput<'a> {
     pub frame_index: u64,
     /// Capture time, ms since the Unix epoch.
     pub captured_at_ms: i64,
+    /// The people the session's detector found in this frame, if it ran; a describer that detects
+    /// people itself uses these instead, so that descriptions and tracks agree.
+    pub people: Option<&'a [Detection]>,
 }
 
 /// A describer's output for one frame.
@@ -54,8 +59,6 @@ pub trait FrameDescriber: Send {
 const MOTION_WIDTH: i32 = 320;
 /// Width at which optical flow is measured.
 const FLOW_WIDTH: i32 = 160;
-/// Frames wider than this are downscaled before people detection.
-const HOG_MAX_WIDTH: i32 = 960;
 /// A motion region must cover at least this fraction of the frame.
 const MIN_REGION_FRACTION: f64 = 0.001;
 /// Flow vectors shorter than this (px at FLOW_WIDTH) are noise.
@@ -79,44 +82,25 @@ impl OpenCvSceneDescriber {
         Ok(OpenCvSceneDescriber { hog })
     }
 
-    fn detect_people(&self, image: &Mat) -> Result<Vec<(Rect, f64)>, InferenceError> {
-        let (scaled, factor) = if image.cols() > HOG_MAX_WIDTH {
-            let factor = f64::from(HOG_MAX_WIDTH) / f64::from(image.cols());
-            let mut small = Mat::default();
-            imgproc::resize(
-                image,
-                &mut small,
-                Size::default(),
-                factor,
-                factor,
-                imgproc::INTER_AREA,
-            )
-            .map_err(cv("downscaling for people detection"))?;
-            (small, factor)
-        } else {
-            (image.try_clone().map_err(cv("copying frame"))?, 1.0)
-        };
-        let mut found = Vector::<Rect>::new();
-        let mut weights = Vector::<f64>::new();
-        self.hog
-            .detect_multi_scale_weights(
-                &scaled,
-                &mut found,
-                &mut weights,
-                0.0,
-                Size::new(8, 8),
-                Size::new(0, 0),
-                1.1,
-                2.0,
-                false,
-            )
-            .map_err(cv("detecting people"))?;
-        Ok(found
-            .iter()
-            .zip(weights.iter())
-            .map(|(r, w)| {
-                let s = |v: i32| (f64::from(v) / factor).round() as i32;
-                (Rect::new(s(r.x), s(r.y), s(r.width), s(r.height)), w)
+    /// The people in the frame: the session's detections when given, else HOG's.
+    fn people(&self, input: &DescribeInput<'_>) -> Result<Vec<Detection>, InferenceError> {
+        if let Some(people) = input.people {
+            return Ok(people.to_vec());
+        }
+        let (w, h) = (
+            input.image.cols().max(1) as f32,
+            input.image.rows().max(1) as f32,
+        );
+        Ok(detect_hog(&self.hog, input.image)?
+            .into_iter()
+            .map(|(r, weight)| Detection {
+                bbox: BBox {
+                    x: r.x as f32 / w,
+                    y: r.y as f32 / h,
+                    w: r.width as f32 / w,
+                    h: r.height as f32 / h,
+                },
+                score: sigmoid(weight) as f32,
             })
             .collect())
     }
@@ -278,7 +262,7 @@ impl FrameDescriber for OpenCvSceneDescriber {
     fn describe(&mut self, input: DescribeInput<'_>) -> Result<Description, InferenceError> {
         let image = input.image;
         let size = Size::new(image.cols(), image.rows());
-        let people = self.detect_people(image)?;
+        let people = self.people(&input)?;
         let mut tags = Vec::new();
         let mut parts = Vec::new();
 
@@ -291,11 +275,9 @@ impl FrameDescriber for OpenCvSceneDescriber {
                 }
                 let mut cells: Vec<&str> = people
                     .iter()
-                    .map(|(r, _)| {
-                        grid_cell(
-                            (f64::from(r.x) + f64::from(r.width) / 2.0) / f64::from(size.width),
-                            (f64::from(r.y) + f64::from(r.height) / 2.0) / f64::from(size.height),
-                        )
+                    .map(|d| {
+                        let b = d.bbox;
+                        grid_cell(f64::from(b.x + b.w / 2.0), f64::from(b.y + b.h / 2.0))
                     })
                     .collect();
                 cells.sort_unstable();
@@ -348,18 +330,22 @@ impl FrameDescriber for OpenCvSceneDescriber {
             parts.push("motion not measured (no previous frame)".to_owned());
         }
 
-        // The HOG SVM margin squashed into 0..1; with no detection there is no evidence either way.
+        // The detector's mean score; with no detection there is no evidence either way.
         let confidence = if people.is_empty() {
             0.5
         } else {
-            people.iter().map(|(_, w)| sigmoid(*w)).sum::<f64>() / people.len() as f64
+            people.iter().map(|d| f64::from(d.score)).sum::<f64>() / people.len() as f64
         };
         let details = json!({
             "image": { "width": size.width, "height": size.height },
-            "people": people.iter().map(|(r, w)| {
-                let mut v = relative(*r, size);
-                v["score"] = json!((w * 1000.0).round() / 1000.0);
-                v
+            "people": people.iter().map(|d| {
+                let b = d.bbox;
+                let round = |v: f32| (f64::from(v) * 1000.0).round() / 1000.0;
+                json!({
+                    "x": round(b.x), "y": round(b.y), "w": round(b.w), "h": round(b.h),
+                    "where": grid_cell(f64::from(b.x + b.w / 2.0), f64::from(b.y + b.h / 2.0)),
+                    "score": round(d.score),
+                })
             }).collect::<Vec<_>>(),
             "motion": motion_json,
             "flow": flow_json,
@@ -415,6 +401,7 @@ mod tests {
                 previous: Some(&a),
                 frame_index: 1,
                 captured_at_ms: 0,
+                people: None,
             })
             .unwrap();
         assert!(out.tags.contains(&"motion".to_owned()), "{out:?}");
@@ -425,6 +412,7 @@ mod tests {
                 previous: None,
                 frame_index: 0,
                 captured_at_ms: 0,
+                people: None,
             })
             .unwrap();
         assert!(first.text.contains("not measured"), "{first:?}");

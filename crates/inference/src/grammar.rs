@@ -1,5 +1,6 @@
 //! GBNF grammars generated from the shape of the JSON a task expects, so that a constrained model's output
-//! always parses into that shape. Every repetition is bounded, so generation always terminates.
+//! always parses into that shape. The JSON is compact (the grammar allows no whitespace a small model
+//! could spend its tokens on) and every repetition is bounded, so generation always terminates.
 
 /// The shape of a JSON value.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,14 @@ pub enum JsonShape {
     OneOfInt(Vec<u64>),
     /// A number from 0 to 1 with at most two decimals (`0`, `0.7`, `0.85`, `1`, `1.0`).
     Probability,
+    /// An array of at most `max` of these item shapes, each at most once and in the order given: a
+    /// subset without repeats (e.g. distinct frame indexes in increasing order).
+    Subset {
+        /// The candidate items, in the order they must appear.
+        items: Vec<JsonShape>,
+        /// Most items.
+        max: usize,
+    },
 }
 
 impl JsonShape {
@@ -43,7 +52,6 @@ impl JsonShape {
         for (name, body) in rules {
             out.push_str(&format!("{name} ::= {body}\n"));
         }
-        out.push_str("ws ::= [ \\t\\n]{0,2}\n");
         out
     }
 
@@ -51,14 +59,14 @@ impl JsonShape {
     fn rule(&self, rules: &mut Vec<(String, String)>, hint: &str) -> String {
         match self {
             JsonShape::Object(fields) => {
-                let mut parts = vec!["\"{\" ws".to_owned()];
+                let mut parts = vec!["\"{\"".to_owned()];
                 for (i, (name, shape)) in fields.iter().enumerate() {
                     if i > 0 {
-                        parts.push("\",\" ws".to_owned());
+                        parts.push("\",\"".to_owned());
                     }
                     let value = shape.rule(rules, &format!("{hint}-{}", sanitize(name)));
                     parts.push(format!(
-                        "{} ws \":\" ws ( {value} ) ws",
+                        "{} \":\" ( {value} )",
                         literal(&format!("\"{name}\""))
                     ));
                 }
@@ -74,19 +82,49 @@ impl JsonShape {
                     _ => false,
                 };
                 if *max == 0 || empty_choice {
-                    return "\"[\" ws \"]\"".to_owned();
+                    return "\"[\" \"]\"".to_owned();
                 }
                 rules.push((name.clone(), item_expr));
                 let items = format!(
-                    "{name} ( ws \",\" ws {name} ){{{},{}}}",
+                    "{name} ( \",\" {name} ){{{},{}}}",
                     min.saturating_sub(1).min(max - 1),
                     max - 1
                 );
                 if *min == 0 {
-                    format!("\"[\" ws ( {items} )? ws \"]\"")
+                    format!("\"[\" ( {items} )? \"]\"")
                 } else {
-                    format!("\"[\" ws {items} ws \"]\"")
+                    format!("\"[\" {items} \"]\"")
                 }
+            }
+            JsonShape::Subset { items, max } => {
+                let max = (*max).min(items.len());
+                if max == 0 {
+                    return "\"[\" \"]\"".to_owned();
+                }
+                // `{hint}-s{i}-{k}`: item i as the k-th element, followed by a later item or the end.
+                let exprs: Vec<String> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| item.rule(rules, &format!("{hint}-item{i}")))
+                    .collect();
+                let name = |i: usize, k: usize| format!("{hint}-s{i}-{k}");
+                for k in (1..=max).rev() {
+                    for (i, expr) in exprs.iter().enumerate() {
+                        let later: Vec<String> = if k < max {
+                            (i + 1..items.len()).map(|j| name(j, k + 1)).collect()
+                        } else {
+                            Vec::new()
+                        };
+                        let body = if later.is_empty() {
+                            format!("( {expr} )")
+                        } else {
+                            format!("( {expr} ) ( \",\" ( {} ) )?", later.join(" | "))
+                        };
+                        rules.push((name(i, k), body));
+                    }
+                }
+                let first: Vec<String> = (0..items.len()).map(|i| name(i, 1)).collect();
+                format!("\"[\" ( {} )? \"]\"", first.join(" | "))
             }
             JsonShape::String { max_chars } => {
                 format!("\"\\\"\" [^\"\\\\\\x00-\\x1F]{{0,{max_chars}}} \"\\\"\"")
@@ -159,9 +197,7 @@ mod tests {
         ]);
         let g = shape.to_gbnf();
         assert!(
-            g.starts_with(
-                "root ::= \"{\" ws \"\\\"ids\\\"\" ws \":\" ws ( \"[\" ws ( root-ids-item"
-            ),
+            g.starts_with("root ::= \"{\" \"\\\"ids\\\"\" \":\" ( \"[\" ( root-ids-item"),
             "{g}"
         );
         assert!(
@@ -180,7 +216,7 @@ mod tests {
         ]);
         let g = shape.to_gbnf();
         assert!(
-            g.contains("ws ( \"\\\"a\\\"\" | \"\\\"b\\\"\" ) ws"),
+            g.contains("( \"\\\"a\\\"\" | \"\\\"b\\\"\" )"),
             "a choice must not swallow the rest of the object: {g}"
         );
     }
@@ -195,6 +231,38 @@ mod tests {
                 max: 8,
             },
         )]);
-        assert!(shape.to_gbnf().contains("\"[\" ws \"]\""));
+        assert!(shape.to_gbnf().contains("\"[\" \"]\""));
+    }
+
+    #[test]
+    fn no_whitespace_anywhere() {
+        let shape = JsonShape::object([("a", JsonShape::String { max_chars: 5 })]);
+        let g = shape.to_gbnf();
+        assert!(!g.contains("ws"), "{g}");
+        assert!(!g.contains("\\n"), "{g}");
+    }
+
+    #[test]
+    fn a_subset_is_ordered_without_repeats_and_bounded() {
+        let shape = JsonShape::Subset {
+            items: vec![
+                JsonShape::OneOfInt(vec![3]),
+                JsonShape::OneOfInt(vec![5]),
+                JsonShape::OneOfInt(vec![9]),
+            ],
+            max: 2,
+        };
+        let g = shape.to_gbnf();
+        assert!(
+            g.starts_with("root ::= \"[\" ( root-s0-1 | root-s1-1 | root-s2-1 )? \"]\""),
+            "{g}"
+        );
+        // The first element may be followed only by a later one, and a second element by nothing.
+        assert!(
+            g.contains("root-s0-1 ::= ( \"3\" ) ( \",\" ( root-s1-2 | root-s2-2 ) )?"),
+            "{g}"
+        );
+        assert!(g.contains("root-s1-2 ::= ( \"5\" )\n"), "{g}");
+        assert!(g.contains("root-s2-1 ::= ( \"9\" )\n"), "{g}");
     }
 }

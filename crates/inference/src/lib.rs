@@ -8,14 +8,22 @@
 //!   (mtmd) path, and [`llama::TextModel`] for grammar-constrained JSON tasks such as product matching;
 //! - [`remote`]: the same describer contract over an OpenAI-compatible chat-completions server
 //!   ([`remote::RemoteDescriber`]), to move inference to GPU machines;
+//! - [`detector`]: people in a frame ([`DetectorPool`]: SSDLite-MobileNetV2 through OpenCV dnn, HOG as the
+//!   fallback when the model is absent);
+//! - [`tracker`]: a SORT-style multi-object tracker giving each person a track id across frames ([`Tracker`]);
+//! - [`zones`]: polygon membership and tripwire crossings in normalised coordinates;
+//! - [`gate_footage`]: footage with idle and busy stretches, a blinking sign and an exposure step, built
+//!   from a real video, for measuring a describe gate;
 //! - [`media`]: reading a video file, an image or a folder of images as timestamped frames ([`MediaReader`]).
 //!
 //! The crate knows nothing about sessions, actors or storage.
 
 pub mod describer;
+pub mod detector;
 mod error;
 pub mod frame;
 pub mod gate;
+pub mod gate_footage;
 pub mod gguf;
 pub mod grammar;
 #[cfg(feature = "llama")]
@@ -23,10 +31,13 @@ pub mod llama;
 pub mod media;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub mod tracker;
+pub mod zones;
 
 pub use describer::{
     DescribeInput, Description, FrameDescriber, OpenCvSceneDescriber, DEFAULT_VISION_PROMPT,
 };
+pub use detector::{DetectorKind, DetectorPool, PersonDetector};
 pub use error::{DecodeError, InferenceError};
 pub use frame::{
     decode_frame, encode_jpeg, probe_dimensions, validate_frame, DecodedFrame, FrameLimits,
@@ -38,6 +49,7 @@ pub use media::{MediaFrame, MediaReader};
 pub use opencv;
 /// OpenCV's image type, re-exported so that callers need no direct dependency on the bindings.
 pub use opencv::core::Mat;
+pub use tracker::{BBox, Detection, Track, TrackChange, Tracker, TrackerConfig, TrackerState};
 
 /// Converts an OpenCV error into the crate's error with context.
 pub(crate) fn cv(context: &'static str) -> impl FnOnce(opencv::Error) -> InferenceError {

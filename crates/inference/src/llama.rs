@@ -353,71 +353,87 @@ pub struct CatalogProduct {
     pub name: String,
 }
 
-/// One product the matcher found, with the frames that support it.
+/// A product the model proposes for a batch: the frames it says show it and the words of their
+/// descriptions it relies on. A proposal is not a fact: crow checks it against the descriptions
+/// before anything is stored.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct MatchedProduct {
-    /// A catalog id (validated).
+pub struct ProductProposal {
+    /// A catalog id (the grammar allows only the candidates shown).
     pub product_id: String,
-    /// The model's confidence, 0.0..=1.0.
-    pub confidence: f32,
-    /// Indexes of the frames whose descriptions support the match (validated: only frames it was shown).
-    pub evidence_frames: Vec<u64>,
+    /// Frames whose descriptions the model cites (only frames it was shown, distinct, in order).
+    pub frames: Vec<u64>,
+    /// The span of a cited description that names the product, as the model copied it.
+    pub quote: String,
 }
 
 /// The matcher's answer.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProductMatch {
-    /// Products found, each at most once.
-    pub matches: Vec<MatchedProduct>,
-    /// One-sentence reason.
-    pub reason: String,
+    /// Proposals, each product at most once.
+    pub proposals: Vec<ProductProposal>,
     /// Ids the model produced that are not in the catalog (always 0 with the grammar; counted anyway).
     pub unknown_ids_dropped: usize,
 }
 
 impl ProductMatch {
-    /// The matched catalog ids, in answer order.
+    /// The proposed catalog ids, in answer order.
     pub fn product_ids(&self) -> Vec<String> {
-        self.matches.iter().map(|m| m.product_id.clone()).collect()
+        self.proposals
+            .iter()
+            .map(|m| m.product_id.clone())
+            .collect()
     }
 }
 
 /// Most products one answer may name.
 pub const MAX_MATCHES: usize = 4;
+/// Most frames one proposal may cite.
+pub const MAX_CITED_FRAMES: usize = 4;
+/// Longest quote, characters.
+pub const MAX_QUOTE_CHARS: usize = 60;
 
-/// The shape of a product-matching answer:
-/// `{"matches": [{"product_id": id, "confidence": 0.8, "frames": [frame indexes]}], "reason": "..."}` with
-/// ids from the catalog and 1 to 8 frame indexes from the observations only.
+/// The shape of a product-matching answer, compact JSON:
+/// `{"matches":[{"product_id":id,"frames":[frame indexes],"quote":"..."}]}` with distinct catalog ids in
+/// catalog order, 1 to [`MAX_CITED_FRAMES`] distinct frame indexes in increasing order from the
+/// observations only, and a quote of at most [`MAX_QUOTE_CHARS`] characters. No field is free-form
+/// enough to run on: the longest answer is bounded by the grammar itself.
 pub fn product_match_shape(catalog: &[CatalogProduct], frames: &[u64]) -> JsonShape {
-    JsonShape::object([
-        (
-            "matches",
-            JsonShape::Array {
-                item: Box::new(JsonShape::object([
+    let mut frames = frames.to_vec();
+    frames.sort_unstable();
+    frames.dedup();
+    let cited = || JsonShape::Subset {
+        items: frames
+            .iter()
+            .map(|f| JsonShape::OneOfInt(vec![*f]))
+            .collect(),
+        max: MAX_CITED_FRAMES,
+    };
+    let items = if frames.is_empty() {
+        Vec::new()
+    } else {
+        catalog
+            .iter()
+            .map(|p| {
+                JsonShape::object([
+                    ("product_id", JsonShape::OneOf(vec![p.id.clone()])),
+                    ("frames", cited()),
                     (
-                        "product_id",
-                        JsonShape::OneOf(catalog.iter().map(|p| p.id.clone()).collect()),
-                    ),
-                    ("confidence", JsonShape::Probability),
-                    (
-                        "frames",
-                        JsonShape::Array {
-                            item: Box::new(JsonShape::OneOfInt(frames.to_vec())),
-                            min: 1,
-                            max: 8,
+                        "quote",
+                        JsonShape::String {
+                            max_chars: MAX_QUOTE_CHARS,
                         },
                     ),
-                ])),
-                min: 0,
-                max: if catalog.is_empty() || frames.is_empty() {
-                    0
-                } else {
-                    MAX_MATCHES
-                },
-            },
-        ),
-        ("reason", JsonShape::String { max_chars: 160 }),
-    ])
+                ])
+            })
+            .collect()
+    };
+    JsonShape::object([(
+        "matches",
+        JsonShape::Subset {
+            items,
+            max: MAX_MATCHES,
+        },
+    )])
 }
 
 /// The shape of an analysis answer: a summary and short lists of insights, anomalies and recommendations.
@@ -450,10 +466,10 @@ pub struct Analysis {
 }
 
 impl TextModel {
-    /// Asks the model which catalog products the observations `(frame index, description)` involve, with
-    /// a confidence and the supporting frames. Output is JSON by grammar; the parsed answer is validated
-    /// anyway: unknown ids are dropped and counted, evidence is limited to the frames shown, each product
-    /// appears once.
+    /// Asks the model which catalog products the observations `(frame index, description)` name, with
+    /// the frames and the words that show it. Output is JSON by grammar; the parsed answer is validated
+    /// anyway (unknown ids dropped and counted, frames limited to those shown, each product once). The
+    /// result is a set of proposals for the caller to verify, never a finding.
     pub fn match_products(
         &self,
         observations: &[(u64, String)],
@@ -468,7 +484,7 @@ impl TextModel {
             .map(|(i, d)| format!("- frame {i}: {d}"))
             .collect();
         let user = format!(
-            "You match store camera observations to products.\nCatalog:\n{}\nObservations:\n{}\nAnswer with JSON: the catalog products the observations involve (empty list if none), each with a confidence from 0 to 1 and the frames that show it, and a short reason.",
+            "You match store camera observations to products.\nCatalog:\n{}\nObservations:\n{}\nAnswer with JSON: only the catalog products an observation explicitly names (an empty list if none), each with the frames that name it and a quote copied word for word from one of those observations.",
             catalog_lines.join("\n"),
             frame_lines.join("\n")
         );
@@ -477,54 +493,37 @@ impl TextModel {
         let (text, stats) = self.complete(
             &self.chat_prompt(&user),
             Some(&grammar),
-            // The longest answer the grammar allows (4 matches with 8 frames + 160 characters) is about
-            // 250 tokens.
-            self.settings.max_tokens.max(320),
+            // The longest answer the grammar allows: 4 x (id + 4 frame indexes + 60 characters), about
+            // 200 tokens.
+            self.settings.max_tokens.max(256),
         )?;
         #[derive(serde::Deserialize)]
-        struct RawMatch {
-            product_id: String,
-            confidence: f32,
-            frames: Vec<u64>,
-        }
-        #[derive(serde::Deserialize)]
         struct Raw {
-            matches: Vec<RawMatch>,
-            reason: String,
+            matches: Vec<ProductProposal>,
         }
         let raw: Raw = serde_json::from_str(text.trim())
             .map_err(|e| LlamaError::BadOutput(format!("{e}: {text:?}")))?;
-        let mut matches: Vec<MatchedProduct> = Vec::new();
+        let mut proposals: Vec<ProductProposal> = Vec::new();
         let mut unknown = 0;
-        for m in raw.matches {
+        for mut m in raw.matches {
             if !catalog.iter().any(|p| p.id == m.product_id) {
                 unknown += 1;
                 continue;
             }
-            if matches.iter().any(|x| x.product_id == m.product_id) {
+            if proposals.iter().any(|x| x.product_id == m.product_id) {
                 continue;
             }
-            let mut evidence: Vec<u64> = m
-                .frames
-                .into_iter()
-                .filter(|f| frames.contains(f))
-                .collect();
-            evidence.sort_unstable();
-            evidence.dedup();
-            if evidence.is_empty() {
-                // A match must name the frames that show it (the grammar asks for at least one).
+            m.frames.retain(|f| frames.contains(f));
+            m.frames.sort_unstable();
+            m.frames.dedup();
+            if m.frames.is_empty() {
                 continue;
             }
-            matches.push(MatchedProduct {
-                product_id: m.product_id,
-                confidence: m.confidence.clamp(0.0, 1.0),
-                evidence_frames: evidence,
-            });
+            proposals.push(m);
         }
         Ok((
             ProductMatch {
-                matches,
-                reason: raw.reason,
+                proposals,
                 unknown_ids_dropped: unknown,
             },
             stats,

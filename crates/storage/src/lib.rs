@@ -20,6 +20,7 @@
 //! The crate knows nothing about gRPC, actors or models.
 
 mod analyses;
+mod cameras;
 mod catalog;
 mod error;
 mod interactions;
@@ -36,10 +37,11 @@ pub use catalog::ProductPage;
 pub use error::StorageError;
 pub use interactions::{InteractionPage, MAX_PAGE_SIZE, MAX_QUERY_WORDS};
 pub use model::{
-    AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus, BatchRecord, DeadLetter,
-    Enqueued, FrameAnalysis, FrameOutcome, FrameRecord, Interaction, InteractionFilter,
-    InteractionState, NewInteraction, OutboxEntry, Product, SessionCounters, SessionRecord,
-    SessionStatus, SourceType, Summary,
+    default_min_dwell_ms, AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus,
+    BatchRecord, CameraConfig, DeadLetter, Enqueued, FrameAnalysis, FrameOutcome, FrameRecord,
+    Interaction, InteractionFilter, InteractionState, LineConfig, NewInteraction, OccupancySample,
+    OutboxEntry, Product, SessionCounters, SessionRecord, SessionStatus, SourceType, Summary,
+    TrackEvent, TrackEventKind, ZoneConfig,
 };
 pub use outbox::{DeadLetterPage, OutboxFailure};
 pub use retention::Pruned;

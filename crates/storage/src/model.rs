@@ -83,17 +83,25 @@ pub enum SessionStatus {
     Closed,
 }
 
-/// Per-session frame counters. `received == accepted + skipped + rejected` always holds.
+/// Per-session frame counters. Every frame ends in exactly one outcome, so
+/// `received == accepted + skipped + rejected + no_person + gated` always holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionCounters {
     /// Frames that reached the session.
     pub received: u64,
-    /// Frames decoded, not duplicates, queued for description.
+    /// Frames decoded, not duplicates, sent to the describer.
     pub accepted: u64,
     /// Near-duplicate frames.
     pub skipped: u64,
     /// Unusable frames.
     pub rejected: u64,
+    /// Frames in which the person detector found nobody (not described).
+    #[serde(default)]
+    pub no_person: u64,
+    /// Frames with people but nothing new for them (no new track, zone change or notable movement), or
+    /// whose tracks had reached their description cap: not described.
+    #[serde(default)]
+    pub gated: u64,
     /// Accepted frames whose description is stored.
     pub described: u64,
     /// Batches emitted.
@@ -121,12 +129,19 @@ pub struct SessionRecord {
     pub last_frame_index: Option<u64>,
     /// Index the next emitted batch gets.
     pub next_batch_index: u64,
+    /// The last frame index the emitted batches cover; the next batch starts after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batched_through: Option<u64>,
     /// When the record was created, ms since the Unix epoch.
     pub created_at_ms: i64,
     /// When retention removed the session's frame tracking records (its counters stay), ms since the
     /// Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_pruned_at_ms: Option<i64>,
+    /// The session actor's perception state (tracks, zone visits, events not yet batched), stored with
+    /// every frame so that a restarted actor continues the same tracks; opaque to storage.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub scene: serde_json::Value,
 }
 
 /// What became of one frame.
@@ -142,6 +157,13 @@ pub enum FrameOutcome {
     },
     /// Unusable; `reason` is safe to show to the client.
     Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// Decoded, but the person detector found nobody: not described.
+    NoPerson,
+    /// People present but nothing new happened for them: not described. `reason` says which rule held.
+    Gated {
         /// Why.
         reason: String,
     },
@@ -179,6 +201,66 @@ pub struct FrameAnalysis {
     pub details: serde_json::Value,
 }
 
+/// What happened to a tracked person, as measured by crow's detector and tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackEventKind {
+    /// A person was first seen (the track was confirmed).
+    TrackStarted,
+    /// The person was not seen any more; `dwell_ms` is how long they were tracked.
+    TrackEnded,
+    /// The person's feet entered a zone.
+    ZoneEnter,
+    /// ... stayed in it for the zone's `min_dwell_ms` (once per visit): a product interaction when the
+    /// zone is mapped to products.
+    ZoneDwell,
+    /// ... left it; `dwell_ms` is the visit's length.
+    ZoneExit,
+    /// The person crossed a tripwire in its "in" direction.
+    LineIn,
+    /// ... in its "out" direction.
+    LineOut,
+}
+
+/// One retail event of one track, with the frame that shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackEvent {
+    /// What happened.
+    pub kind: TrackEventKind,
+    /// The person's track id within the session.
+    pub track_id: u64,
+    /// The frame on which it was measured.
+    pub frame_index: u64,
+    /// Its capture time, ms since the epoch.
+    pub at_ms: i64,
+    /// The zone or tripwire, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
+    /// Time in the zone (zone exit and dwell) or tracked (track end), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dwell_ms: Option<i64>,
+    /// The products the zone was mapped to when the event happened.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub product_ids: Vec<String>,
+    /// The track's mean detector score so far, 0..1.
+    pub score: f32,
+    /// Frames that show it and were sent to the describer (their keyframes are kept while retention
+    /// allows): the visit's first frame and this one, where described.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence_frames: Vec<u64>,
+}
+
+/// How many people the detector saw, from a frame on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OccupancySample {
+    /// The frame where the count changed.
+    pub frame_index: u64,
+    /// Its capture time, ms since the epoch.
+    pub at_ms: i64,
+    /// Confirmed tracks in view.
+    pub people: u32,
+}
+
 /// A batch of frame analyses, emitted by a session towards the analyzers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchRecord {
@@ -194,6 +276,71 @@ pub struct BatchRecord {
     pub frames: Vec<FrameAnalysis>,
     /// When it was emitted, ms since epoch.
     pub created_at_ms: i64,
+    /// The frames the batch covers, first and last: consecutive batches of a session cover disjoint,
+    /// increasing ranges, and every described frame and track event of a range is in its batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_range: Option<(u64, u64)>,
+    /// Track events measured in the range, in frame order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<TrackEvent>,
+    /// People in view over the range: the count at its start and every change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub occupancy: Vec<OccupancySample>,
+}
+
+/// A zone of a camera's view: a polygon in normalised coordinates (0..1, y down), optionally mapped to
+/// the catalog products on that shelf (a planogram entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneConfig {
+    /// Unique within the camera, `[A-Za-z0-9._-]`.
+    pub id: String,
+    /// Corners, 3 to 64 points.
+    pub polygon: Vec<[f32; 2]>,
+    /// Catalog ids of the products in the zone.
+    #[serde(default)]
+    pub product_ids: Vec<String>,
+    /// A visit this long or longer counts as an interaction with the zone's products, ms.
+    #[serde(default = "default_min_dwell_ms")]
+    pub min_dwell_ms: u64,
+}
+
+/// The default [`ZoneConfig::min_dwell_ms`]: 3 s.
+pub const fn default_min_dwell_ms() -> u64 {
+    3_000
+}
+
+/// A tripwire: crossing the segment from `a` to `b` counts "in" when moving to the side where
+/// `(b - a) x (p - a) > 0` (for a wire drawn left to right, downwards in the image), "out" otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineConfig {
+    /// Unique within the camera, `[A-Za-z0-9._-]`.
+    pub id: String,
+    /// One end, normalised coordinates.
+    pub a: [f32; 2],
+    /// The other end.
+    pub b: [f32; 2],
+}
+
+/// A camera's configuration: zones, tripwires and motion masks (regions whose detections are ignored,
+/// e.g. a screen or a poster with people on it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraConfig {
+    /// Owning organization.
+    pub organization_id: String,
+    /// Camera within the organization.
+    pub camera_id: String,
+    /// Zones.
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    /// Tripwires.
+    #[serde(default)]
+    pub lines: Vec<LineConfig>,
+    /// Masked regions (polygons).
+    #[serde(default)]
+    pub masks: Vec<Vec<[f32; 2]>>,
+    /// Last upsert, ms since the Unix epoch.
+    #[serde(default)]
+    pub updated_at_ms: i64,
 }
 
 /// Which interactions a listing returns. Every field narrows the result; the default matches everything.

@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) dead_letters: Tree,
     /// `org \0 product id` -> Product
     pub(crate) products: Tree,
+    /// `org \0 camera id` -> CameraConfig
+    pub(crate) cameras: Tree,
     /// `id` -> AnalysisRecord
     pub(crate) analyses: Tree,
     /// `session id` -> SessionRecord
@@ -169,6 +171,7 @@ impl Store {
                 idempotency: t("idempotency")?,
                 dead_letters: t("dead_letters")?,
                 products: t("products")?,
+                cameras: t("cameras")?,
                 analyses: t("analyses")?,
                 sessions: t("sessions")?,
                 open_sessions: t("open_sessions")?,
@@ -231,8 +234,10 @@ impl Store {
             counters: Default::default(),
             last_frame_index: None,
             next_batch_index: 0,
+            batched_through: None,
             created_at_ms: now_ms(),
             tracking_pruned_at_ms: None,
+            scene: serde_json::Value::Null,
         };
         let i = &self.inner;
         let camera_key = keys::pair(organization_id, camera_id);
@@ -477,6 +482,16 @@ impl Store {
         Ok(out)
     }
 
+    /// How many batches of a session are not yet turned into a record.
+    pub fn unanalyzed_count(&self, session_id: &str) -> Result<u64> {
+        let mut n = 0;
+        for item in self.inner.unanalyzed.scan_prefix(keys::prefix(session_id)) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// One page of an organization's records in a tree keyed `org \0 id`, by id; the cursor is the last id.
     pub(crate) fn page_by_id<T: DeserializeOwned>(
         &self,
@@ -598,6 +613,9 @@ mod tests {
                 batch_index: 0,
                 frames: vec![analysis(0), analysis(1)],
                 created_at_ms: 0,
+                frame_range: Some((0, 1)),
+                events: vec![],
+                occupancy: vec![],
             };
             session.counters.batches = 1;
             assert!(store.record_batch(&session, &batch).unwrap());

@@ -184,3 +184,91 @@ pub fn event(req: CreateInteraction, limits: &EventLimits) -> Result<NewInteract
         idempotency_key: req.idempotency_key,
     })
 }
+
+/// Most zones, tripwires or masks per camera.
+pub const MAX_CAMERA_SHAPES: usize = 32;
+/// Most corners of one polygon.
+pub const MAX_POLYGON_POINTS: usize = 64;
+/// Most products one zone may be mapped to.
+pub const MAX_ZONE_PRODUCTS: usize = 32;
+
+fn point(what: &str, p: [f32; 2]) -> Result<(), Invalid> {
+    if p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{what}: coordinates are normalised to the frame and must lie in 0..1, got ({}, {})",
+            p[0], p[1]
+        )))
+    }
+}
+
+fn polygon(what: &str, points: &[[f32; 2]]) -> Result<(), Invalid> {
+    if !(3..=MAX_POLYGON_POINTS).contains(&points.len()) {
+        return Err(invalid(format!(
+            "{what} needs 3 to {MAX_POLYGON_POINTS} points, got {}",
+            points.len()
+        )));
+    }
+    for p in points {
+        point(what, *p)?;
+    }
+    Ok(())
+}
+
+/// Checks a camera configuration: identifiers, 0..1 coordinates, polygon sizes, unique zone and line
+/// ids, bounded counts.
+pub fn camera(c: &crate::CameraConfig) -> Result<(), Invalid> {
+    id("organization_id", &c.organization_id)?;
+    id("camera_id", &c.camera_id)?;
+    for (what, n) in [
+        ("zones", c.zones.len()),
+        ("lines", c.lines.len()),
+        ("masks", c.masks.len()),
+    ] {
+        if n > MAX_CAMERA_SHAPES {
+            return Err(invalid(format!(
+                "a camera may have at most {MAX_CAMERA_SHAPES} {what}, got {n}"
+            )));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for z in &c.zones {
+        id("zone id", &z.id)?;
+        if !seen.insert(z.id.as_str()) {
+            return Err(invalid(format!("zone id {:?} appears twice", z.id)));
+        }
+        polygon(&format!("zone {:?}", z.id), &z.polygon)?;
+        if z.product_ids.len() > MAX_ZONE_PRODUCTS {
+            return Err(invalid(format!(
+                "zone {:?} maps more than {MAX_ZONE_PRODUCTS} products",
+                z.id
+            )));
+        }
+        for p in &z.product_ids {
+            id("zone product id", p)?;
+        }
+        if z.min_dwell_ms > 3_600_000 {
+            return Err(invalid(format!(
+                "zone {:?}: min_dwell_ms is at most one hour (3600000)",
+                z.id
+            )));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for l in &c.lines {
+        id("line id", &l.id)?;
+        if !seen.insert(l.id.as_str()) {
+            return Err(invalid(format!("line id {:?} appears twice", l.id)));
+        }
+        point(&format!("line {:?}", l.id), l.a)?;
+        point(&format!("line {:?}", l.id), l.b)?;
+        if l.a == l.b {
+            return Err(invalid(format!("line {:?} has equal end points", l.id)));
+        }
+    }
+    for (i, m) in c.masks.iter().enumerate() {
+        polygon(&format!("mask {i}"), m)?;
+    }
+    Ok(())
+}

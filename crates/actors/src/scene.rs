@@ -1,0 +1,555 @@
+//! A session's view of its camera: the person tracker, the camera's zones, tripwires and masks, the
+//! retail events they yield, and the gate that decides which frames are worth describing.
+//!
+//! Owned by one `IngestSessionActor`; its whole state ([`SceneState`]) is stored with every frame in the
+//! session record, so a restarted actor continues the same tracks and visits and counts nobody twice.
+//!
+//! The gate describes a frame only for something that happened to a person: a new track, a zone entered,
+//! a dwell reached, or the person's feet moving notably since their last described frame, and at most
+//! `max_describes_per_track` times per track. Pixels alone never trigger it: lighting drift, an exposure
+//! step or a blinking sign change no track, and detections whose feet lie in a motion mask are ignored.
+
+use std::collections::BTreeMap;
+
+use crow_inference::zones::{crossing, polygon_contains, Crossing, Point};
+use crow_inference::{Detection, Track, TrackChange, Tracker, TrackerState};
+use crow_storage::{CameraConfig, OccupancySample, TrackEvent, TrackEventKind};
+use serde::{Deserialize, Serialize};
+
+use crate::config::PerceptionConfig;
+
+/// One zone visit of one track.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Visit {
+    entered_frame: u64,
+    entered_ms: i64,
+    /// The enter frame was described (its keyframe is evidence).
+    entered_described: bool,
+    dwell_reported: bool,
+}
+
+/// What the scene remembers of one confirmed track.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct TrackScene {
+    /// Zone id -> the visit in progress.
+    visits: BTreeMap<String, Visit>,
+    /// Feet at the last detection.
+    foot: Option<Point>,
+    /// Feet in the last described frame that showed the track.
+    described_foot: Option<Point>,
+    /// Frames described because of this track.
+    described: u32,
+    /// The first described frame that showed it.
+    first_described: Option<u64>,
+}
+
+/// Everything a session's scene stores.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SceneState {
+    tracker: TrackerState,
+    tracks: BTreeMap<u64, TrackScene>,
+    /// Events not yet handed to a batch, in frame order.
+    pending_events: Vec<TrackEvent>,
+    /// Occupancy changes not yet handed to a batch.
+    pending_occupancy: Vec<OccupancySample>,
+    /// Confirmed tracks in view after the latest frame.
+    people: u32,
+}
+
+/// The gate's decision for one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Verdict {
+    /// Describe it; the reasons, e.g. "new person 3".
+    Describe(Vec<String>),
+    /// The detector found nobody (outside the masks).
+    NoPerson,
+    /// People, but nothing new for them.
+    Gated(String),
+}
+
+/// A session's scene.
+pub(crate) struct Scene {
+    config: PerceptionConfig,
+    camera: Option<CameraConfig>,
+    tracker: Tracker,
+    state: SceneState,
+}
+
+impl Scene {
+    /// A scene resuming from `stored` (the session record's `scene`; null for a new session).
+    pub(crate) fn resume(config: PerceptionConfig, stored: &serde_json::Value) -> Scene {
+        let mut state: SceneState = if stored.is_null() {
+            SceneState::default()
+        } else {
+            serde_json::from_value(stored.clone()).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "stored scene state is unreadable; tracking starts afresh");
+                SceneState::default()
+            })
+        };
+        let tracker = Tracker::new(config.tracker, std::mem::take(&mut state.tracker));
+        Scene {
+            config,
+            camera: None,
+            tracker,
+            state,
+        }
+    }
+
+    /// The state to store.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let mut state = self.state.clone();
+        state.tracker = self.tracker.state().clone();
+        serde_json::to_value(state).unwrap_or_default()
+    }
+
+    /// Uses this camera configuration from the next frame on.
+    pub(crate) fn set_camera(&mut self, camera: Option<CameraConfig>) {
+        self.camera = camera;
+    }
+
+    /// Whether events or occupancy changes wait for a batch.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.state.pending_events.is_empty() || !self.state.pending_occupancy.is_empty()
+    }
+
+    /// Hands over the events and occupancy changes measured up to and including `last_frame`.
+    pub(crate) fn take_through(
+        &mut self,
+        last_frame: u64,
+    ) -> (Vec<TrackEvent>, Vec<OccupancySample>) {
+        let split = |len: usize, pos: usize| pos.min(len);
+        let events = &mut self.state.pending_events;
+        let n = split(
+            events.len(),
+            events.partition_point(|e| e.frame_index <= last_frame),
+        );
+        let taken_events: Vec<TrackEvent> = events.drain(..n).collect();
+        let occupancy = &mut self.state.pending_occupancy;
+        let n = split(
+            occupancy.len(),
+            occupancy.partition_point(|o| o.frame_index <= last_frame),
+        );
+        (taken_events, occupancy.drain(..n).collect())
+    }
+
+    /// Judges one decoded, non-duplicate frame from its person detections.
+    pub(crate) fn observe(
+        &mut self,
+        detections: &[Detection],
+        frame_index: u64,
+        at_ms: i64,
+    ) -> (Verdict, Vec<(u64, Detection)>) {
+        let masks: Vec<Vec<Point>> = self
+            .camera
+            .as_ref()
+            .map(|c| c.masks.iter().map(|m| to_points(m)).collect())
+            .unwrap_or_default();
+        let people: Vec<Detection> = detections
+            .iter()
+            .filter(|d| !masks.iter().any(|m| polygon_contains(m, d.bbox.foot())))
+            .copied()
+            .collect();
+        let (changes, ids) = self.tracker.update(&people, frame_index, at_ms);
+        let tracked: Vec<(u64, Detection)> = ids.into_iter().zip(people.iter().copied()).collect();
+
+        let mut events = Vec::new();
+        let mut reasons: Vec<(u64, String)> = Vec::new();
+        // A person seen for the first time is worth a look at once, before the track is confirmed: a
+        // camera sending sparse frames may never show them twice.
+        for (id, _) in &tracked {
+            if self
+                .tracker
+                .tracks()
+                .iter()
+                .any(|t| t.id == *id && t.hits == 1)
+            {
+                reasons.push((*id, format!("new person {id}")));
+            }
+        }
+        for change in &changes {
+            match change {
+                TrackChange::Confirmed(id) | TrackChange::Seen(id) => {
+                    let Some(track) = self.tracker.tracks().iter().find(|t| t.id == *id).cloned()
+                    else {
+                        continue;
+                    };
+                    if matches!(change, TrackChange::Confirmed(_)) {
+                        let mut e = event(TrackEventKind::TrackStarted, &track, None);
+                        e.evidence_frames.extend(
+                            self.state
+                                .tracks
+                                .get(&track.id)
+                                .and_then(|t| t.first_described),
+                        );
+                        events.push(e);
+                    }
+                    self.follow(&track, &mut events, &mut reasons);
+                }
+                TrackChange::Missed(_) => {}
+                TrackChange::Ended(track) => self.end(track, frame_index, at_ms, &mut events),
+            }
+        }
+
+        let people_now = self
+            .tracker
+            .tracks()
+            .iter()
+            .filter(|t| t.confirmed(self.tracker.config()))
+            .count() as u32;
+        if people_now != self.state.people {
+            self.state.people = people_now;
+            self.state.pending_occupancy.push(OccupancySample {
+                frame_index,
+                at_ms,
+                people: people_now,
+            });
+        }
+
+        // The cap: a track that has been described often enough triggers nothing more.
+        let cap = self.config.max_describes_per_track;
+        let capped: Vec<u64> = reasons
+            .iter()
+            .filter(|(id, _)| {
+                self.state
+                    .tracks
+                    .get(id)
+                    .is_some_and(|t| t.described >= cap)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        reasons.retain(|(id, _)| !capped.contains(id));
+        let verdict = if people.is_empty() {
+            Verdict::NoPerson
+        } else if reasons.is_empty() {
+            Verdict::Gated(if capped.is_empty() {
+                "no new person, zone change or notable movement".to_owned()
+            } else {
+                format!("description cap reached for track {}", capped[0])
+            })
+        } else {
+            let mut triggering: Vec<u64> = reasons.iter().map(|(id, _)| *id).collect();
+            triggering.dedup();
+            for id in triggering {
+                self.state.tracks.entry(id).or_default().described += 1;
+            }
+            // Every track this frame shows has been seen where it is now.
+            for (id, d) in &tracked {
+                let t = self.state.tracks.entry(*id).or_default();
+                t.described_foot = Some(d.bbox.foot());
+                t.first_described.get_or_insert(frame_index);
+            }
+            for e in &mut events {
+                e.evidence_frames.push(frame_index);
+            }
+            for t in self.state.tracks.values_mut() {
+                for v in t.visits.values_mut() {
+                    if v.entered_frame == frame_index {
+                        v.entered_described = true;
+                    }
+                }
+            }
+            Verdict::Describe(reasons.into_iter().map(|(_, r)| r).collect())
+        };
+        for e in &mut events {
+            e.evidence_frames.sort_unstable();
+            e.evidence_frames.dedup();
+        }
+        // Forget tentative tracks the tracker dropped.
+        let live: Vec<u64> = self.tracker.tracks().iter().map(|t| t.id).collect();
+        self.state.tracks.retain(|id, _| live.contains(id));
+        self.state.pending_events.extend(events);
+        (verdict, tracked)
+    }
+
+    /// Zone visits, dwell, tripwires and movement of a track detected on this frame.
+    fn follow(
+        &mut self,
+        track: &Track,
+        events: &mut Vec<TrackEvent>,
+        reasons: &mut Vec<(u64, String)>,
+    ) {
+        let foot = track.bbox.foot();
+        let movement = self.config.movement_threshold;
+        let scene = self.state.tracks.entry(track.id).or_default();
+        let previous_foot = scene.foot.replace(foot);
+        if let Some(d) = scene.described_foot {
+            if distance(d, foot) >= movement {
+                reasons.push((track.id, format!("person {} moved", track.id)));
+            }
+        }
+        let Some(camera) = &self.camera else {
+            return;
+        };
+        for zone in &camera.zones {
+            let inside = polygon_contains(&to_points(&zone.polygon), foot);
+            match (inside, scene.visits.get_mut(&zone.id)) {
+                (true, None) => {
+                    scene.visits.insert(
+                        zone.id.clone(),
+                        Visit {
+                            entered_frame: track.last_frame,
+                            entered_ms: track.last_ms,
+                            entered_described: false,
+                            dwell_reported: false,
+                        },
+                    );
+                    let mut e = event(TrackEventKind::ZoneEnter, track, Some(&zone.id));
+                    e.product_ids = zone.product_ids.clone();
+                    events.push(e);
+                    reasons.push((track.id, format!("person {} entered {}", track.id, zone.id)));
+                }
+                (true, Some(visit)) => {
+                    let dwell = track.last_ms - visit.entered_ms;
+                    if !visit.dwell_reported && dwell >= zone.min_dwell_ms as i64 {
+                        visit.dwell_reported = true;
+                        let mut e = event(TrackEventKind::ZoneDwell, track, Some(&zone.id));
+                        e.dwell_ms = Some(dwell);
+                        e.product_ids = zone.product_ids.clone();
+                        if visit.entered_described {
+                            e.evidence_frames.push(visit.entered_frame);
+                        }
+                        events.push(e);
+                        reasons.push((
+                            track.id,
+                            format!("person {} dwelt in {}", track.id, zone.id),
+                        ));
+                    }
+                }
+                (false, Some(visit)) => {
+                    let mut e = event(TrackEventKind::ZoneExit, track, Some(&zone.id));
+                    e.dwell_ms = Some(track.last_ms - visit.entered_ms);
+                    e.product_ids = zone.product_ids.clone();
+                    if visit.entered_described {
+                        e.evidence_frames.push(visit.entered_frame);
+                    }
+                    scene.visits.remove(&zone.id);
+                    events.push(e);
+                }
+                (false, None) => {}
+            }
+        }
+        if let Some(from) = previous_foot {
+            for line in &camera.lines {
+                let (a, b) = ((line.a[0], line.a[1]), (line.b[0], line.b[1]));
+                if let Some(way) = crossing(a, b, from, foot) {
+                    let kind = match way {
+                        Crossing::In => TrackEventKind::LineIn,
+                        Crossing::Out => TrackEventKind::LineOut,
+                    };
+                    events.push(event(kind, track, Some(&line.id)));
+                }
+            }
+        }
+    }
+
+    /// A track ended, declared on frame `frame_index`: its open visits end, then the track. Dwell
+    /// times run to where it was last seen; the events belong to the frame that declared them, so that
+    /// they fall in the batch of that frame.
+    fn end(&mut self, track: &Track, frame_index: u64, at_ms: i64, events: &mut Vec<TrackEvent>) {
+        let declared = |mut e: TrackEvent| {
+            e.frame_index = frame_index;
+            e.at_ms = at_ms;
+            e
+        };
+        if let Some(scene) = self.state.tracks.remove(&track.id) {
+            let products = |zone: &str| {
+                self.camera
+                    .as_ref()
+                    .and_then(|c| c.zones.iter().find(|z| z.id == zone))
+                    .map(|z| z.product_ids.clone())
+                    .unwrap_or_default()
+            };
+            for (zone, visit) in scene.visits {
+                let mut e = event(TrackEventKind::ZoneExit, track, Some(&zone));
+                e.dwell_ms = Some(track.last_ms - visit.entered_ms);
+                e.product_ids = products(&zone);
+                if visit.entered_described {
+                    e.evidence_frames.push(visit.entered_frame);
+                }
+                events.push(declared(e));
+            }
+        }
+        let mut e = event(TrackEventKind::TrackEnded, track, None);
+        e.dwell_ms = Some(track.last_ms - track.first_ms);
+        events.push(declared(e));
+    }
+
+    /// The session closes: every live track ends.
+    pub(crate) fn finish(&mut self, frame_index: u64, at_ms: i64) {
+        let mut events = Vec::new();
+        for track in self.tracker.finish() {
+            self.end(&track, frame_index, at_ms, &mut events);
+        }
+        self.state.tracks.clear();
+        self.state.pending_events.extend(events);
+        if self.state.people != 0 {
+            self.state.people = 0;
+            self.state.pending_occupancy.push(OccupancySample {
+                frame_index,
+                at_ms,
+                people: 0,
+            });
+        }
+    }
+}
+
+fn to_points(polygon: &[[f32; 2]]) -> Vec<Point> {
+    polygon.iter().map(|p| (p[0], p[1])).collect()
+}
+
+fn distance(a: Point, b: Point) -> f32 {
+    ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
+}
+
+/// An event of `track` on its latest detection.
+fn event(kind: TrackEventKind, track: &Track, place: Option<&str>) -> TrackEvent {
+    TrackEvent {
+        kind,
+        track_id: track.id,
+        frame_index: track.last_frame,
+        at_ms: track.last_ms,
+        place: place.map(str::to_owned),
+        dwell_ms: None,
+        product_ids: Vec::new(),
+        score: (track.mean_score() * 1000.0).round() / 1000.0,
+        evidence_frames: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crow_inference::BBox;
+    use crow_storage::{LineConfig, ZoneConfig};
+
+    fn person(x: f32, y: f32) -> Detection {
+        Detection {
+            bbox: BBox {
+                x,
+                y,
+                w: 0.06,
+                h: 0.2,
+            },
+            score: 0.8,
+        }
+    }
+
+    fn camera() -> CameraConfig {
+        CameraConfig {
+            organization_id: "o".into(),
+            camera_id: "c".into(),
+            zones: vec![ZoneConfig {
+                id: "shelf".into(),
+                polygon: vec![[0.4, 0.0], [0.6, 0.0], [0.6, 1.0], [0.4, 1.0]],
+                product_ids: vec!["sku-1".into()],
+                min_dwell_ms: 2_000,
+            }],
+            lines: vec![LineConfig {
+                id: "door".into(),
+                a: [0.8, 0.0],
+                b: [0.8, 1.0],
+            }],
+            masks: vec![vec![[0.0, 0.0], [0.1, 0.0], [0.1, 1.0], [0.0, 1.0]]],
+            updated_at_ms: 0,
+        }
+    }
+
+    fn kinds(events: &[TrackEvent]) -> Vec<(TrackEventKind, Option<String>)> {
+        events.iter().map(|e| (e.kind, e.place.clone())).collect()
+    }
+
+    #[test]
+    fn a_walker_enters_dwells_leaves_and_crosses_the_line() {
+        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
+        scene.set_camera(Some(camera()));
+        let mut verdicts = Vec::new();
+        // Walks right: 0.2 -> 0.47 (in the shelf zone, 3 s) -> 0.9 (across the line), one frame a second.
+        let xs = [
+            0.2, 0.28, 0.36, 0.45, 0.46, 0.46, 0.47, 0.55, 0.65, 0.75, 0.85, 0.9,
+        ];
+        for (f, x) in xs.iter().enumerate() {
+            let (v, _) = scene.observe(&[person(*x - 0.03, 0.5)], f as u64, f as i64 * 1000);
+            verdicts.push(v);
+        }
+        scene.finish(12, 12_000);
+        let (events, occupancy) = scene.take_through(12);
+        use TrackEventKind::*;
+        let shelf = Some("shelf".to_owned());
+        assert_eq!(
+            kinds(&events),
+            vec![
+                (TrackStarted, None),
+                (ZoneEnter, shelf.clone()),
+                (ZoneDwell, shelf.clone()),
+                (ZoneExit, shelf.clone()),
+                // The wire is drawn top to bottom: its "in" side is the left.
+                (LineOut, Some("door".into())),
+                (TrackEnded, None),
+            ],
+            "{events:#?}"
+        );
+        let dwell = events.iter().find(|e| e.kind == ZoneDwell).unwrap();
+        assert_eq!(dwell.product_ids, vec!["sku-1".to_owned()]);
+        assert!(dwell.dwell_ms.unwrap() >= 2_000);
+        assert!(
+            !dwell.evidence_frames.is_empty(),
+            "the enter frame was described"
+        );
+        assert_eq!(
+            occupancy.iter().map(|o| o.people).collect::<Vec<_>>(),
+            vec![1, 0]
+        );
+        assert!(
+            matches!(verdicts[0], Verdict::Describe(_)),
+            "a new person: {:?}",
+            verdicts[0]
+        );
+        assert!(
+            matches!(verdicts[1], Verdict::Gated(_)),
+            "confirmed, not moved far: {:?}",
+            verdicts[1]
+        );
+        assert!(
+            matches!(verdicts[4], Verdict::Gated(_)),
+            "standing still: {:?}",
+            verdicts[4]
+        );
+        assert!(
+            matches!(verdicts[5], Verdict::Describe(_)),
+            "the dwell is reached and shown"
+        );
+    }
+
+    #[test]
+    fn masked_people_and_empty_frames_are_not_people() {
+        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
+        scene.set_camera(Some(camera()));
+        for f in 0..5 {
+            // Feet inside the mask on the left edge.
+            let (v, _) = scene.observe(&[person(0.02, 0.5)], f, f as i64 * 1000);
+            assert_eq!(v, Verdict::NoPerson);
+        }
+        let (v, _) = scene.observe(&[], 5, 5000);
+        assert_eq!(v, Verdict::NoPerson);
+        assert!(!scene.has_pending());
+    }
+
+    #[test]
+    fn the_state_survives_a_restart_without_counting_twice() {
+        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
+        scene.set_camera(Some(camera()));
+        for f in 0..3 {
+            scene.observe(&[person(0.2 + 0.01 * f as f32, 0.5)], f, f as i64 * 1000);
+        }
+        let stored = scene.to_json();
+        let mut resumed = Scene::resume(PerceptionConfig::default(), &stored);
+        resumed.set_camera(Some(camera()));
+        resumed.observe(&[person(0.23, 0.5)], 3, 3000);
+        let (events, _) = resumed.take_through(3);
+        let started = events
+            .iter()
+            .filter(|e| e.kind == TrackEventKind::TrackStarted)
+            .count();
+        assert_eq!(started, 1, "{events:?}");
+    }
+}

