@@ -123,6 +123,7 @@ pub(crate) async fn gate(args: GateBenchArgs) -> Result<()> {
             }
         }
         crow.shutdown().await;
+        drop(crow);
         std::fs::remove_dir_all(&dir).ok();
         let idle = described.iter().filter(|i| !footage.is_busy(**i)).count();
         let missed = footage
@@ -304,6 +305,7 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
         .count();
     let with_products = records.iter().filter(|i| !i.product_ids.is_empty()).count();
     crow.shutdown().await;
+    drop(crow);
     std::fs::remove_dir_all(&dir).ok();
     let camera_seconds = (args.cameras * jpegs.len()) as f64;
     println!(
@@ -319,6 +321,63 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
     println!(
         "ratio camera-seconds processed per wall second / cameras' real time (goal >= 1): {:.2}",
         camera_seconds / wall / args.cameras as f64
+    );
+
+    // The worst case: every batch's descriptions name catalog products, so every batch asks the text
+    // model (as a vision-language describer's would). Batches/s of the model on 2 slots against the
+    // batches/s these cameras produce.
+    let needed = records.len() as f64 / jpegs.len() as f64;
+    let model_path = PipelineConfig::default()
+        .analysis
+        .model
+        .context("no text model configured")?;
+    let per_call = tokio::task::spawn_blocking(move || -> Result<f64> {
+        use crow::inference::llama::{CatalogProduct, LlamaSettings, TextModel};
+        let model = TextModel::load(
+            &model_path,
+            LlamaSettings {
+                threads: 1,
+                ..LlamaSettings::default()
+            },
+        )?;
+        let catalog: Vec<CatalogProduct> = [
+            ("sku-101", "Red running shoes (shoes)"),
+            ("sku-303", "Winter jacket (apparel)"),
+            ("sku-404", "Shopping basket (store)"),
+        ]
+        .iter()
+        .map(|(id, name)| CatalogProduct {
+            id: (*id).into(),
+            name: (*name).into(),
+        })
+        .collect();
+        let observations: Vec<(u64, String)> = [
+            "A customer holds red running shoes near the shelf.",
+            "Two people walk past the winter jacket rack.",
+            "A woman puts red running shoes into a shopping basket.",
+            "Nobody near the shelf.",
+            "A man tries on a winter jacket.",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (i as u64, (*t).to_owned()))
+        .collect();
+        model.match_products(&observations, &catalog)?;
+        let runs = 3;
+        let start = Instant::now();
+        for _ in 0..runs {
+            model.match_products(&observations, &catalog)?;
+        }
+        Ok(start.elapsed().as_secs_f64() / runs as f64)
+    })
+    .await??;
+    let capacity = 2.0 / per_call;
+    println!(
+        "text model, every batch asks it: {per_call:.1} s per batch on 1 thread, {capacity:.2} batches/s on the 2 slots; these cameras produce {needed:.2} batches/s"
+    );
+    println!(
+        "ratio model capacity / batches produced (worst case, goal >= 1): {:.2}",
+        capacity / needed
     );
     Ok(())
 }

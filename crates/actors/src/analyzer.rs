@@ -215,9 +215,7 @@ async fn match_products(
     named_evidence(&mut findings, &picked, &batch.frames);
     let mut refused = Vec::new();
     let model = match &args.model {
-        _ if picked.is_empty() => {
-            "not needed: no description shares a word with the catalog".to_owned()
-        }
+        _ if picked.is_empty() => "not needed: no description names a catalog product".to_owned(),
         None => "unavailable: no text model loaded".to_owned(),
         Some(_) if skip_model => {
             metrics::counter!(m::ANALYZER_MODEL_SKIPPED).increment(1);

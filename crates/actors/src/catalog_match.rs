@@ -279,8 +279,9 @@ const STOPWORDS: [&str; 16] = [
     "its", "is",
 ];
 
-/// Whether `quote` names the product: it holds at least half (rounded up) of the product name's words,
-/// not counting stopwords. "handbag" names a "leather handbag"; "people" does not name "walking shoes
+/// Whether `quote` names the product: it holds at least two thirds (rounded up) of the product name's
+/// words, not counting stopwords: every word of a one- or two-word name, 2 of 3, 3 of 4. "leather
+/// handbag" names a "leather handbag", "handbag" alone does not; "people" does not name "walking shoes
 /// for people on the move".
 fn names_product(quote: &[String], name: &BTreeSet<String>) -> bool {
     let significant: Vec<&String> = name
@@ -288,7 +289,7 @@ fn names_product(quote: &[String], name: &BTreeSet<String>) -> bool {
         .filter(|w| !STOPWORDS.contains(&w.as_str()))
         .collect();
     let found = significant.iter().filter(|w| quote.contains(w)).count();
-    !significant.is_empty() && found * 2 >= significant.len()
+    !significant.is_empty() && found * 3 >= significant.len() * 2
 }
 
 /// Checks the model's proposals: the quote must occur word for word in the description of a frame the
@@ -341,21 +342,32 @@ pub(crate) fn verify_proposals(
     refused
 }
 
-/// Products sharing at least one word with the descriptions: the only ones a description could name.
+/// The products some single description could name (it holds at least half of the name's words, the
+/// rule a quote must pass), best first, at most `k`: the only proposals the check could accept, so the
+/// text model is not asked about any other.
 pub(crate) fn named_candidates<'a>(
     catalog: &'a [Product],
     frames: &[FrameAnalysis],
     k: usize,
 ) -> Vec<&'a Product> {
-    let text: BTreeSet<String> = frames.iter().flat_map(|f| words(&f.text)).collect();
+    let described: Vec<Vec<String>> = frames.iter().map(|f| words(&f.text).collect()).collect();
+    let possible: Vec<Product> = catalog
+        .iter()
+        .filter(|p| {
+            let (_, name) = product_words(p);
+            described.iter().any(|d| names_product(d, &name))
+        })
+        .cloned()
+        .collect();
     let observations: Vec<(u64, String)> = frames
         .iter()
         .map(|f| (f.frame_index, f.text.clone()))
         .collect();
-    candidates(catalog, &observations, k)
+    let picked: Vec<String> = candidates(&possible, &observations, k)
         .into_iter()
-        .filter(|p| score(p, &text) > 0)
-        .collect()
+        .map(|p| p.id.clone())
+        .collect();
+    catalog.iter().filter(|p| picked.contains(&p.id)).collect()
 }
 
 #[cfg(test)]
