@@ -127,6 +127,9 @@ pub struct PerceptionConfig {
     pub movement_threshold: f32,
     /// Frames described per track at most; later changes are gated (counted).
     pub max_describes_per_track: u32,
+    /// New people and movement are described at most once per this many ms of capture time per
+    /// camera (people arriving together share a frame); zone entries and dwells are described at once.
+    pub min_describe_interval_ms: u64,
 }
 
 impl Default for PerceptionConfig {
@@ -138,6 +141,7 @@ impl Default for PerceptionConfig {
             tracker: crow_inference::TrackerConfig::default(),
             movement_threshold: 0.25,
             max_describes_per_track: 4,
+            min_describe_interval_ms: 3_000,
         }
     }
 }

@@ -54,6 +54,9 @@ pub(crate) struct SceneState {
     pending_occupancy: Vec<OccupancySample>,
     /// Confirmed tracks in view after the latest frame.
     people: u32,
+    /// Capture time of the last frame the gate sent to the describer.
+    #[serde(default)]
+    last_described_ms: Option<i64>,
 }
 
 /// The gate's decision for one frame.
@@ -153,17 +156,20 @@ impl Scene {
         let tracked: Vec<(u64, Detection)> = ids.into_iter().zip(people.iter().copied()).collect();
 
         let mut events = Vec::new();
-        let mut reasons: Vec<(u64, String)> = Vec::new();
-        // A person seen for the first time is worth a look at once, before the track is confirmed: a
-        // camera sending sparse frames may never show them twice.
+        // (track, reason, urgent): zone entries and dwells are described at once, the rest at most once
+        // per `min_describe_interval_ms`.
+        let mut reasons: Vec<(u64, String, bool)> = Vec::new();
+        // A person not yet shown to the describer is worth a look, before the track is confirmed: a
+        // camera sending sparse frames may never show them twice. Until a frame that shows them is
+        // described, they stay new.
         for (id, _) in &tracked {
-            if self
-                .tracker
-                .tracks()
-                .iter()
-                .any(|t| t.id == *id && t.hits == 1)
-            {
-                reasons.push((*id, format!("new person {id}")));
+            let shown = self
+                .state
+                .tracks
+                .get(id)
+                .is_some_and(|t| t.first_described.is_some());
+            if !shown {
+                reasons.push((*id, format!("new person {id}"), false));
             }
         }
         for change in &changes {
@@ -209,15 +215,19 @@ impl Scene {
         let cap = self.config.max_describes_per_track;
         let capped: Vec<u64> = reasons
             .iter()
-            .filter(|(id, _)| {
+            .filter(|(id, _, _)| {
                 self.state
                     .tracks
                     .get(id)
                     .is_some_and(|t| t.described >= cap)
             })
-            .map(|(id, _)| *id)
+            .map(|(id, _, _)| *id)
             .collect();
-        reasons.retain(|(id, _)| !capped.contains(id));
+        reasons.retain(|(id, _, _)| !capped.contains(id));
+        let recently = self
+            .state
+            .last_described_ms
+            .is_some_and(|t| at_ms.saturating_sub(t) < self.config.min_describe_interval_ms as i64);
         let verdict = if people.is_empty() {
             Verdict::NoPerson
         } else if reasons.is_empty() {
@@ -226,8 +236,14 @@ impl Scene {
             } else {
                 format!("description cap reached for track {}", capped[0])
             })
+        } else if recently && !reasons.iter().any(|(_, _, urgent)| *urgent) {
+            Verdict::Gated(format!(
+                "a frame was described less than {} ms ago",
+                self.config.min_describe_interval_ms
+            ))
         } else {
-            let mut triggering: Vec<u64> = reasons.iter().map(|(id, _)| *id).collect();
+            self.state.last_described_ms = Some(at_ms);
+            let mut triggering: Vec<u64> = reasons.iter().map(|(id, _, _)| *id).collect();
             triggering.dedup();
             for id in triggering {
                 self.state.tracks.entry(id).or_default().described += 1;
@@ -248,7 +264,7 @@ impl Scene {
                     }
                 }
             }
-            Verdict::Describe(reasons.into_iter().map(|(_, r)| r).collect())
+            Verdict::Describe(reasons.into_iter().map(|(_, r, _)| r).collect())
         };
         for e in &mut events {
             e.evidence_frames.sort_unstable();
@@ -266,7 +282,7 @@ impl Scene {
         &mut self,
         track: &Track,
         events: &mut Vec<TrackEvent>,
-        reasons: &mut Vec<(u64, String)>,
+        reasons: &mut Vec<(u64, String, bool)>,
     ) {
         let foot = track.bbox.foot();
         let movement = self.config.movement_threshold;
@@ -274,7 +290,7 @@ impl Scene {
         let previous_foot = scene.foot.replace(foot);
         if let Some(d) = scene.described_foot {
             if distance(d, foot) >= movement {
-                reasons.push((track.id, format!("person {} moved", track.id)));
+                reasons.push((track.id, format!("person {} moved", track.id), false));
             }
         }
         let Some(camera) = &self.camera else {
@@ -296,7 +312,11 @@ impl Scene {
                     let mut e = event(TrackEventKind::ZoneEnter, track, Some(&zone.id));
                     e.product_ids = zone.product_ids.clone();
                     events.push(e);
-                    reasons.push((track.id, format!("person {} entered {}", track.id, zone.id)));
+                    reasons.push((
+                        track.id,
+                        format!("person {} entered {}", track.id, zone.id),
+                        true,
+                    ));
                 }
                 (true, Some(visit)) => {
                     let dwell = track.last_ms - visit.entered_ms;
@@ -312,6 +332,7 @@ impl Scene {
                         reasons.push((
                             track.id,
                             format!("person {} dwelt in {}", track.id, zone.id),
+                            true,
                         ));
                     }
                 }
