@@ -66,11 +66,7 @@ async fn stream_vtest(
         .unwrap();
     assert_eq!(report.acked, frames);
     let closed = common::close_session(url, org, &report.session_ids[0]).await;
-    let records = common::wait_for_interactions(url, org, closed.batches_emitted).await;
-    let records: Vec<Interaction> = records
-        .into_iter()
-        .filter(|i| i.session_id == closed.session_id)
-        .collect();
+    let records = session_records(url, org, &closed.session_id, closed.batches_emitted).await;
     assert_eq!(
         records.len() as u64,
         closed.batches_emitted,
@@ -436,5 +432,115 @@ async fn the_describer_sees_every_busy_stretch_and_no_idle_frame() {
     let session = acks[0].session_id.clone();
     let closed = common::close_session(&t.url, "acme", &session).await;
     assert_eq!(closed.frames_received, footage.frames.len() as u64);
+    t.stop().await;
+}
+
+/// The records of one session once there are `expected` of them (the analyzer writes them
+/// asynchronously), for at most 20 s.
+async fn session_records(
+    url: &str,
+    org: &str,
+    session_id: &str,
+    expected: u64,
+) -> Vec<Interaction> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let found: Vec<Interaction> = common::list_all(url, org, 50)
+            .await
+            .into_iter()
+            .filter(|i| i.session_id == session_id)
+            .collect();
+        if found.len() as u64 == expected || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Every event of a camera's records: (frame, kind, place, track).
+fn event_log(records: &[Interaction]) -> Vec<(u64, String, String, u64)> {
+    let mut out: Vec<(u64, String, String, u64)> = records
+        .iter()
+        .flat_map(|i| {
+            data(i)["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| {
+                    (
+                        e["frame_index"].as_u64().unwrap(),
+                        e["kind"].as_str().unwrap().to_owned(),
+                        e["place"].as_str().unwrap_or("").to_owned(),
+                        e["track_id"].as_u64().unwrap(),
+                    )
+                })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracks_survive_a_session_actor_restart_without_counting_twice() {
+    let t = TestServer::start(PipelineConfig::default()).await;
+    let jpegs = common::jpeg_frames("vtest.avi", 5.0, 60);
+    let items: Vec<_> = jpegs
+        .iter()
+        .enumerate()
+        .map(|(i, (pos, j))| (i as u64, *pos, j.clone(), ImageFormat::Jpeg))
+        .collect();
+    let mut logs = Vec::new();
+    for (camera, panic_at) in [("steady", None), ("restarted", Some(30))] {
+        configure(
+            &t.url,
+            Camera {
+                organization_id: "acme".into(),
+                camera_id: camera.into(),
+                zones: vec![Zone {
+                    id: "walkway".into(),
+                    polygon: [(0.3, 0.3), (0.7, 0.3), (0.7, 0.8), (0.3, 0.8)]
+                        .iter()
+                        .map(|(x, y)| Point { x: *x, y: *y })
+                        .collect(),
+                    min_dwell_ms: 1_000,
+                    ..Default::default()
+                }],
+                lines: vec![Tripwire {
+                    id: "middle".into(),
+                    a: pt(0.5, 0.0),
+                    b: pt(0.5, 1.0),
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+        let split = panic_at.unwrap_or(items.len());
+        let acks = common::send(
+            &t.url,
+            common::frames("acme", camera, START_MS, &items[..split]),
+        )
+        .await;
+        let session_id = acks[0].session_id.clone();
+        if panic_at.is_some() {
+            // Fault injection (a panic cannot be provoked with valid input): the actor dies and its
+            // supervisor starts a new one, which must resume the same tracks from sled.
+            assert!(t.crow.pipeline().inject_session_panic(&session_id).await);
+            common::send(
+                &t.url,
+                common::frames("acme", camera, START_MS, &items[split..]),
+            )
+            .await;
+        }
+        let closed = common::close_session(&t.url, "acme", &session_id).await;
+        let records = session_records(&t.url, "acme", &session_id, closed.batches_emitted).await;
+        assert_eq!(records.len() as u64, closed.batches_emitted);
+        logs.push(event_log(&records));
+    }
+    assert!(!logs[0].is_empty());
+    assert_eq!(
+        logs[0], logs[1],
+        "the restarted session measured the same tracks, visits and crossings"
+    );
     t.stop().await;
 }
