@@ -43,6 +43,19 @@ fn pt(x: f32, y: f32) -> Option<Point> {
     Some(Point { x, y })
 }
 
+/// The middle of the plaza's walkway as a zone where a visit of 1 s counts, mapped to `products`.
+fn walkway(products: &[&str]) -> Zone {
+    Zone {
+        id: "walkway".into(),
+        polygon: [(0.3, 0.3), (0.7, 0.3), (0.7, 0.8), (0.3, 0.8)]
+            .iter()
+            .map(|(x, y)| Point { x: *x, y: *y })
+            .collect(),
+        product_ids: products.iter().map(|p| (*p).to_owned()).collect(),
+        min_dwell_ms: 1_000,
+    }
+}
+
 async fn configure(url: &str, camera: Camera) -> Camera {
     let mut c = CameraServiceClient::connect(url.to_owned()).await.unwrap();
     c.upsert_camera(camera).await.unwrap().into_inner()
@@ -198,15 +211,7 @@ async fn a_zone_mapped_to_a_product_yields_it_only_where_tracks_dwelt() {
         Camera {
             organization_id: "acme".into(),
             camera_id: "plaza".into(),
-            zones: vec![Zone {
-                id: "walkway".into(),
-                polygon: [(0.3, 0.3), (0.7, 0.3), (0.7, 0.8), (0.3, 0.8)]
-                    .iter()
-                    .map(|(x, y)| Point { x: *x, y: *y })
-                    .collect(),
-                product_ids: vec!["sku-bag".into()],
-                min_dwell_ms: 1_000,
-            }],
+            zones: vec![walkway(&["sku-bag"])],
             ..Default::default()
         },
     )
@@ -497,15 +502,7 @@ async fn tracks_survive_a_session_actor_restart_without_counting_twice() {
             Camera {
                 organization_id: "acme".into(),
                 camera_id: camera.into(),
-                zones: vec![Zone {
-                    id: "walkway".into(),
-                    polygon: [(0.3, 0.3), (0.7, 0.3), (0.7, 0.8), (0.3, 0.8)]
-                        .iter()
-                        .map(|(x, y)| Point { x: *x, y: *y })
-                        .collect(),
-                    min_dwell_ms: 1_000,
-                    ..Default::default()
-                }],
+                zones: vec![walkway(&[])],
                 lines: vec![Tripwire {
                     id: "middle".into(),
                     a: pt(0.5, 0.0),

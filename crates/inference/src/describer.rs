@@ -6,12 +6,12 @@
 
 use opencv::core::{self, Mat, Point, Rect, Size, Vec2f, Vector};
 use opencv::prelude::*;
-use opencv::{imgproc, objdetect, video};
+use opencv::{imgproc, video};
 use serde_json::json;
 
-use crate::detector::detect_hog;
+use crate::detector::PersonDetector;
 use crate::frame::grey_thumbnail;
-use crate::tracker::{BBox, Detection};
+use crate::tracker::Detection;
 use crate::{cv, InferenceError};
 
 /// The default instruction given with every frame.
@@ -68,41 +68,23 @@ const MIN_FLOW: f32 = 0.4;
 /// regions, and Farneback optical flow for the dominant movement direction. It reports only what it
 /// measured; it does not guess at behaviour or products.
 pub struct OpenCvSceneDescriber {
-    hog: objdetect::HOGDescriptor,
+    hog: PersonDetector,
 }
 
 impl OpenCvSceneDescriber {
     /// Loads OpenCV's built-in people detector.
     pub fn new() -> Result<OpenCvSceneDescriber, InferenceError> {
-        let mut hog = objdetect::HOGDescriptor::default().map_err(cv("creating HOG descriptor"))?;
-        let detector = objdetect::HOGDescriptor::get_default_people_detector()
-            .map_err(cv("loading the people detector"))?;
-        hog.set_svm_detector_input_array(&detector)
-            .map_err(cv("installing the people detector"))?;
-        Ok(OpenCvSceneDescriber { hog })
+        Ok(OpenCvSceneDescriber {
+            hog: PersonDetector::hog()?,
+        })
     }
 
-    /// The people in the frame: the session's detections when given, else HOG's.
-    fn people(&self, input: &DescribeInput<'_>) -> Result<Vec<Detection>, InferenceError> {
-        if let Some(people) = input.people {
-            return Ok(people.to_vec());
+    /// The people in the frame: the session's detections when given, else HOG's (every score).
+    fn people(&mut self, input: &DescribeInput<'_>) -> Result<Vec<Detection>, InferenceError> {
+        match input.people {
+            Some(people) => Ok(people.to_vec()),
+            None => self.hog.detect(input.image, 0.0),
         }
-        let (w, h) = (
-            input.image.cols().max(1) as f32,
-            input.image.rows().max(1) as f32,
-        );
-        Ok(detect_hog(&self.hog, input.image)?
-            .into_iter()
-            .map(|(r, weight)| Detection {
-                bbox: BBox {
-                    x: r.x as f32 / w,
-                    y: r.y as f32 / h,
-                    w: r.width as f32 / w,
-                    h: r.height as f32 / h,
-                },
-                score: sigmoid(weight) as f32,
-            })
-            .collect())
     }
 
     fn motion_regions(
@@ -248,10 +230,6 @@ fn relative(r: Rect, size: Size) -> serde_json::Value {
         "h": round(f64::from(r.height) / h),
         "where": grid_cell((f64::from(r.x) + f64::from(r.width) / 2.0) / w, (f64::from(r.y) + f64::from(r.height) / 2.0) / h),
     })
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 impl FrameDescriber for OpenCvSceneDescriber {

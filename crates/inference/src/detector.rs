@@ -161,7 +161,7 @@ fn detect_ssd(net: &mut dnn::Net, image: &Mat) -> Result<Vec<Detection>, Inferen
 }
 
 /// HOG people detection: boxes in the frame's pixels with their SVM margin.
-pub(crate) fn detect_hog(
+fn detect_hog(
     hog: &objdetect::HOGDescriptor,
     image: &Mat,
 ) -> Result<Vec<(Rect, f64)>, InferenceError> {
