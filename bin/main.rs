@@ -540,12 +540,13 @@ async fn stream(args: StreamArgs) -> Result<()> {
     bar.finish_and_clear();
 
     println!(
-        "sent {} frames: {} described, {} skipped as duplicates, {} without people, {} gated (nothing new for the people in view), {} rejected ({} replayed, {} unreadable locally)",
+        "sent {} frames: {} described, {} skipped as duplicates, {} without people, {} gated (nothing new for the people in view), {} shed, {} rejected ({} replayed, {} unreadable locally)",
         report.frames_sent,
         report.accepted,
         report.skipped,
         report.no_person,
         report.gated,
+        report.shed,
         report.rejected.len(),
         report.replayed,
         report.unreadable
@@ -569,7 +570,7 @@ async fn stream(args: StreamArgs) -> Result<()> {
         }
         .into_inner();
         println!(
-            "session {} ({}): received {}, accepted {}, skipped {}, no person {}, gated {}, rejected {}, described {}, batches {}",
+            "session {} ({}): received {}, accepted {}, skipped {}, no person {}, gated {}, shed {}, rejected {}, described {}, batches {}",
             session.session_id,
             if session.status == proto::SessionStatus::Closed as i32 { "closed" } else { "open" },
             session.frames_received,
@@ -577,6 +578,7 @@ async fn stream(args: StreamArgs) -> Result<()> {
             session.frames_skipped,
             session.frames_no_person,
             session.frames_gated,
+            session.frames_shed,
             session.frames_rejected,
             session.frames_described,
             session.batches_emitted

@@ -106,6 +106,8 @@ pub struct StreamReport {
     pub no_person: u64,
     /// Frames with people but nothing new for them (not described).
     pub gated: u64,
+    /// Frames the describer had no room for (not described).
+    pub shed: u64,
     /// Rejected, with reasons.
     pub rejected: Vec<(u64, String)>,
     /// Acks that repeated an earlier outcome (resent frames).
@@ -361,6 +363,7 @@ fn tally(report: &mut StreamReport, ack: &FrameAck) {
         Ok(FrameOutcome::SkippedDuplicate) => report.skipped += 1,
         Ok(FrameOutcome::NoPerson) => report.no_person += 1,
         Ok(FrameOutcome::Gated) => report.gated += 1,
+        Ok(FrameOutcome::Shed) => report.shed += 1,
         _ => report.rejected.push((ack.frame_index, ack.reason.clone())),
     }
     if !ack.session_id.is_empty() && report.session_ids.last() != Some(&ack.session_id) {

@@ -28,6 +28,8 @@ pub struct IngestReport {
     pub no_person: u64,
     /// Frames with people but nothing new for them.
     pub gated: u64,
+    /// Frames the describer had no room for.
+    pub shed: u64,
     /// Media frames that could not be read.
     pub unreadable: u64,
 }
@@ -76,6 +78,7 @@ pub async fn ingest_media(
             FrameOutcome::Rejected { .. } => report.rejected += 1,
             FrameOutcome::NoPerson => report.no_person += 1,
             FrameOutcome::Gated { .. } => report.gated += 1,
+            FrameOutcome::Shed => report.shed += 1,
         }
         if report.session_ids.last() != Some(&ack.session_id) {
             report.session_ids.push(ack.session_id);

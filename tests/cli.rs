@@ -93,7 +93,12 @@ fn serve_stream_list_summary_and_metrics() {
     );
     assert_eq!(
         count("received"),
-        accepted + count("skipped") + count("no person") + count("gated") + count("rejected"),
+        accepted
+            + count("skipped")
+            + count("no person")
+            + count("gated")
+            + count("shed")
+            + count("rejected"),
         "{out}"
     );
     assert!(batches >= accepted.div_ceil(5), "{out}");

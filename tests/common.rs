@@ -221,7 +221,8 @@ pub async fn close_session(url: &str, org: &str, session_id: &str) -> crow::prot
             + closed.frames_skipped
             + closed.frames_rejected
             + closed.frames_no_person
-            + closed.frames_gated,
+            + closed.frames_gated
+            + closed.frames_shed,
         "every received frame has one outcome"
     );
     closed

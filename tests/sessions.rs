@@ -172,3 +172,52 @@ async fn oversize_frames_are_rejected_and_oversize_messages_refused_without_harm
     assert_eq!(acks[0].session_id, s.session_id);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_overload_a_shedding_pipeline_records_frames_shed_and_never_waits() {
+    // One slow describer (HOG on every frame) with room for one waiting frame, and every frame worth
+    // describing: most of a fast stream finds the queue full.
+    let t = TestServer::start(common::pixels_only(PipelineConfig {
+        describer_slots: 1,
+        describer_queue: 1,
+        describer_overload: crow::actors::Overload::Shed,
+        duplicate_threshold: 0.0,
+        ..PipelineConfig::default()
+    }))
+    .await;
+    let jpegs = common::jpeg_frames("vtest.avi", 10.0, 40);
+    let items: Vec<_> = jpegs
+        .iter()
+        .enumerate()
+        .map(|(i, (pos, j))| (i as u64, *pos, j.clone(), ImageFormat::Jpeg))
+        .collect();
+    let acks = common::send(
+        &t.url,
+        common::frames("acme", "busy", 1_763_000_000_000, &items),
+    )
+    .await;
+    let shed: Vec<u64> = acks
+        .iter()
+        .filter(|a| a.outcome == FrameOutcome::Shed as i32)
+        .map(|a| a.frame_index)
+        .collect();
+    assert!(!shed.is_empty(), "a full describer sheds");
+    assert!(
+        acks.iter()
+            .any(|a| a.outcome == FrameOutcome::Accepted as i32),
+        "what fits is described"
+    );
+    let closed = common::close_session(&t.url, "acme", &acks[0].session_id).await;
+    assert_eq!(closed.frames_shed, shed.len() as u64);
+    assert_eq!(closed.frames_described, closed.frames_accepted);
+    let records = common::wait_for_interactions(&t.url, "acme", closed.batches_emitted).await;
+    common::assert_each_frame_batched_once(&records, closed.frames_described);
+    for i in &records {
+        let data: serde_json::Value = serde_json::from_str(&i.data_json).unwrap();
+        for f in data["frames"].as_array().unwrap() {
+            let index = f["frame_index"].as_u64().unwrap();
+            assert!(!shed.contains(&index), "shed frame {index} was described");
+        }
+    }
+    t.stop().await;
+}

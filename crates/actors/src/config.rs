@@ -73,9 +73,12 @@ pub struct PipelineConfig {
     pub remote: crow_inference::remote::RemoteConfig,
     /// Describer worker threads (inference slots).
     pub describer_slots: usize,
-    /// Frames that may wait for a free slot; when full, sessions wait (and their clients run out of
-    /// credits) rather than buffering more.
+    /// Frames that may wait for a free slot; when full, see `describer_overload`.
     pub describer_queue: usize,
+    /// What a session does with a frame worth describing when the describer queue is full: `wait`
+    /// (its client runs out of credits and slows down; nothing is lost) or `shed` (the frame is recorded
+    /// `SHED`, counted and not described; ingest never waits for the describers).
+    pub describer_overload: Overload,
     /// Frames a stream may have unacknowledged (credits granted to the client).
     pub stream_credits: u32,
     /// A failed session actor is restarted at most this many times.
@@ -95,6 +98,16 @@ pub struct PipelineConfig {
     pub retention: RetentionConfig,
     /// The person detector, the tracker and the gate that sends frames to the describer.
     pub perception: PerceptionConfig,
+}
+
+/// See [`PipelineConfig::describer_overload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overload {
+    /// Wait for room in the describer queue.
+    Wait,
+    /// Record the frame as shed and go on.
+    Shed,
 }
 
 /// Which person detector runs on every decoded, non-duplicate frame.
@@ -375,6 +388,7 @@ impl Default for PipelineConfig {
             remote: Default::default(),
             describer_slots: 2,
             describer_queue: 8,
+            describer_overload: Overload::Wait,
             stream_credits: 32,
             max_session_restarts: 5,
             restart_backoff_ms: 50,

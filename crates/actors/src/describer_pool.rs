@@ -116,6 +116,11 @@ impl DescriberPool {
         &self.stats
     }
 
+    /// Whether a job submitted now would be queued without waiting.
+    pub fn has_room(&self) -> bool {
+        self.queue.capacity() > 0
+    }
+
     /// Queues a job, waiting (counted) while the queue is full.
     pub async fn submit(&self, job: DescribeJob) -> Result<(), PipelineError> {
         let stopped = || PipelineError::Unavailable("describer pool stopped".into());

@@ -33,7 +33,7 @@ use crate::metrics_names as m;
 use crate::retention::DiskState;
 use crate::scene::{Scene, Verdict};
 use crate::supervisor::SupervisorMsg;
-use crate::{DescriberKind, PipelineConfig, PipelineError};
+use crate::{DescriberKind, Overload, PipelineConfig, PipelineError};
 
 /// A frame validated, decoded and thumbnailed: the pure, expensive part of ingest, which a caller may do
 /// ahead of time with [`prepare_frame`] so that it overlaps the session's work on the previous frame.
@@ -345,6 +345,9 @@ impl IngestSessionState {
             None => self.decode_and_gate(&frame).await?,
         };
         let (mut outcome, accepted) = outcome;
+        // Under `describer_overload = "shed"`, a frame the describers have no room for is not described.
+        let room = self.config.describer_overload == Overload::Wait
+            || self.pool.as_ref().is_none_or(DescriberPool::has_room);
         // The people gate: a decoded, non-duplicate frame is described only for what happened to a person.
         let mut people: Option<Arc<[crow_inference::Detection]>> = None;
         if let (Some((image, _)), Some(detector)) = (&accepted, self.detector.clone()) {
@@ -357,7 +360,7 @@ impl IngestSessionState {
             metrics::counter!(m::DETECTIONS).increment(detections.len() as u64);
             if let Some(scene) = &mut self.scene {
                 let (verdict, tracked) =
-                    scene.observe(&detections, frame.frame_index, frame.captured_at_ms);
+                    scene.observe(&detections, frame.frame_index, frame.captured_at_ms, room);
                 people = Some(tracked.iter().map(|(_, d)| *d).collect());
                 outcome = match verdict {
                     Verdict::Describe(reasons) => {
@@ -370,8 +373,18 @@ impl IngestSessionState {
                     }
                     Verdict::NoPerson => FrameOutcome::NoPerson,
                     Verdict::Gated(reason) => FrameOutcome::Gated { reason },
+                    Verdict::Shed(reasons) => {
+                        tracing::debug!(
+                            frame_index = frame.frame_index,
+                            ?reasons,
+                            "describer full: frame shed"
+                        );
+                        FrameOutcome::Shed
+                    }
                 };
             }
+        } else if outcome == FrameOutcome::Accepted && !room {
+            outcome = FrameOutcome::Shed;
         }
 
         // Count the frame and write it in one transaction with the session's counters.
@@ -384,6 +397,7 @@ impl IngestSessionState {
             FrameOutcome::Rejected { .. } => c.rejected += 1,
             FrameOutcome::NoPerson => c.no_person += 1,
             FrameOutcome::Gated { .. } => c.gated += 1,
+            FrameOutcome::Shed => c.shed += 1,
         }
         if let Some(scene) = &self.scene {
             session.scene = scene.to_json();
@@ -434,6 +448,7 @@ impl IngestSessionState {
             }
             FrameOutcome::NoPerson => metrics::counter!(m::FRAMES_NO_PERSON).increment(1),
             FrameOutcome::Gated { .. } => metrics::counter!(m::FRAMES_GATED).increment(1),
+            FrameOutcome::Shed => metrics::counter!(m::FRAMES_SHED).increment(1),
         }
 
         if let Some((image, thumb)) = accepted {

@@ -34,7 +34,7 @@ mod supervisor;
 pub use catalog_match::{Evidence, ProductFinding, RefusedProposal};
 pub use config::{
     AnalysisConfig, DescriberKind, DetectorChoice, InteractionsConfig, LimitsConfig, LlamaConfig,
-    PerceptionConfig, PipelineConfig, RetentionConfig,
+    Overload, PerceptionConfig, PipelineConfig, RetentionConfig,
 };
 pub use describer_pool::{
     DescribeCallback, DescribeJob, DescriberFactory, DescriberPool, PoolStats,

@@ -65,6 +65,8 @@ pub const CAMERA_LAST_FRAME: &str = "crow_camera_last_frame_timestamp_seconds";
 pub const FRAMES_NO_PERSON: &str = "crow_frames_no_person_total";
 /// Frames with people but nothing new for them, or past their tracks' description cap (not described).
 pub const FRAMES_GATED: &str = "crow_frames_gated_total";
+/// Frames worth describing that the describer had no room for (`describer_overload = "shed"`).
+pub const FRAMES_SHED: &str = "crow_frames_shed_total";
 /// People detected, summed over frames.
 pub const DETECTIONS: &str = "crow_person_detections_total";
 /// CCTV batches analysed without the text model because the backlog was over

@@ -68,6 +68,9 @@ pub(crate) enum Verdict {
     NoPerson,
     /// People, but nothing new for them.
     Gated(String),
+    /// Worth describing, but the describer has no room: nothing is marked as described, so what
+    /// triggered it triggers again on a later frame.
+    Shed(Vec<String>),
 }
 
 /// A session's scene.
@@ -135,12 +138,14 @@ impl Scene {
         (taken_events, occupancy.drain(..n).collect())
     }
 
-    /// Judges one decoded, non-duplicate frame from its person detections.
+    /// Judges one decoded, non-duplicate frame from its person detections. `room` says whether the
+    /// describer can take the frame now.
     pub(crate) fn observe(
         &mut self,
         detections: &[Detection],
         frame_index: u64,
         at_ms: i64,
+        room: bool,
     ) -> (Verdict, Vec<(u64, Detection)>) {
         let masks: Vec<Vec<Point>> = self
             .camera
@@ -241,6 +246,8 @@ impl Scene {
                 "a frame was described less than {} ms ago",
                 self.config.min_describe_interval_ms
             ))
+        } else if !room {
+            Verdict::Shed(reasons.into_iter().map(|(_, r, _)| r).collect())
         } else {
             self.state.last_described_ms = Some(at_ms);
             let mut triggering: Vec<u64> = reasons.iter().map(|(id, _, _)| *id).collect();
@@ -489,7 +496,7 @@ mod tests {
             0.2, 0.28, 0.36, 0.45, 0.46, 0.46, 0.47, 0.55, 0.65, 0.75, 0.85, 0.9,
         ];
         for (f, x) in xs.iter().enumerate() {
-            let (v, _) = scene.observe(&[person(*x - 0.03, 0.5)], f as u64, f as i64 * 1000);
+            let (v, _) = scene.observe(&[person(*x - 0.03, 0.5)], f as u64, f as i64 * 1000, true);
             verdicts.push(v);
         }
         scene.finish(12, 12_000);
@@ -547,10 +554,10 @@ mod tests {
         scene.set_camera(Some(camera()));
         for f in 0..5 {
             // Feet inside the mask on the left edge.
-            let (v, _) = scene.observe(&[person(0.02, 0.5)], f, f as i64 * 1000);
+            let (v, _) = scene.observe(&[person(0.02, 0.5)], f, f as i64 * 1000, true);
             assert_eq!(v, Verdict::NoPerson);
         }
-        let (v, _) = scene.observe(&[], 5, 5000);
+        let (v, _) = scene.observe(&[], 5, 5000, true);
         assert_eq!(v, Verdict::NoPerson);
         assert!(!scene.has_pending());
     }
@@ -560,12 +567,17 @@ mod tests {
         let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
         scene.set_camera(Some(camera()));
         for f in 0..3 {
-            scene.observe(&[person(0.2 + 0.01 * f as f32, 0.5)], f, f as i64 * 1000);
+            scene.observe(
+                &[person(0.2 + 0.01 * f as f32, 0.5)],
+                f,
+                f as i64 * 1000,
+                true,
+            );
         }
         let stored = scene.to_json();
         let mut resumed = Scene::resume(PerceptionConfig::default(), &stored);
         resumed.set_camera(Some(camera()));
-        resumed.observe(&[person(0.23, 0.5)], 3, 3000);
+        resumed.observe(&[person(0.23, 0.5)], 3, 3000, true);
         let (events, _) = resumed.take_through(3);
         let started = events
             .iter()

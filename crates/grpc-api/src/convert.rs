@@ -73,6 +73,7 @@ pub(crate) fn session(s: &SessionRecord) -> proto::Session {
         last_frame_index: s.last_frame_index.map_or(-1, |i| i as i64),
         frames_no_person: c.no_person,
         frames_gated: c.gated,
+        frames_shed: c.shed,
         batches_unanalyzed: 0,
     }
 }
@@ -86,6 +87,7 @@ pub(crate) fn outcome(o: &FrameOutcome) -> (proto::FrameOutcome, String) {
         FrameOutcome::Rejected { reason } => (proto::FrameOutcome::Rejected, reason.clone()),
         FrameOutcome::NoPerson => (proto::FrameOutcome::NoPerson, String::new()),
         FrameOutcome::Gated { reason } => (proto::FrameOutcome::Gated, reason.clone()),
+        FrameOutcome::Shed => (proto::FrameOutcome::Shed, String::new()),
     }
 }
 

@@ -84,7 +84,7 @@ pub enum SessionStatus {
 }
 
 /// Per-session frame counters. Every frame ends in exactly one outcome, so
-/// `received == accepted + skipped + rejected + no_person + gated` always holds.
+/// `received == accepted + skipped + rejected + no_person + gated + shed` always holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionCounters {
     /// Frames that reached the session.
@@ -102,6 +102,10 @@ pub struct SessionCounters {
     /// whose tracks had reached their description cap: not described.
     #[serde(default)]
     pub gated: u64,
+    /// Frames the gate would have described but the describer queue was full
+    /// (`describer_overload = "shed"`): recorded, not described.
+    #[serde(default)]
+    pub shed: u64,
     /// Accepted frames whose description is stored.
     pub described: u64,
     /// Batches emitted.
@@ -167,6 +171,9 @@ pub enum FrameOutcome {
         /// Why.
         reason: String,
     },
+    /// Worth describing, but the describer queue was full and the pipeline sheds under overload
+    /// (`describer_overload = "shed"`): recorded, not described.
+    Shed,
 }
 
 /// Tracking record of one frame.

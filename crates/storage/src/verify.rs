@@ -131,13 +131,13 @@ impl Store {
             let frames = frames_per_session.remove(id).unwrap_or(0);
             // Retention may have removed a closed session's frame records; its counters stay.
             let tracked = s.tracking_pruned_at_ms.is_none();
-            if c.received != c.accepted + c.skipped + c.rejected + c.no_person + c.gated
+            if c.received != c.accepted + c.skipped + c.rejected + c.no_person + c.gated + c.shed
                 || (tracked && c.received != frames)
             {
                 report.problems.push(format!(
                     "sessions: session {id} counts {} received ({} accepted, {} skipped, {} rejected, \
-                     {} without people, {} gated) but has {frames} frame records",
-                    c.received, c.accepted, c.skipped, c.rejected, c.no_person, c.gated
+                     {} without people, {} gated, {} shed) but has {frames} frame records",
+                    c.received, c.accepted, c.skipped, c.rejected, c.no_person, c.gated, c.shed
                 ));
             }
         }
