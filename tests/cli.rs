@@ -171,6 +171,83 @@ fn interaction_catalog_and_analysis_commands() {
     ]);
     assert_eq!(out.lines().count(), 5, "{out}");
 
+    // A camera's zones, tripwires and masks, by flags; `get` prints JSON that `set FILE` takes back.
+    let out = crow(&[
+        "cameras",
+        "set",
+        "--org",
+        "shop",
+        "--camera",
+        "aisle-1",
+        "--zone",
+        "shelf-3:0.1,0.5 0.4,0.5 0.4,0.9 0.1,0.9:sku-101,sku-102:4000",
+        "--line",
+        "door:0.5,0 0.5,1",
+        "--mask",
+        "0.85,0 1,0 1,0.2",
+        "--server",
+        url,
+    ]);
+    assert!(out.contains("1 zones, 1 tripwires, 1 masks"), "{out}");
+    let got = crow(&[
+        "cameras", "get", "--org", "shop", "--camera", "aisle-1", "--server", url,
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(
+        json["zones"][0]["product_ids"],
+        serde_json::json!(["sku-101", "sku-102"])
+    );
+    assert_eq!(json["zones"][0]["min_dwell_ms"], 4000);
+    let file = dir.path().join("camera.json");
+    let file_text = {
+        // The file form holds zones, lines and masks only.
+        let mut j = json.clone();
+        let o = j.as_object_mut().unwrap();
+        o.remove("organization_id");
+        o.remove("camera_id");
+        o.remove("updated_at_ms");
+        j.to_string()
+    };
+    std::fs::write(&file, file_text).unwrap();
+    let out = crow(&[
+        "cameras",
+        "set",
+        file.to_str().unwrap(),
+        "--org",
+        "shop",
+        "--camera",
+        "aisle-2",
+        "--server",
+        url,
+    ]);
+    assert!(out.contains("1 zones, 1 tripwires, 1 masks"), "{out}");
+    let listed = crow(&["cameras", "list", "--org", "shop", "--server", url]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains("sku-101, sku-102"), "{listed}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_crow"))
+        .args([
+            "cameras",
+            "set",
+            "--org",
+            "shop",
+            "--camera",
+            "aisle-3",
+            "--zone",
+            "z:0.1,0.1 2,0.2 0.3,0.9",
+            "--server",
+            url,
+        ])
+        .env("CROW_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("0..1"), "the refusal names the rule: {err}");
+    let out = crow(&[
+        "cameras", "delete", "--org", "shop", "--camera", "aisle-2", "--server", url,
+    ]);
+    assert!(out.contains("configuration removed"), "{out}");
+
     let data = r#"{"platform": "instagram", "text": "Love the red running shoes!"}"#;
     let args = [
         "interactions",

@@ -28,7 +28,7 @@ const MMPROJ: &str = "test-mmproj-gemma3-224.gguf";
 fn settings() -> LlamaSettings {
     LlamaSettings {
         threads: 2,
-        n_ctx: 1024,
+        n_ctx: 2048,
         max_tokens: 24,
     }
 }

@@ -185,6 +185,18 @@ async fn footage_without_products_yields_no_products_but_people_and_tracks() {
     );
     assert_ranges_disjoint(&records);
     common::assert_each_frame_batched_once(&records, closed.frames_described);
+    // Every batch has its record: no analysis backlog is left.
+    let session = client::connect(&t.url)
+        .await
+        .unwrap()
+        .get_session(crow::proto::GetSessionRequest {
+            organization_id: "acme".into(),
+            session_id: closed.session_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(session.batches_unanalyzed, 0);
     // Every track that started also ended (the session closed).
     let ev = events(&records);
     let started: BTreeSet<u64> = ev

@@ -399,7 +399,8 @@ impl IngestSessionState {
             FrameOutcome::Gated { .. } => c.gated += 1,
             FrameOutcome::Shed => c.shed += 1,
         }
-        if let Some(scene) = &self.scene {
+        // The scene changed only if the detector looked at this frame (the stored copy is current otherwise).
+        if let Some(scene) = self.scene.as_ref().filter(|_| people.is_some()) {
             session.scene = scene.to_json();
         }
         // Rejected frames do not move the session's clock or position: they may be garbage.

@@ -44,6 +44,38 @@ impl JsonShape {
         JsonShape::Object(fields.into_iter().map(|(n, s)| (n.to_owned(), s)).collect())
     }
 
+    /// The most characters an answer of this shape can have. Every token a constrained model emits adds
+    /// at least one character (short of a multi-byte character split over tokens), so a token budget of
+    /// this size lets the longest answer the grammar allows finish: the JSON always parses.
+    pub fn max_chars(&self) -> usize {
+        match self {
+            JsonShape::Object(fields) => {
+                2 + fields
+                    .iter()
+                    .map(|(name, shape)| name.chars().count() + 3 + shape.max_chars())
+                    .sum::<usize>()
+                    + fields.len().saturating_sub(1)
+            }
+            JsonShape::Array { item, max, .. } => 2 + max * (item.max_chars() + 1),
+            JsonShape::String { max_chars } => max_chars + 2,
+            JsonShape::OneOf(values) => values
+                .iter()
+                .map(|v| v.chars().count() + 2)
+                .max()
+                .unwrap_or(2),
+            JsonShape::OneOfInt(values) => values
+                .iter()
+                .map(|v| v.to_string().len())
+                .max()
+                .unwrap_or(1),
+            JsonShape::Probability => 4,
+            JsonShape::Subset { items, max } => {
+                let longest = items.iter().map(JsonShape::max_chars).max().unwrap_or(0);
+                2 + (*max).min(items.len()) * (longest + 1)
+            }
+        }
+    }
+
     /// The GBNF grammar whose `root` is this shape.
     pub fn to_gbnf(&self) -> String {
         let mut rules = Vec::new();
@@ -232,6 +264,23 @@ mod tests {
             },
         )]);
         assert!(shape.to_gbnf().contains("\"[\" \"]\""));
+    }
+
+    #[test]
+    fn the_longest_answer_is_counted() {
+        let shape = JsonShape::object([
+            ("a", JsonShape::String { max_chars: 5 }),
+            (
+                "n",
+                JsonShape::Array {
+                    item: Box::new(JsonShape::OneOfInt(vec![7, 12])),
+                    min: 0,
+                    max: 2,
+                },
+            ),
+        ]);
+        // {"a":"12345","n":[12,12]}
+        assert!(shape.max_chars() >= r#"{"a":"12345","n":[12,12]}"#.len());
     }
 
     #[test]

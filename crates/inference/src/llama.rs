@@ -438,7 +438,7 @@ pub fn product_match_shape(catalog: &[CatalogProduct], frames: &[u64]) -> JsonSh
 
 /// The shape of an analysis answer: a summary and short lists of insights, anomalies and recommendations.
 pub fn analysis_shape() -> JsonShape {
-    // At most 200 + 9 x 80 characters: about 300 tokens, inside the 512 that `analyze` allows.
+    // At most 200 + 9 x 80 characters and the keys; `analyze` lets the model generate that many tokens.
     let list = || JsonShape::Array {
         item: Box::new(JsonShape::String { max_chars: 80 }),
         min: 0,
@@ -489,13 +489,12 @@ impl TextModel {
             frame_lines.join("\n")
         );
         let frames: Vec<u64> = observations.iter().map(|(i, _)| *i).collect();
-        let grammar = product_match_shape(catalog, &frames).to_gbnf();
+        let shape = product_match_shape(catalog, &frames);
         let (text, stats) = self.complete(
             &self.chat_prompt(&user),
-            Some(&grammar),
-            // The longest answer the grammar allows: 4 x (id + 4 frame indexes + 60 characters), about
-            // 200 tokens.
-            self.settings.max_tokens.max(256),
+            Some(&shape.to_gbnf()),
+            // Room for the longest answer the grammar allows, so it always finishes.
+            self.settings.max_tokens.max(shape.max_chars() as u32),
         )?;
         #[derive(serde::Deserialize)]
         struct Raw {
@@ -536,11 +535,12 @@ impl TextModel {
             "You analyse customer interactions recorded in a retail store.\nRecords:\n{}\nAnswer with JSON: a summary, and up to three insights, anomalies and recommendations.",
             records.iter().map(|r| format!("- {r}")).collect::<Vec<_>>().join("\n")
         );
-        let grammar = analysis_shape().to_gbnf();
+        let shape = analysis_shape();
         let (text, stats) = self.complete(
             &self.chat_prompt(&user),
-            Some(&grammar),
-            self.settings.max_tokens.max(512),
+            Some(&shape.to_gbnf()),
+            // Room for the longest answer the grammar allows, so it always finishes.
+            self.settings.max_tokens.max(shape.max_chars() as u32),
         )?;
         let analysis = serde_json::from_str(text.trim())
             .map_err(|e| LlamaError::BadOutput(format!("{e}: {text:?}")))?;
