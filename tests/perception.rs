@@ -56,6 +56,15 @@ fn walkway(products: &[&str]) -> Zone {
     }
 }
 
+/// A tripwire top to bottom through the middle: walking left counts "in", right "out".
+fn middle_line() -> Tripwire {
+    Tripwire {
+        id: "middle".into(),
+        a: pt(0.5, 0.0),
+        b: pt(0.5, 1.0),
+    }
+}
+
 async fn configure(url: &str, camera: Camera) -> Camera {
     let mut c = CameraServiceClient::connect(url.to_owned()).await.unwrap();
     c.upsert_camera(camera).await.unwrap().into_inner()
@@ -321,12 +330,7 @@ async fn a_tripwire_counts_both_directions_the_same_each_time() {
             Camera {
                 organization_id: "acme".into(),
                 camera_id: camera.into(),
-                // Top to bottom through the middle: walking left counts "in", right "out".
-                lines: vec![Tripwire {
-                    id: "middle".into(),
-                    a: pt(0.5, 0.0),
-                    b: pt(0.5, 1.0),
-                }],
+                lines: vec![middle_line()],
                 ..Default::default()
             },
         )
@@ -515,11 +519,7 @@ async fn tracks_survive_a_session_actor_restart_without_counting_twice() {
                 organization_id: "acme".into(),
                 camera_id: camera.into(),
                 zones: vec![walkway(&[])],
-                lines: vec![Tripwire {
-                    id: "middle".into(),
-                    a: pt(0.5, 0.0),
-                    b: pt(0.5, 1.0),
-                }],
+                lines: vec![middle_line()],
                 ..Default::default()
             },
         )
