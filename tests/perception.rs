@@ -101,24 +101,11 @@ fn data(i: &Interaction) -> serde_json::Value {
     serde_json::from_str(&i.data_json).unwrap()
 }
 
-/// (kind, place, track) of every event of the records.
+/// (kind, place, track) of every event of the records, in frame order.
 fn events(records: &[Interaction]) -> Vec<(String, String, u64)> {
-    records
-        .iter()
-        .flat_map(|i| {
-            data(i)["events"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| {
-                    (
-                        e["kind"].as_str().unwrap().to_owned(),
-                        e["place"].as_str().unwrap_or("").to_owned(),
-                        e["track_id"].as_u64().unwrap(),
-                    )
-                })
-        })
+    event_log(records)
+        .into_iter()
+        .map(|(_, kind, place, track)| (kind, place, track))
         .collect()
 }
 
