@@ -147,11 +147,7 @@ impl Scene {
         at_ms: i64,
         room: bool,
     ) -> (Verdict, Vec<(u64, Detection)>) {
-        let masks: Vec<Vec<Point>> = self
-            .camera
-            .as_ref()
-            .map(|c| c.masks.iter().map(|m| to_points(m)).collect())
-            .unwrap_or_default();
+        let masks: &[Vec<[f32; 2]>] = self.camera.as_ref().map_or(&[], |c| &c.masks);
         let people: Vec<Detection> = detections
             .iter()
             .filter(|d| !masks.iter().any(|m| polygon_contains(m, d.bbox.foot())))
@@ -304,7 +300,7 @@ impl Scene {
             return;
         };
         for zone in &camera.zones {
-            let inside = polygon_contains(&to_points(&zone.polygon), foot);
+            let inside = polygon_contains(&zone.polygon, foot);
             match (inside, scene.visits.get_mut(&zone.id)) {
                 (true, None) => {
                     scene.visits.insert(
@@ -419,10 +415,6 @@ impl Scene {
             });
         }
     }
-}
-
-fn to_points(polygon: &[[f32; 2]]) -> Vec<Point> {
-    polygon.iter().map(|p| (p[0], p[1])).collect()
 }
 
 fn distance(a: Point, b: Point) -> f32 {

@@ -4,16 +4,17 @@
 /// A point `(x, y)` in normalised frame coordinates.
 pub type Point = (f32, f32);
 
-/// Whether `p` lies inside the polygon (even-odd rule; points on an edge may fall either way).
-pub fn polygon_contains(polygon: &[Point], p: Point) -> bool {
+/// Whether `p` lies inside the polygon (even-odd rule; points on an edge may fall either way). Corners
+/// may be `(x, y)` tuples or `[x, y]` arrays, as stored, without conversion.
+pub fn polygon_contains<P: Copy + Into<Point>>(polygon: &[P], p: Point) -> bool {
     if polygon.len() < 3 {
         return false;
     }
     let mut inside = false;
     let mut j = polygon.len() - 1;
     for i in 0..polygon.len() {
-        let (xi, yi) = polygon[i];
-        let (xj, yj) = polygon[j];
+        let (xi, yi) = polygon[i].into();
+        let (xj, yj) = polygon[j].into();
         if (yi > p.1) != (yj > p.1) && p.0 < (xj - xi) * (p.1 - yi) / (yj - yi) + xi {
             inside = !inside;
         }
