@@ -41,15 +41,16 @@ fn score(p: &Product, text: &BTreeSet<String>) -> usize {
 /// The `k` products that share the most words with the observations (all of them when the catalog has at
 /// most `k`), best first, ties by id.
 pub(crate) fn candidates<'a>(
-    catalog: &'a [Product],
+    catalog: &[&'a Product],
     observations: &[(u64, String)],
     k: usize,
 ) -> Vec<&'a Product> {
     if catalog.len() <= k {
-        return catalog.iter().collect();
+        return catalog.to_vec();
     }
     let text: BTreeSet<String> = observations.iter().flat_map(|(_, t)| words(t)).collect();
-    let mut scored: Vec<(usize, &Product)> = catalog.iter().map(|p| (score(p, &text), p)).collect();
+    let mut scored: Vec<(usize, &Product)> =
+        catalog.iter().map(|p| (score(p, &text), *p)).collect();
     scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
     scored.into_iter().take(k).map(|(_, p)| p).collect()
 }
@@ -351,23 +352,18 @@ pub(crate) fn named_candidates<'a>(
     k: usize,
 ) -> Vec<&'a Product> {
     let described: Vec<Vec<String>> = frames.iter().map(|f| words(&f.text).collect()).collect();
-    let possible: Vec<Product> = catalog
+    let possible: Vec<&Product> = catalog
         .iter()
         .filter(|p| {
             let (_, name) = product_words(p);
             described.iter().any(|d| names_product(d, &name))
         })
-        .cloned()
         .collect();
     let observations: Vec<(u64, String)> = frames
         .iter()
         .map(|f| (f.frame_index, f.text.clone()))
         .collect();
-    let picked: Vec<String> = candidates(&possible, &observations, k)
-        .into_iter()
-        .map(|p| p.id.clone())
-        .collect();
-    catalog.iter().filter(|p| picked.contains(&p.id)).collect()
+    candidates(&possible, &observations, k)
 }
 
 #[cfg(test)]
@@ -393,7 +389,7 @@ mod tests {
             .chain([product("shoe", "red running shoes")])
             .collect();
         let obs = vec![(4, "A customer tries on red running shoes".to_owned())];
-        let top = candidates(&catalog, &obs, 3);
+        let top = candidates(&catalog.iter().collect::<Vec<_>>(), &obs, 3);
         assert_eq!(top.len(), 3);
         assert_eq!(top[0].id, "shoe");
         let mut f = Findings::default();
