@@ -73,6 +73,22 @@ enum Command {
     /// Benchmarks that print ratios measured in one run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Check a stopped server's database offline (after a crash, before a restart): every record
+    /// decodes, sits where its content says, and indexes, counters and sessions add up. Reads only.
+    /// Exits 1 if anything is broken.
+    Verify(VerifyArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP/JSON API (also served at /openapi.json).
+    Openapi,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Directory of the database [default: the configuration's data_dir, crow-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file (its data_dir).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -297,6 +313,9 @@ struct SessionArgs {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
+        die_quietly_on_closed_pipe();
+    }
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_env("CROW_LOG").unwrap_or_else(|_| "info".into())
     };
@@ -327,6 +346,16 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// Client commands end quietly when their reader goes away (`crow interactions list | head`), as Unix
+/// tools do: Rust ignores SIGPIPE, which turns a closed stdout into a panic in `println!`. Servers (and
+/// benchmarks, which run one) keep ignoring it: their sockets report a closed peer as an error.
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: restoring the default disposition of one signal, before any thread writes to a pipe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve(args).await,
@@ -349,7 +378,47 @@ async fn run(command: Command) -> Result<()> {
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
         Command::Doctor(args) => doctor::run(args),
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Verify(args) => verify(args),
+        Command::Openapi => {
+            println!("{}", crow::http::openapi::json());
+            Ok(())
+        }
     }
+}
+
+/// `crow verify`: [`crow::storage::Store::verify`] on a database no server has open.
+fn verify(args: VerifyArgs) -> Result<()> {
+    let dir = match args.data_dir {
+        Some(dir) => dir,
+        None => Config::load(args.config.as_deref())?.data_dir,
+    };
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a crow data directory", dir.display());
+    }
+    // sled takes an exclusive lock: a running server's database cannot be opened (nor damaged) here.
+    let store = crow::storage::Store::open(&dir).with_context(|| {
+        format!(
+            "opening {} (is a server still running on it? stop it first)",
+            dir.display()
+        )
+    })?;
+    let report = store.verify()?;
+    println!(
+        "{}: {} interactions, {} sessions, {} frames, {} batches",
+        dir.display(),
+        report.interactions,
+        report.sessions,
+        report.frames,
+        report.batches
+    );
+    if report.is_sound() {
+        println!("sound: every invariant holds");
+        return Ok(());
+    }
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    anyhow::bail!("{} problem(s) in {}", report.problems.len(), dir.display())
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -422,6 +491,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         auth,
         tls,
         max_frame_bytes: config.pipeline.limits.max_frame_bytes,
+        max_message_bytes: config.pipeline.limits.max_message_bytes,
+        dashboard: config.dashboard,
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn({
@@ -454,6 +525,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let mut banner = format!("crow listening on {scheme}://{addr}\n");
     if let Some(m) = config.metrics_listen {
         banner.push_str(&format!("crow metrics on http://{m}/metrics\n"));
+    }
+    if config.dashboard {
+        banner.push_str(&format!("crow dashboard on {scheme}://{addr}/\n"));
     }
     {
         use std::io::Write as _;

@@ -321,20 +321,26 @@ pub(crate) async fn interactions(cmd: InteractionsCommand) -> Result<()> {
         InteractionsCommand::Create(args) => create(args).await,
         InteractionsCommand::Get(args) => {
             let mut client = interaction_client(&args.server).await?;
-            print_state(&mut client, &args.org, &args.id)
-                .await
-                .map(|_| ())
+            print_state(&mut client, &args.org, &args.id).await
         }
         InteractionsCommand::List(args) => list(args).await,
     }
 }
 
-/// Prints where an interaction stands; returns whether it is final (stored or dead).
-async fn print_state(
+/// Where an interaction stands, as a line to show while it is pending.
+enum State {
+    /// Stored or dead: printed, nothing more to wait for.
+    Final,
+    /// Accepted, not processed yet.
+    Pending(String),
+}
+
+/// Fetches where an interaction stands; prints it if it is final (stored or dead).
+async fn fetch_state(
     client: &mut InteractionServiceClient<Channel>,
     org: &str,
     id: &str,
-) -> Result<bool> {
+) -> Result<State> {
     let r = client
         .get_interaction(GetInteractionRequest {
             organization_id: org.to_owned(),
@@ -345,27 +351,62 @@ async fn print_state(
     match (proto::InteractionState::try_from(r.state), &r.interaction) {
         (Ok(proto::InteractionState::Stored), Some(i)) => {
             print_interaction(i);
-            Ok(true)
+            Ok(State::Final)
         }
         (Ok(proto::InteractionState::DeadLetter), _) => {
             println!(
                 "{id}: dead letter after {} attempts: {}",
                 r.attempts, r.last_error
             );
-            Ok(true)
+            Ok(State::Final)
         }
-        _ => {
-            println!(
-                "{id}: accepted, waiting to be processed ({} failed attempts{})",
-                r.attempts,
-                if r.last_error.is_empty() {
-                    String::new()
-                } else {
-                    format!(", last: {}", r.last_error)
-                }
-            );
-            Ok(false)
+        _ => Ok(State::Pending(format!(
+            "{id}: accepted, waiting to be processed ({} failed attempts{})",
+            r.attempts,
+            if r.last_error.is_empty() {
+                String::new()
+            } else {
+                format!(", last: {}", r.last_error)
+            }
+        ))),
+    }
+}
+
+/// Prints where an interaction stands, once.
+async fn print_state(
+    client: &mut InteractionServiceClient<Channel>,
+    org: &str,
+    id: &str,
+) -> Result<()> {
+    if let State::Pending(line) = fetch_state(client, org, id).await? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Polls until the interaction is stored or dead, showing one spinner line with its state on a
+/// terminal (nothing otherwise), then prints the outcome.
+async fn wait_for_state(
+    client: &mut InteractionServiceClient<Channel>,
+    org: &str,
+    id: &str,
+) -> Result<()> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match fetch_state(client, org, id).await {
+            Ok(State::Pending(line)) => spinner.set_message(line),
+            done => {
+                spinner.finish_and_clear();
+                return done.map(|_| ());
+            }
         }
+        if tokio::time::Instant::now() > deadline {
+            spinner.finish_and_clear();
+            bail!("not processed after 120 s (see outbox_batch_timeout_ms)");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -400,13 +441,7 @@ async fn create(args: CreateArgs) -> Result<()> {
         }
     );
     if args.wait {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        while !print_state(&mut client, &args.org, &r.id).await? {
-            if tokio::time::Instant::now() > deadline {
-                bail!("not processed after 120 s (see outbox_batch_timeout_ms)");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        wait_for_state(&mut client, &args.org, &r.id).await?;
     }
     Ok(())
 }

@@ -33,7 +33,7 @@ use crow_grpc_api::auth::{AuthConfig, Authenticator};
 pub struct Config {
     /// Directory of the sled database.
     pub data_dir: PathBuf,
-    /// gRPC listen address.
+    /// Listen address of the API: gRPC and HTTP/JSON (and the dashboard) on one port.
     pub listen: SocketAddr,
     /// Prometheus `/metrics` listen address; `None` disables the exporter.
     pub metrics_listen: Option<SocketAddr>,
@@ -43,6 +43,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// TLS of the gRPC server (certificate, key, client certificates).
     pub tls: TlsConfig,
+    /// Serve the web dashboard at `/` (the HTTP/JSON API is always served).
+    pub dashboard: bool,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
+            dashboard: true,
         }
     }
 }
@@ -128,10 +131,11 @@ impl std::fmt::Display for ConfigProblem {
 
 /// The top-level keys a file may have (the environment may carry other `CROW_*` variables, so
 /// [`Config`] itself tolerates unknown top-level keys; a file should not).
-const TOP_LEVEL_KEYS: [&str; 6] = [
+const TOP_LEVEL_KEYS: [&str; 7] = [
     "data_dir",
     "listen",
     "metrics_listen",
+    "dashboard",
     "pipeline",
     "auth",
     "tls",

@@ -36,6 +36,7 @@ pub use config::{Config, ConfigError, ConfigProblem};
 pub use crow_actors as actors;
 pub use crow_actors::{DescriberKind, Pipeline, PipelineConfig, PipelineError};
 pub use crow_grpc_api::auth;
+pub use crow_grpc_api::http;
 pub use crow_grpc_api::proto;
 pub use crow_inference as inference;
 pub use crow_storage as storage;

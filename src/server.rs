@@ -1,5 +1,12 @@
 //! Serving the gRPC API (`crow.v1.IngestService`, `InteractionService`, `CatalogService`,
-//! `AnalysisService`), the standard health service and server reflection, in plaintext or TLS.
+//! `CameraService`, `AnalysisService`), the standard health service, server reflection (v1 and v1alpha),
+//! and on the same port the HTTP/JSON API, its OpenAPI document and the web dashboard
+//! ([`crow_grpc_api::http`]), in plaintext or TLS.
+//!
+//! One listener, one router: the gRPC services are routes of an axum router (as tonic builds them)
+//! merged with the HTTP routes, served by tonic's server with HTTP/1.1 accepted beside HTTP/2, so
+//! that its TLS, HTTP/2 window sizes and graceful drain apply to both. A request with content type
+//! `application/grpc` to an unknown path gets gRPC's `UNIMPLEMENTED`; any other unknown path a JSON 404.
 //!
 //! A server can come up before its pipeline ([`Startup`]): health and reflection answer at once, health
 //! says `NOT_SERVING` and crow's services answer `UNAVAILABLE` while sled opens and models load, and
@@ -15,6 +22,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use crow_grpc_api::auth::{AuthInterceptor, Authenticator};
+use crow_grpc_api::http::{HttpApi, HttpOptions, Services as HttpServices};
 use crow_grpc_api::proto::analysis_service_server::AnalysisServiceServer;
 use crow_grpc_api::proto::camera_service_server::CameraServiceServer;
 use crow_grpc_api::proto::catalog_service_server::CatalogServiceServer;
@@ -81,17 +89,25 @@ pub struct ServeOptions {
     pub auth: Authenticator,
     /// `Some`: serve TLS (and check client certificates if it says so); `None`: plaintext.
     pub tls: Option<ServerTls>,
-    /// Largest encoded frame (sizes the HTTP/2 windows; see [`crate::PipelineConfig`]'s limits).
+    /// Largest encoded frame (sizes the HTTP/2 windows and the HTTP frame route's body limit; see
+    /// [`crate::PipelineConfig`]'s limits).
     pub max_frame_bytes: usize,
+    /// Largest request message of the unary calls, and body of the JSON routes.
+    pub max_message_bytes: usize,
+    /// Serve the web dashboard at `/`.
+    pub dashboard: bool,
 }
 
 impl ServeOptions {
     /// Plaintext with `auth`, windows sized for the default frame limit.
     pub fn new(auth: Authenticator) -> ServeOptions {
+        let limits = crate::PipelineConfig::default().limits;
         ServeOptions {
             auth,
             tls: None,
-            max_frame_bytes: crate::PipelineConfig::default().limits.max_frame_bytes,
+            max_frame_bytes: limits.max_frame_bytes,
+            max_message_bytes: limits.max_message_bytes,
+            dashboard: true,
         }
     }
 
@@ -111,6 +127,7 @@ pub async fn spawn(
 ) -> std::io::Result<RunningServer> {
     let mut options = ServeOptions::new(auth);
     options.max_frame_bytes = pipeline.config().limits.max_frame_bytes;
+    options.max_message_bytes = pipeline.config().limits.max_message_bytes;
     spawn_with(pipeline, addr, options).await
 }
 
@@ -197,6 +214,7 @@ struct StartupInner {
     cameras: Arc<OnceLock<Cameras>>,
     analysis: Arc<OnceLock<Analysis>>,
     health: tonic_health::server::HealthReporter,
+    http: HttpApi,
     closing: watch::Sender<bool>,
 }
 
@@ -205,6 +223,14 @@ impl Startup {
     /// [`Startup::ready`].
     pub fn new(options: ServeOptions) -> Startup {
         let health = tonic_health::server::HealthReporter::new();
+        let http = HttpApi::new(
+            options.auth.clone(),
+            HttpOptions {
+                dashboard: options.dashboard,
+                max_body_bytes: options.max_message_bytes,
+                max_frame_bytes: options.max_frame_bytes,
+            },
+        );
         Startup {
             inner: Arc::new(StartupInner {
                 options,
@@ -214,6 +240,7 @@ impl Startup {
                 cameras: Arc::default(),
                 analysis: Arc::default(),
                 health,
+                http,
                 closing: watch::channel(false).0,
             }),
         }
@@ -230,29 +257,37 @@ impl Startup {
         let max_message = max_stream_message_bytes(limits.max_frame_bytes);
         let closing = i.closing.subscribe();
         let auth = &i.options.auth;
+        // The HTTP routes call the same service implementations (behind the same authentication).
+        let services = HttpServices {
+            ingest: IngestApi::new(pipeline.clone(), closing.clone()),
+            interactions: InteractionApi::new(pipeline.clone()),
+            catalog: CatalogApi::new(pipeline.clone()),
+            cameras: CameraApi::new(pipeline.clone()),
+            analysis: AnalysisApi::new(pipeline.clone(), closing.clone()),
+        };
+        i.http.ready(services.clone());
         let _ = i.interactions.set(InterceptedService::new(
-            InteractionServiceServer::new(InteractionApi::new(pipeline.clone()))
+            InteractionServiceServer::new(services.interactions)
                 .max_decoding_message_size(limits.max_message_bytes),
             auth.interceptor(false),
         ));
         let _ = i.catalog.set(InterceptedService::new(
-            CatalogServiceServer::new(CatalogApi::new(pipeline.clone()))
+            CatalogServiceServer::new(services.catalog)
                 .max_decoding_message_size(limits.max_message_bytes),
             auth.interceptor(false),
         ));
         let _ = i.cameras.set(InterceptedService::new(
-            CameraServiceServer::new(CameraApi::new(pipeline.clone()))
+            CameraServiceServer::new(services.cameras)
                 .max_decoding_message_size(limits.max_message_bytes),
             auth.interceptor(false),
         ));
         let _ = i.analysis.set(InterceptedService::new(
-            AnalysisServiceServer::new(AnalysisApi::new(pipeline.clone(), closing.clone()))
+            AnalysisServiceServer::new(services.analysis)
                 .max_decoding_message_size(limits.max_message_bytes),
             auth.interceptor(false),
         ));
         let _ = i.ingest.set(InterceptedService::new(
-            IngestServiceServer::new(IngestApi::new(pipeline, closing))
-                .max_decoding_message_size(max_message),
+            IngestServiceServer::new(services.ingest).max_decoding_message_size(max_message),
             auth.interceptor(auth.ingest_is_internal()),
         ));
         if !*i.closing.borrow() {
@@ -280,16 +315,25 @@ impl Startup {
         if self.inner.ingest.get().is_none() {
             self.set_health(ServingStatus::NotServing).await;
         }
-        // Server reflection, so that grpcurl-style tools and dynamic clients need no .proto files.
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crow_grpc_api::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Server reflection, so that grpcurl-style tools and dynamic clients need no .proto files: v1,
+        // and v1alpha, which many clients still speak only (Python's grpcio-reflection, older grpcurl,
+        // Postman, evans).
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crow_grpc_api::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection()
             .build_v1()
+            .expect("crow's own descriptor set is valid");
+        let reflection_v1alpha = reflection()
+            .build_v1alpha()
             .expect("crow's own descriptor set is valid");
         let this = self.clone();
         let shutdown = async move {
             shutdown.await;
             this.set_health(ServingStatus::NotServing).await;
+            this.inner.http.closing();
             // Long-lived streams (frames, pattern subscriptions) end now, so that the graceful drain
             // below does not wait for them forever.
             let _ = this.inner.closing.send(true);
@@ -304,23 +348,52 @@ impl Startup {
             builder = builder.tls_config(tls.tonic())?;
         }
         let i = &self.inner;
-        builder
-            .initial_stream_window_size(window)
-            .initial_connection_window_size(window.saturating_mul(2))
-            // tonic refuses an oversize unary request with OUT_OF_RANGE; crow answers RESOURCE_EXHAUSTED
-            // naming the setting (the frame stream does the same itself).
-            .layer(tower::util::MapResponseLayer::new(name_message_limit))
-            // Probes and discovery need no token (they reveal the public contract and liveness only).
-            .add_service(health_service)
-            .add_service(reflection)
+        let grpc = tonic::service::Routes::new(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(Deferred(Arc::clone(&i.ingest)))
             .add_service(Deferred(Arc::clone(&i.interactions)))
             .add_service(Deferred(Arc::clone(&i.catalog)))
             .add_service(Deferred(Arc::clone(&i.cameras)))
-            .add_service(Deferred(Arc::clone(&i.analysis)))
+            .add_service(Deferred(Arc::clone(&i.analysis)));
+        let router = grpc
+            .into_axum_router()
+            .merge(i.http.router())
+            .fallback(unknown_route);
+        let mut server = builder
+            // Browsers, curl and most HTTP clients speak HTTP/1.1 to the JSON routes.
+            .accept_http1(true)
+            .initial_stream_window_size(window)
+            .initial_connection_window_size(window.saturating_mul(2))
+            // tonic refuses an oversize unary request with OUT_OF_RANGE; crow answers RESOURCE_EXHAUSTED
+            // naming the setting (the frame stream does the same itself).
+            .layer(tower::util::MapResponseLayer::new(name_message_limit));
+        // Probes and discovery need no token (they reveal the public contract and liveness only).
+        server
+            .add_routes(tonic::service::Routes::from(router))
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await
     }
+}
+
+/// A path no route serves: gRPC's `UNIMPLEMENTED` for a gRPC call, a JSON 404 otherwise.
+async fn unknown_route(request: axum::extract::Request) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let grpc = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if grpc {
+        return tonic::Status::unimplemented("")
+            .into_http::<axum::body::Body>()
+            .into_response();
+    }
+    crow_grpc_api::http::ApiError::new(
+        http::StatusCode::NOT_FOUND,
+        tonic::Code::NotFound,
+        format!("no route {} {}", request.method(), request.uri().path()),
+    )
+    .into_response()
 }
 
 /// A service that exists once its cell is set and answers `UNAVAILABLE` until then. tonic cannot add

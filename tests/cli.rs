@@ -433,3 +433,125 @@ fn doctor_passes_a_working_setup_and_names_what_to_fix_in_a_broken_one() {
         assert!(report.contains(expected), "{expected:?} missing from:\n{report}");
     }
 }
+
+/// `--wait` on a terminal keeps its state on one spinner line; a closed output pipe ends a command
+/// quietly; `crow verify` checks a stopped server's database offline and refuses a running one's.
+#[test]
+fn wait_spins_on_one_line_closed_pipes_are_quiet_and_verify_checks_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut server = common::start_server_process(
+        &db,
+        // Slow enough that --wait polls several times before the event is processed.
+        &[(
+            "CROW_PIPELINE__INTERACTIONS__OUTBOX_BATCH_TIMEOUT_MS",
+            "3000",
+        )],
+    );
+    let url = server.url.clone();
+
+    // `script` gives the command a terminal, as a user's shell would.
+    let command = format!(
+        "{} interactions create --org shop --source web --data '{{\"event\": \"checkout\"}}' --wait --server {url}",
+        env!("CARGO_BIN_EXE_crow")
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("CROW_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let first = shown
+        .find("waiting to be processed")
+        .unwrap_or_else(|| panic!("the spinner shows the state: {shown:?}"));
+    let last = shown.rfind("waiting to be processed").unwrap();
+    assert!(
+        !shown[first..last].contains('\n'),
+        "the state is redrawn on one line, never repeated on new lines: {shown:?}"
+    );
+    assert!(
+        shown.contains("web"),
+        "the stored record is printed: {shown:?}"
+    );
+
+    // Without a terminal nothing but the outcome is printed.
+    let out = crow(&[
+        "interactions",
+        "create",
+        "--org",
+        "shop",
+        "--source",
+        "web",
+        "--data",
+        r#"{"event": "view"}"#,
+        "--wait",
+        "--server",
+        &url,
+    ]);
+    assert!(!out.contains("waiting"), "{out}");
+
+    // A reader that goes away: the command ends without a panic or an error message.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crow"))
+        .args([
+            "interactions",
+            "list",
+            "--org",
+            "shop",
+            "--all",
+            "--server",
+            &url,
+        ])
+        .env("CROW_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt as _;
+    assert!(
+        status.success() || status.signal() == Some(libc_sigpipe()),
+        "{status:?}"
+    );
+    assert!(stderr.is_empty(), "quiet on a closed pipe: {stderr:?}");
+
+    // verify: a running server's database is locked; a stopped one's is checked.
+    let locked = Command::new(env!("CARGO_BIN_EXE_crow"))
+        .args(["verify", "--data-dir"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(!locked.status.success());
+    assert!(
+        String::from_utf8_lossy(&locked.stderr).contains("still running"),
+        "{}",
+        String::from_utf8_lossy(&locked.stderr)
+    );
+    // A graceful stop (SIGTERM), as an operator's service manager does.
+    let term = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    server.child.wait().unwrap();
+    let report = crow(&["verify", "--data-dir", db.to_str().unwrap()]);
+    assert!(report.contains("2 interactions"), "{report}");
+    assert!(report.contains("sound"), "{report}");
+}
+
+/// SIGPIPE's number on Linux.
+fn libc_sigpipe() -> i32 {
+    13
+}

@@ -25,6 +25,19 @@ pub fn data(name: &str) -> PathBuf {
     p
 }
 
+/// A program `scripts/setup-tools.sh` installs under `.tools/` (the Python venv, node modules).
+pub fn tool(relative: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(".tools")
+        .join(relative);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup-tools.sh first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
 /// The text model `scripts/setup-models.sh` installs (the default `analysis.model`).
 pub fn text_model() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/gemma-3-270m-q4_k_m.gguf")

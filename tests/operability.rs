@@ -377,3 +377,94 @@ fn every_metric_is_documented_and_the_dashboard_and_alerts_use_only_real_ones() 
         serde_json::from_str(include_str!("../deploy/grafana/crow-dashboard.json")).unwrap();
     assert!(dashboard["panels"].as_array().unwrap().len() >= 10);
 }
+
+/// Python's standard gRPC client discovers crow by reflection alone (grpcio-reflection speaks only
+/// `grpc.reflection.v1alpha`) and calls a method with a message built from the discovered descriptors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_grpcio_discovers_crow_by_v1alpha_reflection_and_calls_it() {
+    let auth_config = crow::auth::AuthConfig {
+        secret: Some("a-test-secret-of-at-least-32-bytes!!".into()),
+        ..Default::default()
+    };
+    let mut config = PipelineConfig::default();
+    config.interactions.outbox_batch_timeout_ms = 50;
+    let t = TestServer::start_with_auth(
+        config,
+        crow::auth::Authenticator::new(&auth_config).unwrap(),
+    )
+    .await;
+    let token = crow::auth::mint_hs256(&auth_config, "py", &["shop".into()], "admin", 600).unwrap();
+    let python = crate::common::tool("venv/bin/python");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/reflect.py");
+    let addr = t.url.trim_start_matches("http://").to_owned();
+    let call = move |method: &str, request: &str| {
+        let output = std::process::Command::new(&python)
+            .arg(&script)
+            .args([addr.as_str(), token.as_str(), method, request])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "reflect.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+
+    let created = tokio::task::spawn_blocking({
+        let call = call.clone();
+        move || {
+            call(
+                "crow.v1.InteractionService/CreateInteraction",
+                r#"{"organizationId": "shop", "sourceType": "SOURCE_TYPE_WEB", "dataJson": "{\"page\": \"/py\"}"}"#,
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let services: Vec<&str> = created["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for service in crow::server::SERVICE_NAMES {
+        assert!(services.contains(&service), "{service} not in {services:?}");
+    }
+    assert!(services.contains(&"grpc.reflection.v1alpha.ServerReflection"));
+    let id = created["response"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "{created}");
+
+    // The outbox turns the event into a record shortly after.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while t.crow.pipeline().store().summary("shop").unwrap().total() == 0 {
+        assert!(std::time::Instant::now() < deadline, "never processed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let summary = tokio::task::spawn_blocking({
+        let call = call.clone();
+        move || {
+            call(
+                "crow.v1.InteractionService/GetSummary",
+                r#"{"organizationId": "shop"}"#,
+            )
+        }
+    })
+    .await
+    .unwrap();
+    // proto3 JSON writes 64-bit integers as strings.
+    assert_eq!(summary["response"]["web"], "1", "{summary}");
+    assert_eq!(summary["response"]["total"], "1", "{summary}");
+
+    // The token's organization is checked for this client as for any other.
+    let other = tokio::task::spawn_blocking(move || {
+        call(
+            "crow.v1.InteractionService/GetSummary",
+            r#"{"organizationId": "elsewhere"}"#,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(other["error"]["code"], "PERMISSION_DENIED", "{other}");
+    t.stop().await;
+}

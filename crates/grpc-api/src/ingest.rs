@@ -44,6 +44,73 @@ impl IngestApi {
     }
 }
 
+impl IngestApi {
+    /// Frames sent in one request instead of a stream (crow's HTTP route `POST /api/v1/cctv/frames`):
+    /// the same checks on the token and organization, the same stream slot and frame-rate limit, the
+    /// same decoding, idempotent frame indexes and outcomes as `StreamFrames`, answered once every
+    /// outcome is durable. 1..=`stream_credits` frames of one organization and camera per request.
+    pub async fn submit_frames(
+        &self,
+        request: Request<Vec<proto::Frame>>,
+    ) -> Result<Vec<FrameAck>, Status> {
+        let caller = auth::caller(&request)?;
+        let frames = request.into_inner();
+        let max = self.pipeline.config().stream_credits.max(1) as usize;
+        if frames.is_empty() {
+            return Err(Status::invalid_argument("at least one frame is required"));
+        }
+        if frames.len() > max {
+            return Err(Status::invalid_argument(format!(
+                "at most {max} frames per request (stream_credits)"
+            )));
+        }
+        let limits = self.pipeline.config().limits.frame();
+        let mut slot = None;
+        let mut router = None;
+        let mut acks = Vec::with_capacity(frames.len());
+        let mut failure = None;
+        for frame in frames {
+            let message = StreamFramesRequest { frame: Some(frame) };
+            let response = match admit(&self.limiter, &caller, &mut slot, message) {
+                Ok((message, Some(reason))) => Ok(throttled_ack(&message, reason)),
+                Ok((message, None)) => {
+                    let decoded = tokio::task::spawn_blocking(move || {
+                        let prepared = message
+                            .frame
+                            .as_ref()
+                            .map(|f| Arc::new(prepare_frame(&f.data, format(f.format), limits)));
+                        (message, prepared)
+                    })
+                    .await;
+                    match decoded {
+                        Ok((message, prepared)) => {
+                            handle_frame(&self.pipeline, &mut router, message, prepared).await
+                        }
+                        Err(e) => Err(convert::internal("frame decoding", e)),
+                    }
+                }
+                Err(status) => Err(status),
+            };
+            match response {
+                Ok(StreamFramesResponse {
+                    event: Some(Event::Ack(ack)),
+                }) => acks.push(ack),
+                Ok(_) => {}
+                Err(status) => {
+                    failure = Some(status);
+                    break;
+                }
+            }
+        }
+        // The outcomes recorded before a failure are made durable too: a retry is answered from them.
+        self.pipeline.sync().await.map_err(convert::status)?;
+        match failure {
+            Some(status) => Err(status),
+            None => Ok(acks),
+        }
+    }
+}
+
 /// How a frame stream ends when the server shuts down.
 pub const SHUTTING_DOWN: &str = "crow is shutting down: every frame acknowledged on this stream is stored; reconnect and resume after the last acknowledged frame";
 

@@ -28,6 +28,8 @@ pub mod gguf;
 pub mod grammar;
 #[cfg(feature = "llama")]
 pub mod llama;
+#[cfg(feature = "llama")]
+mod llama_log;
 pub mod media;
 #[cfg(feature = "remote")]
 pub mod remote;

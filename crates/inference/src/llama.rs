@@ -101,9 +101,7 @@ fn backend() -> Result<&'static LlamaBackend, LlamaError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
-            llama_cpp_2::send_logs_to_tracing(
-                llama_cpp_2::LogOptions::default().with_logs_enabled(true),
-            );
+            crate::llama_log::install();
             LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()

@@ -1,0 +1,108 @@
+//! The OpenAPI 3.1 document of the HTTP API, generated from the routes' annotations and the JSON
+//! types (served at `/openapi.json`; `crow openapi` prints it).
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::routes;
+
+/// The document's definition.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "crow",
+        description = "Customer-interaction records from CCTV streams and web/social events. Every route \
+but /api/v1/health and /openapi.json needs `Authorization: Bearer <JWT>`; the organization a request is \
+about must be one the token grants. Errors are `{\"error\": {\"code\", \"message\", \"correlationId\"}}`. \
+The same operations are served over gRPC on the same port (package crow.v1, with server reflection)."
+    ),
+    paths(
+        routes::list_interactions,
+        routes::summary,
+        routes::analyze,
+        routes::create_interaction,
+        routes::get_interaction,
+        routes::submit_frames,
+        routes::create_session,
+        routes::get_session,
+        routes::get_org_session,
+        routes::close_session,
+        routes::keyframe,
+        routes::list_products,
+        routes::upsert_products,
+        routes::delete_product,
+        routes::list_dead_letters,
+        routes::retry_dead_letter,
+        routes::get_analysis,
+        routes::watch_patterns,
+        routes::list_cameras,
+        routes::get_camera,
+        routes::upsert_camera,
+        routes::delete_camera,
+        routes::health,
+    ),
+    modifiers(&Bearer),
+    tags(
+        (name = "interactions", description = "Interaction records, summaries, analyses, dead letters, live patterns"),
+        (name = "cctv", description = "Camera frames, sessions and keyframes"),
+        (name = "catalog", description = "The product catalog the analyzers match against"),
+        (name = "cameras", description = "Zones, tripwires and masks per camera"),
+        (name = "system", description = "Health")
+    )
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as JSON (built once).
+pub fn json() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = ApiDoc::openapi();
+        doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        doc.to_pretty_json()
+            .expect("the OpenAPI document serializes")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn documents_every_route_with_its_errors() {
+        let doc: serde_json::Value = serde_json::from_str(super::json()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        let paths = doc["paths"].as_object().unwrap();
+        for path in [
+            "/api/v1/interactions/organization/{orgId}",
+            "/api/v1/interactions/organization/{orgId}/summary",
+            "/api/v1/interactions/organization/{orgId}/analyze",
+            "/api/v1/interactions/create-interaction",
+            "/api/v1/cctv/frames",
+            "/api/v1/cctv/sessions",
+            "/api/v1/cctv/sessions/{sessionId}",
+        ] {
+            assert!(paths.contains_key(path), "{path} is not documented");
+        }
+        let list = &paths["/api/v1/interactions/organization/{orgId}"]["get"]["responses"];
+        for status in ["200", "400", "401", "403", "404", "429", "500", "503"] {
+            assert!(list.get(status).is_some(), "list lacks {status}");
+        }
+    }
+}

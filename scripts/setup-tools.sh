@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the clients crow's tests drive crow with, into .tools/ (idempotent; scripts/test.sh runs it):
+# - Python (a venv in .tools/venv): grpcio + grpcio-reflection, the standard Python gRPC client and its
+#   reflection client (which speaks grpc.reflection.v1alpha), and schemathesis, which checks the running
+#   server against its OpenAPI document;
+# - headless Chromium from Debian (/usr/bin/chromium) and playwright-core from npm (.tools/node), which
+#   drive the web dashboard in a real browser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOOLS=.tools
+VENV="$TOOLS/venv"
+PY_PACKAGES=("grpcio==1.85.1" "grpcio-reflection==1.85.1" "schemathesis==4.32.5")
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+mkdir -p "$TOOLS"
+
+apt_missing=()
+for p in chromium nodejs npm; do
+  if [ "$p" != chromium ] && command -v "$p" >/dev/null 2>&1; then continue; fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$p")
+done
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  echo "setup-tools: installing ${apt_missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+fi
+
+stamp="$VENV/.installed"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "${PY_PACKAGES[*]}" ]; then
+  echo "setup-tools: installing ${PY_PACKAGES[*]}"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+  echo "${PY_PACKAGES[*]}" > "$stamp"
+fi
+
+if [ ! -f "$TOOLS/node/node_modules/playwright-core/package.json" ]; then
+  echo "setup-tools: installing playwright-core"
+  mkdir -p "$TOOLS/node"
+  # No browser download: the tests use Debian's Chromium.
+  (cd "$TOOLS/node" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --silent --no-audit --no-fund \
+    --prefix . playwright-core@1.65.1 >/dev/null)
+fi
+echo "setup-tools: ok ($VENV, $TOOLS/node, /usr/bin/chromium)"
