@@ -559,50 +559,112 @@ async fn the_frame_rate_limit_holds_over_http() {
     h.server.stop().await;
 }
 
-/// schemathesis (PyPI) generates requests from `/openapi.json` and checks that the server never
-/// answers 5xx, that every status, content type and body it sends is the documented one, and that
-/// invalid input is refused with a 4xx.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_openapi_document_holds_against_the_running_server() {
-    let mut config = pixels_only(PipelineConfig::default());
-    config.interactions.outbox_batch_timeout_ms = 50;
-    // No text model: analyses are refused (FAILED_PRECONDITION, a documented 400) instead of running
-    // the model on generated windows.
-    config.analysis.model = None;
-    let h = Http::start(config).await;
-    let admin = token(&["shop"], "admin");
+/// Runs schemathesis against `base`'s document; returns its report.
+async fn schemathesis(base: &str, name: &str, extra: &[&str]) -> String {
     let schemathesis = crate::common::tool("venv/bin/schemathesis");
-    let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("schemathesis");
-    let base = h.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(schemathesis)
-            .arg("run")
-            .arg(format!("{base}/openapi.json"))
-            .args(["--header", &format!("Authorization: Bearer {admin}")])
-            .args([
-                "--checks",
-                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection",
-            ])
-            .args(["--max-examples", "12", "--workers", "1", "--seed", "7"])
-            // The live event stream never ends: a generated request would wait forever.
-            .args(["--exclude-path", "/api/v1/organizations/{orgId}/patterns"])
-            .args(["--request-timeout", "20", "--no-color", "--generation-database", "none"])
-            .arg("--report-dir")
-            .arg(&report)
-            .env("SCHEMATHESIS_HOOKS", "")
-            // Its caches land in the test scratch directory, not the repository.
-            .current_dir(env!("CARGO_TARGET_TMPDIR"))
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("schemathesis")
+        .join(name);
+    let mut command = std::process::Command::new(schemathesis);
+    command
+        .arg("run")
+        .arg(format!("{base}/openapi.json"))
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection",
+        ])
+        .args(["--max-examples", "12", "--workers", "1", "--seed", "7"])
+        // The live event stream never ends: a generated request would wait forever.
+        .args(["--exclude-path", "/api/v1/organizations/{orgId}/patterns"])
+        .args(["--request-timeout", "20", "--no-color"])
+        .args(["--generation-database", "none"])
+        .args(extra)
+        .arg("--report-dir")
+        .arg(&report)
+        // Its caches land in the test scratch directory, not the repository.
+        .current_dir(env!("CARGO_TARGET_TMPDIR"));
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "schemathesis found problems:\n{stdout}\n{}",
+        "schemathesis ({name}) found problems:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("passed"), "{stdout}");
+    assert!(
+        stdout.contains("Tested: 22"),
+        "every operation but the stream: {stdout}"
+    );
+    stdout
+}
+
+/// schemathesis (PyPI) generates requests from `/openapi.json` and checks that the server never
+/// answers 5xx, that every status, content type and body it sends is the documented one, and that
+/// invalid input is refused with a 4xx. Twice: with authentication off, so that generated requests
+/// reach every handler (whatever organization they name), and with it on and a token for one
+/// organization, so that requests without or with a wrong token are checked too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_holds_against_the_running_server() {
+    let config = || {
+        let mut config = pixels_only(PipelineConfig::default());
+        config.interactions.outbox_batch_timeout_ms = 50;
+        // No text model: analyses are refused (FAILED_PRECONDITION, a documented 400) instead of
+        // running the model on generated windows.
+        config.analysis.model = None;
+        config
+    };
+    let open = TestServer::start(config()).await;
+    // Records, a product and a camera of an organization the generator names often, so that
+    // responses with content are checked against their schemas too.
+    let client = reqwest::Client::new();
+    for (path, body) in [
+        (
+            "/api/v1/interactions/create-interaction",
+            json!({"organizationId": "0", "sourceType": "web", "data": {"page": "/"}}),
+        ),
+        (
+            "/api/v1/cctv/sessions",
+            json!({"organizationId": "0", "cameraId": "0"}),
+        ),
+    ] {
+        let r = client
+            .post(format!("{}{path}", open.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    for (path, body) in [
+        (
+            "/api/v1/organizations/0/products",
+            json!({"products": [{"id": "0", "name": "Trail runner"}]}),
+        ),
+        (
+            "/api/v1/organizations/0/cameras/0",
+            json!({"zones": [{"id": "0", "polygon": [{"x": 0.1, "y": 0.1}, {"x": 0.9, "y": 0.1}, {"x": 0.5, "y": 0.9}]}]}),
+        ),
+    ] {
+        let r = client
+            .put(format!("{}{path}", open.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    schemathesis(
+        &open.url,
+        "open",
+        // Without authentication a request without a token is rightly accepted.
+        &["--generation-with-security-parameters", "false"],
+    )
+    .await;
+    open.stop().await;
+
+    let h = Http::start(config()).await;
+    let header = format!("Authorization: Bearer {}", token(&["0", "shop"], "admin"));
+    schemathesis(&h.base, "authenticated", &["--header", &header]).await;
     h.server.stop().await;
 }

@@ -558,24 +558,39 @@ pub struct PageQuery {
     pub page_token: Option<String>,
 }
 
-/// A catalog product.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// A catalog product, as stored.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Product {
     /// 1..=128 characters of `[A-Za-z0-9._-]`, unique within the organization.
     pub id: String,
     /// 1..=200 characters.
     pub name: String,
+    pub category: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Last upsert.
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+}
+
+/// A catalog product to insert or replace.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProductInput {
+    /// 1..=128 characters of `[A-Za-z0-9._-]`, unique within the organization.
+    pub id: String,
+    /// 1..=200 characters.
+    pub name: String,
+    /// At most 100 characters.
     #[serde(default)]
     pub category: String,
+    /// At most 2000 characters.
     #[serde(default)]
     pub description: String,
+    /// At most 16 tags of at most 40 characters.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Last upsert (set by the server; ignored in requests).
-    #[serde(default, skip_deserializing)]
-    #[schema(format = DateTime, read_only)]
-    pub updated_at: Option<String>,
 }
 
 impl From<proto::Product> for Product {
@@ -591,7 +606,7 @@ impl From<proto::Product> for Product {
     }
 }
 
-impl Product {
+impl ProductInput {
     /// The protocol message for `organization_id`.
     pub fn proto(self, organization_id: &str) -> proto::Product {
         proto::Product {
@@ -611,7 +626,7 @@ impl Product {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpsertProducts {
     /// 1..=500 products, inserted or replaced atomically.
-    pub products: Vec<Product>,
+    pub products: Vec<ProductInput>,
 }
 
 /// Answer of a product upsert.
@@ -732,27 +747,30 @@ pub struct Mask {
     pub polygon: Vec<Point>,
 }
 
-/// A camera's zones, tripwires and masks.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// A camera's zones, tripwires and masks, as stored.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Camera {
-    /// Set from the path (ignored in requests).
-    #[serde(default, skip_deserializing)]
-    #[schema(read_only)]
     pub organization_id: String,
-    /// Set from the path (ignored in requests).
-    #[serde(default, skip_deserializing)]
-    #[schema(read_only)]
     pub camera_id: String,
+    pub zones: Vec<Zone>,
+    pub lines: Vec<Tripwire>,
+    pub masks: Vec<Mask>,
+    /// Last upsert.
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+}
+
+/// A camera's configuration to create or replace (the camera is the path's): at most 32 of each.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CameraConfig {
     #[serde(default)]
     pub zones: Vec<Zone>,
     #[serde(default)]
     pub lines: Vec<Tripwire>,
     #[serde(default)]
     pub masks: Vec<Mask>,
-    #[serde(default, skip_deserializing)]
-    #[schema(format = DateTime, read_only)]
-    pub updated_at: Option<String>,
 }
 
 impl From<proto::Camera> for Camera {
@@ -791,7 +809,7 @@ impl From<proto::Camera> for Camera {
     }
 }
 
-impl Camera {
+impl CameraConfig {
     /// The protocol message for the camera of the path.
     pub fn proto(self, organization_id: &str, camera_id: &str) -> proto::Camera {
         proto::Camera {

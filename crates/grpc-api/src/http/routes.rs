@@ -999,7 +999,7 @@ async fn get_camera(
         ("orgId" = String, Path, description = "Organization id"),
         ("cameraId" = String, Path, description = "Camera id")
     ),
-    request_body = dto::Camera,
+    request_body = dto::CameraConfig,
     responses((status = 200, body = dto::Camera), Errors),
     security(("bearer" = []))
 )]
@@ -1007,7 +1007,7 @@ async fn upsert_camera(
     State(api): State<HttpApi>,
     Path((org, camera_id)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<dto::Camera>,
+    Json(body): Json<dto::CameraConfig>,
 ) -> Result<axum::Json<dto::Camera>> {
     let services = api.services()?;
     let message = body.proto(&org, &camera_id);
