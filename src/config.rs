@@ -45,6 +45,80 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Serve the web dashboard at `/` (the HTTP/JSON API is always served).
     pub dashboard: bool,
+    /// Where records live: sled in `data_dir` (one node) or PostgreSQL (several nodes).
+    pub storage: StorageConfig,
+}
+
+/// The record store: interactions, outbox, dead letters, catalogs, cameras, analyses. Sessions, frames
+/// and keyframes of the camera streams a node terminates stay in its sled database (`data_dir`) either way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sled` (the embedded default) or `postgres`.
+    pub backend: StorageBackend,
+    /// PostgreSQL URL, e.g. `postgres://crow:secret@db.internal:5432/crow`; required with `postgres`
+    /// (`CROW_STORAGE__POSTGRES_URL`).
+    pub postgres_url: Option<String>,
+    /// Connections this node keeps at most.
+    pub postgres_max_connections: u32,
+    /// How long a call waits for a connection before it fails as unavailable (and is retried).
+    pub postgres_acquire_timeout_ms: u64,
+}
+
+/// Which [`StorageConfig`] backend holds the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// sled, in `data_dir`.
+    Sled,
+    /// PostgreSQL, at `postgres_url`.
+    Postgres,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: StorageBackend::Sled,
+            postgres_url: None,
+            postgres_max_connections: 16,
+            postgres_acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The PostgreSQL options of the `postgres` backend (`None` for sled).
+    pub fn postgres_options(&self) -> Result<Option<crow_storage::PgOptions>, ConfigError> {
+        if self.backend == StorageBackend::Sled {
+            return Ok(None);
+        }
+        let url = self.postgres_url.clone().ok_or_else(|| {
+            ConfigError("storage.backend = \"postgres\" needs storage.postgres_url".into())
+        })?;
+        Ok(Some(crow_storage::PgOptions {
+            url,
+            max_connections: self.postgres_max_connections,
+            acquire_timeout: std::time::Duration::from_millis(self.postgres_acquire_timeout_ms),
+        }))
+    }
+
+    /// Values that parse but cannot work, as (key, rule).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.backend == StorageBackend::Postgres && self.postgres_url.is_none() {
+            out.push((
+                "postgres_url",
+                "required when backend = \"postgres\"".into(),
+            ));
+        }
+        if self.postgres_max_connections == 0 {
+            out.push(("postgres_max_connections", "must be at least 1".into()));
+        }
+        if self.postgres_acquire_timeout_ms == 0 {
+            out.push(("postgres_acquire_timeout_ms", "must be at least 1".into()));
+        }
+        out
+    }
 }
 
 impl Default for Config {
@@ -57,6 +131,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             dashboard: true,
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -131,7 +206,7 @@ impl std::fmt::Display for ConfigProblem {
 
 /// The top-level keys a file may have (the environment may carry other `CROW_*` variables, so
 /// [`Config`] itself tolerates unknown top-level keys; a file should not).
-const TOP_LEVEL_KEYS: [&str; 7] = [
+const TOP_LEVEL_KEYS: [&str; 8] = [
     "data_dir",
     "listen",
     "metrics_listen",
@@ -139,6 +214,7 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
     "pipeline",
     "auth",
     "tls",
+    "storage",
 ];
 
 /// Most problems reported for one file.
@@ -182,6 +258,10 @@ impl Config {
                     }
                     for (key, rule) in config.tls.problems() {
                         let path = ["tls".to_owned(), key.to_owned()];
+                        problems.push(problem(&original, &path, rule));
+                    }
+                    for (key, rule) in config.storage.problems() {
+                        let path = ["storage".to_owned(), key.to_owned()];
                         problems.push(problem(&original, &path, rule));
                     }
                     if !["HS256", "RS256", "ES256"].contains(&config.auth.algorithm.as_str()) {

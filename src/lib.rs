@@ -11,7 +11,7 @@
 //! | [`client`] | stream a video / image / folder to a crow server over gRPC |
 //! | [`tls`] | server and client TLS (certificates checked at load, failures explained) |
 //! | [`ingest`] | feed media straight into an in-process pipeline |
-//! | [`storage`] | durable records in sled ([`storage::Store`], [`storage::Interaction`], ...) |
+//! | [`storage`] | durable records: sled ([`storage::Store`]) or PostgreSQL ([`storage::PgStore`]), one [`storage::RecordStore`] trait |
 //! | [`inference`] | OpenCV decoding, duplicate gate, frame describers ([`inference::FrameDescriber`]) |
 //! | [`actors`] | the supervised ractor pipeline ([`actors::Pipeline`]) |
 //! | [`proto`] | the generated gRPC types and clients |
@@ -20,7 +20,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let crow = crow::Crow::builder().data_dir("./crow-data").build().await?;
 //! let report = crow::ingest::ingest_media(crow.pipeline(), "video.avi", "acme", "cam-1", Some(2.0)).await?;
-//! let page = crow.store().list_interactions("acme", &Default::default(), 50, None)?;
+//! let page = crow.records().list_interactions("acme", &Default::default(), 50, None).await?;
 //! println!("{} frames, {} interactions", report.frames_sent, page.interactions.len());
 //! crow.shutdown().await;
 //! # Ok(()) }
@@ -42,6 +42,7 @@ pub use crow_inference as inference;
 pub use crow_storage as storage;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A running crow pipeline, embedded in the current process.
 pub struct Crow {
@@ -55,6 +56,13 @@ pub struct CrowBuilder {
     temporary: bool,
     pipeline: PipelineConfig,
     describer: Option<actors::DescriberFactory>,
+    records: Option<RecordsChoice>,
+}
+
+/// Where [`CrowBuilder`] keeps records when told other than sled.
+enum RecordsChoice {
+    Postgres(storage::PgOptions),
+    Store(storage::Records),
 }
 
 impl CrowBuilder {
@@ -82,6 +90,19 @@ impl CrowBuilder {
         self
     }
 
+    /// Keep records (interactions, outbox, catalogs, cameras, analyses) in PostgreSQL, migrating its
+    /// schema at start; sessions, frames and keyframes stay in sled (`data_dir`).
+    pub fn postgres(mut self, options: storage::PgOptions) -> Self {
+        self.records = Some(RecordsChoice::Postgres(options));
+        self
+    }
+
+    /// Keep records in a [`storage::RecordStore`] of your own.
+    pub fn records(mut self, records: storage::Records) -> Self {
+        self.records = Some(RecordsChoice::Store(records));
+        self
+    }
+
     /// Opens storage and starts the actors.
     pub async fn build(self) -> Result<Crow, PipelineError> {
         let store = if self.temporary {
@@ -89,11 +110,18 @@ impl CrowBuilder {
         } else {
             storage::Store::open(self.data_dir.unwrap_or_else(|| PathBuf::from("crow-data")))?
         };
+        let records: storage::Records = match self.records {
+            None => Arc::new(store.clone()),
+            Some(RecordsChoice::Store(records)) => records,
+            Some(RecordsChoice::Postgres(options)) => {
+                Arc::new(storage::PgStore::connect(&options).await?)
+            }
+        };
         let pipeline = match self.describer {
             Some(factory) => {
-                Pipeline::start_with_describer(store, self.pipeline, Some(factory)).await?
+                Pipeline::start_with_describer(store, records, self.pipeline, Some(factory)).await?
             }
-            None => Pipeline::start(store, self.pipeline).await?,
+            None => Pipeline::start(store, records, self.pipeline).await?,
         };
         Ok(Crow { pipeline })
     }
@@ -105,13 +133,19 @@ impl Crow {
         CrowBuilder::default()
     }
 
-    /// Starts crow as `config` describes (data dir and pipeline settings).
+    /// Starts crow as `config` describes (data dir, record store and pipeline settings).
     pub async fn from_config(config: &Config) -> Result<Crow, PipelineError> {
-        Crow::builder()
+        let mut builder = Crow::builder()
             .data_dir(&config.data_dir)
-            .pipeline_config(config.pipeline.clone())
-            .build()
-            .await
+            .pipeline_config(config.pipeline.clone());
+        if let Some(options) = config
+            .storage
+            .postgres_options()
+            .map_err(|e| PipelineError::InvalidArgument(e.to_string()))?
+        {
+            builder = builder.postgres(options);
+        }
+        builder.build().await
     }
 
     /// The pipeline handle (sessions, frames).
@@ -119,9 +153,14 @@ impl Crow {
         &self.pipeline
     }
 
-    /// The store (interactions, sessions).
+    /// The node's sled store (sessions, frames, keyframes; and the records, with the sled backend).
     pub fn store(&self) -> &storage::Store {
         self.pipeline.store()
+    }
+
+    /// Where records live (sled or PostgreSQL).
+    pub fn records(&self) -> &storage::Records {
+        self.pipeline.records()
     }
 
     /// Stops the actors gracefully (see [`Pipeline::shutdown`]) and flushes storage.

@@ -182,6 +182,9 @@ fn incoming(
     })
 }
 
+/// How often (and how long at most) readiness asks the record store whether it answers.
+const READINESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The fully qualified names of crow's services (as health and reflection report them).
 pub const SERVICE_NAMES: [&str; 5] = [
     "crow.v1.IngestService",
@@ -293,6 +296,41 @@ impl Startup {
         if !*i.closing.borrow() {
             self.set_health(ServingStatus::Serving).await;
         }
+        // Readiness follows what the node depends on (the record store; NATS on ingest and analyze
+        // nodes): a node whose PostgreSQL or NATS is gone reports NOT_SERVING, so that a load balancer
+        // sends work elsewhere, and SERVING again once they answer.
+        let this = self.clone();
+        let watched = pipeline.clone();
+        let mut closing = i.closing.subscribe();
+        tokio::spawn(async move {
+            let mut serving = true;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(READINESS_INTERVAL) => {}
+                    _ = closing.changed() => return,
+                }
+                let answer = tokio::time::timeout(READINESS_INTERVAL, watched.ready())
+                    .await
+                    .unwrap_or_else(|_| Err("no answer in time".into()));
+                let ok = answer.is_ok();
+                if *closing.borrow() {
+                    return;
+                }
+                if ok != serving {
+                    serving = ok;
+                    match &answer {
+                        Ok(()) => {
+                            tracing::info!("every dependency answers again: serving");
+                            this.set_health(ServingStatus::Serving).await;
+                        }
+                        Err(problem) => {
+                            tracing::warn!(problem, "a dependency does not answer: not serving");
+                            this.set_health(ServingStatus::NotServing).await;
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// Sets the health of every crow service and of the server as a whole ("").

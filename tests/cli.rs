@@ -141,8 +141,10 @@ fn serve_stream_list_summary_and_metrics() {
         ("crow_batches_emitted_total", batches),
         ("crow_interactions_written_total", batches),
     ] {
+        // Every series says which kind of node it comes from.
         assert!(
-            body.lines().any(|l| l == format!("{name} {value}")),
+            body.lines()
+                .any(|l| l == format!("{name}{{role=\"all\"}} {value}")),
             "{name} {value} missing from /metrics:\n{body}"
         );
     }

@@ -53,7 +53,40 @@ pub fn pixels_only(mut config: PipelineConfig) -> PipelineConfig {
 /// [`pixels_only`] for a `crow serve` process.
 pub const PIXELS_ONLY: (&str, &str) = ("CROW_PIPELINE__PERCEPTION__DETECTOR", "off");
 
-/// A crow pipeline and gRPC server on 127.0.0.1:0 over a sled database in a temporary directory.
+/// Where a [`TestServer`] keeps its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// sled, in the server's temporary directory.
+    Sled,
+    /// A fresh database on the test process's PostgreSQL server ([`crate::pg::shared`]).
+    Postgres,
+}
+
+/// Runs each named `async fn(Backend)` as two tests, `sled::NAME` and `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sled {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sled).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// A crow pipeline and gRPC server on 127.0.0.1:0 over a sled database in a temporary directory (and,
+/// with [`Backend::Postgres`], records in PostgreSQL).
 pub struct TestServer {
     pub crow: Crow,
     pub server: Option<RunningServer>,
@@ -67,13 +100,31 @@ impl TestServer {
         TestServer::start_with_auth(config, crow::auth::Authenticator::disabled()).await
     }
 
+    /// With records on `backend` and authentication off.
+    pub async fn start_on(backend: Backend, config: PipelineConfig) -> TestServer {
+        let builder = match backend {
+            Backend::Sled => Crow::builder(),
+            Backend::Postgres => Crow::builder().postgres(crate::pg::shared().database()),
+        };
+        TestServer::start_with(builder, config, crow::auth::Authenticator::disabled()).await
+    }
+
     /// With the given authenticator in front of every service.
     pub async fn start_with_auth(
         config: PipelineConfig,
         auth: crow::auth::Authenticator,
     ) -> TestServer {
+        TestServer::start_with(Crow::builder(), config, auth).await
+    }
+
+    /// `builder` (its data directory set here) with `config` and `auth`.
+    pub async fn start_with(
+        builder: crow::CrowBuilder,
+        config: PipelineConfig,
+        auth: crow::auth::Authenticator,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let crow = Crow::builder()
+        let crow = builder
             .data_dir(dir.path().join("db"))
             .pipeline_config(config)
             .build()

@@ -1,5 +1,6 @@
 //! `CreateInteraction` through the outbox, listing with filters, dead letters, idempotency, and an
-//! acknowledged event surviving a SIGKILL before it was processed.
+//! acknowledged event surviving a SIGKILL before it was processed. The first three run on sled and on
+//! PostgreSQL.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -12,7 +13,13 @@ use crow::proto::{
 use crow::PipelineConfig;
 use tonic::transport::Channel;
 
-use crate::common::{self, TestServer};
+use crate::common::{self, on_both_backends, Backend, TestServer};
+
+on_both_backends!(
+    a_thousand_events_are_counted_filtered_and_paged_exactly,
+    a_failing_event_is_retried_three_times_then_dead_lettered_and_replayed_once,
+    idempotency_keys_and_bad_requests,
+);
 
 const BASE_MS: i64 = 1_700_000_000_000;
 const SOURCES: [SourceType; 3] = [SourceType::Web, SourceType::Social, SourceType::Cctv];
@@ -103,9 +110,8 @@ async fn wait_for_state(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_events_are_counted_filtered_and_paged_exactly() {
-    let t = TestServer::start(quick_config()).await;
+async fn a_thousand_events_are_counted_filtered_and_paged_exactly(backend: Backend) {
+    let t = TestServer::start_on(backend, quick_config()).await;
     let org = "mall";
     // 1,000 events over 8 concurrent clients; each acknowledged only once durable.
     let mut ids = vec![String::new(); 1_000];
@@ -268,9 +274,10 @@ fn storage_now_ms() -> i64 {
     crow::storage::now_ms()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_event_is_retried_three_times_then_dead_lettered_and_replayed_once() {
-    let t = TestServer::start(quick_config()).await;
+async fn a_failing_event_is_retried_three_times_then_dead_lettered_and_replayed_once(
+    backend: Backend,
+) {
+    let t = TestServer::start_on(backend, quick_config()).await;
     let mut c = client(&t.url).await;
     // Fault injection (named as such): the processor fails every event whose summary holds the marker.
     t.crow.pipeline().inject_processing_failure(Some("poison"));
@@ -361,9 +368,8 @@ async fn a_failing_event_is_retried_three_times_then_dead_lettered_and_replayed_
     t.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idempotency_keys_and_bad_requests() {
-    let t = TestServer::start(quick_config()).await;
+async fn idempotency_keys_and_bad_requests(backend: Backend) {
+    let t = TestServer::start_on(backend, quick_config()).await;
     let mut c = client(&t.url).await;
     let mut e = event("shop", 5);
     e.idempotency_key = "order-42".into();

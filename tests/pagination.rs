@@ -1,11 +1,12 @@
-//! Cursor pagination over gRPC: pages hold every record once, newest first; cursors are checked.
+//! Cursor pagination over gRPC: pages hold every record once, newest first; cursors are checked (on
+//! sled and on PostgreSQL).
 
 use crow::proto::interaction_service_client::InteractionServiceClient;
 use crow::proto::{GetSummaryRequest, ListInteractionsRequest};
 use crow::storage::{Interaction, SourceType};
 use crow::PipelineConfig;
 
-use crate::common::{self, TestServer};
+use crate::common::{self, on_both_backends, Backend, TestServer};
 
 fn record(org: &str, n: i64, source: SourceType) -> Interaction {
     Interaction {
@@ -24,24 +25,28 @@ fn record(org: &str, n: i64, source: SourceType) -> Interaction {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_pages_hold_every_record_once_in_order() {
-    let t = TestServer::start(PipelineConfig::default()).await;
-    let store = t.crow.store();
+on_both_backends!(three_pages_hold_every_record_once_in_order);
+
+async fn three_pages_hold_every_record_once_in_order(backend: Backend) {
+    let t = TestServer::start_on(backend, PipelineConfig::default()).await;
+    let store = t.crow.records();
     for n in 0..25 {
         let source = [SourceType::Web, SourceType::Social][n as usize % 2];
         assert!(store
             .insert_interaction(&record("shop", n, source))
+            .await
             .unwrap());
     }
     assert!(
         !store
             .insert_interaction(&record("shop", 3, SourceType::Social))
+            .await
             .unwrap(),
         "same id stored once"
     );
     store
         .insert_interaction(&record("elsewhere", 99, SourceType::Web))
+        .await
         .unwrap();
 
     let mut c = InteractionServiceClient::connect(t.url.clone())

@@ -1,5 +1,6 @@
 //! `crow bench list`: ListInteractions and GetSummary latency over gRPC with a large organization, against
-//! a full scan of that organization in sled.
+//! a full scan of that organization in sled; with `--postgres URL`, the same calls with the records in
+//! PostgreSQL, side by side.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use crow::proto::interaction_service_client::InteractionServiceClient;
 use crow::proto::{GetSummaryRequest, ListInteractionsRequest, SourceType as ProtoSource};
-use crow::storage::{Interaction, SourceType, Store};
+use crow::storage::{Interaction, PgOptions, PgStore, RecordStore, SourceType, Store};
 use crow::{Crow, DescriberKind, PipelineConfig};
 
 #[derive(Args)]
@@ -25,6 +26,17 @@ pub(crate) struct ListBenchArgs {
     /// Keep the database here (reused when it already holds the records) instead of a temporary one.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Also measure with the records in this PostgreSQL database (empty, or holding exactly these
+    /// records from an earlier run), e.g. postgres://crow@127.0.0.1:5432/bench.
+    #[arg(long)]
+    postgres: Option<String>,
+}
+
+/// p50 and p99 of each call, in ms.
+struct Measured {
+    /// (name, p50, p99, records returned).
+    lists: Vec<(&'static str, f64, f64, usize)>,
+    summary: (f64, f64),
 }
 
 const ORG: &str = "bench-org";
@@ -120,16 +132,65 @@ pub(crate) async fn run(args: ListBenchArgs) -> Result<()> {
     let scan_ms = start.elapsed().as_secs_f64() * 1000.0;
     drop(store);
 
+    let sled = measure(Crow::builder().data_dir(&dir), &args).await?;
+    println!("full scan of the organization in sled: {scanned} records in {scan_ms:.1} ms");
+    report("sled", &sled, &args, scan_ms);
+
+    let Some(url) = &args.postgres else {
+        return Ok(());
+    };
+    let options = PgOptions::new(url.clone());
+    let pg = PgStore::connect(&options)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let have = pg.summary(ORG).await?.total() as usize;
+    if have != args.records {
+        anyhow::ensure!(
+            have == 0,
+            "{url} holds {have} records of {ORG}; use an empty database"
+        );
+        let start = Instant::now();
+        for first in (0..args.records).step_by(1_000) {
+            let batch: Vec<Interaction> = (first..(first + 1_000).min(args.records))
+                .map(record)
+                .collect();
+            pg.insert_interactions(&batch).await?;
+        }
+        // Fresh statistics, as autovacuum would gather them on a live database.
+        pg.analyze().await?;
+        println!(
+            "generated {} records in PostgreSQL in {:.1} s",
+            args.records,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    drop(pg);
+    let node_dir = tempfile::tempdir()?;
+    let postgres = measure(
+        Crow::builder().data_dir(node_dir.path()).postgres(options),
+        &args,
+    )
+    .await?;
+    report("postgres", &postgres, &args, scan_ms);
+    for (s, p) in sled.lists.iter().zip(&postgres.lists) {
+        println!("{:<30} postgres p99 / sled p99 = {:.2}", s.0, p.2 / s.2);
+    }
+    println!(
+        "{:<30} postgres p99 / sled p99 = {:.2}",
+        "summary",
+        postgres.summary.1 / sled.summary.1
+    );
+    Ok(())
+}
+
+/// Serves `builder`'s records and times the calls.
+async fn measure(builder: crow::CrowBuilder, args: &ListBenchArgs) -> Result<Measured> {
     let mut config = PipelineConfig {
         describer: DescriberKind::Off,
         ..Default::default()
     };
     config.analysis.model = None;
-    let crow = Crow::builder()
-        .data_dir(&dir)
-        .pipeline_config(config)
-        .build()
-        .await?;
+    let crow = builder.pipeline_config(config).build().await?;
     let (auth, credentials) = super::bench_auth(ORG)?;
     let server = crow::server::spawn(crow.pipeline().clone(), "127.0.0.1:0".parse()?, auth).await?;
     let mut client =
@@ -154,7 +215,7 @@ pub(crate) async fn run(args: ListBenchArgs) -> Result<()> {
             })
             .await?;
     }
-    let mut results = Vec::new();
+    let mut lists = Vec::new();
     for (name, source, q) in [
         ("list, no filter", ProtoSource::Unspecified, ""),
         ("list, source = social", ProtoSource::Social, ""),
@@ -179,7 +240,7 @@ pub(crate) async fn run(args: ListBenchArgs) -> Result<()> {
             token = page.next_page_token;
         }
         let (p50, p99) = stats(times);
-        results.push((name, p50, p99, records));
+        lists.push((name, p50, p99, records));
     }
     let mut times = Vec::with_capacity(args.calls);
     for _ in 0..args.calls {
@@ -197,30 +258,32 @@ pub(crate) async fn run(args: ListBenchArgs) -> Result<()> {
             s.total
         );
     }
-    let (summary_p50, summary_p99) = stats(times);
-
-    println!("full scan of the organization in sled: {scanned} records in {scan_ms:.1} ms");
-    for (name, p50, p99, records) in &results {
-        println!(
-            "{name:<30} p50 {p50:.3} ms  p99 {p99:.3} ms  ({records} records over {} pages)  full scan / p99 = {:.0}x",
-            args.calls,
-            scan_ms / p99
-        );
-    }
-    println!(
-        "{:<30} p50 {summary_p50:.3} ms  p99 {summary_p99:.3} ms  full scan / p99 = {:.0}x",
-        "summary",
-        scan_ms / summary_p99
-    );
-    let list_p99 = results.iter().map(|r| r.2).fold(0.0, f64::max);
-    println!(
-        "goal: list p99 < 5 ms -> {list_p99:.3} ms ({}); summary < 1 ms -> p99 {summary_p99:.3} ms ({})",
-        if list_p99 < 5.0 { "met" } else { "NOT met" },
-        if summary_p99 < 1.0 { "met" } else { "NOT met" }
-    );
+    let summary = stats(times);
     server.shutdown().await;
     tokio::time::timeout(Duration::from_secs(10), crow.shutdown())
         .await
         .ok();
-    Ok(())
+    Ok(Measured { lists, summary })
+}
+
+fn report(store: &str, m: &Measured, args: &ListBenchArgs, scan_ms: f64) {
+    for (name, p50, p99, records) in &m.lists {
+        println!(
+            "{store:<8} {name:<30} p50 {p50:.3} ms  p99 {p99:.3} ms  ({records} records over {} pages)  full scan / p99 = {:.0}x",
+            args.calls,
+            scan_ms / p99
+        );
+    }
+    let (summary_p50, summary_p99) = m.summary;
+    println!(
+        "{store:<8} {:<30} p50 {summary_p50:.3} ms  p99 {summary_p99:.3} ms  full scan / p99 = {:.0}x",
+        "summary",
+        scan_ms / summary_p99
+    );
+    let list_p99 = m.lists.iter().map(|r| r.2).fold(0.0, f64::max);
+    println!(
+        "{store:<8} goal: list p99 < 5 ms -> {list_p99:.3} ms ({}); summary < 1 ms -> p99 {summary_p99:.3} ms ({})",
+        if list_p99 < 5.0 { "met" } else { "NOT met" },
+        if summary_p99 < 1.0 { "met" } else { "NOT met" }
+    );
 }

@@ -235,7 +235,7 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
         })
         .collect();
     let first = products.first().map(|p| p.id.clone());
-    pipeline.upsert_products("bench", products)?;
+    pipeline.upsert_products("bench", products).await?;
     println!(
         "input: {} cameras x {} s of {} at 1 frame/s, the shipped detector, OpenCV describer and text model, a zone per camera mapped to a product; machine: {} cores",
         args.cameras,
@@ -247,19 +247,21 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
     let mut tasks = Vec::new();
     for c in 0..args.cameras {
         let camera = format!("cam-{c}");
-        pipeline.upsert_camera(CameraConfig {
-            organization_id: "bench".into(),
-            camera_id: camera.clone(),
-            zones: vec![ZoneConfig {
-                id: "middle".into(),
-                polygon: vec![[0.3, 0.3], [0.7, 0.3], [0.7, 0.8], [0.3, 0.8]],
-                product_ids: first.iter().cloned().collect(),
-                min_dwell_ms: 2_000,
-            }],
-            lines: Vec::new(),
-            masks: Vec::new(),
-            updated_at_ms: 0,
-        })?;
+        pipeline
+            .upsert_camera(CameraConfig {
+                organization_id: "bench".into(),
+                camera_id: camera.clone(),
+                zones: vec![ZoneConfig {
+                    id: "middle".into(),
+                    polygon: vec![[0.3, 0.3], [0.7, 0.3], [0.7, 0.8], [0.3, 0.8]],
+                    product_ids: first.iter().cloned().collect(),
+                    min_dwell_ms: 2_000,
+                }],
+                lines: Vec::new(),
+                masks: Vec::new(),
+                updated_at_ms: 0,
+            })
+            .await?;
         let (pipeline, jpegs) = (pipeline.clone(), jpegs.clone());
         tasks.push(tokio::spawn(async move {
             let mut router = pipeline.router("bench", &camera)?;

@@ -1,5 +1,5 @@
 //! `AnalysisPool`: runs `Analyze` requests on the text model, at most `slots` at once, the rest waiting in
-//! a bounded queue. Every request is an [`AnalysisRecord`] in sled from the moment it is accepted, so a
+//! a bounded queue. Every request is an [`AnalysisRecord`] in the record store from the moment it is accepted, so a
 //! client can fire and fetch later, and analyses interrupted by a stop are run again on the next start.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crow_inference::llama::TextModel;
 use crow_storage::{
-    now_ms, AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus, SourceType, Store,
+    now_ms, AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus, InteractionFilter,
+    Records, SourceType, MAX_PAGE_SIZE,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
@@ -33,7 +34,7 @@ pub(crate) enum AnalysisMsg {
 
 #[derive(Clone)]
 pub(crate) struct AnalysisArgs {
-    pub store: Store,
+    pub records: Records,
     pub model: Option<Arc<TextModel>>,
     pub config: Arc<AnalysisConfig>,
     /// Bumped whenever an analysis finishes, so waiters re-read their record.
@@ -59,7 +60,7 @@ impl Actor for AnalysisPool {
         args: AnalysisArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut state = AnalysisState {
-            queue: args.store.unfinished_analyses()?.into(),
+            queue: args.records.unfinished_analyses().await?.into(),
             args,
             running: 0,
         };
@@ -69,7 +70,7 @@ impl Actor for AnalysisPool {
                 "resuming analyses from before a restart"
             );
         }
-        state.start_ready(&myself)?;
+        state.start_ready(&myself).await?;
         Ok(state)
     }
 
@@ -84,7 +85,7 @@ impl Actor for AnalysisPool {
                 let c = &state.args.config;
                 if state.running >= c.slots && state.queue.len() >= c.queue {
                     metrics::counter!(m::ANALYSES_REFUSED).increment(1);
-                    state.args.store.delete_analysis(&record.id)?;
+                    state.args.records.delete_analysis(&record.id).await?;
                     let _ = reply.send(Err(PipelineError::ResourceExhausted(format!(
                         "{} analyses are running and {} waiting (analysis.slots, analysis.queue); try again later",
                         state.running,
@@ -94,13 +95,13 @@ impl Actor for AnalysisPool {
                 }
                 state.queue.push_back(*record);
                 metrics::gauge!(m::ANALYSES_QUEUED).set(state.queue.len() as f64);
-                state.start_ready(&myself)?;
+                state.start_ready(&myself).await?;
                 let _ = reply.send(Ok(()));
             }
             AnalysisMsg::Done => {
                 state.running -= 1;
                 metrics::gauge!(m::ANALYSES_RUNNING).set(state.running as f64);
-                state.start_ready(&myself)?;
+                state.start_ready(&myself).await?;
             }
         }
         Ok(())
@@ -108,19 +109,22 @@ impl Actor for AnalysisPool {
 }
 
 impl AnalysisState {
-    fn start_ready(&mut self, myself: &ActorRef<AnalysisMsg>) -> Result<(), ActorProcessingErr> {
+    async fn start_ready(
+        &mut self,
+        myself: &ActorRef<AnalysisMsg>,
+    ) -> Result<(), ActorProcessingErr> {
         while self.running < self.args.config.slots.max(1) {
             let Some(mut record) = self.queue.pop_front() else {
                 break;
             };
             record.status = AnalysisStatus::Running;
             record.started_at_ms = Some(now_ms());
-            self.args.store.put_analysis(&record)?;
+            self.args.records.put_analysis(&record).await?;
             self.running += 1;
             metrics::gauge!(m::ANALYSES_RUNNING).set(self.running as f64);
             metrics::gauge!(m::ANALYSES_QUEUED).set(self.queue.len() as f64);
-            let (store, model, config, finished, me) = (
-                self.args.store.clone(),
+            let (records, model, config, finished, me) = (
+                self.args.records.clone(),
                 self.args.model.clone(),
                 Arc::clone(&self.args.config),
                 Arc::clone(&self.args.finished),
@@ -128,16 +132,11 @@ impl AnalysisState {
             );
             tokio::spawn(async move {
                 let id = record.id.clone();
-                let done =
-                    tokio::task::spawn_blocking(move || run(&store, model, &config, record)).await;
-                match done {
-                    Ok(Ok(status)) => {
-                        metrics::counter!(m::ANALYSES, "status" => status).increment(1)
-                    }
-                    Ok(Err(e)) => {
+                match run(&records, model, &config, record).await {
+                    Ok(status) => metrics::counter!(m::ANALYSES, "status" => status).increment(1),
+                    Err(e) => {
                         tracing::error!(analysis_id = id, error = %e, "storing an analysis failed")
                     }
-                    Err(e) => tracing::error!(analysis_id = id, error = %e, "analysis task failed"),
                 }
                 finished.send_modify(|n| *n += 1);
                 let _ = me.cast(AnalysisMsg::Done);
@@ -148,13 +147,13 @@ impl AnalysisState {
 }
 
 /// Runs one analysis to completion and stores the outcome; returns "done" or "failed".
-fn run(
-    store: &Store,
+async fn run(
+    records: &Records,
     model: Option<Arc<TextModel>>,
     config: &AnalysisConfig,
     mut record: AnalysisRecord,
 ) -> Result<&'static str, crow_storage::StorageError> {
-    let outcome = analyse(store, model.as_deref(), config, &mut record);
+    let outcome = analyse(records, model, config, &mut record).await;
     record.finished_at_ms = Some(now_ms());
     let status = match outcome {
         Ok(result) => {
@@ -169,7 +168,7 @@ fn run(
             "failed"
         }
     };
-    store.put_analysis(&record)?;
+    records.put_analysis(&record).await?;
     Ok(status)
 }
 
@@ -181,9 +180,9 @@ fn top(counts: BTreeMap<String, u64>) -> Vec<(String, u64)> {
 }
 
 /// Exact figures over the window, then the model's reading of the newest records.
-fn analyse(
-    store: &Store,
-    model: Option<&TextModel>,
+async fn analyse(
+    records: &Records,
+    model: Option<Arc<TextModel>>,
     config: &AnalysisConfig,
     record: &mut AnalysisRecord,
 ) -> Result<AnalysisResult, String> {
@@ -193,15 +192,31 @@ fn analyse(
     let mut products = BTreeMap::<String, u64>::new();
     let mut lines = Vec::new();
     let mut scanned = 0usize;
-    store
-        .scan_interactions(&record.organization_id, record.from_ms, record.to_ms, |i| {
+    // The window, newest first, a page at a time (a plain time range: a range scan in every store).
+    let window = InteractionFilter {
+        from_ms: record.from_ms,
+        to_ms: record.to_ms,
+        ..Default::default()
+    };
+    let mut token: Option<String> = None;
+    'pages: loop {
+        let page = records
+            .list_interactions(
+                &record.organization_id,
+                &window,
+                MAX_PAGE_SIZE,
+                token.as_deref(),
+            )
+            .await
+            .map_err(|e| failed("reading the records", e))?;
+        for i in page.interactions {
             if scanned == config.scan_limit {
                 stats.truncated = true;
-                return false;
+                break 'pages;
             }
             scanned += 1;
             if record.source.is_some_and(|s| s != i.source_type) {
-                return true;
+                continue;
             }
             stats.records += 1;
             match i.source_type {
@@ -219,9 +234,12 @@ fn analyse(
                 let summary: String = i.summary.chars().take(LINE_CHARS).collect();
                 lines.push(format!("{}: {summary}", i.source_type.as_str()));
             }
-            true
-        })
-        .map_err(|e| failed("reading the records", e))?;
+        }
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
     stats.top_tags = top(tags);
     stats.top_products = top(products);
     record.records_used = lines.len() as u64;
@@ -246,7 +264,10 @@ fn analyse(
         fmt(&stats.top_products)
     )];
     input.extend(lines);
-    let (analysis, _) = model.analyze(&input).map_err(|e| failed("the model", e))?;
+    let (analysis, _) = tokio::task::spawn_blocking(move || model.analyze(&input))
+        .await
+        .map_err(|e| failed("the model task", e))?
+        .map_err(|e| failed("the model", e))?;
     Ok(AnalysisResult {
         summary: analysis.summary,
         insights: analysis.insights,

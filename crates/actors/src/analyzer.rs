@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crow_inference::llama::TextModel;
-use crow_storage::{now_ms, BatchRecord, Interaction, SourceType, Store, TrackEventKind};
+use crow_storage::{
+    now_ms, BatchRecord, Interaction, Records, SourceType, StorageError, Store, TrackEventKind,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -28,6 +30,7 @@ use crate::catalog_match::{
     dwell_evidence, for_model, named_candidates, named_evidence, verify_proposals, Findings,
     ProductFinding, RefusedProposal,
 };
+use crate::cluster::{Bus, BusError};
 use crate::metrics_names as m;
 use crate::patterns::{PatternEvent, PatternHub};
 
@@ -45,7 +48,10 @@ pub(crate) struct AnalyzerActor;
 /// What the analyzer works with.
 #[derive(Clone)]
 pub(crate) struct AnalyzerArgs {
+    /// The node's own sled: batches and their "awaiting analysis" marks.
     pub store: Store,
+    /// Where records are written (the same sled, or PostgreSQL).
+    pub records: Records,
     pub model: Option<Arc<TextModel>>,
     pub catalog_top_k: usize,
     pub patterns: PatternHub,
@@ -53,6 +59,8 @@ pub(crate) struct AnalyzerArgs {
     pub slots: usize,
     /// Beyond this backlog the model is skipped.
     pub max_backlog: usize,
+    /// On an ingest node of a cluster: batches are handed to JetStream here instead of analysed.
+    pub handoff: Option<Bus>,
 }
 
 pub(crate) struct AnalyzerState {
@@ -100,7 +108,7 @@ impl Actor for AnalyzerActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -118,9 +126,21 @@ impl Actor for AnalyzerActor {
                         // Batches waiting behind this one, not counting it.
                         let waiting = backlog.load(Ordering::SeqCst).saturating_sub(1);
                         let skip_model = waiting > args.max_backlog;
-                        if let Err(e) = analyze(&args, &batch, skip_model).await {
-                            // The batch stays marked unanalyzed; the next start retries it.
-                            tracing::error!(session_id = %batch.session_id, batch_index = batch.batch_index, error = %e, "batch analysis failed");
+                        let done = match &args.handoff {
+                            Some(bus) => hand_off(&args.store, bus, &batch).await,
+                            None => analyze(&args, &batch, skip_model, true).await,
+                        };
+                        match done {
+                            Ok(()) => {}
+                            Err(e) if is_unavailable(&e) => {
+                                // The record store is away (PostgreSQL restarting): try again soon.
+                                tracing::warn!(session_id = %batch.session_id, batch_index = batch.batch_index, error = %e, "record store unavailable; batch analysis retried shortly");
+                                myself.send_after(STORE_RETRY, move || AnalyzerMsg::Analyze(batch));
+                            }
+                            Err(e) => {
+                                // The batch stays marked unanalyzed; the next start retries it.
+                                tracing::error!(session_id = %batch.session_id, batch_index = batch.batch_index, error = %e, "batch analysis failed");
+                            }
                         }
                     }
                     let left = backlog.fetch_sub(1, Ordering::SeqCst) - 1;
@@ -132,18 +152,118 @@ impl Actor for AnalyzerActor {
     }
 }
 
-/// Analyses one batch and writes its record (once).
+/// How long a batch waits before another try while the record store is unavailable.
+const STORE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn is_unavailable(e: &ActorProcessingErr) -> bool {
+    matches!(
+        e.downcast_ref::<StorageError>(),
+        Some(StorageError::Unavailable(_))
+    ) || e.downcast_ref::<BusError>().is_some()
+}
+
+/// An ingest node's part: the batch goes to JetStream, and once the stream has stored it, its
+/// "unanalyzed" mark is cleared (a crash in between re-publishes it, which the stream deduplicates).
+async fn hand_off(store: &Store, bus: &Bus, batch: &BatchRecord) -> Result<(), ActorProcessingErr> {
+    bus.publish_batch(batch).await?;
+    store.mark_batch_analyzed(&batch.session_id, batch.batch_index)?;
+    metrics::counter!(m::BATCHES_PUBLISHED).increment(1);
+    Ok(())
+}
+
+/// An analyze node's part: batches from the analyzers' durable consumer, `args.slots` at once, each
+/// acknowledged once its record is stored. A batch whose analysis failed is handed back for redelivery
+/// (to this node or another) after a pause; JetStream moves it on after `max_deliver` deliveries.
+pub(crate) async fn consume(bus: Bus, args: Arc<AnalyzerArgs>) {
+    use async_nats::jetstream::AckKind;
+    use futures::StreamExt as _;
+
+    let slots = Arc::new(Semaphore::new(args.slots.max(1)));
+    loop {
+        let messages = match bus.analyzers().await {
+            Ok(consumer) => consumer
+                .stream()
+                // Take no more than can run at once, so that other analyze nodes get the rest.
+                .max_messages_per_batch(args.slots.max(1))
+                .messages()
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let mut messages = match messages {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot consume batches from JetStream; retrying");
+                tokio::time::sleep(STORE_RETRY).await;
+                continue;
+            }
+        };
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "batch consumer interrupted; reconnecting");
+                    break;
+                }
+            };
+            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            let args = Arc::clone(&args);
+            tokio::spawn(async move {
+                let _permit = permit;
+                let batch: BatchRecord = match serde_json::from_slice(&message.payload) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        // Never analysable: no redelivery (it stays in the stream for inspection).
+                        tracing::error!(error = %e, subject = %message.subject, "undecodable batch message");
+                        let _ = message.ack_with(AckKind::Term).await;
+                        return;
+                    }
+                };
+                let outcome = analyze(&args, &batch, false, false).await;
+                let (label, ack) = match &outcome {
+                    Ok(()) => ("ok", message.double_ack().await.map_err(|e| e.to_string())),
+                    Err(e) => {
+                        let retryable = is_unavailable(e);
+                        if retryable {
+                            tracing::warn!(session_id = %batch.session_id, batch_index = batch.batch_index, error = %e, "record store unavailable; batch redelivered shortly");
+                        } else {
+                            tracing::error!(session_id = %batch.session_id, batch_index = batch.batch_index, error = %e, "batch analysis failed; redelivered");
+                        }
+                        let nak = message
+                            .ack_with(AckKind::Nak(Some(STORE_RETRY)))
+                            .await
+                            .map_err(|e| e.to_string());
+                        (if retryable { "retry" } else { "failed" }, nak)
+                    }
+                };
+                metrics::counter!(m::BATCHES_CONSUMED, "outcome" => label).increment(1);
+                if let Err(e) = ack {
+                    // Not acknowledged: JetStream delivers it again after ack_wait; its record is
+                    // stored once all the same.
+                    tracing::warn!(session_id = %batch.session_id, batch_index = batch.batch_index, error = %e, "batch acknowledgement lost");
+                }
+            });
+        }
+    }
+}
+
+/// Analyses one batch and writes its record (once); with `local`, the batch is in this node's sled and
+/// its "unanalyzed" mark is cleared after.
 async fn analyze(
     args: &AnalyzerArgs,
     batch: &BatchRecord,
     skip_model: bool,
+    local: bool,
 ) -> Result<(), ActorProcessingErr> {
-    let store = &args.store;
+    let (store, records) = (&args.store, &args.records);
     let id = batch_interaction_id(&batch.session_id, batch.batch_index);
-    if store.get_interaction(&id)?.is_some() {
-        // Analysed before a restart; only the unanalyzed mark is left to clear.
-        let existing = interaction_from_batch(batch);
-        store.insert_batch_interaction(&existing, &batch.session_id, batch.batch_index)?;
+    if records.get_interaction(&id).await?.is_some() {
+        // Analysed before a restart (or a redelivery); only the unanalyzed mark is left to clear.
+        if local {
+            store.mark_batch_analyzed(&batch.session_id, batch.batch_index)?;
+        }
         return Ok(());
     }
     let started = std::time::Instant::now();
@@ -176,7 +296,13 @@ async fn analyze(
     if !interaction.product_ids.is_empty() {
         interaction.tags.push("product".into());
     }
-    if store.insert_batch_interaction(&interaction, &batch.session_id, batch.batch_index)? {
+    // The record first, then the mark: a crash between the two re-analyses the batch on restart, finds its
+    // deterministic id stored and only clears the mark.
+    let inserted = records.insert_interaction(&interaction).await?;
+    if local {
+        store.mark_batch_analyzed(&batch.session_id, batch.batch_index)?;
+    }
+    if inserted {
         metrics::counter!(m::INTERACTIONS_WRITTEN).increment(1);
         tracing::debug!(session_id = %batch.session_id, batch_index = batch.batch_index, id = %interaction.id, "interaction written");
         args.patterns.publish(PatternEvent {
@@ -200,7 +326,10 @@ async fn match_products(
     batch: &BatchRecord,
     skip_model: bool,
 ) -> Result<Matching, ActorProcessingErr> {
-    let catalog = args.store.catalog(&batch.organization_id, CATALOG_LIMIT)?;
+    let catalog = args
+        .records
+        .catalog(&batch.organization_id, CATALOG_LIMIT)
+        .await?;
     let mut findings = Findings::default();
     if catalog.is_empty() {
         return Ok(Matching {

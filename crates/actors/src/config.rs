@@ -98,6 +98,8 @@ pub struct PipelineConfig {
     pub retention: RetentionConfig,
     /// The person detector, the tracker and the gate that sends frames to the describer.
     pub perception: PerceptionConfig,
+    /// This node's role in a cluster and its NATS connection (`[pipeline.cluster]`).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// See [`PipelineConfig::describer_overload`].
@@ -372,6 +374,7 @@ impl PipelineConfig {
                 format!("must be between 1 and {max_page}"),
             ));
         }
+        out.extend(self.cluster.problems());
         out
     }
 }
@@ -398,6 +401,7 @@ impl Default for PipelineConfig {
             limits: LimitsConfig::default(),
             retention: RetentionConfig::default(),
             perception: PerceptionConfig::default(),
+            cluster: Default::default(),
         }
     }
 }

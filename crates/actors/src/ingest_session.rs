@@ -23,8 +23,8 @@ use crow_inference::{
     decode_frame, Description, DuplicateGate, FrameLimits, GateVerdict, ImageFormat, Thumbnail,
 };
 use crow_storage::{
-    now_ms, BatchRecord, FrameAnalysis, FrameOutcome, FrameRecord, FrameWrite, SessionRecord,
-    SessionStatus, Store,
+    now_ms, BatchRecord, FrameAnalysis, FrameOutcome, FrameRecord, FrameWrite, Records,
+    SessionRecord, SessionStatus, Store,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -133,6 +133,8 @@ pub(crate) enum IngestSessionMsg {
 pub(crate) struct IngestSessionArgs {
     pub session_id: String,
     pub store: Store,
+    /// Camera configurations are read from here.
+    pub records: Records,
     pub pool: Option<DescriberPool>,
     /// The person detector, unless `perception.detector = "off"`.
     pub detector: Option<Arc<crow_inference::DetectorPool>>,
@@ -146,6 +148,7 @@ pub(crate) struct IngestSessionArgs {
 pub(crate) struct IngestSessionState {
     session: SessionRecord,
     store: Store,
+    records: Records,
     pool: Option<DescriberPool>,
     detector: Option<Arc<crow_inference::DetectorPool>>,
     /// Tracks, zones and the people gate; present when a detector runs.
@@ -223,6 +226,7 @@ impl Actor for IngestSessionActor {
             gate: DuplicateGate::new(args.config.duplicate_threshold),
             session,
             store,
+            records: args.records,
             pool: args.pool,
             detector: args.detector,
             scene,
@@ -351,7 +355,7 @@ impl IngestSessionState {
         // The people gate: a decoded, non-duplicate frame is described only for what happened to a person.
         let mut people: Option<Arc<[crow_inference::Detection]>> = None;
         if let (Some((image, _)), Some(detector)) = (&accepted, self.detector.clone()) {
-            self.refresh_camera();
+            self.refresh_camera().await;
             let image = Arc::clone(image);
             let detections = tokio::task::spawn_blocking(move || detector.detect(&image))
                 .await
@@ -695,7 +699,7 @@ impl IngestSessionState {
 
     /// Re-reads the camera's zones, tripwires and masks at most once a second, so that an upsert
     /// takes effect within a second without a read per frame.
-    fn refresh_camera(&mut self) {
+    async fn refresh_camera(&mut self) {
         let Some(scene) = &mut self.scene else {
             return;
         };
@@ -707,8 +711,9 @@ impl IngestSessionState {
         }
         self.camera_read_at = Some(Instant::now());
         match self
-            .store
+            .records
             .get_camera(&self.session.organization_id, &self.session.camera_id)
+            .await
         {
             Ok(camera) => scene.set_camera(camera),
             Err(e) => {

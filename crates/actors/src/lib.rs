@@ -13,10 +13,15 @@
 //! Callers use a [`Pipeline`] handle: it opens sessions, routes frames to their session actor (following
 //! hourly rollovers and actor restarts), and closes sessions. Durable state lives in [`crow_storage`], so a
 //! restarted actor resumes from sled rather than from memory.
+//!
+//! In a cluster ([`cluster`]) the same tree runs per node with parts switched by its [`Role`]: an ingest
+//! node's AnalyzerActor hands batches to NATS JetStream instead of analysing them, analyze nodes consume
+//! them (and drain the shared outbox), api nodes only serve.
 
 mod analysis;
 mod analyzer;
 mod catalog_match;
+pub mod cluster;
 mod config;
 mod describer_pool;
 mod error;
@@ -32,6 +37,7 @@ mod service;
 mod supervisor;
 
 pub use catalog_match::{Evidence, ProductFinding, RefusedProposal};
+pub use cluster::{Bus, ClusterConfig, Role};
 pub use config::{
     AnalysisConfig, DescriberKind, DetectorChoice, InteractionsConfig, LimitsConfig, LlamaConfig,
     Overload, PerceptionConfig, PipelineConfig, RetentionConfig,

@@ -94,3 +94,9 @@ pub const DISK_FREE_BYTES: &str = "crow_disk_free_bytes";
 pub const DISK_LOW: &str = "crow_disk_low";
 /// Seconds until the server's TLS certificate expires, as of start-up (gauge; only with TLS).
 pub const TLS_CERT_EXPIRY_SECONDS: &str = "crow_tls_certificate_expiry_seconds";
+/// Batches moved to the dead-letter stream after failing on every delivery (analyze nodes).
+pub const DEAD_BATCHES: &str = "crow_dead_batches_total";
+/// Batches handed to JetStream (ingest nodes).
+pub const BATCHES_PUBLISHED: &str = "crow_batches_published_total";
+/// Batches taken from JetStream and analysed (analyze nodes), by outcome: ok | retry | failed.
+pub const BATCHES_CONSUMED: &str = "crow_batches_consumed_total";

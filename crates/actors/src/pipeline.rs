@@ -6,13 +6,14 @@ use std::time::Duration;
 use crow_inference::llama::{LlamaSettings, TextModel, VisionModel};
 use crow_inference::remote::RemoteDescriber;
 use crow_inference::OpenCvSceneDescriber;
-use crow_storage::{SessionRecord, Store};
+use crow_storage::{Records, SessionRecord, Store};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
 
 use crate::analysis::AnalysisArgs;
 use crate::analyzer::AnalyzerArgs;
+use crate::cluster::{Bus, Role};
 use crate::config::AnalysisConfig;
 use crate::describer_pool::{DescriberFactory, DescriberPool};
 use crate::ingest_session::{FrameAck, FrameInput, FrameReply, IngestSessionMsg};
@@ -56,19 +57,39 @@ pub struct Pipeline {
 pub(crate) struct PipelineInner {
     pub(crate) supervisor: ActorRef<SupervisorMsg>,
     pub(crate) store: Store,
+    pub(crate) records: Records,
     pub(crate) config: Arc<PipelineConfig>,
     pub(crate) model: Option<Arc<TextModel>>,
     pub(crate) patterns: PatternHub,
     pub(crate) analysis_finished: Arc<watch::Sender<u64>>,
     pub(crate) disk: Arc<DiskState>,
+    /// NATS JetStream, on the ingest and analyze roles.
+    pub(crate) bus: Option<Bus>,
+    /// The analyze role's batch consumer and dead-letter mover.
+    pub(crate) background: Vec<tokio::task::JoinHandle<()>>,
     #[cfg(feature = "fault-injection")]
     pub(crate) processing_fault: crate::processor::FaultHook,
 }
 
+impl Drop for PipelineInner {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
 impl Pipeline {
-    /// Starts the actors on `store` with the describer chosen in `config` (the embedded OpenCV describer, a
-    /// llama.cpp vision model — loaded and checked here, so a bad model file fails start-up — or none). Sessions left open by a previous run resume their unfinished work.
-    pub async fn start(store: Store, config: PipelineConfig) -> Result<Pipeline, PipelineError> {
+    /// Starts the actors on `store` (the node's sled: sessions, frames, batches, keyframes) writing records
+    /// to `records` (the same sled in a single process, PostgreSQL in a cluster), with the describer
+    /// chosen in `config` (the embedded OpenCV describer, a llama.cpp vision model — loaded and checked
+    /// here, so a bad model file fails start-up — or none). Sessions left open by a previous run resume
+    /// their unfinished work.
+    pub async fn start(
+        store: Store,
+        records: Records,
+        config: PipelineConfig,
+    ) -> Result<Pipeline, PipelineError> {
         let factory: Option<DescriberFactory> = match config.describer {
             DescriberKind::Opencv => {
                 Some(Arc::new(|| Ok(Box::new(OpenCvSceneDescriber::new()?) as _)))
@@ -88,7 +109,7 @@ impl Pipeline {
             }
             DescriberKind::Off => None,
         };
-        Self::start_with_describer(store, config, factory).await
+        Self::start_with_describer(store, records, config, factory).await
     }
 
     /// Loads the configured llama.cpp vision model once (checked: files exist, are GGUF, projector fits).
@@ -110,6 +131,7 @@ impl Pipeline {
     /// Like [`Pipeline::start`], with a caller-supplied describer factory (one describer per slot).
     pub async fn start_with_describer(
         store: Store,
+        records: Records,
         config: PipelineConfig,
         factory: Option<DescriberFactory>,
     ) -> Result<Pipeline, PipelineError> {
@@ -131,6 +153,17 @@ impl Pipeline {
         let analysis_finished = Arc::new(watch::channel(0u64).0);
         #[cfg(feature = "fault-injection")]
         let processing_fault: crate::processor::FaultHook = Default::default();
+        let role = config.cluster.role;
+        if role != Role::All && records.backend() == "sled" {
+            return Err(PipelineError::InvalidArgument(format!(
+                "the {} role needs records shared by the cluster: storage.backend = \"postgres\"",
+                role.as_str()
+            )));
+        }
+        let bus = match role {
+            Role::Ingest | Role::Analyze => Some(Bus::connect(&config.cluster).await?),
+            Role::All | Role::Api => None,
+        };
         let config = Arc::new(config);
         let disk = Arc::new(DiskState::default());
         let args = SupervisorArgs {
@@ -140,20 +173,25 @@ impl Pipeline {
             config: Arc::clone(&config),
             analyzer: AnalyzerArgs {
                 store: store.clone(),
+                records: records.clone(),
                 model: model.clone(),
                 catalog_top_k: config.analysis.catalog_top_k,
                 patterns: patterns.clone(),
                 slots: config.analysis.batch_slots,
                 max_backlog: config.analysis.max_batch_backlog,
+                handoff: bus.clone().filter(|_| role == Role::Ingest),
             },
             processor: ProcessorArgs {
-                store: store.clone(),
+                records: records.clone(),
                 config: Arc::new(config.interactions.clone()),
+                active: role.analyzes(),
+                poll: (role == Role::Analyze)
+                    .then(|| Duration::from_millis(config.cluster.outbox_poll_ms)),
                 #[cfg(feature = "fault-injection")]
                 fault: processing_fault.clone(),
             },
             analysis: AnalysisArgs {
-                store: store.clone(),
+                records: records.clone(),
                 model: model.clone(),
                 config: Arc::new(config.analysis.clone()),
                 finished: Arc::clone(&analysis_finished),
@@ -164,6 +202,15 @@ impl Pipeline {
                 disk: Arc::clone(&disk),
             },
         };
+        let mut background = Vec::new();
+        if let (Role::Analyze, Some(bus)) = (role, &bus) {
+            let analyzer = Arc::new(args.analyzer.clone());
+            background.push(tokio::spawn(crate::analyzer::consume(
+                bus.clone(),
+                analyzer,
+            )));
+            background.push(tokio::spawn(bus.clone().dead_letter_batches()));
+        }
         let (supervisor, _) = Actor::spawn(None, CrowSupervisor, args)
             .await
             .map_err(|e| PipelineError::Internal(format!("starting supervisor: {e}")))?;
@@ -171,11 +218,14 @@ impl Pipeline {
             inner: Arc::new(PipelineInner {
                 supervisor,
                 store,
+                records,
                 config,
                 model,
                 patterns,
                 analysis_finished,
                 disk,
+                bus,
+                background,
                 #[cfg(feature = "fault-injection")]
                 processing_fault,
             }),
@@ -238,9 +288,49 @@ impl Pipeline {
         Ok(Some(model))
     }
 
-    /// The store the pipeline writes to.
+    /// The node's sled store: sessions, frame tracking, batches, keyframes (and, in a single process,
+    /// the records too).
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Where records, the outbox, catalogs, cameras and analyses live.
+    pub fn records(&self) -> &Records {
+        &self.inner.records
+    }
+
+    /// This node's role in a cluster (`all` in a single process).
+    pub fn role(&self) -> Role {
+        self.inner.config.cluster.role
+    }
+
+    /// Whether everything this node depends on answers now: the record store and, on the ingest and
+    /// analyze roles, NATS. `Err` says what does not.
+    pub async fn ready(&self) -> Result<(), String> {
+        self.inner
+            .records
+            .ready()
+            .await
+            .map_err(|e| format!("{} record store: {e}", self.inner.records.backend()))?;
+        if let Some(bus) = &self.inner.bus {
+            if !bus.connected() {
+                return Err("NATS is not connected".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Camera streams are refused on nodes that do not ingest.
+    fn check_ingests(&self) -> Result<(), PipelineError> {
+        let role = self.role();
+        if role.ingests() {
+            Ok(())
+        } else {
+            Err(PipelineError::Unavailable(format!(
+                "this node's role is {}: send camera streams to an ingest node",
+                role.as_str()
+            )))
+        }
     }
 
     /// The configuration in force.
@@ -256,6 +346,7 @@ impl Pipeline {
     ) -> Result<SessionRecord, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("camera_id", camera_id)?;
+        self.check_ingests()?;
         Ok(self.open(organization_id, camera_id, None).await?.session)
     }
 
@@ -326,6 +417,7 @@ impl Pipeline {
     ) -> Result<FrameRouter, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("camera_id", camera_id)?;
+        self.check_ingests()?;
         Ok(FrameRouter {
             pipeline: self.clone(),
             organization_id: organization_id.to_owned(),
@@ -342,7 +434,8 @@ impl Pipeline {
 
     /// Makes every write done so far durable (group commit; see [`Store::sync`]).
     pub async fn sync(&self) -> Result<(), PipelineError> {
-        Ok(self.inner.store.sync().await?)
+        self.inner.store.sync().await?;
+        Ok(self.inner.records.sync().await?)
     }
 
     /// Stops the pipeline gracefully within `pipeline.shutdown_timeout_ms`: every running session
@@ -387,8 +480,9 @@ impl Pipeline {
             let batches = self.inner.store.unanalyzed_batches().map_or(0, |b| b.len());
             let analyses = self
                 .inner
-                .store
+                .records
                 .unfinished_analyses()
+                .await
                 .map_or(0, |a| a.len());
             report.batches_unanalyzed = batches;
             report.analyses_unfinished = analyses;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crow_storage::{now_ms, OutboxEntry, OutboxFailure, Product, Store};
+use crow_storage::{now_ms, OutboxEntry, OutboxFailure, Product, Records, StorageError};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::config::InteractionsConfig;
@@ -19,6 +19,13 @@ use crate::metrics_names as m;
 
 /// Catalog products considered when looking for product names in an event's text.
 const CATALOG_LIMIT: usize = 1_000;
+
+/// How long a claimed batch of events is this process's alone (far longer than processing takes; a
+/// process that dies holding claims delays those events by at most this).
+const CLAIM_LEASE_MS: i64 = 30_000;
+
+/// How long the processor waits before trying again while the record store is unavailable.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) enum ProcessorMsg {
     /// An event was accepted into the outbox.
@@ -33,8 +40,13 @@ pub(crate) type FaultHook = Arc<std::sync::Mutex<Option<String>>>;
 
 #[derive(Clone)]
 pub(crate) struct ProcessorArgs {
-    pub store: Store,
+    pub records: Records,
     pub config: Arc<InteractionsConfig>,
+    /// Whether this process drains the outbox (`false` on ingest and api nodes of a cluster, where
+    /// events are only accepted).
+    pub active: bool,
+    /// Also drain this often: other processes enqueue into a shared outbox without telling this one.
+    pub poll: Option<Duration>,
     #[cfg(feature = "fault-injection")]
     pub fault: FaultHook,
 }
@@ -59,13 +71,21 @@ impl Actor for InteractionProcessor {
         myself: ActorRef<Self::Msg>,
         args: ProcessorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let active = args.active;
+        let poll = args.poll;
         let mut state = ProcessorState {
             args,
             waiting: 0,
             armed: false,
         };
+        if !active {
+            return Ok(state);
+        }
+        if let Some(every) = poll {
+            myself.send_interval(every, || ProcessorMsg::Drain);
+        }
         // Events acknowledged before a stop are still in the outbox: schedule them.
-        let (n, _) = state.args.store.outbox_status()?;
+        let (n, _) = state.args.records.outbox_status().await?;
         if n > 0 {
             tracing::info!(events = n, "outbox holds events from before a restart");
             myself.cast(ProcessorMsg::Drain)?;
@@ -81,6 +101,9 @@ impl Actor for InteractionProcessor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        if !state.args.active {
+            return Ok(());
+        }
         match msg {
             ProcessorMsg::Enqueued => {
                 metrics::gauge!(m::OUTBOX_DEPTH).increment(1.0);
@@ -99,9 +122,19 @@ impl Actor for InteractionProcessor {
             ProcessorMsg::Drain => {
                 state.armed = false;
                 state.waiting = 0;
-                state.drain()?;
+                match state.drain().await {
+                    Ok(()) => {}
+                    Err(StorageError::Unavailable(error)) => {
+                        // Not the events' fault: no attempt is counted; try again shortly.
+                        tracing::warn!(error, "the record store is unavailable; the outbox waits");
+                        state.armed = true;
+                        myself.send_after(STORE_RETRY, || ProcessorMsg::Drain);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 // Schedule the earliest retry, if any.
-                let (n, next) = state.args.store.outbox_status()?;
+                let (n, next) = state.args.records.outbox_status().await?;
                 metrics::gauge!(m::OUTBOX_DEPTH).set(n as f64);
                 if let Some(next) = next {
                     let delay = (next - now_ms()).max(0) as u64;
@@ -116,22 +149,27 @@ impl Actor for InteractionProcessor {
 
 impl ProcessorState {
     /// Processes due events in batches until none is due.
-    fn drain(&mut self) -> Result<(), ActorProcessingErr> {
+    async fn drain(&mut self) -> Result<(), StorageError> {
         let batch_size = self.args.config.outbox_batch_size.max(1);
         loop {
-            let due = self.args.store.outbox_due(now_ms(), batch_size)?;
+            let due = self
+                .args
+                .records
+                .claim_outbox(now_ms(), batch_size, CLAIM_LEASE_MS)
+                .await?;
             let full = due.len() == batch_size;
             // Each organization's catalog is read once per batch, not once per event.
             let mut catalogs: HashMap<String, Result<Vec<Product>, String>> = HashMap::new();
             for entry in &due {
                 let org = &entry.record.organization_id;
-                let catalog = catalogs.entry(org.clone()).or_insert_with(|| {
-                    self.args
-                        .store
-                        .catalog(org, CATALOG_LIMIT)
-                        .map_err(|e| e.to_string())
-                });
-                self.process_one(entry, catalog)?;
+                if !catalogs.contains_key(org) {
+                    let catalog = match self.args.records.catalog(org, CATALOG_LIMIT).await {
+                        Err(e @ StorageError::Unavailable(_)) => return Err(e),
+                        catalog => catalog.map_err(|e| e.to_string()),
+                    };
+                    catalogs.insert(org.clone(), catalog);
+                }
+                self.process_one(entry, &catalogs[org]).await?;
             }
             if !full {
                 return Ok(());
@@ -139,19 +177,25 @@ impl ProcessorState {
         }
     }
 
-    fn process_one(
+    async fn process_one(
         &self,
         entry: &OutboxEntry,
         catalog: &Result<Vec<Product>, String>,
-    ) -> Result<(), ActorProcessingErr> {
-        let store = &self.args.store;
+    ) -> Result<(), StorageError> {
+        let records = &self.args.records;
         let record = &entry.record;
-        let outcome = self.check_fault(entry).and_then(|()| {
-            let interaction = process(record, catalog.as_ref().map_err(Clone::clone)?);
-            store
-                .complete_outbox(entry, &interaction)
-                .map_err(|e| e.to_string())
-        });
+        let outcome = match self.check_fault(entry).and_then(|()| {
+            catalog
+                .as_ref()
+                .map(|c| process(record, c))
+                .map_err(Clone::clone)
+        }) {
+            Ok(interaction) => match records.complete_outbox(entry, &interaction).await {
+                Err(e @ StorageError::Unavailable(_)) => return Err(e),
+                done => done.map_err(|e| e.to_string()),
+            },
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(_) => {
                 metrics::counter!(m::OUTBOX_PROCESSED).increment(1);
@@ -160,7 +204,10 @@ impl ProcessorState {
             Err(error) => {
                 let c = &self.args.config;
                 let retry_at = now_ms() + c.retry_delay_ms as i64;
-                match store.fail_outbox(entry, &error, c.max_retries, retry_at)? {
+                match records
+                    .fail_outbox(entry, &error, c.max_retries, retry_at)
+                    .await?
+                {
                     OutboxFailure::Retry { attempts } => {
                         metrics::counter!(m::OUTBOX_RETRIES).increment(1);
                         tracing::warn!(id = %record.id, org_id = %record.organization_id, attempts, error, "processing failed; will retry");

@@ -72,8 +72,8 @@ impl Pipeline {
                 _ => return Err(PipelineError::SessionNotFound(session_id.clone())),
             }
         }
-        let enqueued = self.inner.store.enqueue_interaction(&record)?;
-        self.inner.store.sync().await?;
+        let enqueued = self.inner.records.enqueue_interaction(&record).await?;
+        self.inner.records.sync().await?;
         if !enqueued.duplicate {
             metrics::counter!(crate::metrics_names::OUTBOX_ACCEPTED).increment(1);
             let _ = self.inner.supervisor.cast(SupervisorMsg::Enqueued);
@@ -82,7 +82,7 @@ impl Pipeline {
     }
 
     /// Where one of the organization's interactions stands: stored, pending or dead.
-    pub fn interaction_state(
+    pub async fn interaction_state(
         &self,
         organization_id: &str,
         id: &str,
@@ -90,13 +90,14 @@ impl Pipeline {
         validate_id("organization_id", organization_id)?;
         validate_id("id", id)?;
         self.inner
-            .store
-            .interaction_state(organization_id, id)?
+            .records
+            .interaction_state(organization_id, id)
+            .await?
             .ok_or(PipelineError::NotFound("interaction"))
     }
 
     /// The organization's dead letters, oldest first.
-    pub fn list_dead_letters(
+    pub async fn list_dead_letters(
         &self,
         organization_id: &str,
         page_size: usize,
@@ -105,8 +106,9 @@ impl Pipeline {
         validate_page(organization_id, page_token)?;
         Ok(self
             .inner
-            .store
-            .list_dead_letters(organization_id, page_size, page_token)?)
+            .records
+            .list_dead_letters(organization_id, page_size, page_token)
+            .await?)
     }
 
     /// Puts a dead letter back into the outbox with its attempts reset.
@@ -119,10 +121,11 @@ impl Pipeline {
         validate_id("id", id)?;
         let entry = self
             .inner
-            .store
-            .retry_dead_letter(organization_id, id)?
+            .records
+            .retry_dead_letter(organization_id, id)
+            .await?
             .ok_or(PipelineError::NotFound("dead letter"))?;
-        self.inner.store.sync().await?;
+        self.inner.records.sync().await?;
         let _ = self.inner.supervisor.cast(SupervisorMsg::Enqueued);
         Ok(Enqueued {
             id: entry.record.id,
@@ -131,7 +134,7 @@ impl Pipeline {
     }
 
     /// Inserts or replaces products of the organization's catalog (1..=500 at once, atomically).
-    pub fn upsert_products(
+    pub async fn upsert_products(
         &self,
         organization_id: &str,
         products: Vec<ProductInput>,
@@ -168,12 +171,12 @@ impl Pipeline {
                 updated_at_ms: now,
             });
         }
-        self.inner.store.upsert_products(&out)?;
+        self.inner.records.upsert_products(&out).await?;
         Ok(out.len())
     }
 
     /// The organization's products, by id.
-    pub fn list_products(
+    pub async fn list_products(
         &self,
         organization_id: &str,
         page_size: usize,
@@ -182,29 +185,41 @@ impl Pipeline {
         validate_page(organization_id, page_token)?;
         Ok(self
             .inner
-            .store
-            .list_products(organization_id, page_size, page_token)?)
+            .records
+            .list_products(organization_id, page_size, page_token)
+            .await?)
     }
 
     /// Removes a product; `false` if there was none.
-    pub fn delete_product(&self, organization_id: &str, id: &str) -> Result<bool, PipelineError> {
+    pub async fn delete_product(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> Result<bool, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("product_id", id)?;
-        Ok(self.inner.store.delete_product(organization_id, id)?)
+        Ok(self
+            .inner
+            .records
+            .delete_product(organization_id, id)
+            .await?)
     }
 
     /// Inserts or replaces a camera's zones, tripwires and motion masks (checked: identifiers, 0..1
     /// coordinates, polygon sizes, unique ids). The camera's session uses them from its next frame on,
     /// within a second.
-    pub fn upsert_camera(&self, mut camera: CameraConfig) -> Result<CameraConfig, PipelineError> {
+    pub async fn upsert_camera(
+        &self,
+        mut camera: CameraConfig,
+    ) -> Result<CameraConfig, PipelineError> {
         crow_storage::validate::camera(&camera)?;
         camera.updated_at_ms = now_ms();
-        self.inner.store.upsert_camera(&camera)?;
+        self.inner.records.upsert_camera(&camera).await?;
         Ok(camera)
     }
 
     /// A camera's configuration; `NotFound` when it has none.
-    pub fn get_camera(
+    pub async fn get_camera(
         &self,
         organization_id: &str,
         camera_id: &str,
@@ -212,13 +227,14 @@ impl Pipeline {
         validate_id("organization_id", organization_id)?;
         validate_id("camera_id", camera_id)?;
         self.inner
-            .store
-            .get_camera(organization_id, camera_id)?
+            .records
+            .get_camera(organization_id, camera_id)
+            .await?
             .ok_or(PipelineError::NotFound("camera configuration"))
     }
 
     /// An organization's camera configurations, by camera id.
-    pub fn list_cameras(
+    pub async fn list_cameras(
         &self,
         organization_id: &str,
         page_size: usize,
@@ -227,19 +243,24 @@ impl Pipeline {
         validate_page(organization_id, page_token)?;
         Ok(self
             .inner
-            .store
-            .list_cameras(organization_id, page_size, page_token)?)
+            .records
+            .list_cameras(organization_id, page_size, page_token)
+            .await?)
     }
 
     /// Removes a camera's configuration; `false` if there was none.
-    pub fn delete_camera(
+    pub async fn delete_camera(
         &self,
         organization_id: &str,
         camera_id: &str,
     ) -> Result<bool, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("camera_id", camera_id)?;
-        Ok(self.inner.store.delete_camera(organization_id, camera_id)?)
+        Ok(self
+            .inner
+            .records
+            .delete_camera(organization_id, camera_id)
+            .await?)
     }
 
     /// CCTV batches of a session not yet turned into a record (waiting for or in an analyzer slot).
@@ -284,7 +305,7 @@ impl Pipeline {
             started_at_ms: None,
             finished_at_ms: None,
         };
-        self.inner.store.put_analysis(&record)?;
+        self.inner.records.put_analysis(&record).await?;
         let mut finished = self.inner.analysis_finished.subscribe();
         let submitted = self
             .inner
@@ -308,8 +329,9 @@ impl Pipeline {
         loop {
             let current = self
                 .inner
-                .store
-                .get_analysis(&record.id)?
+                .records
+                .get_analysis(&record.id)
+                .await?
                 .ok_or(PipelineError::NotFound("analysis"))?;
             let finished_now = matches!(
                 current.status,
@@ -325,14 +347,14 @@ impl Pipeline {
     }
 
     /// One of the organization's analyses.
-    pub fn get_analysis(
+    pub async fn get_analysis(
         &self,
         organization_id: &str,
         id: &str,
     ) -> Result<AnalysisRecord, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("analysis_id", id)?;
-        match self.inner.store.get_analysis(id)? {
+        match self.inner.records.get_analysis(id).await? {
             Some(a) if a.organization_id == organization_id => Ok(a),
             _ => Err(PipelineError::NotFound("analysis")),
         }

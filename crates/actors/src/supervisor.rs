@@ -294,6 +294,7 @@ impl SupervisorState {
         let args = IngestSessionArgs {
             session_id: session_id.to_owned(),
             store: self.store.clone(),
+            records: self.analyzer_args.records.clone(),
             pool: self.pool.clone(),
             detector: self.detector.clone(),
             supervisor: myself.clone(),

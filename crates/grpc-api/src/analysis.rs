@@ -81,6 +81,7 @@ impl AnalysisService for AnalysisApi {
         let record = self
             .pipeline
             .get_analysis(&r.organization_id, &r.analysis_id)
+            .await
             .map_err(convert::status)?;
         Ok(Response::new(convert::analysis(&record)))
     }

@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{self, Action};
 use crate::convert;
-use crate::interactions::{blocking, non_empty, page_size};
+use crate::interactions::{non_empty, page_size};
 use crate::proto::camera_service_server::CameraService;
 use crate::proto::{
     Camera, DeleteCameraRequest, DeleteCameraResponse, GetCameraRequest, ListCamerasRequest,
@@ -32,11 +32,12 @@ impl CameraService for CameraApi {
         let r = request.into_inner();
         caller.authorize(Action::Administer, &r.organization_id)?;
         let pipeline = self.pipeline.clone();
-        let stored = blocking(move || {
+        let stored = async move {
             pipeline
                 .upsert_camera(convert::from_camera(r))
+                .await
                 .map_err(convert::status)
-        })
+        }
         .await?;
         Ok(Response::new(convert::camera(&stored)))
     }
@@ -51,6 +52,7 @@ impl CameraService for CameraApi {
         let camera = self
             .pipeline
             .get_camera(&r.organization_id, &r.camera_id)
+            .await
             .map_err(convert::status)?;
         Ok(Response::new(convert::camera(&camera)))
     }
@@ -64,15 +66,16 @@ impl CameraService for CameraApi {
         caller.authorize(Action::Read, &r.organization_id)?;
         let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
         let pipeline = self.pipeline.clone();
-        let (cameras, next) = blocking(move || {
+        let (cameras, next) = async move {
             pipeline
                 .list_cameras(
                     &r.organization_id,
                     page_size,
                     non_empty(r.page_token).as_deref(),
                 )
+                .await
                 .map_err(convert::status)
-        })
+        }
         .await?;
         Ok(Response::new(ListCamerasResponse {
             cameras: cameras.iter().map(convert::camera).collect(),
@@ -90,6 +93,7 @@ impl CameraService for CameraApi {
         let deleted = self
             .pipeline
             .delete_camera(&r.organization_id, &r.camera_id)
+            .await
             .map_err(convert::status)?;
         Ok(Response::new(DeleteCameraResponse { deleted }))
     }

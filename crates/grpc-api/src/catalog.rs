@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{self, Action};
 use crate::convert;
-use crate::interactions::{blocking, non_empty, page_size};
+use crate::interactions::{non_empty, page_size};
 use crate::proto::catalog_service_server::CatalogService;
 use crate::proto::{
     DeleteProductRequest, DeleteProductResponse, ListProductsRequest, ListProductsResponse,
@@ -54,11 +54,12 @@ impl CatalogService for CatalogApi {
             })
             .collect();
         let pipeline = self.pipeline.clone();
-        let n = blocking(move || {
+        let n = async move {
             pipeline
                 .upsert_products(&r.organization_id, products)
+                .await
                 .map_err(convert::status)
-        })
+        }
         .await?;
         Ok(Response::new(UpsertProductsResponse { upserted: n as u32 }))
     }
@@ -72,15 +73,16 @@ impl CatalogService for CatalogApi {
         caller.authorize(Action::Read, &r.organization_id)?;
         let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
         let pipeline = self.pipeline.clone();
-        let page = blocking(move || {
+        let page = async move {
             pipeline
                 .list_products(
                     &r.organization_id,
                     page_size,
                     non_empty(r.page_token).as_deref(),
                 )
+                .await
                 .map_err(convert::status)
-        })
+        }
         .await?;
         Ok(Response::new(ListProductsResponse {
             products: page.products.iter().map(convert::product).collect(),
@@ -98,6 +100,7 @@ impl CatalogService for CatalogApi {
         let deleted = self
             .pipeline
             .delete_product(&r.organization_id, &r.product_id)
+            .await
             .map_err(convert::status)?;
         Ok(Response::new(DeleteProductResponse { deleted }))
     }

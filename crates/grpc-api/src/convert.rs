@@ -47,6 +47,10 @@ pub(crate) fn storage_status(e: StorageError) -> Status {
         StorageError::InvalidPageToken => Status::invalid_argument("invalid page_token"),
         StorageError::InvalidFilter(m) => Status::invalid_argument(m),
         StorageError::NotFound { what } => Status::not_found(format!("{what} not found")),
+        StorageError::Unavailable(e) => {
+            tracing::warn!(error = %e, "record store unavailable");
+            Status::unavailable("storage is unavailable; retry shortly")
+        }
         // Logged here, where it is handled; the client learns only that storage failed.
         other => internal("storage", other),
     }
@@ -348,6 +352,9 @@ mod tests {
             .with_ansi(false)
             .finish();
         let status = tracing::subscriber::with_default(subscriber, || {
+            // Another test's thread may have hit the logging call site first, with no subscriber, and
+            // cached "not interested" for it; recompute with this one in place.
+            tracing::callsite::rebuild_interest_cache();
             status(PipelineError::Internal(
                 "describer slot 1: thread panicked at src/describer.rs:42".into(),
             ))

@@ -36,15 +36,6 @@ pub(crate) fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// Runs blocking storage work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| convert::internal("blocking task", e))?
-}
-
 /// The `crow.v1.InteractionService` implementation.
 #[derive(Clone)]
 pub struct InteractionApi {
@@ -55,6 +46,11 @@ impl InteractionApi {
     /// Serves the interactions of `pipeline`.
     pub fn new(pipeline: Pipeline) -> InteractionApi {
         InteractionApi { pipeline }
+    }
+
+    /// The pipeline served.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 }
 
@@ -98,6 +94,7 @@ impl InteractionService for InteractionApi {
         let state = self
             .pipeline
             .interaction_state(&r.organization_id, &r.id)
+            .await
             .map_err(convert::status)?;
         use crate::proto::InteractionState as S;
         Ok(Response::new(match state {
@@ -147,14 +144,12 @@ impl InteractionService for InteractionApi {
             to_ms: convert::optional_ms(r.to_ms),
         };
         let token = non_empty(r.page_token);
-        let store = self.pipeline.store().clone();
-        let org = r.organization_id;
-        let page = blocking(move || {
-            store
-                .list_interactions(&org, &filter, page_size, token.as_deref())
-                .map_err(convert::storage_status)
-        })
-        .await?;
+        let page = self
+            .pipeline
+            .records()
+            .list_interactions(&r.organization_id, &filter, page_size, token.as_deref())
+            .await
+            .map_err(convert::storage_status)?;
         Ok(Response::new(ListInteractionsResponse {
             interactions: page.interactions.iter().map(convert::interaction).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
@@ -171,8 +166,9 @@ impl InteractionService for InteractionApi {
         validate_id("organization_id", &r.organization_id).map_err(convert::status)?;
         let summary = self
             .pipeline
-            .store()
+            .records()
             .summary(&r.organization_id)
+            .await
             .map_err(convert::storage_status)?;
         Ok(Response::new(convert::summary(&summary)))
     }
@@ -186,15 +182,16 @@ impl InteractionService for InteractionApi {
         caller.authorize(Action::Administer, &r.organization_id)?;
         let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
         let pipeline = self.pipeline.clone();
-        let page = blocking(move || {
+        let page = async move {
             pipeline
                 .list_dead_letters(
                     &r.organization_id,
                     page_size,
                     non_empty(r.page_token).as_deref(),
                 )
+                .await
                 .map_err(convert::status)
-        })
+        }
         .await?;
         Ok(Response::new(ListDeadLettersResponse {
             dead_letters: page.dead_letters.iter().map(convert::dead_letter).collect(),

@@ -26,8 +26,18 @@ pub enum StorageError {
         /// What was looked for, e.g. "session".
         what: &'static str,
     },
-    /// A background flush task could not be joined.
-    #[error("flush task failed: {0}")]
+    /// The database cannot be reached now (PostgreSQL restarting, the connection pool exhausted); the
+    /// call may be retried. Nothing of it was stored.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// PostgreSQL refused a statement.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The store's configuration is unusable (e.g. a malformed database URL).
+    #[error("storage configuration: {0}")]
+    Config(String),
+    /// A background task (a flush, a long listing) could not be joined.
+    #[error("storage task failed: {0}")]
     Flush(String),
 }
 

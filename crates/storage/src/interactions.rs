@@ -198,34 +198,12 @@ impl Store {
     ) -> Result<InteractionPage> {
         let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
         let org_prefix = keys::prefix(organization_id);
-        let mut indexes: Vec<Vec<u8>> = match &filter.query {
-            Some(q) => {
-                let mut w: Vec<String> = words(q).collect();
-                w.sort();
-                w.dedup();
-                if w.is_empty() {
-                    return Err(StorageError::InvalidFilter(
-                        "q has no searchable word (words are runs of letters and digits)",
-                    ));
-                }
-                if w.len() > MAX_QUERY_WORDS {
-                    return Err(StorageError::InvalidFilter("q has more than 8 words"));
-                }
-                w.iter()
-                    .map(|w| keys::word_index(organization_id, w))
-                    .collect()
-            }
-            None => Vec::new(),
-        };
+        let mut indexes: Vec<Vec<u8>> = checked_words(filter)?
+            .iter()
+            .map(|w| keys::word_index(organization_id, w))
+            .collect();
         if let Some(s) = filter.source {
             indexes.push(keys::source_index(organization_id, s.as_str()));
-        }
-        if let (Some(from), Some(to)) = (filter.from_ms, filter.to_ms) {
-            if from >= to {
-                return Err(StorageError::InvalidFilter(
-                    "the time range is empty: from must be before to",
-                ));
-            }
         }
 
         // Positions (`!ts id`) to visit: from the window's newest end or just after the cursor, to the
@@ -366,6 +344,41 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Checks a listing filter the same way for every store: the search words (sorted, deduplicated, at
+/// least one and at most [`MAX_QUERY_WORDS`]) and a non-empty time range.
+pub(crate) fn checked_words(filter: &InteractionFilter) -> Result<Vec<String>> {
+    if let (Some(from), Some(to)) = (filter.from_ms, filter.to_ms) {
+        if from >= to {
+            return Err(StorageError::InvalidFilter(
+                "the time range is empty: from must be before to",
+            ));
+        }
+    }
+    let Some(q) = &filter.query else {
+        return Ok(Vec::new());
+    };
+    let mut w: Vec<String> = words(q).collect();
+    w.sort();
+    w.dedup();
+    if w.is_empty() {
+        return Err(StorageError::InvalidFilter(
+            "q has no searchable word (words are runs of letters and digits)",
+        ));
+    }
+    if w.len() > MAX_QUERY_WORDS {
+        return Err(StorageError::InvalidFilter("q has more than 8 words"));
+    }
+    Ok(w)
+}
+
+/// The cursor of a newest-first page: `org \0` and the position of the page's last record, URL-safe
+/// base64. Both stores issue and read the same form.
+pub(crate) fn page_cursor(organization_id: &str, timestamp_ms: i64, id: &str) -> String {
+    let mut k = keys::prefix(organization_id);
+    k.extend_from_slice(&keys::position(timestamp_ms, id));
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k)
 }
 
 /// The positions (`!ts id`) of a time window `[from_ms, to_ms)`: where a newest-first scan starts, and

@@ -47,6 +47,15 @@ pub(crate) fn position(timestamp_ms: i64, id: &str) -> Vec<u8> {
     k
 }
 
+/// The timestamp and id of a [`position`]; `None` unless it is one (8 bytes, then a non-empty UTF-8 id).
+pub(crate) fn parse_position(position: &[u8]) -> Option<(i64, &str)> {
+    let (head, id) = position.split_at_checked(8)?;
+    let inverted = u64::from_be_bytes(head.try_into().ok()?);
+    let timestamp_ms = ((!inverted) ^ (1 << 63)) as i64;
+    let id = std::str::from_utf8(id).ok().filter(|id| !id.is_empty())?;
+    Some((timestamp_ms, id))
+}
+
 /// Interaction key: `org \0 !ts(8 bytes) id`, so that a forward scan is newest first.
 pub(crate) fn interaction(org: &str, timestamp_ms: i64, id: &str) -> Vec<u8> {
     let mut k = prefix(org);
@@ -107,6 +116,15 @@ mod tests {
         inside.extend_from_slice(&[0xFF; 12]);
         assert!(p < end && inside < end);
         assert!(source_index("org", "wec") >= end);
+    }
+
+    #[test]
+    fn positions_round_trip() {
+        for ts in [i64::MIN + 1, -5, 0, 1_700_000_000_000] {
+            assert_eq!(parse_position(&position(ts, "id-1")), Some((ts, "id-1")));
+        }
+        assert_eq!(parse_position(&newest_first(3)), None, "an id is required");
+        assert_eq!(parse_position(b"short"), None);
     }
 
     #[test]

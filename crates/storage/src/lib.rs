@@ -1,4 +1,5 @@
-//! crow's durable state, kept in [sled].
+//! crow's durable state, kept in [sled] — and, for a cluster, the shared records in PostgreSQL
+//! ([`PgStore`]) behind the same [`RecordStore`] trait.
 //!
 //! Everything that must survive a crash lives here, and every multi-record change is one sled transaction, so a
 //! restarted process sees either all of a change or none of it:
@@ -27,6 +28,8 @@ mod interactions;
 mod keys;
 mod model;
 mod outbox;
+mod postgres;
+mod records;
 mod retention;
 mod store;
 pub mod text;
@@ -44,6 +47,8 @@ pub use model::{
     TrackEvent, TrackEventKind, ZoneConfig,
 };
 pub use outbox::{DeadLetterPage, OutboxFailure};
+pub use postgres::{PgOptions, PgStore};
+pub use records::{RecordStore, Records};
 pub use retention::Pruned;
 pub use store::{FrameWrite, Store};
 pub use verify::IntegrityReport;

@@ -482,6 +482,15 @@ impl Store {
         Ok(out)
     }
 
+    /// Clears a batch's "awaiting analysis" mark, once its record is stored (in whichever
+    /// [`RecordStore`](crate::RecordStore) holds records). Idempotent.
+    pub fn mark_batch_analyzed(&self, session_id: &str, batch_index: u64) -> Result<()> {
+        self.inner
+            .unanalyzed
+            .remove(keys::indexed(session_id, batch_index))?;
+        Ok(())
+    }
+
     /// How many batches of a session are not yet turned into a record.
     pub fn unanalyzed_count(&self, session_id: &str) -> Result<u64> {
         let mut n = 0;

@@ -1043,19 +1043,30 @@ async fn delete_camera(
     Ok(axum::Json(dto::Deleted { deleted: r.deleted }))
 }
 
-/// Whether the server is serving (no token needed: it reveals liveness only).
+/// Whether the server is serving: started, not stopping, and its record store answers (no token
+/// needed: it reveals readiness only).
 #[utoipa::path(
     get,
     path = "/api/v1/health",
     tag = "system",
     responses(
         (status = 200, description = "Serving", body = dto::Health),
-        (status = 503, description = "Starting or stopping", body = dto::Health)
+        (status = 503, description = "Starting, stopping, or the record store or NATS does not answer", body = dto::Health)
     )
 )]
 async fn health(State(api): State<HttpApi>) -> (StatusCode, axum::Json<dto::Health>) {
     let status = match api.services() {
-        Ok(_) => "serving",
+        Ok(services) => {
+            let pipeline = services.interactions.pipeline();
+            let answer =
+                tokio::time::timeout(std::time::Duration::from_secs(2), pipeline.ready()).await;
+            match answer {
+                Ok(Ok(())) => "serving",
+                // Which dependency failed; the details are in the node's log.
+                Ok(Err(problem)) if problem.starts_with("NATS") => "nats unavailable",
+                _ => "storage unavailable",
+            }
+        }
         Err(_) if api.closing.load(std::sync::atomic::Ordering::Relaxed) => "stopping",
         Err(_) => "starting",
     };
