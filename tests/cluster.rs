@@ -25,30 +25,21 @@ fn node(
     replicas: &str,
 ) -> (ServerProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_crow"));
-    command
-        .args([
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-metrics",
-            "--role",
-            role,
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("db"))
-        .env("CROW_LOG", "warn")
-        .env("CROW_STORAGE__BACKEND", "postgres")
-        .env("CROW_STORAGE__POSTGRES_URL", postgres_url)
-        .env("CROW_PIPELINE__CLUSTER__NATS_URL", nats_url)
-        .env("CROW_PIPELINE__CLUSTER__REPLICAS", replicas)
-        .env("CROW_PIPELINE__CLUSTER__ACK_WAIT_MS", "2000")
-        .env("CROW_PIPELINE__CLUSTER__OUTBOX_POLL_MS", "100")
-        .env("CROW_PIPELINE__BATCH_SIZE", "2")
-        .env("CROW_PIPELINE__INTERACTIONS__OUTBOX_BATCH_TIMEOUT_MS", "50")
-        .env(common::PIXELS_ONLY.0, common::PIXELS_ONLY.1)
-        .stderr(std::process::Stdio::inherit());
+    let mut command = common::serve_command(
+        &dir.path().join("db"),
+        &[
+            ("CROW_STORAGE__BACKEND", "postgres"),
+            ("CROW_STORAGE__POSTGRES_URL", postgres_url),
+            ("CROW_PIPELINE__CLUSTER__NATS_URL", nats_url),
+            ("CROW_PIPELINE__CLUSTER__REPLICAS", replicas),
+            ("CROW_PIPELINE__CLUSTER__ACK_WAIT_MS", "2000"),
+            ("CROW_PIPELINE__CLUSTER__OUTBOX_POLL_MS", "100"),
+            ("CROW_PIPELINE__BATCH_SIZE", "2"),
+            ("CROW_PIPELINE__INTERACTIONS__OUTBOX_BATCH_TIMEOUT_MS", "50"),
+            common::PIXELS_ONLY,
+        ],
+    );
+    command.args(["--role", role]);
     (common::spawn_server(command), dir)
 }
 

@@ -310,6 +310,12 @@ impl Drop for ServerProcess {
 
 /// Starts `crow serve` on `dir` with extra environment variables (e.g. `CROW_PIPELINE__...`).
 pub fn start_server_process(dir: &std::path::Path, envs: &[(&str, &str)]) -> ServerProcess {
+    spawn_server(serve_command(dir, envs))
+}
+
+/// `crow serve --dev` on 127.0.0.1:0 without metrics, its database in `dir`, with extra environment
+/// variables; add arguments, then [`spawn_server`].
+pub fn serve_command(dir: &std::path::Path, envs: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_crow"));
     command
         .args([
@@ -324,7 +330,7 @@ pub fn start_server_process(dir: &std::path::Path, envs: &[(&str, &str)]) -> Ser
         .env("CROW_LOG", "warn")
         .envs(envs.iter().copied())
         .stderr(Stdio::inherit());
-    spawn_server(command)
+    command
 }
 
 /// Spawns a prepared `crow serve` command and waits for its `crow listening on URL` line.

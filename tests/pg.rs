@@ -104,14 +104,7 @@ impl PgServer {
             let mut child = self.postgres().spawn().unwrap();
             loop {
                 let ready = command("pg_isready")
-                    .args([
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        &self.port.to_string(),
-                        "-U",
-                        "crow",
-                    ])
+                    .args(self.connection())
                     .stdout(Stdio::null())
                     .status()
                     .unwrap()
@@ -167,6 +160,19 @@ impl PgServer {
         }
     }
 
+    /// How the client programs (pg_isready, createdb) reach the server.
+    fn connection(&self) -> [String; 6] {
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "crow",
+        ]
+        .map(str::to_owned)
+    }
+
     /// The URL of database `name`.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://crow@127.0.0.1:{}/{name}", self.port)
@@ -181,14 +187,7 @@ impl PgServer {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let out = command("createdb")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "crow",
-            ])
+            .args(self.connection())
             .arg(&name)
             .output()
             .unwrap();

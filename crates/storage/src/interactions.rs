@@ -210,13 +210,7 @@ impl Store {
         // window's oldest end.
         let (mut start, end) = window(filter.from_ms, filter.to_ms);
         if let Some(token) = page_token {
-            let last = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(token)
-                .map_err(|_| StorageError::InvalidPageToken)?;
-            if !last.starts_with(&org_prefix) || last.len() < org_prefix.len() + 8 {
-                return Err(StorageError::InvalidPageToken);
-            }
-            let mut after = last[org_prefix.len()..].to_vec();
+            let mut after = cursor_position(organization_id, token)?;
             after.push(0);
             start = start.max(after);
         }
@@ -375,6 +369,19 @@ pub(crate) fn checked_words(filter: &InteractionFilter) -> Result<Vec<String>> {
 
 /// The cursor of a newest-first page: `org \0` and the position of the page's last record, URL-safe
 /// base64. Both stores issue and read the same form.
+/// The position (`!ts id`) a page token of the organization points at; tokens of another organization,
+/// or that no store issued, are [`StorageError::InvalidPageToken`].
+pub(crate) fn cursor_position(organization_id: &str, token: &str) -> Result<Vec<u8>> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| StorageError::InvalidPageToken)?;
+    let prefix = keys::prefix(organization_id);
+    match bytes.strip_prefix(prefix.as_slice()) {
+        Some(position) if position.len() >= 8 => Ok(position.to_vec()),
+        _ => Err(StorageError::InvalidPageToken),
+    }
+}
+
 pub(crate) fn page_cursor(organization_id: &str, timestamp_ms: i64, id: &str) -> String {
     let mut k = keys::prefix(organization_id);
     k.extend_from_slice(&keys::position(timestamp_ms, id));

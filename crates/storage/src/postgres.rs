@@ -15,12 +15,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
-use crate::interactions::{checked_words, page_cursor};
+use crate::interactions::{checked_words, cursor_position, page_cursor};
 use crate::keys;
 use crate::model::{
     AnalysisRecord, AnalysisStatus, CameraConfig, DeadLetter, Enqueued, Interaction,
@@ -355,14 +354,9 @@ impl RecordStore for PgStore {
         let words = checked_words(filter)?;
         let after = match page_token {
             Some(token) => {
-                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(token)
-                    .map_err(|_| StorageError::InvalidPageToken)?;
-                let prefix = keys::prefix(organization_id);
-                let position = bytes
-                    .strip_prefix(prefix.as_slice())
-                    .and_then(keys::parse_position)
-                    .ok_or(StorageError::InvalidPageToken)?;
+                let position = cursor_position(organization_id, token)?;
+                let position =
+                    keys::parse_position(&position).ok_or(StorageError::InvalidPageToken)?;
                 Some((position.0, position.1.to_owned()))
             }
             None => None,
