@@ -1,15 +1,20 @@
 //! Distributed mode with real servers: `crow serve` processes in the ingest, analyze and api roles,
-//! nats-server with JetStream, PostgreSQL. Camera batches cross JetStream from the ingest node to the
-//! analyze nodes, events go through the shared outbox; an analyze node is killed mid-stream and a NATS
+//! nats-server with JetStream, PostgreSQL. Camera batches cross JetStream from the ingest nodes to the
+//! analyze nodes, events go through the shared outbox; an ingest node and an analyze node are killed
+//! mid-stream (the camera moves to the surviving ingest node and its session goes on there), a NATS
 //! server of a three-node cluster is killed, and every described frame and every acknowledged event still
-//! ends in exactly one record.
+//! ends in exactly one record; the dead letters hold exactly the events made to fail.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crow::client;
 use crow::proto::interaction_service_client::InteractionServiceClient;
-use crow::proto::{CreateInteractionRequest, GetSummaryRequest, ImageFormat, SourceType};
+use crow::proto::{
+    CreateInteractionRequest, FrameOutcome, GetSummaryRequest, ImageFormat, ListDeadLettersRequest,
+    SourceType,
+};
 
 use crate::common::{self, ServerProcess};
 use crate::nats::{NatsCluster, NatsServer};
@@ -24,21 +29,31 @@ fn node(
     postgres_url: &str,
     replicas: &str,
 ) -> (ServerProcess, tempfile::TempDir) {
+    node_with(role, nats_url, postgres_url, replicas, &[])
+}
+
+/// [`node`] with more settings.
+fn node_with(
+    role: &str,
+    nats_url: &str,
+    postgres_url: &str,
+    replicas: &str,
+    more: &[(&str, &str)],
+) -> (ServerProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = common::serve_command(
-        &dir.path().join("db"),
-        &[
-            ("CROW_STORAGE__BACKEND", "postgres"),
-            ("CROW_STORAGE__POSTGRES_URL", postgres_url),
-            ("CROW_PIPELINE__CLUSTER__NATS_URL", nats_url),
-            ("CROW_PIPELINE__CLUSTER__REPLICAS", replicas),
-            ("CROW_PIPELINE__CLUSTER__ACK_WAIT_MS", "2000"),
-            ("CROW_PIPELINE__CLUSTER__OUTBOX_POLL_MS", "100"),
-            ("CROW_PIPELINE__BATCH_SIZE", "2"),
-            ("CROW_PIPELINE__INTERACTIONS__OUTBOX_BATCH_TIMEOUT_MS", "50"),
-            common::PIXELS_ONLY,
-        ],
-    );
+    let mut envs = vec![
+        ("CROW_STORAGE__BACKEND", "postgres"),
+        ("CROW_STORAGE__POSTGRES_URL", postgres_url),
+        ("CROW_PIPELINE__CLUSTER__NATS_URL", nats_url),
+        ("CROW_PIPELINE__CLUSTER__REPLICAS", replicas),
+        ("CROW_PIPELINE__CLUSTER__ACK_WAIT_MS", "2000"),
+        ("CROW_PIPELINE__CLUSTER__OUTBOX_POLL_MS", "100"),
+        ("CROW_PIPELINE__BATCH_SIZE", "2"),
+        ("CROW_PIPELINE__INTERACTIONS__OUTBOX_BATCH_TIMEOUT_MS", "50"),
+        common::PIXELS_ONLY,
+    ];
+    envs.extend_from_slice(more);
+    let mut command = common::serve_command(&dir.path().join("db"), &envs);
     command.args(["--role", role]);
     (common::spawn_server(command), dir)
 }
@@ -65,6 +80,11 @@ async fn summary(url: &str) -> crow::proto::Summary {
 
 /// Sends `count` web events with idempotency keys through `url`; returns their ids.
 async fn send_events(url: &str, first: usize, count: usize) -> Vec<String> {
+    send_events_named(url, "online order", first, count).await
+}
+
+/// [`send_events`] with summaries `"{what} {n}"`.
+async fn send_events_named(url: &str, what: &str, first: usize, count: usize) -> Vec<String> {
     let mut c = InteractionServiceClient::connect(url.to_owned())
         .await
         .unwrap();
@@ -75,9 +95,9 @@ async fn send_events(url: &str, first: usize, count: usize) -> Vec<String> {
                 organization_id: ORG.into(),
                 source_type: SourceType::Web as i32,
                 data_json: serde_json::json!({ "order": n }).to_string(),
-                summary: format!("online order {n}"),
+                summary: format!("{what} {n}"),
                 timestamp_ms: 1_763_000_000_000 + n as i64,
-                idempotency_key: format!("order-{n}"),
+                idempotency_key: format!("{}-{n}", what.replace(' ', "-")),
                 ..Default::default()
             })
             .await
@@ -188,6 +208,168 @@ async fn batches_cross_jetstream_and_survive_an_analyze_node_killed_mid_stream()
     )
     .await;
     drop((analyze_b, ingest, api));
+}
+
+/// Every event in the organization's dead letters, by id.
+async fn dead_letters(url: &str) -> BTreeSet<String> {
+    let mut c = InteractionServiceClient::connect(url.to_owned())
+        .await
+        .unwrap();
+    let page = c
+        .list_dead_letters(ListDeadLettersRequest {
+            organization_id: ORG.into(),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    page.dead_letters.into_iter().map(|d| d.id).collect()
+}
+
+/// The frame indexes of the camera records, each once (asserted).
+fn recorded_frames(camera: &[crow::proto::Interaction]) -> BTreeSet<u64> {
+    let mut seen = BTreeSet::new();
+    for record in camera {
+        let data: serde_json::Value = serde_json::from_str(&record.data_json).unwrap();
+        for f in data["frames"].as_array().unwrap() {
+            let index = f["frame_index"].as_u64().unwrap();
+            assert!(seen.insert(index), "frame {index} is in two records");
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_moves_to_the_surviving_ingest_node_when_its_node_is_killed() {
+    let nats = tokio::task::spawn_blocking(NatsServer::start)
+        .await
+        .unwrap();
+    let db = pg::shared().database();
+    let (nats_url, pg_url) = (nats.url(), db.url.clone());
+    // Events whose summary says "poison" fail every processing attempt (fault injection in the analyze
+    // nodes' processors): they, and only they, must end in the dead letters.
+    let settings = [
+        ("CROW_FAULT_INJECTION_EVENT_MARKER", "poison"),
+        ("CROW_PIPELINE__INTERACTIONS__MAX_RETRIES", "2"),
+        ("CROW_PIPELINE__INTERACTIONS__RETRY_DELAY_MS", "100"),
+        // One describer slot: descriptions lag behind the stream, so the kill finds work in flight.
+        ("CROW_PIPELINE__DESCRIBER_SLOTS", "1"),
+    ];
+    let start = |role| node_with(role, &nats_url, &pg_url, "1", &settings);
+    let (mut ingest_a, _d1) = start("ingest");
+    let (ingest_b, _d2) = start("ingest");
+    let (mut analyze_a, _d3) = start("analyze");
+    let (analyze_b, _d4) = start("analyze");
+    let (api, _d5) = start("api");
+
+    let frames = items(80);
+    let start_ms = 1_763_000_000_000;
+    // The camera streams to ingest node A; events arrive through both ingest nodes and the api node.
+    let acked = Arc::new(Mutex::new(Vec::<crow::proto::FrameAck>::new()));
+    let stream_a = {
+        let (url, acked, all) = (ingest_a.url.clone(), Arc::clone(&acked), frames.clone());
+        tokio::spawn(async move {
+            let mut c = client::connect(&url).await.unwrap();
+            client::stream_frames(
+                &mut c,
+                common::frames(ORG, "entrance", start_ms, &all),
+                |ack| acked.lock().unwrap().push(ack.clone()),
+            )
+            .await
+        })
+    };
+    let mut events = send_events(&ingest_a.url, 0, 15).await;
+    let mut poison = send_events_named(&ingest_a.url, "poison", 0, 2).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 30 || summary(&api.url).await.cctv < 2 {
+        assert!(Instant::now() < deadline, "the stream did not get going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // SIGKILL ingest node A mid-stream, and analyze node A (its unacknowledged batches go to B).
+    ingest_a.child.kill().unwrap();
+    ingest_a.child.wait().unwrap();
+    analyze_a.child.kill().unwrap();
+    analyze_a.child.wait().unwrap();
+    assert!(
+        stream_a.await.unwrap().is_err(),
+        "the stream broke with its node"
+    );
+    let acks_a = acked.lock().unwrap().clone();
+    assert!(acks_a.len() < frames.len(), "killed before the end");
+    let session_id = acks_a[0].session_id.clone();
+    assert!(acks_a.iter().all(|a| a.session_id == session_id));
+
+    // The camera reconnects to node B without naming its session and resends what was not acked.
+    let resume = acks_a.iter().map(|a| a.frame_index).max().unwrap() + 1;
+    let acks_b = common::send(
+        &ingest_b.url,
+        common::frames(ORG, "entrance", start_ms, &frames[resume as usize..]),
+    )
+    .await;
+    assert!(
+        acks_b.iter().all(|a| a.session_id == session_id),
+        "the session goes on on node B"
+    );
+    eprintln!(
+        "node A acked {} frames before SIGKILL; node B took the session over and answered {} of the {} resent frames from the journal",
+        acks_a.len(),
+        acks_b.iter().filter(|a| a.replayed).count(),
+        acks_b.len()
+    );
+    events.extend(send_events(&ingest_b.url, 15, 15).await);
+    events.extend(send_events(&api.url, 30, 15).await);
+    poison.extend(send_events_named(&ingest_b.url, "poison", 2, 1).await);
+    poison.extend(send_events_named(&api.url, "poison", 3, 1).await);
+
+    let closed = common::close_session(&ingest_b.url, ORG, &session_id).await;
+    assert_eq!(closed.frames_received, frames.len() as u64, "{closed:?}");
+    assert_eq!(
+        closed.frames_accepted, closed.frames_described,
+        "{closed:?}"
+    );
+    expect_records(
+        &api.url,
+        closed.batches_emitted,
+        &events,
+        closed.frames_described,
+    )
+    .await;
+    // Every frame acknowledged as accepted, by either node, is in exactly one record.
+    let camera: Vec<_> = common::list_all(&api.url, ORG, 500)
+        .await
+        .into_iter()
+        .filter(|i| i.source_type == SourceType::Cctv as i32)
+        .collect();
+    let recorded = recorded_frames(&camera);
+    let accepted: BTreeSet<u64> = acks_a
+        .iter()
+        .chain(&acks_b)
+        .filter(|a| a.outcome == FrameOutcome::Accepted as i32)
+        .map(|a| a.frame_index)
+        .collect();
+    assert!(
+        accepted.is_subset(&recorded),
+        "acknowledged frames missing from the records: {:?}",
+        accepted.difference(&recorded).collect::<Vec<_>>()
+    );
+    assert_eq!(recorded.len() as u64, closed.frames_accepted);
+
+    // The dead letters hold the poisoned events and nothing else.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let expected: BTreeSet<String> = poison.into_iter().collect();
+    loop {
+        let dead = dead_letters(&api.url).await;
+        if dead == expected {
+            break;
+        }
+        assert!(
+            dead.is_subset(&expected) && Instant::now() < deadline,
+            "dead letters {dead:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop((ingest_b, analyze_b, api));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,9 @@ pub(crate) struct AnalysisArgs {
     pub config: Arc<AnalysisConfig>,
     /// Bumped whenever an analysis finishes, so waiters re-read their record.
     pub finished: Arc<watch::Sender<u64>>,
+    /// This pool's analyses queued or running (shutdown waits for them; in a cluster the shared
+    /// store also holds other nodes' analyses).
+    pub unfinished: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub(crate) struct AnalysisState {
@@ -64,6 +67,7 @@ impl Actor for AnalysisPool {
             args,
             running: 0,
         };
+        state.export();
         if !state.queue.is_empty() {
             tracing::info!(
                 analyses = state.queue.len(),
@@ -94,13 +98,13 @@ impl Actor for AnalysisPool {
                     return Ok(());
                 }
                 state.queue.push_back(*record);
-                metrics::gauge!(m::ANALYSES_QUEUED).set(state.queue.len() as f64);
+                state.export();
                 state.start_ready(&myself).await?;
                 let _ = reply.send(Ok(()));
             }
             AnalysisMsg::Done => {
                 state.running -= 1;
-                metrics::gauge!(m::ANALYSES_RUNNING).set(state.running as f64);
+                state.export();
                 state.start_ready(&myself).await?;
             }
         }
@@ -109,6 +113,16 @@ impl Actor for AnalysisPool {
 }
 
 impl AnalysisState {
+    /// Publishes the queue's and the slots' occupancy (gauges, and the count shutdown waits on).
+    fn export(&self) {
+        metrics::gauge!(m::ANALYSES_RUNNING).set(self.running as f64);
+        metrics::gauge!(m::ANALYSES_QUEUED).set(self.queue.len() as f64);
+        self.args.unfinished.store(
+            self.running + self.queue.len(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
     async fn start_ready(
         &mut self,
         myself: &ActorRef<AnalysisMsg>,
@@ -121,8 +135,7 @@ impl AnalysisState {
             record.started_at_ms = Some(now_ms());
             self.args.records.put_analysis(&record).await?;
             self.running += 1;
-            metrics::gauge!(m::ANALYSES_RUNNING).set(self.running as f64);
-            metrics::gauge!(m::ANALYSES_QUEUED).set(self.queue.len() as f64);
+            self.export();
             let (records, model, config, finished, me) = (
                 self.args.records.clone(),
                 self.args.model.clone(),

@@ -97,6 +97,12 @@ pub struct ClusterConfig {
     pub max_deliver: i64,
     /// How often an analyze node looks into the shared outbox for events other nodes accepted.
     pub outbox_poll_ms: u64,
+    /// How long a session's journal (`CROW_SESSIONS`: every frame outcome, description and batch, and
+    /// the bytes of frames awaiting description) is kept. A camera can move to another ingest node
+    /// within this time of its session's last entry; sessions last an hour.
+    pub journal_max_age_ms: u64,
+    /// This node's name in the cluster (logs, the camera bucket); default: a fresh id per process.
+    pub node_id: Option<String>,
 }
 
 impl Default for ClusterConfig {
@@ -108,6 +114,8 @@ impl Default for ClusterConfig {
             ack_wait_ms: 30_000,
             max_deliver: 5,
             outbox_poll_ms: 500,
+            journal_max_age_ms: 3 * 3_600_000,
+            node_id: None,
         }
     }
 }
@@ -131,6 +139,12 @@ impl ClusterConfig {
         if self.max_deliver < 1 {
             out.push(("cluster.max_deliver", "must be at least 1".into()));
         }
+        if self.journal_max_age_ms < 3_600_000 {
+            out.push((
+                "cluster.journal_max_age_ms",
+                "must be at least 3600000 (a session lasts an hour)".into(),
+            ));
+        }
         if self.outbox_poll_ms == 0 {
             out.push(("cluster.outbox_poll_ms", "must be at least 1".into()));
         }
@@ -151,6 +165,10 @@ pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
     config: ClusterConfig,
+    /// This node's name (see [`ClusterConfig::node_id`]).
+    node: String,
+    /// Each camera's current session (ingest role).
+    cameras: Option<crate::journal::CameraSessions>,
 }
 
 /// A failure to reach or use NATS.
@@ -189,16 +207,25 @@ impl Bus {
             .await
             .map_err(|e| PipelineError::Unavailable(format!("connecting to NATS at {url}: {e}")))?;
         let js = jetstream::new(client.clone());
-        let bus = Bus {
+        let node = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", config.role.as_str(), uuid::Uuid::now_v7()));
+        let mut bus = Bus {
             client,
             js,
             config: config.clone(),
+            node,
+            cameras: None,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             // A cluster that just started may not have elected a JetStream leader yet.
             match bus.ensure_streams().await {
-                Ok(()) => return Ok(bus),
+                Ok(cameras) => {
+                    bus.cameras = Some(cameras);
+                    return Ok(bus);
+                }
                 Err(e) if tokio::time::Instant::now() < deadline => {
                     tracing::warn!(error = %e, "JetStream not ready; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -208,8 +235,18 @@ impl Bus {
         }
     }
 
-    async fn ensure_streams(&self) -> Result<(), BusError> {
+    async fn ensure_streams(&self) -> Result<crate::journal::CameraSessions, BusError> {
         let replicas = self.config.replicas;
+        self.js
+            .get_or_create_stream(crate::journal::stream_config(
+                replicas,
+                Duration::from_millis(self.config.journal_max_age_ms),
+            ))
+            .await
+            .map_err(bus_err)?;
+        let cameras = crate::journal::CameraSessions::open(&self.js, replicas)
+            .await
+            .map_err(bus_err)?;
         let batches = self
             .js
             .get_or_create_stream(stream::Config {
@@ -250,7 +287,27 @@ impl Bus {
             )
             .await
             .map_err(bus_err)?;
-        Ok(())
+        Ok(cameras)
+    }
+
+    /// The largest message the NATS servers take, bytes (their `max_payload`).
+    pub fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
+    /// This node's name in the cluster.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The JetStream context (session journals).
+    pub(crate) fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Each camera's current session, cluster-wide.
+    pub(crate) fn cameras(&self) -> Option<&crate::journal::CameraSessions> {
+        self.cameras.as_ref()
     }
 
     /// Whether the connection is up now (readiness).

@@ -23,12 +23,13 @@ use crow_inference::{
     decode_frame, Description, DuplicateGate, FrameLimits, GateVerdict, ImageFormat, Thumbnail,
 };
 use crow_storage::{
-    now_ms, BatchRecord, FrameAnalysis, FrameOutcome, FrameRecord, FrameWrite, Records,
-    SessionRecord, SessionStatus, Store,
+    now_ms, BatchRecord, FrameAnalysis, FrameOutcome, FrameRecord, Records, SessionRecord,
+    SessionStatus, Store,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::describer_pool::{DescribeJob, DescriberPool};
+use crate::journal::{JournalEntry, JournalError, SessionJournal, SessionOp};
 use crate::metrics_names as m;
 use crate::retention::DiskState;
 use crate::scene::{Scene, Verdict};
@@ -143,6 +144,8 @@ pub(crate) struct IngestSessionArgs {
     pub config: Arc<PipelineConfig>,
     /// While the disk is low, keyframes are not stored.
     pub disk: Arc<DiskState>,
+    /// In a cluster: the session's journal, already replayed into `store`.
+    pub journal: Option<SessionJournal>,
 }
 
 pub(crate) struct IngestSessionState {
@@ -178,6 +181,10 @@ pub(crate) struct IngestSessionState {
     batches_emitted: u64,
     /// Shared with this actor's queued describe jobs; set when the actor stops for any reason.
     cancelled: Arc<std::sync::atomic::AtomicBool>,
+    /// In a cluster, every write goes to the session's journal first (see [`crate::journal`]).
+    journal: Option<SessionJournal>,
+    /// Another node took the session over: this actor stops after the current message.
+    moved: bool,
     /// The camera's gauges, resolved once (label lookups stay off the per-frame path).
     last_frame_gauge: metrics::Gauge,
     in_flight_gauge: metrics::Gauge,
@@ -244,6 +251,8 @@ impl Actor for IngestSessionActor {
             draining: Vec::new(),
             batches_emitted: 0,
             cancelled: Arc::default(),
+            journal: args.journal,
+            moved: false,
         };
         state.arm_batch_timeout(&myself);
         state.resubmit_undescribed(&myself).await?;
@@ -275,6 +284,23 @@ impl IngestSessionActor {
         msg: IngestSessionMsg,
         state: &mut IngestSessionState,
     ) -> Result<(), ActorProcessingErr> {
+        let handled = Self::dispatch_inner(&myself, msg, state).await;
+        if state.moved {
+            // Another node writes this session now; not a failure to restart from.
+            tracing::warn!("session taken over by another ingest node; stopping here");
+            metrics::counter!(m::SESSIONS_MOVED).increment(1);
+            myself.stop(Some("moved to another node".into()));
+            return Ok(());
+        }
+        handled
+    }
+
+    async fn dispatch_inner(
+        myself: &ActorRef<IngestSessionMsg>,
+        msg: IngestSessionMsg,
+        state: &mut IngestSessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        let myself = myself.clone();
         match msg {
             IngestSessionMsg::Frame(frame, reply) => {
                 let result = state.on_frame(&myself, frame).await;
@@ -285,24 +311,26 @@ impl IngestSessionActor {
                 captured_at_ms,
                 result,
             } => {
-                state.on_described(&myself, frame_index, captured_at_ms, result)?;
-                state.maybe_finish_drain()?;
-                state.maybe_finish_close(&myself)?;
+                state
+                    .on_described(&myself, frame_index, captured_at_ms, result)
+                    .await?;
+                state.maybe_finish_drain().await?;
+                state.maybe_finish_close(&myself).await?;
             }
             IngestSessionMsg::BatchTimeout { generation } => {
                 if generation == state.batch_generation {
                     state.timer_armed = false;
-                    state.emit_batch(false)?;
+                    state.emit_batch(false).await?;
                     state.arm_batch_timeout(&myself);
                 }
             }
             IngestSessionMsg::Close(reply) => {
                 state.closing.push(reply);
-                state.maybe_finish_close(&myself)?;
+                state.maybe_finish_close(&myself).await?;
             }
             IngestSessionMsg::Drain(reply) => {
                 state.draining.push(reply);
-                state.maybe_finish_drain()?;
+                state.maybe_finish_drain().await?;
             }
             #[cfg(feature = "fault-injection")]
             IngestSessionMsg::Panic => {
@@ -432,12 +460,17 @@ impl IngestSessionState {
             outcome: outcome.clone(),
             description: None,
         };
-        self.store.record_frame(FrameWrite {
-            frame: &record,
-            session: &session,
-            undescribed_bytes: describe.then_some(&frame.data[..]),
-            gate_thumbnail: accepted.as_ref().map(|(_, thumb)| thumb.as_bytes()),
-        })?;
+        self.write(JournalEntry {
+            op: SessionOp::Frame {
+                frame: record,
+                session: session.clone(),
+            },
+            undescribed: describe.then(|| frame.data.clone()),
+            thumbnail: accepted
+                .as_ref()
+                .map(|(_, thumb)| bytes::Bytes::copy_from_slice(thumb.as_bytes())),
+        })
+        .await?;
         self.session = session;
         if !matches!(outcome, FrameOutcome::Rejected { .. }) {
             self.last_frame_gauge.set(now_ms() as f64 / 1000.0);
@@ -623,7 +656,7 @@ impl IngestSessionState {
         Ok(())
     }
 
-    fn on_described(
+    async fn on_described(
         &mut self,
         myself: &ActorRef<IngestSessionMsg>,
         frame_index: u64,
@@ -639,7 +672,7 @@ impl IngestSessionState {
                 tracing::warn!(session_id = %self.session.id, frame_index, error, "describe failed");
                 metrics::counter!(m::DESCRIBE_FAILURES).increment(1);
                 // Frames after it may be waiting for it to leave the queue.
-                return self.emit_ready();
+                return self.emit_ready().await;
             }
         };
         let analysis = FrameAnalysis {
@@ -657,31 +690,56 @@ impl IngestSessionState {
         if self.config.retention.keyframes && !keep_keyframe {
             metrics::counter!(m::KEYFRAMES_SKIPPED).increment(1);
         }
-        if !self
+        let described = self
             .store
-            .record_description(&session, &analysis, keep_keyframe)?
-        {
+            .get_frame(&session.id, frame_index)?
+            .is_some_and(|f| f.description.is_some());
+        if described {
             return Ok(());
         }
+        self.write(
+            SessionOp::Described {
+                session: session.clone(),
+                analysis: analysis.clone(),
+                keep_keyframe,
+            }
+            .into(),
+        )
+        .await?;
         self.session = session;
         metrics::counter!(m::FRAMES_DESCRIBED).increment(1);
         let position = self
             .pending
             .partition_point(|a| a.frame_index < frame_index);
         self.pending.insert(position, analysis);
-        self.emit_ready()?;
+        self.emit_ready().await?;
         self.arm_batch_timeout(myself);
         Ok(())
     }
 
+    /// Makes one fact of the session durable: in a cluster, appended to the session's journal first
+    /// (refused if another node has taken the session over), then written to sled.
+    async fn write(&mut self, entry: JournalEntry) -> Result<(), PipelineError> {
+        if let Some(journal) = &mut self.journal {
+            if let Err(e) = journal.append(&entry).await {
+                if matches!(e, JournalError::Moved(_)) {
+                    self.moved = true;
+                }
+                return Err(e.into());
+            }
+        }
+        entry.apply(&self.store)?;
+        Ok(())
+    }
+
     /// Emits full batches while enough descriptions are ready (no earlier frame still in flight).
-    fn emit_ready(&mut self) -> Result<(), PipelineError> {
+    async fn emit_ready(&mut self) -> Result<(), PipelineError> {
         let size = self.config.batch_size.max(1);
         while self
             .batchable_through(false)
             .is_some_and(|end| self.pending.partition_point(|a| a.frame_index <= end) >= size)
         {
-            self.emit_batch(false)?;
+            self.emit_batch(false).await?;
         }
         Ok(())
     }
@@ -748,7 +806,7 @@ impl IngestSessionState {
     /// first still in flight, or the session's last frame). While the session goes on (`last` false)
     /// the newest frame stays out: a track that ends with the session ends on it. Emits nothing when the
     /// range holds nothing.
-    fn emit_batch(&mut self, last: bool) -> Result<(), PipelineError> {
+    async fn emit_batch(&mut self, last: bool) -> Result<(), PipelineError> {
         let Some(mut end) = self.batchable_through(last) else {
             return Ok(());
         };
@@ -788,7 +846,14 @@ impl IngestSessionState {
         if let Some(scene) = &self.scene {
             session.scene = scene.to_json();
         }
-        self.store.record_batch(&session, &batch)?;
+        self.write(
+            SessionOp::Batched {
+                session: session.clone(),
+                batch: batch.clone(),
+            }
+            .into(),
+        )
+        .await?;
         self.session = session;
         self.batch_generation += 1;
         self.timer_armed = false;
@@ -804,10 +869,10 @@ impl IngestSessionState {
     }
 
     /// Emits everything that waits: every pending description and event, in batches.
-    fn flush_batches(&mut self) -> Result<(), PipelineError> {
+    async fn flush_batches(&mut self) -> Result<(), PipelineError> {
         loop {
             let before = self.batches_emitted;
-            self.emit_batch(true)?;
+            self.emit_batch(true).await?;
             if self.batches_emitted == before {
                 return Ok(());
             }
@@ -816,12 +881,12 @@ impl IngestSessionState {
 
     /// Completes pending drain requests once no description is in flight: every pending description
     /// goes out in batches (as the batch timeout would have sent them).
-    fn maybe_finish_drain(&mut self) -> Result<(), PipelineError> {
+    async fn maybe_finish_drain(&mut self) -> Result<(), PipelineError> {
         if self.draining.is_empty() || !self.in_flight.is_empty() {
             return Ok(());
         }
         let before = self.batches_emitted;
-        self.flush_batches()?;
+        self.flush_batches().await?;
         for reply in self.draining.drain(..) {
             let _ = reply.send(self.batches_emitted - before);
         }
@@ -829,7 +894,7 @@ impl IngestSessionState {
     }
 
     /// Completes pending close requests once no description is in flight.
-    fn maybe_finish_close(
+    async fn maybe_finish_close(
         &mut self,
         myself: &ActorRef<IngestSessionMsg>,
     ) -> Result<(), PipelineError> {
@@ -840,11 +905,19 @@ impl IngestSessionState {
         if let (Some(scene), Some(last)) = (&mut self.scene, self.session.last_frame_index) {
             scene.finish(last, self.session.ended_at_ms.unwrap_or_else(now_ms));
         }
-        self.flush_batches()?;
+        self.flush_batches().await?;
         if self.session.status != SessionStatus::Closed {
-            self.session.status = SessionStatus::Closed;
-            self.session.ended_at_ms.get_or_insert(now_ms());
-            self.store.close_session(&self.session)?;
+            let mut closed = self.session.clone();
+            closed.status = SessionStatus::Closed;
+            closed.ended_at_ms.get_or_insert(now_ms());
+            self.write(
+                SessionOp::Closed {
+                    session: closed.clone(),
+                }
+                .into(),
+            )
+            .await?;
+            self.session = closed;
         }
         for reply in self.closing.drain(..) {
             let _ = reply.send(Ok(self.session.clone()));

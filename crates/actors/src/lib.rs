@@ -16,7 +16,9 @@
 //!
 //! In a cluster ([`cluster`]) the same tree runs per node with parts switched by its [`Role`]: an ingest
 //! node's AnalyzerActor hands batches to NATS JetStream instead of analysing them, analyze nodes consume
-//! them (and drain the shared outbox), api nodes only serve.
+//! them (and drain the shared outbox), api nodes only serve. An ingest node's sessions are journaled on
+//! JetStream before they reach its sled ([`SESSION_STREAM`]), so a camera can move to any ingest node and
+//! its session goes on there.
 
 mod analysis;
 mod analyzer;
@@ -27,6 +29,7 @@ mod describer_pool;
 mod error;
 pub mod events;
 mod ingest_session;
+mod journal;
 pub mod metrics_names;
 mod patterns;
 mod pipeline;
@@ -48,6 +51,7 @@ pub use describer_pool::{
 pub use error::{log_internal, PipelineError};
 pub use events::CreateInteraction;
 pub use ingest_session::{prepare_frame, FrameAck, FrameInput, Prepared, PreparedFrame};
+pub use journal::{JournalError, CAMERA_BUCKET, SESSION_STREAM};
 pub use patterns::{Lagged, PatternEvent, PatternHub, PatternSubscription};
 pub use pipeline::{validate_id, FrameRouter, Pipeline, ShutdownReport};
 pub use retention::{free_disk_bytes, DiskState};

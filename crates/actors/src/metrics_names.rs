@@ -18,6 +18,10 @@ pub const BATCHES_EMITTED: &str = "crow_batches_emitted_total";
 pub const INTERACTIONS_WRITTEN: &str = "crow_interactions_written_total";
 /// Session actors restarted after a failure.
 pub const SESSION_RESTARTS: &str = "crow_session_restarts_total";
+/// Session actors stopped because another ingest node took their session over (cluster).
+pub const SESSIONS_MOVED: &str = "crow_sessions_moved_total";
+/// Sessions this node resumed from the cluster's session journal (label `entries`: none).
+pub const SESSIONS_REPLAYED: &str = "crow_sessions_replayed_total";
 /// Sessions opened.
 pub const SESSIONS_OPENED: &str = "crow_sessions_opened_total";
 /// Describe submissions that waited for room in the full queue.

@@ -23,6 +23,9 @@ use crate::retention::{DiskState, RetentionArgs};
 use crate::supervisor::{CrowSupervisor, SessionHandle, SupervisorArgs, SupervisorMsg};
 use crate::{DescriberKind, LlamaConfig, PipelineConfig, PipelineError};
 
+/// Room for a journal entry's head (session record with its scene, frame record) beside the frame.
+const JOURNAL_HEAD_ROOM: usize = 64 * 1024;
+
 /// How long a caller waits for a restarting session actor before giving up.
 const RESTART_WAIT: Duration = Duration::from_secs(10);
 
@@ -62,6 +65,8 @@ pub(crate) struct PipelineInner {
     pub(crate) model: Option<Arc<TextModel>>,
     pub(crate) patterns: PatternHub,
     pub(crate) analysis_finished: Arc<watch::Sender<u64>>,
+    /// This node's analyses queued or running.
+    pub(crate) analyses_unfinished: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) disk: Arc<DiskState>,
     /// NATS JetStream, on the ingest and analyze roles.
     pub(crate) bus: Option<Bus>,
@@ -151,8 +156,13 @@ impl Pipeline {
         let detector = Self::load_detector(&config.perception).await?;
         let patterns = PatternHub::new(config.analysis.pattern_buffer);
         let analysis_finished = Arc::new(watch::channel(0u64).0);
+        let analyses_unfinished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // Fault injection (tests only): events whose summary holds this marker fail every processing
+        // attempt, also in a `crow serve` process that a test starts.
         #[cfg(feature = "fault-injection")]
-        let processing_fault: crate::processor::FaultHook = Default::default();
+        let processing_fault: crate::processor::FaultHook = Arc::new(std::sync::Mutex::new(
+            std::env::var("CROW_FAULT_INJECTION_EVENT_MARKER").ok(),
+        ));
         let role = config.cluster.role;
         if role != Role::All && records.backend() == "sled" {
             return Err(PipelineError::InvalidArgument(format!(
@@ -164,6 +174,17 @@ impl Pipeline {
             Role::Ingest | Role::Analyze => Some(Bus::connect(&config.cluster).await?),
             Role::All | Role::Api => None,
         };
+        if let (Role::Ingest, Some(bus)) = (role, &bus) {
+            // A frame awaiting description is journaled with its bytes (see `journal`).
+            let room = bus.max_payload().saturating_sub(JOURNAL_HEAD_ROOM);
+            if config.limits.max_frame_bytes > room {
+                tracing::warn!(
+                    max_payload = bus.max_payload(),
+                    max_frame_bytes = config.limits.max_frame_bytes,
+                    "frames over {room} bytes cannot be journaled and will fail: raise max_payload in the NATS servers' configuration or lower pipeline.limits.max_frame_bytes"
+                );
+            }
+        }
         let config = Arc::new(config);
         let disk = Arc::new(DiskState::default());
         let args = SupervisorArgs {
@@ -195,6 +216,7 @@ impl Pipeline {
                 model: model.clone(),
                 config: Arc::new(config.analysis.clone()),
                 finished: Arc::clone(&analysis_finished),
+                unfinished: Arc::clone(&analyses_unfinished),
             },
             retention: RetentionArgs {
                 store: store.clone(),
@@ -223,6 +245,7 @@ impl Pipeline {
                 model,
                 patterns,
                 analysis_finished,
+                analyses_unfinished,
                 disk,
                 bus,
                 background,
@@ -320,6 +343,11 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Whether this is an ingest node of a cluster (sessions come from the cluster's journal).
+    fn clustered_ingest(&self) -> bool {
+        self.role() == Role::Ingest
+    }
+
     /// Camera streams are refused on nodes that do not ingest.
     fn check_ingests(&self) -> Result<(), PipelineError> {
         let role = self.role();
@@ -391,9 +419,14 @@ impl Pipeline {
         organization_id: &str,
         session_id: &str,
     ) -> Result<SessionRecord, PipelineError> {
-        let session = self.get_session(organization_id, session_id)?;
+        // In a cluster the session may live on another ingest node so far: opening it here replays it.
+        let camera_id = match self.get_session(organization_id, session_id) {
+            Ok(session) => session.camera_id,
+            Err(PipelineError::SessionNotFound(_)) if self.clustered_ingest() => String::new(),
+            Err(e) => return Err(e),
+        };
         let handle = match self
-            .open_retrying(organization_id, &session.camera_id, Some(session_id))
+            .open_retrying(organization_id, &camera_id, Some(session_id))
             .await
         {
             Ok(h) => h,
@@ -478,12 +511,11 @@ impl Pipeline {
         // done (both are durable: whatever is left is picked up on the next start).
         loop {
             let batches = self.inner.store.unanalyzed_batches().map_or(0, |b| b.len());
+            // This node's own: in a cluster the shared store also lists other nodes' analyses.
             let analyses = self
                 .inner
-                .records
-                .unfinished_analyses()
-                .await
-                .map_or(0, |a| a.len());
+                .analyses_unfinished
+                .load(std::sync::atomic::Ordering::SeqCst);
             report.batches_unanalyzed = batches;
             report.analyses_unfinished = analyses;
             if (batches == 0 && analyses == 0) || tokio::time::Instant::now() >= deadline {

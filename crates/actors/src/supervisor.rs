@@ -13,8 +13,10 @@ use ractor::{
 
 use crate::analysis::{AnalysisArgs, AnalysisMsg, AnalysisPool};
 use crate::analyzer::{AnalyzerActor, AnalyzerArgs, AnalyzerMsg};
+use crate::cluster::Bus;
 use crate::describer_pool::DescriberPool;
 use crate::ingest_session::{IngestSessionActor, IngestSessionArgs, IngestSessionMsg};
+use crate::journal::{SessionJournal, SessionOp};
 use crate::metrics_names as m;
 use crate::processor::{InteractionProcessor, ProcessorArgs, ProcessorMsg};
 use crate::retention::{RetentionActor, RetentionArgs, RetentionMsg};
@@ -141,7 +143,11 @@ impl Actor for CrowSupervisor {
             let busy = !state.store.pending_analyses(&session.id)?.is_empty()
                 || !state.store.undescribed_frames(&session.id)?.is_empty();
             if busy {
-                state.spawn_session(&myself, &session.id).await?;
+                if let Err(e) = state.spawn_session(&myself, &session.id, None).await {
+                    // In a cluster the session may have moved on (or NATS is down): it resumes when
+                    // its camera comes back.
+                    tracing::warn!(session_id = %session.id, error = %e, "open session not resumed at start");
+                }
             }
         }
         Ok(state)
@@ -195,7 +201,7 @@ impl Actor for CrowSupervisor {
             SupervisorMsg::Restart { session_id } => {
                 if matches!(state.sessions.get(&session_id), Some(Slot::Restarting)) {
                     state.sessions.remove(&session_id);
-                    if let Err(e) = state.spawn_session(&myself, &session_id).await {
+                    if let Err(e) = state.spawn_session(&myself, &session_id, None).await {
                         tracing::error!(session_id, error = %e, "session actor restart failed");
                     }
                 }
@@ -244,6 +250,11 @@ impl SupervisorState {
         camera_id: &str,
         session_id: Option<&str>,
     ) -> Result<SessionHandle, PipelineError> {
+        if let Some(bus) = self.analyzer_args.handoff.clone() {
+            return self
+                .open_in_cluster(myself, &bus, organization_id, camera_id, session_id)
+                .await;
+        }
         let session = match session_id {
             Some(id) => match self.store.get_session(id)? {
                 Some(s) if s.organization_id == organization_id => s,
@@ -282,15 +293,157 @@ impl SupervisorState {
             // A closed session needs no actor; frames sent to it are answered from the record or refused.
             return Err(PipelineError::SessionClosed(session.id));
         }
-        let actor = self.spawn_session(myself, &session.id).await?;
+        let actor = self.spawn_session(myself, &session.id, None).await?;
         Ok(SessionHandle { session, actor })
+    }
+
+    /// The running actor of a session, if there is one; `Unavailable` while it restarts.
+    fn running(&self, session: &SessionRecord) -> Result<Option<SessionHandle>, PipelineError> {
+        match self.sessions.get(&session.id) {
+            Some(Slot::Running(actor)) => Ok(Some(SessionHandle {
+                session: session.clone(),
+                actor: actor.clone(),
+            })),
+            Some(Slot::Restarting) => Err(PipelineError::Unavailable(format!(
+                "session {} is restarting",
+                session.id
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// [`SupervisorState::open`] on an ingest node of a cluster: sessions and each camera's current
+    /// session are the cluster's (see [`crate::journal`]), so a camera can arrive at any ingest node. A
+    /// session not running here is replayed from its journal before its actor starts; a camera with no
+    /// open session gets a new one, made its current session by compare-and-set.
+    async fn open_in_cluster(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        bus: &Bus,
+        organization_id: &str,
+        camera_id: &str,
+        session_id: Option<&str>,
+    ) -> Result<SessionHandle, PipelineError> {
+        if let Some(id) = session_id {
+            return self
+                .open_cluster_session(myself, bus, organization_id, id)
+                .await?
+                .ok_or_else(|| PipelineError::SessionClosed(id.to_owned()));
+        }
+        let cameras = bus
+            .cameras()
+            .ok_or_else(|| PipelineError::Internal("camera bucket not opened".into()))?;
+        loop {
+            let current = cameras.current(organization_id, camera_id).await?;
+            if let Some(id) = &current.session_id {
+                match self
+                    .open_cluster_session(myself, bus, organization_id, id)
+                    .await
+                {
+                    Ok(Some(handle)) => return Ok(handle),
+                    // Closed, or never journaled (its opener died between the two steps): replace it.
+                    Ok(None) | Err(PipelineError::SessionNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let record = SessionRecord::new_open(organization_id, camera_id);
+            if !cameras
+                .replace(organization_id, camera_id, &current, &record.id, bus.node())
+                .await?
+            {
+                continue; // another node opened one first: use it
+            }
+            let mut journal = SessionJournal::new(bus.jetstream().clone(), &record.id);
+            let opened = SessionOp::Opened {
+                session: record.clone(),
+            }
+            .into();
+            journal.append(&opened).await?;
+            opened.apply(&self.store)?;
+            metrics::counter!(m::SESSIONS_OPENED).increment(1);
+            tracing::info!(session_id = %record.id, org_id = organization_id, camera_id, node = bus.node(), "session opened");
+            let actor = self
+                .spawn_session(myself, &record.id, Some(journal))
+                .await?;
+            return Ok(SessionHandle {
+                session: record,
+                actor,
+            });
+        }
+    }
+
+    /// A cluster session by id, running here (replayed from its journal first if it was not). `None`:
+    /// the session is closed. Another organization's session, or one the cluster never saw, is
+    /// `SessionNotFound`.
+    async fn open_cluster_session(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        bus: &Bus,
+        organization_id: &str,
+        session_id: &str,
+    ) -> Result<Option<SessionHandle>, PipelineError> {
+        let not_found = || PipelineError::SessionNotFound(session_id.to_owned());
+        // Only ids crow made name a journal subject.
+        uuid::Uuid::parse_str(session_id).map_err(|_| not_found())?;
+        if let Some(session) = self.store.get_session(session_id)? {
+            if session.organization_id != organization_id {
+                return Err(not_found());
+            }
+            if let Some(handle) = self.running(&session)? {
+                return Ok(Some(handle));
+            }
+        }
+        let journal = self.replay(bus, session_id).await?;
+        let session = match self.store.get_session(session_id)? {
+            Some(s) if s.organization_id == organization_id => s,
+            _ => return Err(not_found()),
+        };
+        if session.status == SessionStatus::Closed {
+            return Ok(None);
+        }
+        let actor = self
+            .spawn_session(myself, session_id, Some(journal))
+            .await?;
+        Ok(Some(SessionHandle { session, actor }))
+    }
+
+    /// Brings this node's sled up to date with a session's journal; the journal's writer continues
+    /// after its last entry. Batches the journal holds that this node has not handed on are handed to
+    /// the analyzer (JetStream deduplicates what the previous node had published).
+    async fn replay(&self, bus: &Bus, session_id: &str) -> Result<SessionJournal, PipelineError> {
+        let mut journal = SessionJournal::new(bus.jetstream().clone(), session_id);
+        let entries = journal.replay(&self.store).await?;
+        if entries > 0 {
+            metrics::counter!(m::SESSIONS_REPLAYED).increment(1);
+            tracing::info!(
+                session_id,
+                entries,
+                node = bus.node(),
+                "session replayed from the cluster's journal"
+            );
+            for batch in self.store.batches(session_id)? {
+                if self.store.is_unanalyzed(session_id, batch.batch_index)? {
+                    if let Err(e) = self.analyzer.cast(AnalyzerMsg::Analyze(batch)) {
+                        tracing::warn!(error = %e, "analyzer unavailable; batch left for recovery");
+                    }
+                }
+            }
+        }
+        Ok(journal)
     }
 
     async fn spawn_session(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         session_id: &str,
+        journal: Option<SessionJournal>,
     ) -> Result<ActorRef<IngestSessionMsg>, PipelineError> {
+        let journal = match (journal, self.analyzer_args.handoff.clone()) {
+            (Some(j), _) => Some(j),
+            // A restart (or a start-up resume) in a cluster: catch up with the journal first.
+            (None, Some(bus)) => Some(self.replay(&bus, session_id).await?),
+            (None, None) => None,
+        };
         let args = IngestSessionArgs {
             session_id: session_id.to_owned(),
             store: self.store.clone(),
@@ -300,6 +453,7 @@ impl SupervisorState {
             supervisor: myself.clone(),
             config: Arc::clone(&self.config),
             disk: Arc::clone(&self.retention_args.disk),
+            journal,
         };
         let (actor, _) = Actor::spawn_linked(None, IngestSessionActor, args, myself.get_cell())
             .await

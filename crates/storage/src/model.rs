@@ -148,6 +148,27 @@ pub struct SessionRecord {
     pub scene: serde_json::Value,
 }
 
+impl SessionRecord {
+    /// A new open session of a camera, with a fresh time-ordered id and nothing counted yet.
+    pub fn new_open(organization_id: &str, camera_id: &str) -> SessionRecord {
+        SessionRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            organization_id: organization_id.to_owned(),
+            camera_id: camera_id.to_owned(),
+            status: SessionStatus::Open,
+            started_at_ms: None,
+            ended_at_ms: None,
+            counters: Default::default(),
+            last_frame_index: None,
+            next_batch_index: 0,
+            batched_through: None,
+            created_at_ms: crate::now_ms(),
+            tracking_pruned_at_ms: None,
+            scene: serde_json::Value::Null,
+        }
+    }
+}
+
 /// What became of one frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]

@@ -224,31 +224,29 @@ impl Store {
     /// Creates a new open session for a camera and makes it the camera's open session. The caller closes the
     /// camera's previous session first if it had one.
     pub fn create_session(&self, organization_id: &str, camera_id: &str) -> Result<SessionRecord> {
-        let record = SessionRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            organization_id: organization_id.to_owned(),
-            camera_id: camera_id.to_owned(),
-            status: SessionStatus::Open,
-            started_at_ms: None,
-            ended_at_ms: None,
-            counters: Default::default(),
-            last_frame_index: None,
-            next_batch_index: 0,
-            batched_through: None,
-            created_at_ms: now_ms(),
-            tracking_pruned_at_ms: None,
-            scene: serde_json::Value::Null,
-        };
+        let record = SessionRecord::new_open(organization_id, camera_id);
+        self.insert_session(&record)?;
+        Ok(record)
+    }
+
+    /// Stores a session made elsewhere (e.g. replayed from a cluster's session journal) and, while it
+    /// is open, makes it its camera's open session. A session already stored is left as it is: returns
+    /// whether it was inserted.
+    pub fn insert_session(&self, record: &SessionRecord) -> Result<bool> {
         let i = &self.inner;
-        let camera_key = keys::pair(organization_id, camera_id);
+        let camera_key = keys::pair(&record.organization_id, &record.camera_id);
         (&i.sessions, &i.open_sessions)
             .transaction(|(sessions, open)| {
-                tx_put(sessions, record.id.as_bytes(), &record)?;
-                open.insert(camera_key.as_slice(), record.id.as_bytes())?;
-                Ok(())
+                if sessions.get(record.id.as_bytes())?.is_some() {
+                    return Ok(false);
+                }
+                tx_put(sessions, record.id.as_bytes(), record)?;
+                if record.status == SessionStatus::Open {
+                    open.insert(camera_key.as_slice(), record.id.as_bytes())?;
+                }
+                Ok(true)
             })
-            .map_err(tx_err)?;
-        Ok(record)
+            .map_err(tx_err)
     }
 
     /// Fetches a session.
@@ -489,6 +487,14 @@ impl Store {
             .unanalyzed
             .remove(keys::indexed(session_id, batch_index))?;
         Ok(())
+    }
+
+    /// Whether a stored batch still awaits its record (or, on an ingest node, its hand-off).
+    pub fn is_unanalyzed(&self, session_id: &str, batch_index: u64) -> Result<bool> {
+        Ok(self
+            .inner
+            .unanalyzed
+            .contains_key(keys::indexed(session_id, batch_index))?)
     }
 
     /// How many batches of a session are not yet turned into a record.
