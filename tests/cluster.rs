@@ -355,6 +355,19 @@ async fn a_camera_moves_to_the_surviving_ingest_node_when_its_node_is_killed() {
     );
     assert_eq!(recorded.len() as u64, closed.frames_accepted);
 
+    // Closed, every batch handed on: the session's journal is deleted.
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url.as_str()).await.unwrap());
+    let journal = js.get_stream("CROW_SESSIONS").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while journal
+        .get_last_raw_message_by_subject(&format!("crow.sessions.{session_id}"))
+        .await
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "journal of {session_id} kept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // The dead letters hold the poisoned events and nothing else.
     let deadline = Instant::now() + Duration::from_secs(30);
     let expected: BTreeSet<String> = poison.into_iter().collect();

@@ -168,6 +168,10 @@ async fn hand_off(store: &Store, bus: &Bus, batch: &BatchRecord) -> Result<(), A
     bus.publish_batch(batch).await?;
     store.mark_batch_analyzed(&batch.session_id, batch.batch_index)?;
     metrics::counter!(m::BATCHES_PUBLISHED).increment(1);
+    // The session actor checks the same after writing the close; whichever comes second purges.
+    if crate::journal::finished(store, &batch.session_id)? {
+        crate::journal::SessionJournal::forget(bus.jetstream(), &batch.session_id).await;
+    }
     Ok(())
 }
 

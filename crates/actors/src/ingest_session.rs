@@ -918,6 +918,12 @@ impl IngestSessionState {
             )
             .await?;
             self.session = closed;
+            // The hand-off of the last batch checks the same; whichever comes second purges.
+            if let Some(journal) = &self.journal {
+                if crate::journal::finished(&self.store, &self.session.id)? {
+                    journal.forget_all().await;
+                }
+            }
         }
         for reply in self.closing.drain(..) {
             let _ = reply.send(Ok(self.session.clone()));

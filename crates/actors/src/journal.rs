@@ -294,6 +294,32 @@ impl SessionJournal {
         Ok(applied)
     }
 
+    /// Deletes a finished session's journal: call it once the session is closed and every batch of it
+    /// has been handed on (the journal would only replay to the same state). `max_age` removes what a
+    /// crash leaves behind.
+    pub async fn forget(js: &jetstream::Context, session_id: &str) {
+        let subject = format!("crow.sessions.{session_id}");
+        let purged = match js.get_stream(SESSION_STREAM).await {
+            Ok(stream) => stream
+                .purge()
+                .filter(subject)
+                .await
+                .map(|r| r.purged)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match purged {
+            Ok(entries) => tracing::debug!(session_id, entries, "session journal purged"),
+            // The entries expire with the stream's max_age.
+            Err(e) => tracing::warn!(session_id, error = %e, "session journal not purged"),
+        }
+    }
+
+    /// [`SessionJournal::forget`] for this journal's session.
+    pub async fn forget_all(&self) {
+        SessionJournal::forget(&self.js, &self.session_id).await;
+    }
+
     /// Appends one entry; returns once JetStream stored it. Fails with [`JournalError::Moved`] when
     /// another writer appended since this one's last append or replay. While NATS does not answer
     /// (a server failing over, a leader election) the append is retried for [`APPEND_RETRY`]; the
@@ -362,6 +388,15 @@ enum AppendFailure {
     Final(String),
     /// NATS did not answer or is electing a leader.
     Transient(String),
+}
+
+/// Whether a session is closed and every batch of it handed on, as this node's sled says: its journal
+/// is no longer needed.
+pub(crate) fn finished(store: &Store, session_id: &str) -> Result<bool, StorageError> {
+    Ok(store
+        .get_session(session_id)?
+        .is_some_and(|s| s.status == crow_storage::SessionStatus::Closed)
+        && store.unanalyzed_count(session_id)? == 0)
 }
 
 /// Key-value bucket naming each camera's current session across the cluster.
