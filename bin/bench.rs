@@ -1,5 +1,6 @@
 //! `crow bench`: ratios measured in one run (see the README's Benchmarks section).
 
+mod cluster;
 mod list;
 mod perception;
 
@@ -34,6 +35,10 @@ pub(crate) enum BenchCommand {
     /// Whether analysis keeps up: 4 cameras at 1 frame/s through the whole pipeline (detector, gate,
     /// describer, analyzer pool with the text model), camera-seconds processed per wall second.
     Analyzer(perception::AnalyzerBenchArgs),
+    /// Distributed mode with real `crow serve` processes over the given NATS and PostgreSQL servers:
+    /// records/s through JetStream against the in-process path, and analyze records/s with 2 analyze
+    /// nodes against 1.
+    Cluster(cluster::ClusterBenchArgs),
 }
 
 #[derive(Args)]
@@ -83,6 +88,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Gate(args) => perception::gate(args).await,
         BenchCommand::Detector(args) => perception::detector(args).await,
         BenchCommand::Analyzer(args) => perception::analyzer(args).await,
+        BenchCommand::Cluster(args) => cluster::run(args).await,
     }
 }
 
