@@ -221,22 +221,36 @@ impl Store {
         organization_id: &str,
         id: &str,
     ) -> Result<Option<InteractionState>> {
-        if let Some(i) = self.get_interaction(id)? {
-            return Ok(
-                (i.organization_id == organization_id).then_some(InteractionState::Stored(i))
-            );
-        }
-        if let Some(seq) = self.inner.outbox_ids.get(id.as_bytes())? {
-            if let Some(v) = self.inner.outbox.get(&seq)? {
-                let entry: OutboxEntry = decode(&seq, &v)?;
-                return Ok((entry.record.organization_id == organization_id)
-                    .then_some(InteractionState::Pending(entry)));
-            }
-        }
+        let i = &self.inner;
         let dead_key = keys::pair(organization_id, id);
-        match self.inner.dead_letters.get(&dead_key)? {
-            Some(v) => Ok(Some(InteractionState::DeadLetter(decode(&dead_key, &v)?))),
-            None => Ok(None),
-        }
+        // One transaction, so one view of the trees: an event that moves from the outbox to the
+        // records (or to the dead letters) between two separate reads would be found in neither.
+        (
+            &i.interaction_ids,
+            &i.interactions,
+            &i.outbox_ids,
+            &i.outbox,
+            &i.dead_letters,
+        )
+            .transaction(|(ids, interactions, outbox_ids, outbox, dead_letters)| {
+                if let Some(key) = ids.get(id.as_bytes())? {
+                    let Some(record) = tx_get::<Interaction>(interactions, &key)? else {
+                        return Err(ConflictableTransactionError::Abort(StorageError::corrupt(
+                            &key,
+                            "index points at a missing record",
+                        )));
+                    };
+                    return Ok((record.organization_id == organization_id)
+                        .then_some(InteractionState::Stored(record)));
+                }
+                if let Some(seq) = outbox_ids.get(id.as_bytes())? {
+                    if let Some(entry) = tx_get::<OutboxEntry>(outbox, &seq)? {
+                        return Ok((entry.record.organization_id == organization_id)
+                            .then_some(InteractionState::Pending(entry)));
+                    }
+                }
+                Ok(tx_get(dead_letters, &dead_key)?.map(InteractionState::DeadLetter))
+            })
+            .map_err(tx_err)
     }
 }

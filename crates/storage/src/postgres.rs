@@ -294,17 +294,6 @@ impl PgStore {
             .flatten();
         Ok((items, next))
     }
-
-    async fn outbox_by_id(&self, id: &str) -> Result<Option<OutboxEntry>> {
-        let row = sqlx::query(&format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(pg_err)?;
-        row.as_ref().map(outbox_entry).transpose()
-    }
 }
 
 #[async_trait]
@@ -674,12 +663,34 @@ impl RecordStore for PgStore {
         organization_id: &str,
         id: &str,
     ) -> Result<Option<InteractionState>> {
-        if let Some(i) = self.get_interaction(id).await? {
+        // The three lookups read one snapshot: an event that moves from the outbox to the records (or
+        // to the dead letters) between two separate reads would be found in neither.
+        let mut tx = self.pool.begin().await.map_err(pg_err)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(pg_err)?;
+        let record: Option<String> =
+            sqlx::query_scalar("SELECT record::text FROM interactions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(pg_err)?;
+        if let Some(record) = record {
+            let i: Interaction = decode_json("interactions", &record)?;
             return Ok(
                 (i.organization_id == organization_id).then_some(InteractionState::Stored(i))
             );
         }
-        if let Some(entry) = self.outbox_by_id(id).await? {
+        let pending = sqlx::query(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(pg_err)?;
+        if let Some(row) = pending {
+            let entry = outbox_entry(&row)?;
             return Ok((entry.record.organization_id == organization_id)
                 .then_some(InteractionState::Pending(entry)));
         }
@@ -688,7 +699,7 @@ impl RecordStore for PgStore {
         )
         .bind(organization_id)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(pg_err)?;
         letter
