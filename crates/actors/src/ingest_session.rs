@@ -185,6 +185,9 @@ pub(crate) struct IngestSessionState {
     journal: Option<SessionJournal>,
     /// Another node took the session over: this actor stops after the current message.
     moved: bool,
+    /// A write failed: the actor fails after answering the current message, and its restart reloads
+    /// the session from storage.
+    write_failed: Option<String>,
     /// The camera's gauges, resolved once (label lookups stay off the per-frame path).
     last_frame_gauge: metrics::Gauge,
     in_flight_gauge: metrics::Gauge,
@@ -253,6 +256,7 @@ impl Actor for IngestSessionActor {
             cancelled: Arc::default(),
             journal: args.journal,
             moved: false,
+            write_failed: None,
         };
         state.arm_batch_timeout(&myself);
         state.resubmit_undescribed(&myself).await?;
@@ -292,6 +296,10 @@ impl IngestSessionActor {
             myself.stop(Some("moved to another node".into()));
             return Ok(());
         }
+        if let Some(error) = state.write_failed.take() {
+            // The in-memory state (tracks, gate) may be ahead of what is stored: restart from storage.
+            return Err(format!("a write of the session failed: {error}").into());
+        }
         handled
     }
 
@@ -300,10 +308,9 @@ impl IngestSessionActor {
         msg: IngestSessionMsg,
         state: &mut IngestSessionState,
     ) -> Result<(), ActorProcessingErr> {
-        let myself = myself.clone();
         match msg {
             IngestSessionMsg::Frame(frame, reply) => {
-                let result = state.on_frame(&myself, frame).await;
+                let result = state.on_frame(myself, frame).await;
                 let _ = reply.send(result);
             }
             IngestSessionMsg::Described {
@@ -312,21 +319,21 @@ impl IngestSessionActor {
                 result,
             } => {
                 state
-                    .on_described(&myself, frame_index, captured_at_ms, result)
+                    .on_described(myself, frame_index, captured_at_ms, result)
                     .await?;
                 state.maybe_finish_drain().await?;
-                state.maybe_finish_close(&myself).await?;
+                state.maybe_finish_close(myself).await?;
             }
             IngestSessionMsg::BatchTimeout { generation } => {
                 if generation == state.batch_generation {
                     state.timer_armed = false;
                     state.emit_batch(false).await?;
-                    state.arm_batch_timeout(&myself);
+                    state.arm_batch_timeout(myself);
                 }
             }
             IngestSessionMsg::Close(reply) => {
                 state.closing.push(reply);
-                state.maybe_finish_close(&myself).await?;
+                state.maybe_finish_close(myself).await?;
             }
             IngestSessionMsg::Drain(reply) => {
                 state.draining.push(reply);
@@ -722,13 +729,17 @@ impl IngestSessionState {
     async fn write(&mut self, entry: JournalEntry) -> Result<(), PipelineError> {
         if let Some(journal) = &mut self.journal {
             if let Err(e) = journal.append(&entry).await {
-                if matches!(e, JournalError::Moved(_)) {
-                    self.moved = true;
+                match e {
+                    JournalError::Moved(_) => self.moved = true,
+                    ref other => self.write_failed = Some(other.to_string()),
                 }
                 return Err(e.into());
             }
         }
-        entry.apply(&self.store)?;
+        if let Err(e) = entry.apply(&self.store) {
+            self.write_failed = Some(e.to_string());
+            return Err(e.into());
+        }
         Ok(())
     }
 

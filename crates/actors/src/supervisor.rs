@@ -274,20 +274,8 @@ impl SupervisorState {
                 }
             },
         };
-        match self.sessions.get(&session.id) {
-            Some(Slot::Running(actor)) => {
-                return Ok(SessionHandle {
-                    session,
-                    actor: actor.clone(),
-                })
-            }
-            Some(Slot::Restarting) => {
-                return Err(PipelineError::Unavailable(format!(
-                    "session {} is restarting",
-                    session.id
-                )))
-            }
-            None => {}
+        if let Some(handle) = self.running(&session)? {
+            return Ok(handle);
         }
         if session.status == SessionStatus::Closed {
             // A closed session needs no actor; frames sent to it are answered from the record or refused.
