@@ -231,7 +231,11 @@ pub async fn list_all(url: &str, org: &str, page_size: u32) -> Vec<Interaction> 
 }
 
 /// Checks that every described frame is in exactly one interaction's batch.
-pub fn assert_each_frame_batched_once(interactions: &[Interaction], frames_described: u64) {
+/// Returns the frame indexes the records hold.
+pub fn assert_each_frame_batched_once(
+    interactions: &[Interaction],
+    frames_described: u64,
+) -> std::collections::BTreeSet<u64> {
     let mut frames: Vec<u64> = interactions
         .iter()
         .flat_map(|i| {
@@ -252,6 +256,7 @@ pub fn assert_each_frame_batched_once(interactions: &[Interaction], frames_descr
         listed as u64, frames_described,
         "every described frame is in a batch"
     );
+    frames.into_iter().collect()
 }
 
 /// Lists the organization's interactions until there are `expected` of them (the analyzer writes them
