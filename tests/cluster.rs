@@ -372,6 +372,93 @@ async fn a_camera_moves_to_the_surviving_ingest_node_when_its_node_is_killed() {
     drop((ingest_b, analyze_b, api));
 }
 
+/// The session as `url` reports it.
+async fn get_session(url: &str, session_id: &str) -> crow::proto::Session {
+    let mut c = client::connect(url).await.unwrap();
+    c.get_session(crow::proto::GetSessionRequest {
+        organization_id: ORG.into(),
+        session_id: session_id.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_camera_moved_away_cannot_write_its_session_any_more() {
+    let nats = tokio::task::spawn_blocking(NatsServer::start)
+        .await
+        .unwrap();
+    let db = pg::shared().database();
+    let (nats_url, pg_url) = (nats.url(), db.url.clone());
+    // No batch timeout during the test: node A's session actor writes nothing unless it gets a frame.
+    let settings = [("CROW_PIPELINE__BATCH_TIMEOUT_MS", "600000")];
+    let start = |role| node_with(role, &nats_url, &pg_url, "1", &settings);
+    let (ingest_a, _d1) = start("ingest");
+    let (ingest_b, _d2) = start("ingest");
+    let (analyze, _d3) = start("analyze");
+    let frames = items(31);
+    let start_ms = 1_763_000_000_000;
+
+    let acks_a = common::send(
+        &ingest_a.url,
+        common::frames(ORG, "till", start_ms, &frames[..20]),
+    )
+    .await;
+    let session_id = acks_a[0].session_id.clone();
+    // Node A has described everything it accepted: its session actor is idle, and still running.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = get_session(&ingest_a.url, &session_id).await;
+        if s.frames_described == s.frames_accepted {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node A never caught up: {s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both nodes are alive; the camera's load balancer sends it to node B, which takes the session.
+    let acks_b = common::send(
+        &ingest_b.url,
+        common::frames(ORG, "till", start_ms, &frames[20..30]),
+    )
+    .await;
+    assert!(acks_b.iter().all(|a| a.session_id == session_id));
+    // A stale connection to node A: A's next write to the session is refused by the journal.
+    let mut stale = client::connect(&ingest_a.url).await.unwrap();
+    let err = client::stream_frames(
+        &mut stale,
+        common::frames(ORG, "till", start_ms, &frames[30..]),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("moved to another ingest node"),
+        "{err:#}"
+    );
+
+    let closed = common::close_session(&ingest_b.url, ORG, &session_id).await;
+    assert_eq!(
+        closed.frames_received, 30,
+        "the refused frame is not counted"
+    );
+    let recorded = expect_records(
+        &ingest_b.url,
+        closed.batches_emitted,
+        &[],
+        closed.frames_described,
+    )
+    .await;
+    let accepted: BTreeSet<u64> = acks_a
+        .iter()
+        .chain(&acks_b)
+        .filter(|a| a.outcome == FrameOutcome::Accepted as i32)
+        .map(|a| a.frame_index)
+        .collect();
+    assert_eq!(accepted, recorded);
+    drop((ingest_a, ingest_b, analyze));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_continues_when_one_of_three_nats_servers_is_killed() {
     let mut cluster = tokio::task::spawn_blocking(NatsCluster::start)
