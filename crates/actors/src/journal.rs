@@ -272,8 +272,18 @@ impl SessionJournal {
             .map_err(unavailable)?;
         let mut messages = consumer.messages().await.map_err(unavailable)?;
         let mut applied = 0;
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(unavailable)?;
+        loop {
+            // Entries purged meanwhile (the session finished elsewhere) never arrive: do not wait forever.
+            let message = match tokio::time::timeout(REPLAY_IDLE, messages.next()).await {
+                Ok(Some(message)) => message.map_err(unavailable)?,
+                Ok(None) => return Err(unavailable("the journal's consumer ended early")),
+                Err(_) => {
+                    return Err(unavailable(format!(
+                        "no journal entry for {} s while replaying",
+                        REPLAY_IDLE.as_secs()
+                    )))
+                }
+            };
             let seq = message.info().map_err(unavailable)?.stream_sequence;
             let entry =
                 JournalEntry::decode(&message.payload).map_err(|reason| JournalError::Corrupt {
@@ -377,6 +387,9 @@ impl SessionJournal {
         Ok(ack.sequence)
     }
 }
+
+/// How long [`SessionJournal::replay`] waits for the next entry.
+const REPLAY_IDLE: Duration = Duration::from_secs(10);
 
 /// How long [`SessionJournal::append`] keeps trying while NATS does not answer.
 pub const APPEND_RETRY: Duration = Duration::from_secs(20);
