@@ -467,18 +467,21 @@ impl IngestSessionState {
             outcome: outcome.clone(),
             description: None,
         };
-        self.write(JournalEntry {
-            op: SessionOp::Frame {
-                frame: record,
-                session: session.clone(),
-            },
-            undescribed: describe.then(|| frame.data.clone()),
-            thumbnail: accepted
-                .as_ref()
-                .map(|(_, thumb)| bytes::Bytes::copy_from_slice(thumb.as_bytes())),
-        })
-        .await?;
-        self.session = session;
+        let written = self
+            .write(JournalEntry {
+                op: SessionOp::Frame {
+                    frame: record,
+                    session,
+                },
+                undescribed: describe.then(|| frame.data.clone()),
+                thumbnail: accepted
+                    .as_ref()
+                    .map(|(_, thumb)| bytes::Bytes::copy_from_slice(thumb.as_bytes())),
+            })
+            .await?;
+        if let SessionOp::Frame { session, .. } = written.op {
+            self.session = session;
+        }
         if !matches!(outcome, FrameOutcome::Rejected { .. }) {
             self.last_frame_gauge.set(now_ms() as f64 / 1000.0);
         }
@@ -726,7 +729,8 @@ impl IngestSessionState {
 
     /// Makes one fact of the session durable: in a cluster, appended to the session's journal first
     /// (refused if another node has taken the session over), then written to sled.
-    async fn write(&mut self, entry: JournalEntry) -> Result<(), PipelineError> {
+    /// Returns the entry, so that the caller keeps what it wrote without a copy.
+    async fn write(&mut self, entry: JournalEntry) -> Result<JournalEntry, PipelineError> {
         if let Some(journal) = &mut self.journal {
             if let Err(e) = journal.append(&entry).await {
                 match e {
@@ -740,7 +744,7 @@ impl IngestSessionState {
             self.write_failed = Some(e.to_string());
             return Err(e.into());
         }
-        Ok(())
+        Ok(entry)
     }
 
     /// Emits full batches while enough descriptions are ready (no earlier frame still in flight).
