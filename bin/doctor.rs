@@ -268,7 +268,10 @@ fn models(r: &mut Report, config: &Config, checksums: bool) {
         }
         DescriberKind::Remote => r.ok(
             "describer",
-            format!("remote at {} (not contacted)", p.remote.url),
+            format!(
+                "remote at {} (not contacted)",
+                p.remote.server_urls().join(", ")
+            ),
         ),
         DescriberKind::Opencv => r.ok("describer", "the embedded OpenCV describer (no model)"),
         DescriberKind::Off => r.warn(

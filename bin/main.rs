@@ -117,7 +117,9 @@ struct ServeArgs {
     #[arg(long, value_parser = parse_describer)]
     describer: Option<DescriberKind>,
     /// Role in a cluster: all (one process, the default), ingest (camera streams; batches to NATS),
-    /// analyze (batches and events into records) or api (queries); see [pipeline.cluster].
+    /// analyze (batches and events into records), api (queries) or infer (an OpenAI-compatible inference
+    /// server over the configured models, for other nodes' remote describer and text tasks; see [infer]);
+    /// see [pipeline.cluster].
     #[arg(long)]
     role: Option<crow::actors::Role>,
 }
@@ -465,6 +467,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .install()
             .with_context(|| format!("starting the metrics exporter on {addr}"))?;
     }
+    if config.pipeline.cluster.role == crow::actors::Role::Infer {
+        return serve_infer(config, args.dev).await;
+    }
     let auth = config.authenticator(args.dev)?;
     if args.dev {
         let warning = "DEVELOPMENT MODE: authentication is OFF; every caller may read and write every organization. Never expose this server.";
@@ -554,6 +559,40 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Ok(result) => result.context("serving")?,
         Err(e) => anyhow::bail!("server task failed: {e}"),
     }
+    Ok(())
+}
+
+/// `crow serve --role infer`: the OpenAI-compatible inference server over the configured models.
+async fn serve_infer(config: Config, dev: bool) -> Result<()> {
+    if config.infer.api_key.is_none() && !config.listen.ip().is_loopback() && !dev {
+        anyhow::bail!(
+            "refusing to serve inference on {} without infer.api_key (CROW_INFER__API_KEY); or use --dev",
+            config.listen
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let node = tokio::task::spawn_blocking(move || crow::infer::InferNode::load(&config))
+        .await
+        .context("model loader")??;
+    let banner = format!(
+        "crow listening on http://{addr}\ncrow inference API on http://{addr}/v1 (model {}, vision {}, text {})\n",
+        node.name(),
+        if node.has_vision() { "yes" } else { "no" },
+        if node.has_text() { "yes" } else { "no" },
+    );
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
+    tracing::info!(%addr, model = node.name(), "serving inference");
+    axum::serve(listener, crow::infer::router(std::sync::Arc::new(node)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving inference")?;
     Ok(())
 }
 
@@ -757,7 +796,9 @@ async fn describe(args: DescribeArgs) -> Result<()> {
                 Box::new(vision.describer()?)
             }
             _ => match remote {
-                Some(r) => Box::new(crow::inference::remote::RemoteDescriber::new(r)?),
+                Some(r) => Box::new(crow::inference::remote::RemoteDescriber::new(
+                    crow::inference::remote::ServerPool::new(r)?,
+                )),
                 None => Box::new(OpenCvSceneDescriber::new()?),
             },
         };

@@ -47,6 +47,8 @@ pub struct Config {
     pub dashboard: bool,
     /// Where records live: sled in `data_dir` (one node) or PostgreSQL (several nodes).
     pub storage: StorageConfig,
+    /// The inference node (`crow serve --role infer`).
+    pub infer: crate::infer::InferConfig,
 }
 
 /// The record store: interactions, outbox, dead letters, catalogs, cameras, analyses. Sessions, frames
@@ -132,6 +134,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             dashboard: true,
             storage: StorageConfig::default(),
+            infer: Default::default(),
         }
     }
 }
@@ -206,7 +209,7 @@ impl std::fmt::Display for ConfigProblem {
 
 /// The top-level keys a file may have (the environment may carry other `CROW_*` variables, so
 /// [`Config`] itself tolerates unknown top-level keys; a file should not).
-const TOP_LEVEL_KEYS: [&str; 8] = [
+const TOP_LEVEL_KEYS: [&str; 9] = [
     "data_dir",
     "listen",
     "metrics_listen",
@@ -215,6 +218,7 @@ const TOP_LEVEL_KEYS: [&str; 8] = [
     "auth",
     "tls",
     "storage",
+    "infer",
 ];
 
 /// Most problems reported for one file.

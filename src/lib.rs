@@ -8,6 +8,7 @@
 //! | [`Crow`], [`CrowBuilder`] | start the pipeline in-process (no gRPC needed) |
 //! | [`Config`] | every setting, loaded from TOML + `CROW_*` environment variables |
 //! | [`server`] | serve the gRPC API (`crow.v1`) for a running [`Crow`] |
+//! | [`infer`] | `crow serve --role infer`: the OpenAI-compatible inference server over llama.cpp models |
 //! | [`client`] | stream a video / image / folder to a crow server over gRPC |
 //! | [`tls`] | server and client TLS (certificates checked at load, failures explained) |
 //! | [`ingest`] | feed media straight into an in-process pipeline |
@@ -28,6 +29,7 @@
 
 pub mod client;
 pub mod config;
+pub mod infer;
 pub mod ingest;
 pub mod server;
 pub mod tls;

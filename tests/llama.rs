@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use crow::inference::llama::{CatalogProduct, LlamaError, LlamaSettings, TextModel, VisionModel};
+use crow::inference::llama::{
+    CatalogProduct, LlamaError, LlamaSettings, TextGenerator, TextModel, VisionModel,
+};
 use crow::inference::{decode_frame, ImageFormat};
 use crow::proto::ImageFormat as WireFormat;
 use crow::{DescriberKind, PipelineConfig};

@@ -325,11 +325,22 @@ async fn health_is_not_serving_and_services_unavailable_until_the_pipeline_is_up
     crow.shutdown().await;
 }
 
-/// The metric names the code exports (`crates/actors/src/metrics_names.rs`).
+/// The metric names the code exports (`crates/actors/src/metrics_names.rs`, and the `METRIC_*`
+/// constants of the inference pool and the inference node).
 fn exported_metrics() -> Vec<String> {
-    include_str!("../crates/actors/src/metrics_names.rs")
+    let names = include_str!("../crates/actors/src/metrics_names.rs")
         .lines()
-        .filter_map(|l| l.split('"').nth(1))
+        .filter_map(|l| l.split('"').nth(1));
+    let inference = [
+        include_str!("../crates/inference/src/remote.rs"),
+        include_str!("../src/infer.rs"),
+    ]
+    .into_iter()
+    .flat_map(str::lines)
+    .filter(|l| l.starts_with("pub const METRIC_"))
+    .filter_map(|l| l.split('"').nth(1));
+    names
+        .chain(inference)
         .filter(|name| name.starts_with("crow_"))
         .map(str::to_owned)
         .collect()

@@ -334,7 +334,7 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
         .model
         .context("no text model configured")?;
     let per_call = tokio::task::spawn_blocking(move || -> Result<f64> {
-        use crow::inference::llama::{CatalogProduct, LlamaSettings, TextModel};
+        use crow::inference::llama::{CatalogProduct, LlamaSettings, TextGenerator, TextModel};
         let model = TextModel::load(
             &model_path,
             LlamaSettings {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use crow_inference::llama::TextModel;
+use crow_inference::text::TextGenerator;
 use crow_storage::{
     now_ms, AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus, InteractionFilter,
     Records, SourceType, MAX_PAGE_SIZE,
@@ -35,7 +35,7 @@ pub(crate) enum AnalysisMsg {
 #[derive(Clone)]
 pub(crate) struct AnalysisArgs {
     pub records: Records,
-    pub model: Option<Arc<TextModel>>,
+    pub model: Option<Arc<dyn TextGenerator>>,
     pub config: Arc<AnalysisConfig>,
     /// Bumped whenever an analysis finishes, so waiters re-read their record.
     pub finished: Arc<watch::Sender<u64>>,
@@ -162,7 +162,7 @@ impl AnalysisState {
 /// Runs one analysis to completion and stores the outcome; returns "done" or "failed".
 async fn run(
     records: &Records,
-    model: Option<Arc<TextModel>>,
+    model: Option<Arc<dyn TextGenerator>>,
     config: &AnalysisConfig,
     mut record: AnalysisRecord,
 ) -> Result<&'static str, crow_storage::StorageError> {
@@ -195,7 +195,7 @@ fn top(counts: BTreeMap<String, u64>) -> Vec<(String, u64)> {
 /// Exact figures over the window, then the model's reading of the newest records.
 async fn analyse(
     records: &Records,
-    model: Option<Arc<TextModel>>,
+    model: Option<Arc<dyn TextGenerator>>,
     config: &AnalysisConfig,
     record: &mut AnalysisRecord,
 ) -> Result<AnalysisResult, String> {

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crow_inference::llama::TextModel;
+use crow_inference::text::TextGenerator;
 use crow_storage::{
     now_ms, BatchRecord, Interaction, Records, SourceType, StorageError, Store, TrackEventKind,
 };
@@ -52,7 +52,7 @@ pub(crate) struct AnalyzerArgs {
     pub store: Store,
     /// Where records are written (the same sled, or PostgreSQL).
     pub records: Records,
-    pub model: Option<Arc<TextModel>>,
+    pub model: Option<Arc<dyn TextGenerator>>,
     pub catalog_top_k: usize,
     pub patterns: PatternHub,
     /// Batches analysed at once.

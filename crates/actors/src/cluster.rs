@@ -39,6 +39,9 @@ pub enum Role {
     Analyze,
     /// Queries, catalogs, cameras, analyses; events accepted into the outbox.
     Api,
+    /// An inference server (OpenAI-compatible chat completions over the node's llama.cpp models) for the
+    /// other nodes' `remote` describers and text tasks; it runs no pipeline.
+    Infer,
 }
 
 impl Role {
@@ -49,6 +52,7 @@ impl Role {
             Role::Ingest => "ingest",
             Role::Analyze => "analyze",
             Role::Api => "api",
+            Role::Infer => "infer",
         }
     }
 
@@ -72,8 +76,9 @@ impl FromStr for Role {
             "ingest" => Ok(Role::Ingest),
             "analyze" => Ok(Role::Analyze),
             "api" => Ok(Role::Api),
+            "infer" => Ok(Role::Infer),
             other => Err(format!(
-                "unknown role {other:?}: expected all, ingest, analyze or api"
+                "unknown role {other:?}: expected all, ingest, analyze, api or infer"
             )),
         }
     }
@@ -83,7 +88,8 @@ impl FromStr for Role {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// `all` (one process, the default), `ingest`, `analyze` or `api`; `crow serve --role` overrides.
+    /// `all` (one process, the default), `ingest`, `analyze`, `api` or `infer`; `crow serve --role`
+    /// overrides.
     pub role: Role,
     /// NATS server URLs, comma-separated (e.g. `nats://10.0.0.5:4222,nats://10.0.0.6:4222`); required by
     /// the ingest and analyze roles.

@@ -69,7 +69,8 @@ pub struct PipelineConfig {
     pub describer: DescriberKind,
     /// Models for `describer = "llama"`.
     pub llama: LlamaConfig,
-    /// Server for `describer = "remote"`; each describer slot is one request in flight.
+    /// Inference servers for `describer = "remote"`; the describer slots are raised to the servers'
+    /// capacity (servers x `max_in_flight`).
     pub remote: crow_inference::remote::RemoteConfig,
     /// Describer worker threads (inference slots).
     pub describer_slots: usize,
@@ -292,6 +293,9 @@ pub struct AnalysisConfig {
     /// they are matched from measured evidence only (dwell, names found in descriptions), and the
     /// record says so (`data.matching.model = "skipped: backlog"`, `crow_analyzer_model_skipped_total`).
     pub max_batch_backlog: usize,
+    /// Inference servers for the text tasks (product proposals, `Analyze`) instead of the local `model`:
+    /// the answer's JSON Schema goes as `response_format`, and crow checks the answer anyway.
+    pub remote: Option<crow_inference::remote::RemoteConfig>,
 }
 
 impl Default for AnalysisConfig {
@@ -308,6 +312,7 @@ impl Default for AnalysisConfig {
             pattern_buffer: 256,
             batch_slots: 2,
             max_batch_backlog: 16,
+            remote: None,
         }
     }
 }
@@ -361,11 +366,13 @@ impl PipelineConfig {
         if !(0.0..=1.0).contains(&self.duplicate_threshold) {
             out.push(("duplicate_threshold", "must be between 0 and 1".to_owned()));
         }
-        if !(1..=100).contains(&self.remote.jpeg_quality) {
-            out.push((
-                "remote.jpeg_quality",
-                "must be between 1 and 100".to_owned(),
-            ));
+        if self.describer == DescriberKind::Remote {
+            if let Err(e) = self.remote.validate() {
+                out.push(("remote", e));
+            }
+        }
+        if let Some(Err(e)) = self.analysis.remote.as_ref().map(|r| r.validate()) {
+            out.push(("analysis.remote", e));
         }
         let max_page = crow_storage::MAX_PAGE_SIZE as u32;
         if !(1..=max_page).contains(&self.limits.max_page_size) {

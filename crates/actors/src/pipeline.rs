@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crow_inference::llama::{LlamaSettings, TextModel, VisionModel};
-use crow_inference::remote::RemoteDescriber;
+use crow_inference::remote::{RemoteDescriber, RemoteText, ServerPool};
+use crow_inference::text::TextGenerator;
 use crow_inference::OpenCvSceneDescriber;
 use crow_storage::{Records, SessionRecord, Store};
 use ractor::rpc::CallResult;
@@ -62,7 +63,7 @@ pub(crate) struct PipelineInner {
     pub(crate) store: Store,
     pub(crate) records: Records,
     pub(crate) config: Arc<PipelineConfig>,
-    pub(crate) model: Option<Arc<TextModel>>,
+    pub(crate) model: Option<Arc<dyn TextGenerator>>,
     pub(crate) patterns: PatternHub,
     pub(crate) analysis_finished: Arc<watch::Sender<u64>>,
     /// This node's analyses queued or running.
@@ -93,7 +94,7 @@ impl Pipeline {
     pub async fn start(
         store: Store,
         records: Records,
-        config: PipelineConfig,
+        mut config: PipelineConfig,
     ) -> Result<Pipeline, PipelineError> {
         let factory: Option<DescriberFactory> = match config.describer {
             DescriberKind::Opencv => {
@@ -104,12 +105,18 @@ impl Pipeline {
                 Some(Arc::new(move || Ok(Box::new(vision.describer()?) as _)))
             }
             DescriberKind::Remote => {
-                let remote = config.remote.clone();
-                // Checks the URL now, so a bad one fails start-up.
-                RemoteDescriber::new(remote.clone())
+                // One pool for every slot; a bad URL fails start-up.
+                let pool = ServerPool::new(config.remote.clone())
                     .map_err(|e| PipelineError::InvalidArgument(e.to_string()))?;
+                // Enough slots to keep every server at its `max_in_flight`.
+                config.describer_slots = config.describer_slots.max(pool.capacity());
+                tracing::info!(
+                    servers = ?config.remote.server_urls(),
+                    slots = config.describer_slots,
+                    "describing frames on inference servers"
+                );
                 Some(Arc::new(move || {
-                    Ok(Box::new(RemoteDescriber::new(remote.clone())?) as _)
+                    Ok(Box::new(RemoteDescriber::new(pool.clone())) as _)
                 }))
             }
             DescriberKind::Off => None,
@@ -164,6 +171,12 @@ impl Pipeline {
             std::env::var("CROW_FAULT_INJECTION_EVENT_MARKER").ok(),
         ));
         let role = config.cluster.role;
+        if role == Role::Infer {
+            return Err(PipelineError::InvalidArgument(
+                "the infer role runs no pipeline (crow serve --role infer serves the models)"
+                    .into(),
+            ));
+        }
         if role != Role::All && records.backend() == "sled" {
             return Err(PipelineError::InvalidArgument(format!(
                 "the {} role needs records shared by the cluster: storage.backend = \"postgres\"",
@@ -172,7 +185,7 @@ impl Pipeline {
         }
         let bus = match role {
             Role::Ingest | Role::Analyze => Some(Bus::connect(&config.cluster).await?),
-            Role::All | Role::Api => None,
+            Role::All | Role::Api | Role::Infer => None,
         };
         if let (Role::Ingest, Some(bus)) = (role, &bus) {
             // A frame awaiting description is journaled with its bytes (see `journal`).
@@ -283,11 +296,18 @@ impl Pipeline {
         Ok(Some(Arc::new(pool)))
     }
 
-    /// Loads the text model if one is configured and its file exists (checked: a file that is there but
-    /// does not load fails start-up).
+    /// The text tasks' model: inference servers when `analysis.remote` is set, else the local model if one
+    /// is configured and its file exists (checked: a file that is there but does not load fails
+    /// start-up).
     async fn load_text_model(
         config: &AnalysisConfig,
-    ) -> Result<Option<Arc<TextModel>>, PipelineError> {
+    ) -> Result<Option<Arc<dyn TextGenerator>>, PipelineError> {
+        if let Some(remote) = &config.remote {
+            let pool = ServerPool::new(remote.clone())
+                .map_err(|e| PipelineError::InvalidArgument(format!("analysis.remote: {e}")))?;
+            tracing::info!(servers = ?remote.server_urls(), model = %remote.model, "text tasks on inference servers");
+            return Ok(Some(Arc::new(RemoteText::new(pool))));
+        }
         let Some(path) = config.model.clone() else {
             return Ok(None);
         };

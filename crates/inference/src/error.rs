@@ -85,6 +85,10 @@ pub enum InferenceError {
     /// A model failed (loading, projector, generation); the message says what to do.
     #[error("{0}")]
     Model(String),
+    /// A model's answer is not JSON of the shape the task asked for (a server that ignored the schema,
+    /// a cut-off answer); nothing of it is used.
+    #[error("model answer is not the expected JSON: {0}")]
+    BadAnswer(String),
     /// The input frame is unusable.
     #[error(transparent)]
     Decode(#[from] DecodeError),

@@ -87,6 +87,136 @@ impl JsonShape {
         out
     }
 
+    /// The JSON Schema of this shape, for servers that constrain output by schema (the OpenAI-compatible
+    /// `response_format: {"type": "json_schema"}` of vLLM, SGLang and llama-server). The schema is as
+    /// strict as JSON Schema allows; what it cannot say (a subset's order) [`JsonShape::check`] checks.
+    pub fn to_json_schema(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            JsonShape::Object(fields) => {
+                let properties: serde_json::Map<String, serde_json::Value> = fields
+                    .iter()
+                    .map(|(name, shape)| (name.clone(), shape.to_json_schema()))
+                    .collect();
+                let required: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+                json!({
+                    "type": "object",
+                    "properties": properties,
+                    "required": required,
+                    "additionalProperties": false,
+                })
+            }
+            JsonShape::Array { item, min, max } => {
+                if item.allows_nothing() {
+                    return json!({"type": "array", "maxItems": 0});
+                }
+                json!({"type": "array", "items": item.to_json_schema(), "minItems": min, "maxItems": max})
+            }
+            JsonShape::Subset { items, max } => {
+                let max = (*max).min(items.len());
+                if max == 0 {
+                    return json!({"type": "array", "maxItems": 0});
+                }
+                let alternatives: Vec<serde_json::Value> =
+                    items.iter().map(JsonShape::to_json_schema).collect();
+                let item = if alternatives.len() == 1 {
+                    alternatives.into_iter().next().unwrap_or_default()
+                } else {
+                    json!({ "anyOf": alternatives })
+                };
+                json!({"type": "array", "items": item, "maxItems": max, "uniqueItems": true})
+            }
+            JsonShape::String { max_chars } => json!({"type": "string", "maxLength": max_chars}),
+            JsonShape::OneOf(values) => json!({"type": "string", "enum": values}),
+            JsonShape::OneOfInt(values) => json!({"type": "integer", "enum": values}),
+            JsonShape::Probability => json!({"type": "number", "minimum": 0, "maximum": 1}),
+        }
+    }
+
+    /// Whether `value` has this shape, with every bound of the grammar: an answer from a server that
+    /// may not have constrained its output is checked before crow reads it. The error names the first
+    /// place that does not fit (`$.matches[0].frames`).
+    pub fn check(&self, value: &serde_json::Value) -> Result<(), String> {
+        self.check_at(value, "$")
+    }
+
+    fn check_at(&self, value: &serde_json::Value, at: &str) -> Result<(), String> {
+        use serde_json::Value;
+        let wrong = |what: &str| Err(format!("{at}: expected {what}"));
+        match (self, value) {
+            (JsonShape::Object(fields), Value::Object(map)) => {
+                if let Some(extra) = map.keys().find(|k| !fields.iter().any(|(n, _)| n == *k)) {
+                    return Err(format!("{at}: unexpected field {extra:?}"));
+                }
+                for (name, shape) in fields {
+                    let v = map
+                        .get(name)
+                        .ok_or_else(|| format!("{at}: missing field {name:?}"))?;
+                    shape.check_at(v, &format!("{at}.{name}"))?;
+                }
+                Ok(())
+            }
+            (JsonShape::Array { item, min, max }, Value::Array(values)) => {
+                if values.len() < *min || values.len() > *max {
+                    return wrong(&format!("{min}..={max} items, found {}", values.len()));
+                }
+                for (i, v) in values.iter().enumerate() {
+                    item.check_at(v, &format!("{at}[{i}]"))?;
+                }
+                Ok(())
+            }
+            (JsonShape::Subset { items, max }, Value::Array(values)) => {
+                if values.len() > *max {
+                    return wrong(&format!("at most {max} items, found {}", values.len()));
+                }
+                // Each value must fit a candidate no earlier value took. The order is the grammar's
+                // convention, not part of the meaning (JSON Schema cannot say it), so any order passes.
+                let mut taken = vec![false; items.len()];
+                for (i, v) in values.iter().enumerate() {
+                    let found = (0..items.len())
+                        .find(|&c| !taken[c] && items[c].check_at(v, "").is_ok())
+                        .ok_or_else(|| {
+                            format!("{at}[{i}]: not one of the candidates, or repeated")
+                        })?;
+                    taken[found] = true;
+                }
+                Ok(())
+            }
+            (JsonShape::String { max_chars }, Value::String(s)) => {
+                if s.chars().count() > *max_chars {
+                    return wrong(&format!("at most {max_chars} characters"));
+                }
+                Ok(())
+            }
+            (JsonShape::OneOf(values), Value::String(s)) if values.contains(s) => Ok(()),
+            (JsonShape::OneOf(_), _) => wrong("one of the allowed strings"),
+            (JsonShape::OneOfInt(values), Value::Number(n))
+                if n.as_u64().is_some_and(|n| values.contains(&n)) =>
+            {
+                Ok(())
+            }
+            (JsonShape::OneOfInt(_), _) => wrong("one of the allowed integers"),
+            (JsonShape::Probability, Value::Number(n))
+                if n.as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)) =>
+            {
+                Ok(())
+            }
+            (JsonShape::Object(_), _) => wrong("an object"),
+            (JsonShape::Array { .. } | JsonShape::Subset { .. }, _) => wrong("an array"),
+            (JsonShape::String { .. }, _) => wrong("a string"),
+            (JsonShape::Probability, _) => wrong("a number from 0 to 1"),
+        }
+    }
+
+    /// Whether no value has this shape (an empty choice).
+    fn allows_nothing(&self) -> bool {
+        match self {
+            JsonShape::OneOf(v) => v.is_empty(),
+            JsonShape::OneOfInt(v) => v.is_empty(),
+            _ => false,
+        }
+    }
+
     /// Returns an expression for this shape, adding named rules for its parts.
     fn rule(&self, rules: &mut Vec<(String, String)>, hint: &str) -> String {
         match self {
@@ -313,5 +443,92 @@ mod tests {
         );
         assert!(g.contains("root-s1-2 ::= ( \"5\" )\n"), "{g}");
         assert!(g.contains("root-s2-1 ::= ( \"9\" )\n"), "{g}");
+    }
+
+    fn frames_and_quote() -> JsonShape {
+        JsonShape::object([
+            (
+                "frames",
+                JsonShape::Subset {
+                    items: vec![
+                        JsonShape::OneOfInt(vec![3]),
+                        JsonShape::OneOfInt(vec![5]),
+                        JsonShape::OneOfInt(vec![9]),
+                    ],
+                    max: 2,
+                },
+            ),
+            ("quote", JsonShape::String { max_chars: 8 }),
+            ("p", JsonShape::Probability),
+        ])
+    }
+
+    #[test]
+    fn check_accepts_what_the_grammar_allows_and_names_what_it_does_not() {
+        let shape = frames_and_quote();
+        let ok = serde_json::json!({"quote": "a red", "frames": [3, 9], "p": 0.5});
+        assert_eq!(shape.check(&ok), Ok(()), "field order does not matter");
+        let reordered = serde_json::json!({"quote": "", "frames": [9, 3], "p": 1});
+        assert_eq!(shape.check(&reordered), Ok(()), "nor a subset's order");
+        for (bad, place) in [
+            (
+                serde_json::json!({"frames": [3, 3], "quote": "", "p": 0}),
+                "$.frames[1]",
+            ),
+            (
+                serde_json::json!({"frames": [3, 5, 9], "quote": "", "p": 0}),
+                "$.frames",
+            ),
+            (
+                serde_json::json!({"frames": [4], "quote": "", "p": 0}),
+                "$.frames[0]",
+            ),
+            (
+                serde_json::json!({"frames": [], "quote": "too long!", "p": 0}),
+                "$.quote",
+            ),
+            (
+                serde_json::json!({"frames": [], "quote": "", "p": 1.5}),
+                "$.p",
+            ),
+            (
+                serde_json::json!({"frames": [], "quote": ""}),
+                "missing field \"p\"",
+            ),
+            (
+                serde_json::json!({"frames": [], "quote": "", "p": 0, "x": 1}),
+                "unexpected field \"x\"",
+            ),
+            (serde_json::json!([]), "expected an object"),
+        ] {
+            let err = shape.check(&bad).unwrap_err();
+            assert!(err.contains(place), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_json_schema_says_what_the_grammar_says() {
+        let schema = frames_and_quote().to_json_schema();
+        assert_eq!(
+            schema["required"],
+            serde_json::json!(["frames", "quote", "p"])
+        );
+        assert_eq!(schema["additionalProperties"], false);
+        let frames = &schema["properties"]["frames"];
+        assert_eq!(frames["maxItems"], 2);
+        assert_eq!(frames["uniqueItems"], true);
+        assert_eq!(
+            frames["items"]["anyOf"][1],
+            serde_json::json!({"type": "integer", "enum": [5]})
+        );
+        assert_eq!(schema["properties"]["quote"]["maxLength"], 8);
+        let empty = JsonShape::Subset {
+            items: vec![],
+            max: 4,
+        };
+        assert_eq!(
+            empty.to_json_schema(),
+            serde_json::json!({"type": "array", "maxItems": 0})
+        );
     }
 }

@@ -8,6 +8,8 @@
 //!   (mtmd) path, and [`llama::TextModel`] for grammar-constrained JSON tasks such as product matching;
 //! - [`remote`]: the same describer contract over an OpenAI-compatible chat-completions server
 //!   ([`remote::RemoteDescriber`]), to move inference to GPU machines;
+//! - [`text`]: the text tasks (product proposals, analyses) behind [`text::TextGenerator`], whichever
+//!   model answers, and the check every answer passes before crow reads it;
 //! - [`detector`]: people in a frame ([`DetectorPool`]: SSDLite-MobileNetV2 through OpenCV dnn, HOG as the
 //!   fallback when the model is absent);
 //! - [`tracker`]: a SORT-style multi-object tracker giving each person a track id across frames ([`Tracker`]);
@@ -33,6 +35,7 @@ mod llama_log;
 pub mod media;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub mod text;
 pub mod tracker;
 pub mod zones;
 

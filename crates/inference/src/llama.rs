@@ -29,6 +29,10 @@ use serde_json::json;
 use crate::describer::{DescribeInput, Description, FrameDescriber};
 use crate::gguf::{read_header, GgufError};
 use crate::grammar::JsonShape;
+pub use crate::text::{
+    analysis_shape, product_match_shape, Analysis, CatalogProduct, GenerationStats, ProductMatch,
+    ProductProposal, TextGenerator, MAX_CITED_FRAMES, MAX_MATCHES, MAX_QUOTE_CHARS,
+};
 use crate::{cv, InferenceError};
 
 /// What can go wrong with llama.cpp models. Messages say what to do.
@@ -141,6 +145,12 @@ fn check_gguf(path: &Path, want_projector: bool) -> Result<crate::gguf::GgufHead
     Ok(header)
 }
 
+/// The GBNF grammar llama.cpp derives from a JSON Schema (the converter `llama-server` uses for
+/// `response_format`), so that a constrained answer validates against the schema.
+pub fn json_schema_grammar(schema: &str) -> Result<String, LlamaError> {
+    llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| llama("convert the JSON Schema")(&e))
+}
+
 /// Settings of a llama.cpp model.
 #[derive(Debug, Clone)]
 pub struct LlamaSettings {
@@ -177,21 +187,6 @@ impl std::fmt::Debug for TextModel {
             .field("architecture", &self.architecture)
             .finish()
     }
-}
-
-/// Token counts and timings of one generation.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GenerationStats {
-    /// Tokens of the prompt (text and image).
-    pub prompt_tokens: usize,
-    /// Tokens of the image chunk(s).
-    pub image_tokens: usize,
-    /// Tokens generated.
-    pub generated_tokens: usize,
-    /// Time to evaluate the prompt (image encode + decode), ms.
-    pub prompt_ms: f64,
-    /// Time to generate, ms.
-    pub generate_ms: f64,
 }
 
 impl TextModel {
@@ -342,207 +337,23 @@ impl TextModel {
     }
 }
 
-/// A product of an organization's catalog, as the matcher sees it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CatalogProduct {
-    /// Catalog id.
-    pub id: String,
-    /// Name and short description.
-    pub name: String,
-}
-
-/// A product the model proposes for a batch: the frames it says show it and the words of their
-/// descriptions it relies on. A proposal is not a fact: crow checks it against the descriptions
-/// before anything is stored.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ProductProposal {
-    /// A catalog id (the grammar allows only the candidates shown).
-    pub product_id: String,
-    /// Frames whose descriptions the model cites (only frames it was shown, distinct, in order).
-    pub frames: Vec<u64>,
-    /// The span of a cited description that names the product, as the model copied it.
-    pub quote: String,
-}
-
-/// The matcher's answer.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ProductMatch {
-    /// Proposals, each product at most once.
-    pub proposals: Vec<ProductProposal>,
-    /// Ids the model produced that are not in the catalog (always 0 with the grammar; counted anyway).
-    pub unknown_ids_dropped: usize,
-}
-
-impl ProductMatch {
-    /// The proposed catalog ids, in answer order.
-    pub fn product_ids(&self) -> Vec<String> {
-        self.proposals
-            .iter()
-            .map(|m| m.product_id.clone())
-            .collect()
+impl TextGenerator for TextModel {
+    fn name(&self) -> String {
+        format!("llama:{}", file_name(&self.path))
     }
-}
 
-/// Most products one answer may name.
-pub const MAX_MATCHES: usize = 4;
-/// Most frames one proposal may cite.
-pub const MAX_CITED_FRAMES: usize = 4;
-/// Longest quote, characters.
-pub const MAX_QUOTE_CHARS: usize = 60;
-
-/// The shape of a product-matching answer, compact JSON:
-/// `{"matches":[{"product_id":id,"frames":[frame indexes],"quote":"..."}]}` with distinct catalog ids in
-/// catalog order, 1 to [`MAX_CITED_FRAMES`] distinct frame indexes in increasing order from the
-/// observations only, and a quote of at most [`MAX_QUOTE_CHARS`] characters. No field is free-form
-/// enough to run on: the longest answer is bounded by the grammar itself.
-pub fn product_match_shape(catalog: &[CatalogProduct], frames: &[u64]) -> JsonShape {
-    let mut frames = frames.to_vec();
-    frames.sort_unstable();
-    frames.dedup();
-    let cited = || JsonShape::Subset {
-        items: frames
-            .iter()
-            .map(|f| JsonShape::OneOfInt(vec![*f]))
-            .collect(),
-        max: MAX_CITED_FRAMES,
-    };
-    let items = if frames.is_empty() {
-        Vec::new()
-    } else {
-        catalog
-            .iter()
-            .map(|p| {
-                JsonShape::object([
-                    ("product_id", JsonShape::OneOf(vec![p.id.clone()])),
-                    ("frames", cited()),
-                    (
-                        "quote",
-                        JsonShape::String {
-                            max_chars: MAX_QUOTE_CHARS,
-                        },
-                    ),
-                ])
-            })
-            .collect()
-    };
-    JsonShape::object([(
-        "matches",
-        JsonShape::Subset {
-            items,
-            max: MAX_MATCHES,
-        },
-    )])
-}
-
-/// The shape of an analysis answer: a summary and short lists of insights, anomalies and recommendations.
-pub fn analysis_shape() -> JsonShape {
-    // At most 200 + 9 x 80 characters and the keys; `analyze` lets the model generate that many tokens.
-    let list = || JsonShape::Array {
-        item: Box::new(JsonShape::String { max_chars: 80 }),
-        min: 0,
-        max: 3,
-    };
-    JsonShape::object([
-        ("summary", JsonShape::String { max_chars: 200 }),
-        ("insights", list()),
-        ("anomalies", list()),
-        ("recommendations", list()),
-    ])
-}
-
-/// An analysis of a set of interaction records.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Analysis {
-    /// One-paragraph summary.
-    pub summary: String,
-    /// Patterns worth knowing.
-    pub insights: Vec<String>,
-    /// Unusual events.
-    pub anomalies: Vec<String>,
-    /// Suggested actions.
-    pub recommendations: Vec<String>,
-}
-
-impl TextModel {
-    /// Asks the model which catalog products the observations `(frame index, description)` name, with
-    /// the frames and the words that show it. Output is JSON by grammar; the parsed answer is validated
-    /// anyway (unknown ids dropped and counted, frames limited to those shown, each product once). The
-    /// result is a set of proposals for the caller to verify, never a finding.
-    pub fn match_products(
+    /// The user turn in the model's chat template, constrained by the GBNF grammar of `shape`, greedy.
+    fn generate_json(
         &self,
-        observations: &[(u64, String)],
-        catalog: &[CatalogProduct],
-    ) -> Result<(ProductMatch, GenerationStats), LlamaError> {
-        let catalog_lines: Vec<String> = catalog
-            .iter()
-            .map(|p| format!("- {}: {}", p.id, p.name))
-            .collect();
-        let frame_lines: Vec<String> = observations
-            .iter()
-            .map(|(i, d)| format!("- frame {i}: {d}"))
-            .collect();
-        let user = format!(
-            "You match store camera observations to products.\nCatalog:\n{}\nObservations:\n{}\nAnswer with JSON: only the catalog products an observation explicitly names (an empty list if none), each with the frames that name it and a quote copied word for word from one of those observations.",
-            catalog_lines.join("\n"),
-            frame_lines.join("\n")
-        );
-        let frames: Vec<u64> = observations.iter().map(|(i, _)| *i).collect();
-        let shape = product_match_shape(catalog, &frames);
-        let (text, stats) = self.complete(
-            &self.chat_prompt(&user),
+        user: &str,
+        shape: &JsonShape,
+    ) -> Result<(String, GenerationStats), InferenceError> {
+        Ok(self.complete(
+            &self.chat_prompt(user),
             Some(&shape.to_gbnf()),
             // Room for the longest answer the grammar allows, so it always finishes.
             self.settings.max_tokens.max(shape.max_chars() as u32),
-        )?;
-        #[derive(serde::Deserialize)]
-        struct Raw {
-            matches: Vec<ProductProposal>,
-        }
-        let raw: Raw = serde_json::from_str(text.trim())
-            .map_err(|e| LlamaError::BadOutput(format!("{e}: {text:?}")))?;
-        let mut proposals: Vec<ProductProposal> = Vec::new();
-        let mut unknown = 0;
-        for mut m in raw.matches {
-            if !catalog.iter().any(|p| p.id == m.product_id) {
-                unknown += 1;
-                continue;
-            }
-            if proposals.iter().any(|x| x.product_id == m.product_id) {
-                continue;
-            }
-            m.frames.retain(|f| frames.contains(f));
-            m.frames.sort_unstable();
-            m.frames.dedup();
-            if m.frames.is_empty() {
-                continue;
-            }
-            proposals.push(m);
-        }
-        Ok((
-            ProductMatch {
-                proposals,
-                unknown_ids_dropped: unknown,
-            },
-            stats,
-        ))
-    }
-
-    /// Summarises interaction records (one line each) into an [`Analysis`]; JSON by grammar.
-    pub fn analyze(&self, records: &[String]) -> Result<(Analysis, GenerationStats), LlamaError> {
-        let user = format!(
-            "You analyse customer interactions recorded in a retail store.\nRecords:\n{}\nAnswer with JSON: a summary, and up to three insights, anomalies and recommendations.",
-            records.iter().map(|r| format!("- {r}")).collect::<Vec<_>>().join("\n")
-        );
-        let shape = analysis_shape();
-        let (text, stats) = self.complete(
-            &self.chat_prompt(&user),
-            Some(&shape.to_gbnf()),
-            // Room for the longest answer the grammar allows, so it always finishes.
-            self.settings.max_tokens.max(shape.max_chars() as u32),
-        )?;
-        let analysis = serde_json::from_str(text.trim())
-            .map_err(|e| LlamaError::BadOutput(format!("{e}: {text:?}")))?;
-        Ok((analysis, stats))
+        )?)
     }
 }
 
@@ -586,6 +397,11 @@ impl VisionModel {
         // Initialise once now, so a projector llama.cpp rejects fails at start-up rather than per frame.
         vision.describer()?;
         Ok(Arc::new(vision))
+    }
+
+    /// The language model under the projector.
+    pub fn text(&self) -> &Arc<TextModel> {
+        &self.text
     }
 
     /// A describer for one slot (its own mtmd context).
@@ -634,10 +450,23 @@ pub struct LlamaVisionDescriber {
 }
 
 impl LlamaVisionDescriber {
-    /// Describes an image (BGR Mat); returns the text and token counts/timings.
+    /// Describes an image (BGR Mat) with the configured prompt; returns the text and token
+    /// counts/timings.
     pub fn describe_image(
         &mut self,
         image: &Mat,
+    ) -> Result<(String, GenerationStats), InferenceError> {
+        let prompt = self.prompt.clone();
+        let max_tokens = self.model.settings.max_tokens;
+        self.describe_image_with(image, &prompt, max_tokens)
+    }
+
+    /// Answers `prompt` about an image (BGR Mat), generating at most `max_tokens`.
+    pub fn describe_image_with(
+        &mut self,
+        image: &Mat,
+        prompt: &str,
+        max_tokens: u32,
     ) -> Result<(String, GenerationStats), InferenceError> {
         let mut rgb = Mat::default();
         imgproc::cvt_color(image, &mut rgb, imgproc::COLOR_BGR2RGB, 0)
@@ -645,7 +474,7 @@ impl LlamaVisionDescriber {
         let data = rgb.data_bytes().map_err(cv("reading pixels"))?;
         let bitmap = MtmdBitmap::from_image_data(rgb.cols() as u32, rgb.rows() as u32, data)
             .map_err(|e| llama("take the image")(&e))?;
-        let user = format!("{}\n{}", mtmd::mtmd_default_marker(), self.prompt);
+        let user = format!("{}\n{prompt}", mtmd::mtmd_default_marker());
         let text = MtmdInputText {
             text: self.model.chat_prompt(&user),
             add_special: true,
@@ -666,7 +495,6 @@ impl LlamaVisionDescriber {
         }
         // Image tokens are decoded in one non-causal batch: n_batch and n_ubatch must hold them all.
         let n_batch = (largest as u32).max(64);
-        let max_tokens = self.model.settings.max_tokens;
         if chunks.total_positions() as u32 + max_tokens > self.model.settings.n_ctx.max(n_batch) {
             return Err(LlamaError::Llama {
                 what: "fit the image prompt",
