@@ -384,6 +384,77 @@ async fn get_session(url: &str, session_id: &str) -> crow::proto::Session {
     .into_inner()
 }
 
+/// An ingest node dies and its camera never comes back: once the node has been silent for
+/// `orphan_after_ms`, the surviving ingest node takes the session over and closes it, and every frame the
+/// dead node acknowledged as accepted is in exactly one record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_session_whose_camera_never_returns_is_closed_by_a_survivor() {
+    let nats = tokio::task::spawn_blocking(NatsServer::start)
+        .await
+        .unwrap();
+    let db = pg::shared().database();
+    let (nats_url, pg_url) = (nats.url(), db.url.clone());
+    // No batch timeout: the descriptions node A had not batched yet reach a record only through the
+    // takeover.
+    let settings = [
+        ("CROW_PIPELINE__BATCH_TIMEOUT_MS", "600000"),
+        ("CROW_PIPELINE__BATCH_SIZE", "4"),
+        ("CROW_PIPELINE__CLUSTER__ORPHAN_AFTER_MS", "2000"),
+    ];
+    let start = |role| node_with(role, &nats_url, &pg_url, "1", &settings);
+    let (mut ingest_a, _d1) = start("ingest");
+    let (ingest_b, _d2) = start("ingest");
+    let (analyze, _d3) = start("analyze");
+
+    let acks = common::send(
+        &ingest_a.url,
+        common::frames(ORG, "back-door", 1_763_000_000_000, &items(18)),
+    )
+    .await;
+    let session_id = acks[0].session_id.clone();
+    let accepted: BTreeSet<u64> = acks
+        .iter()
+        .filter(|a| a.outcome == FrameOutcome::Accepted as i32)
+        .map(|a| a.frame_index)
+        .collect();
+    assert!(accepted.len() >= 3, "{acks:?}");
+    ingest_a.child.kill().unwrap();
+    ingest_a.child.wait().unwrap();
+
+    // Node B notices the silence and closes the session; nobody streams to it meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let closed = loop {
+        let mut c = client::connect(&ingest_b.url).await.unwrap();
+        let s = c
+            .get_session(crow::proto::GetSessionRequest {
+                organization_id: ORG.into(),
+                session_id: session_id.clone(),
+            })
+            .await;
+        if let Ok(s) = s {
+            let s = s.into_inner();
+            if s.status == crow::proto::SessionStatus::Closed as i32 {
+                break s;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node B never took over the dead node's session"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(closed.frames_received, 18);
+    let recorded = expect_records(
+        &ingest_b.url,
+        closed.batches_emitted,
+        &[],
+        closed.frames_described,
+    )
+    .await;
+    assert_eq!(accepted, recorded, "every accepted frame in one record");
+    drop((ingest_b, analyze));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_camera_moved_away_cannot_write_its_session_any_more() {
     let nats = tokio::task::spawn_blocking(NatsServer::start)

@@ -109,6 +109,10 @@ pub struct ClusterConfig {
     pub journal_max_age_ms: u64,
     /// This node's name in the cluster (logs, the camera bucket); default: a fresh id per process.
     pub node_id: Option<String>,
+    /// An ingest node that has not said it is alive for this long is dead: another ingest node takes
+    /// over each of its sessions whose camera did not come back and closes it, so that the frames the
+    /// dead node acknowledged reach records. Ingest nodes say they are alive every third of it.
+    pub orphan_after_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -122,6 +126,7 @@ impl Default for ClusterConfig {
             outbox_poll_ms: 500,
             journal_max_age_ms: 3 * 3_600_000,
             node_id: None,
+            orphan_after_ms: 30_000,
         }
     }
 }
@@ -154,6 +159,12 @@ impl ClusterConfig {
         if self.outbox_poll_ms == 0 {
             out.push(("cluster.outbox_poll_ms", "must be at least 1".into()));
         }
+        if self.orphan_after_ms < 1_500 {
+            out.push((
+                "cluster.orphan_after_ms",
+                "must be at least 1500 (nodes say they are alive every third of it)".into(),
+            ));
+        }
         out
     }
 }
@@ -175,6 +186,8 @@ pub struct Bus {
     node: String,
     /// Each camera's current session (ingest role).
     cameras: Option<crate::journal::CameraSessions>,
+    /// The live ingest nodes.
+    nodes: Option<crate::journal::LiveNodes>,
 }
 
 /// A failure to reach or use NATS.
@@ -223,13 +236,15 @@ impl Bus {
             config: config.clone(),
             node,
             cameras: None,
+            nodes: None,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             // A cluster that just started may not have elected a JetStream leader yet.
             match bus.ensure_streams().await {
-                Ok(cameras) => {
+                Ok((cameras, nodes)) => {
                     bus.cameras = Some(cameras);
+                    bus.nodes = Some(nodes);
                     return Ok(bus);
                 }
                 Err(e) if tokio::time::Instant::now() < deadline => {
@@ -241,7 +256,9 @@ impl Bus {
         }
     }
 
-    async fn ensure_streams(&self) -> Result<crate::journal::CameraSessions, BusError> {
+    async fn ensure_streams(
+        &self,
+    ) -> Result<(crate::journal::CameraSessions, crate::journal::LiveNodes), BusError> {
         let replicas = self.config.replicas;
         self.js
             .get_or_create_stream(crate::journal::stream_config(
@@ -253,6 +270,13 @@ impl Bus {
         let cameras = crate::journal::CameraSessions::open(&self.js, replicas)
             .await
             .map_err(bus_err)?;
+        let nodes = crate::journal::LiveNodes::open(
+            &self.js,
+            replicas,
+            Duration::from_millis(self.config.orphan_after_ms),
+        )
+        .await
+        .map_err(bus_err)?;
         let batches = self
             .js
             .get_or_create_stream(stream::Config {
@@ -293,7 +317,7 @@ impl Bus {
             )
             .await
             .map_err(bus_err)?;
-        Ok(cameras)
+        Ok((cameras, nodes))
     }
 
     /// The largest message the NATS servers take, bytes (their `max_payload`).
@@ -314,6 +338,16 @@ impl Bus {
     /// Each camera's current session, cluster-wide.
     pub(crate) fn cameras(&self) -> Option<&crate::journal::CameraSessions> {
         self.cameras.as_ref()
+    }
+
+    /// The live ingest nodes' bucket.
+    pub(crate) fn nodes(&self) -> Option<&crate::journal::LiveNodes> {
+        self.nodes.as_ref()
+    }
+
+    /// The `[pipeline.cluster]` settings.
+    pub(crate) fn settings(&self) -> &ClusterConfig {
+        &self.config
     }
 
     /// Whether the connection is up now (readiness).

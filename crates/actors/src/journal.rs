@@ -16,6 +16,7 @@
 //! refuses the append and the old writer stops ([`JournalError::Moved`]). Two nodes can therefore never
 //! both extend a session, whatever their clocks or the network say.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
@@ -442,6 +443,90 @@ fn camera_key(organization_id: &str, camera_id: &str) -> String {
     format!("{}/{}", escape(organization_id), escape(camera_id))
 }
 
+/// The organization and camera of a [`camera_key`].
+fn parse_camera_key(key: &str) -> Option<(String, String)> {
+    let (org, camera) = key.split_once('/')?;
+    let unescape = |s: &str| s.replace("=2e", ".");
+    Some((unescape(org), unescape(camera)))
+}
+
+/// A camera's entry in the bucket, as the orphan sweep reads it.
+pub(crate) struct CameraEntry {
+    pub organization_id: String,
+    pub camera_id: String,
+    /// The session and its revision, for a compare-and-set.
+    pub current: CurrentSession,
+    /// The node that opened (or last adopted) the session.
+    pub node: String,
+}
+
+/// Key-value bucket of the live ingest nodes: each node puts its name every third of
+/// `orphan_after_ms`, and the bucket forgets a name `orphan_after_ms` after its last put.
+pub const NODE_BUCKET: &str = "crow_ingest_nodes";
+
+/// The ingest nodes alive now, by heartbeat (JetStream KV whose entries expire).
+#[derive(Clone)]
+pub(crate) struct LiveNodes {
+    kv: jetstream::kv::Store,
+}
+
+impl LiveNodes {
+    /// The bucket (created if missing): a name is forgotten `ttl` after its last heartbeat.
+    pub async fn open(
+        js: &jetstream::Context,
+        replicas: usize,
+        ttl: Duration,
+    ) -> Result<LiveNodes, JournalError> {
+        let kv = match js.get_key_value(NODE_BUCKET).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(jetstream::kv::Config {
+                    bucket: NODE_BUCKET.into(),
+                    history: 1,
+                    max_age: ttl,
+                    storage: stream::StorageType::File,
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(unavailable)?,
+        };
+        Ok(LiveNodes { kv })
+    }
+
+    /// Says this node is alive.
+    pub async fn heartbeat(&self, node: &str) -> Result<(), JournalError> {
+        self.kv
+            .put(node_key(node), Bytes::from(node.to_owned()))
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    /// The names of the nodes whose last heartbeat is younger than the bucket's `ttl`.
+    pub async fn alive(&self) -> Result<HashSet<String>, JournalError> {
+        let mut keys = self.kv.keys().await.map_err(unavailable)?;
+        let mut out = HashSet::new();
+        while let Some(key) = keys.next().await {
+            out.insert(key.map_err(unavailable)?);
+        }
+        Ok(out)
+    }
+}
+
+/// A node name as a KV key (names are free-form; keys are `[-/_=.a-zA-Z0-9]`).
+pub(crate) fn node_key(node: &str) -> String {
+    node.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 impl CameraSessions {
     /// The bucket (created if missing) with `replicas` copies.
     pub async fn open(
@@ -489,6 +574,40 @@ impl CameraSessions {
             session_id,
             revision: Some(entry.revision),
         })
+    }
+
+    /// Every camera's entry that names a session.
+    pub async fn entries(&self) -> Result<Vec<CameraEntry>, JournalError> {
+        let mut keys = self.kv.keys().await.map_err(unavailable)?;
+        let mut names = Vec::new();
+        while let Some(key) = keys.next().await {
+            names.push(key.map_err(unavailable)?);
+        }
+        let mut out = Vec::new();
+        for key in names {
+            let Some((organization_id, camera_id)) = parse_camera_key(&key) else {
+                continue;
+            };
+            let Some(entry) = self.kv.entry(key).await.map_err(unavailable)? else {
+                continue;
+            };
+            if entry.operation != jetstream::kv::Operation::Put {
+                continue;
+            }
+            let Ok(value) = serde_json::from_slice::<CameraValue>(&entry.value) else {
+                continue;
+            };
+            out.push(CameraEntry {
+                organization_id,
+                camera_id,
+                current: CurrentSession {
+                    session_id: Some(value.session_id),
+                    revision: Some(entry.revision),
+                },
+                node: value.node,
+            });
+        }
+        Ok(out)
     }
 
     /// Makes `session_id` the camera's current session if the bucket still holds what `seen` read.

@@ -20,6 +20,8 @@ pub const INTERACTIONS_WRITTEN: &str = "crow_interactions_written_total";
 pub const SESSION_RESTARTS: &str = "crow_session_restarts_total";
 /// Session actors stopped because another ingest node took their session over (cluster).
 pub const SESSIONS_MOVED: &str = "crow_sessions_moved_total";
+/// Sessions of dead ingest nodes this node took over and closed (distributed mode).
+pub const SESSIONS_ADOPTED: &str = "crow_sessions_adopted_total";
 /// Sessions this node resumed from the cluster's session journal (label `entries`: none).
 pub const SESSIONS_REPLAYED: &str = "crow_sessions_replayed_total";
 /// Sessions opened.

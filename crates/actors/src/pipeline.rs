@@ -73,6 +73,8 @@ pub(crate) struct PipelineInner {
     pub(crate) bus: Option<Bus>,
     /// The analyze role's batch consumer and dead-letter mover.
     pub(crate) background: Vec<tokio::task::JoinHandle<()>>,
+    /// The ingest role's heartbeat and orphan sweep ([`watch_orphans`]); stopped first at shutdown.
+    pub(crate) orphan_watch: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     #[cfg(feature = "fault-injection")]
     pub(crate) processing_fault: crate::processor::FaultHook,
 }
@@ -80,6 +82,9 @@ pub(crate) struct PipelineInner {
 impl Drop for PipelineInner {
     fn drop(&mut self) {
         for task in &self.background {
+            task.abort();
+        }
+        if let Some(task) = self.orphan_watch.get_mut().ok().and_then(|t| t.take()) {
             task.abort();
         }
     }
@@ -246,10 +251,16 @@ impl Pipeline {
             )));
             background.push(tokio::spawn(bus.clone().dead_letter_batches()));
         }
+        if let (Role::Ingest, Some(bus)) = (role, &bus) {
+            // Alive before the first session opens, so no other node takes this one's sessions for orphans.
+            if let Some(nodes) = bus.nodes() {
+                nodes.heartbeat(bus.node()).await?;
+            }
+        }
         let (supervisor, _) = Actor::spawn(None, CrowSupervisor, args)
             .await
             .map_err(|e| PipelineError::Internal(format!("starting supervisor: {e}")))?;
-        Ok(Pipeline {
+        let pipeline = Pipeline {
             inner: Arc::new(PipelineInner {
                 supervisor,
                 store,
@@ -260,12 +271,22 @@ impl Pipeline {
                 analysis_finished,
                 analyses_unfinished,
                 disk,
-                bus,
+                bus: bus.clone(),
                 background,
+                orphan_watch: std::sync::Mutex::new(None),
                 #[cfg(feature = "fault-injection")]
                 processing_fault,
             }),
-        })
+        };
+        if let (Role::Ingest, Some(bus)) = (role, bus) {
+            let watch = tokio::spawn(watch_orphans(Arc::downgrade(&pipeline.inner), bus));
+            *pipeline
+                .inner
+                .orphan_watch
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(watch);
+        }
+        Ok(pipeline)
     }
 
     /// The person detector of `[pipeline.perception]`: the SSD, or HOG when chosen or when the SSD's
@@ -501,6 +522,16 @@ impl Pipeline {
         let deadline = tokio::time::Instant::now()
             + Duration::from_millis(self.inner.config.shutdown_timeout_ms);
         let mut report = ShutdownReport::default();
+        // No more sessions taken over from dead nodes.
+        if let Some(watch) = self
+            .inner
+            .orphan_watch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            watch.abort();
+        }
         let sessions = match self
             .inner
             .supervisor
@@ -698,4 +729,86 @@ impl FrameRouter {
             }
         }
     }
+}
+
+/// On an ingest node: says every third of `orphan_after_ms` that this node is alive, and takes over the
+/// sessions of ingest nodes that stopped saying so — each camera entry naming a dead node is moved to
+/// this node by compare-and-set (so one node takes it), and its session is closed here: replayed from
+/// the journal, its acknowledged frames described, its descriptions batched and handed on. A camera
+/// that comes back later starts a new session. Ends when the pipeline is dropped.
+async fn watch_orphans(pipeline: std::sync::Weak<PipelineInner>, bus: Bus) {
+    let (Some(nodes), Some(cameras)) = (bus.nodes().cloned(), bus.cameras().cloned()) else {
+        return;
+    };
+    let after = Duration::from_millis(bus.settings().orphan_after_ms);
+    let beat = after / 3;
+    // Nodes that started with this one get a full period to say they are alive.
+    let mut next_sweep = tokio::time::Instant::now() + after;
+    loop {
+        if let Err(e) = nodes.heartbeat(bus.node()).await {
+            tracing::warn!(error = %e, "could not say this node is alive");
+        }
+        if tokio::time::Instant::now() >= next_sweep {
+            next_sweep = tokio::time::Instant::now() + beat;
+            let Some(inner) = pipeline.upgrade() else {
+                return;
+            };
+            let pipeline = Pipeline { inner };
+            if let Err(e) = sweep_orphans(&pipeline, &bus, &nodes, &cameras).await {
+                tracing::warn!(error = %e, "orphan sweep failed; trying again");
+            }
+        }
+        tokio::time::sleep(beat).await;
+        if pipeline.strong_count() == 0 {
+            return;
+        }
+    }
+}
+
+/// One pass of [`watch_orphans`].
+async fn sweep_orphans(
+    pipeline: &Pipeline,
+    bus: &Bus,
+    nodes: &crate::journal::LiveNodes,
+    cameras: &crate::journal::CameraSessions,
+) -> Result<(), PipelineError> {
+    let alive = nodes.alive().await?;
+    if !alive.contains(&crate::journal::node_key(bus.node())) {
+        // This node's own heartbeat is not visible: NATS is struggling, and judging others now would
+        // take sessions from live nodes.
+        return Ok(());
+    }
+    for entry in cameras.entries().await? {
+        if entry.node == bus.node() || alive.contains(&crate::journal::node_key(&entry.node)) {
+            continue;
+        }
+        let Some(session_id) = entry.current.session_id.clone() else {
+            continue;
+        };
+        let (org, camera) = (&entry.organization_id, &entry.camera_id);
+        // One node takes it; a camera that came back to some node in the meantime changed the entry.
+        if !cameras
+            .replace(org, camera, &entry.current, &session_id, bus.node())
+            .await?
+        {
+            continue;
+        }
+        match pipeline.close_session(org, &session_id).await {
+            Ok(session) => {
+                metrics::counter!(crate::metrics_names::SESSIONS_ADOPTED).increment(1);
+                tracing::info!(
+                    session_id,
+                    org_id = %org,
+                    camera_id = %camera,
+                    dead_node = %entry.node,
+                    batches = session.counters.batches,
+                    "took over the session of a dead ingest node and closed it"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(session_id, dead_node = %entry.node, error = %e, "could not close the session of a dead ingest node");
+            }
+        }
+    }
+    Ok(())
 }
