@@ -851,3 +851,71 @@ async fn processes_sharing_a_postgres_outbox_claim_different_entries() {
     assert_eq!(a.outbox_status().await.unwrap(), (0, None));
     assert_eq!(a.summary("shop").await.unwrap().web, 6);
 }
+
+/// Several processes serve `Analyze` on one PostgreSQL: an analysis a process stored unfinished is its
+/// own, another process claims only what nobody holds, a live process keeps its claims, and a dead
+/// process's analyses are claimed by another once its claims expire — so none runs twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_sharing_postgres_analyses_run_each_once() {
+    let options = pg::shared().database();
+    let a: Records = Arc::new(PgStore::connect(&options).await.unwrap());
+    let b: Records = Arc::new(PgStore::connect(&options).await.unwrap());
+    let analysis = |n: i64, status: AnalysisStatus| AnalysisRecord {
+        id: format!("01900000-0000-7000-9000-{n:012}"),
+        organization_id: "shop".into(),
+        from_ms: None,
+        to_ms: None,
+        source: None,
+        status,
+        stats: Default::default(),
+        records_used: 0,
+        result: None,
+        error: None,
+        created_at_ms: T0 + n,
+        started_at_ms: None,
+        finished_at_ms: None,
+    };
+    for n in 0..3 {
+        a.put_analysis(&analysis(n, AnalysisStatus::Queued))
+            .await
+            .unwrap();
+    }
+    let lease = crow::storage::ANALYSIS_CLAIM_MS;
+    let now = crow::storage::now_ms();
+    let ids = |v: Vec<AnalysisRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert!(
+        b.claim_analyses(now, lease).await.unwrap().is_empty(),
+        "A's analyses are A's"
+    );
+    assert_eq!(ids(a.claim_analyses(now, lease).await.unwrap()).len(), 3);
+    // A keeps working past its first lease: renewed, its claims still hold.
+    a.renew_analysis_claims(now + lease - 1, lease)
+        .await
+        .unwrap();
+    assert!(b
+        .claim_analyses(now + lease + 1, lease)
+        .await
+        .unwrap()
+        .is_empty());
+    // A finishes one and dies holding two: once their claims end, B takes exactly those two.
+    a.put_analysis(&AnalysisRecord {
+        finished_at_ms: Some(now),
+        ..analysis(0, AnalysisStatus::Done)
+    })
+    .await
+    .unwrap();
+    let taken = ids(b.claim_analyses(now + 3 * lease, lease).await.unwrap());
+    assert_eq!(
+        taken,
+        [1, 2]
+            .map(|n| analysis(n, AnalysisStatus::Queued).id)
+            .to_vec()
+    );
+    assert!(
+        a.claim_analyses(now + 3 * lease, lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "and A, back, does not run them again"
+    );
+}

@@ -1,14 +1,17 @@
 //! `AnalysisPool`: runs `Analyze` requests on the text model, at most `slots` at once, the rest waiting in
 //! a bounded queue. Every request is an [`AnalysisRecord`] in the record store from the moment it is accepted, so a
 //! client can fire and fetch later, and analyses interrupted by a stop are run again on the next start.
+//! With records in PostgreSQL several nodes share one table of analyses: each runs only those it claims
+//! ([`crow_storage::RecordStore::claim_analyses`]) and keeps its claims alive while it works, so no
+//! analysis runs twice, and a dead node's analyses are taken by another once its claims expire.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crow_inference::text::TextGenerator;
 use crow_storage::{
     now_ms, AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus, InteractionFilter,
-    Records, SourceType, MAX_PAGE_SIZE,
+    Records, SourceType, ANALYSIS_CLAIM_MS, MAX_PAGE_SIZE,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
@@ -28,8 +31,10 @@ pub(crate) enum AnalysisMsg {
         record: Box<AnalysisRecord>,
         reply: RpcReplyPort<Result<(), PipelineError>>,
     },
-    /// A slot finished.
-    Done,
+    /// A slot finished this analysis.
+    Done(String),
+    /// Keep this pool's claims alive and take analyses whose claims expired (a dead node's).
+    Claim,
 }
 
 #[derive(Clone)]
@@ -48,6 +53,8 @@ pub(crate) struct AnalysisState {
     args: AnalysisArgs,
     running: usize,
     queue: VecDeque<AnalysisRecord>,
+    /// Ids queued or running here (an analysis is taken once, whether submitted or claimed).
+    known: HashSet<String>,
 }
 
 pub(crate) struct AnalysisPool;
@@ -62,11 +69,21 @@ impl Actor for AnalysisPool {
         myself: ActorRef<Self::Msg>,
         args: AnalysisArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let queue: VecDeque<AnalysisRecord> = args
+            .records
+            .claim_analyses(now_ms(), ANALYSIS_CLAIM_MS)
+            .await?
+            .into();
         let mut state = AnalysisState {
-            queue: args.records.unfinished_analyses().await?.into(),
+            known: queue.iter().map(|r| r.id.clone()).collect(),
+            queue,
             args,
             running: 0,
         };
+        myself.send_interval(
+            std::time::Duration::from_millis(ANALYSIS_CLAIM_MS as u64 / 3),
+            || AnalysisMsg::Claim,
+        );
         state.export();
         if !state.queue.is_empty() {
             tracing::info!(
@@ -86,6 +103,11 @@ impl Actor for AnalysisPool {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AnalysisMsg::Submit { record, reply } => {
+                if state.known.contains(&record.id) {
+                    // Claimed from the store between its insert and this message: queued already.
+                    let _ = reply.send(Ok(()));
+                    return Ok(());
+                }
                 let c = &state.args.config;
                 if state.running >= c.slots && state.queue.len() >= c.queue {
                     metrics::counter!(m::ANALYSES_REFUSED).increment(1);
@@ -97,15 +119,48 @@ impl Actor for AnalysisPool {
                     ))));
                     return Ok(());
                 }
+                state.known.insert(record.id.clone());
                 state.queue.push_back(*record);
                 state.export();
                 state.start_ready(&myself).await?;
                 let _ = reply.send(Ok(()));
             }
-            AnalysisMsg::Done => {
+            AnalysisMsg::Done(id) => {
                 state.running -= 1;
+                state.known.remove(&id);
                 state.export();
                 state.start_ready(&myself).await?;
+            }
+            AnalysisMsg::Claim => {
+                // A store that does not answer now is asked again at the next tick.
+                let records = &state.args.records;
+                if let Err(e) = records
+                    .renew_analysis_claims(now_ms(), ANALYSIS_CLAIM_MS)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not renew analysis claims");
+                    return Ok(());
+                }
+                match records.claim_analyses(now_ms(), ANALYSIS_CLAIM_MS).await {
+                    Ok(claimed) => {
+                        let mut taken = 0;
+                        for record in claimed {
+                            if state.known.insert(record.id.clone()) {
+                                state.queue.push_back(record);
+                                taken += 1;
+                            }
+                        }
+                        if taken > 0 {
+                            tracing::info!(
+                                analyses = taken,
+                                "took over analyses whose node stopped renewing its claims"
+                            );
+                            state.export();
+                            state.start_ready(&myself).await?;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not claim analyses"),
+                }
             }
         }
         Ok(())
@@ -152,7 +207,7 @@ impl AnalysisState {
                     }
                 }
                 finished.send_modify(|n| *n += 1);
-                let _ = me.cast(AnalysisMsg::Done);
+                let _ = me.cast(AnalysisMsg::Done(id));
             });
         }
         Ok(())

@@ -47,7 +47,7 @@ pub use model::{
     TrackEvent, TrackEventKind, ZoneConfig,
 };
 pub use outbox::{DeadLetterPage, OutboxFailure};
-pub use postgres::{PgOptions, PgStore};
+pub use postgres::{PgOptions, PgStore, ANALYSIS_CLAIM_MS};
 pub use records::{RecordStore, Records};
 pub use retention::Pruned;
 pub use store::{FrameWrite, Store};

@@ -41,7 +41,16 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "outbox claims",
         include_str!("../migrations/0002_outbox_claims.sql"),
     ),
+    (
+        3,
+        "analysis claims",
+        include_str!("../migrations/0003_analysis_claims.sql"),
+    ),
 ];
+
+/// How long an analysis stored unfinished by a process stays its own before it must renew the claim
+/// ([`RecordStore::renew_analysis_claims`]).
+pub const ANALYSIS_CLAIM_MS: i64 = 60_000;
 
 /// Any constant: the advisory lock that makes nodes starting together migrate one after another.
 const MIGRATION_LOCK: i64 = 0x6372_6f77_0001;
@@ -841,14 +850,24 @@ impl RecordStore for PgStore {
             record.status,
             AnalysisStatus::Queued | AnalysisStatus::Running
         );
+        // An unfinished analysis stored by this process is this process's to run (see
+        // `claim_analyses`).
         sqlx::query(
-            "INSERT INTO analyses (id, organization_id, unfinished, record) VALUES ($1, $2, $3, $4::json)
-             ON CONFLICT (id) DO UPDATE SET unfinished = EXCLUDED.unfinished, record = EXCLUDED.record",
+            "INSERT INTO analyses (id, organization_id, unfinished, record, claimed_by, claimed_until_ms)
+             VALUES ($1, $2, $3, $4::json, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET unfinished = EXCLUDED.unfinished, record = EXCLUDED.record,
+                 claimed_by = EXCLUDED.claimed_by, claimed_until_ms = EXCLUDED.claimed_until_ms",
         )
         .bind(&record.id)
         .bind(&record.organization_id)
         .bind(unfinished)
         .bind(String::from_utf8(encode(record)).unwrap_or_default())
+        .bind(&self.node)
+        .bind(if unfinished {
+            now_ms() + ANALYSIS_CLAIM_MS
+        } else {
+            0
+        })
         .execute(&self.pool)
         .await
         .map_err(pg_err)?;
@@ -881,5 +900,41 @@ impl RecordStore for PgStore {
                 .await
                 .map_err(pg_err)?;
         rows.iter().map(|r| column(r, "value")).collect()
+    }
+
+    async fn claim_analyses(&self, now_ms: i64, lease_ms: i64) -> Result<Vec<AnalysisRecord>> {
+        // SKIP LOCKED: two processes claiming at once take different analyses instead of waiting.
+        let mut rows: Vec<AnalysisRecord> = sqlx::query(
+            "UPDATE analyses SET claimed_by = $2, claimed_until_ms = $1 + $3
+             WHERE id IN (
+                 SELECT id FROM analyses
+                 WHERE unfinished AND (claimed_until_ms <= $1 OR claimed_by = $2)
+                 ORDER BY id FOR UPDATE SKIP LOCKED)
+             RETURNING record::text AS value",
+        )
+        .bind(now_ms)
+        .bind(&self.node)
+        .bind(lease_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(|r| column(r, "value"))
+        .collect::<Result<_>>()?;
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(rows)
+    }
+
+    async fn renew_analysis_claims(&self, now_ms: i64, lease_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE analyses SET claimed_until_ms = $1 + $3 WHERE unfinished AND claimed_by = $2",
+        )
+        .bind(now_ms)
+        .bind(&self.node)
+        .bind(lease_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(pg_err)?;
+        Ok(())
     }
 }

@@ -174,6 +174,16 @@ pub trait RecordStore: Send + Sync + 'static {
 
     /// Analyses queued or running when the process stopped, oldest first.
     async fn unfinished_analyses(&self) -> Result<Vec<AnalysisRecord>>;
+
+    /// Claims the unfinished analyses no other live process holds, for this process to run: each until
+    /// `now_ms + lease_ms`, kept by [`RecordStore::renew_analysis_claims`]. An analysis this process
+    /// stores unfinished ([`RecordStore::put_analysis`]) is claimed by it already, so several processes
+    /// serving `Analyze` on one PostgreSQL never run one analysis twice, and the analyses of a process
+    /// that died run elsewhere once its claims expire. sled belongs to one process: every unfinished one.
+    async fn claim_analyses(&self, now_ms: i64, lease_ms: i64) -> Result<Vec<AnalysisRecord>>;
+
+    /// Extends this process's claims on its unfinished analyses to `now_ms + lease_ms`.
+    async fn renew_analysis_claims(&self, now_ms: i64, lease_ms: i64) -> Result<()>;
 }
 
 /// sled keeps the records of a single process: every call runs the [`Store`]'s own transaction.
@@ -353,5 +363,13 @@ impl RecordStore for Store {
 
     async fn unfinished_analyses(&self) -> Result<Vec<AnalysisRecord>> {
         Store::unfinished_analyses(self)
+    }
+
+    async fn claim_analyses(&self, _now_ms: i64, _lease_ms: i64) -> Result<Vec<AnalysisRecord>> {
+        Store::unfinished_analyses(self)
+    }
+
+    async fn renew_analysis_claims(&self, _now_ms: i64, _lease_ms: i64) -> Result<()> {
+        Ok(())
     }
 }
