@@ -58,7 +58,8 @@ fn infer_node(port: u16, api_key: Option<&str>) -> ServerProcess {
     command
         .args(["serve", "--role", "infer", "--no-metrics", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
-        .env("CROW_LOG", "warn")
+        // llama.cpp warns about the small models at every load; errors still show.
+        .env("CROW_LOG", "error")
         .env(
             "CROW_PIPELINE__LLAMA__MODEL",
             models().join("gemma-3-270m-q4_k_m.gguf"),
