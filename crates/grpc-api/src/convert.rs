@@ -343,22 +343,30 @@ mod tests {
         }
     }
 
+    /// The log of this test binary: a process-wide subscriber installed once. A scoped one
+    /// (`with_default`) races with other test threads over tracing's per-call-site interest cache, and
+    /// the event can be skipped as uninteresting.
+    fn captured_log() -> &'static Captured {
+        static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+        LOG.get_or_init(|| {
+            let log = Captured::default();
+            let writer = log.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other subscriber in this test binary");
+            log
+        })
+    }
+
     #[test]
     fn internal_errors_carry_a_correlation_id_that_is_also_in_the_log() {
-        let log = Captured::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let status = tracing::subscriber::with_default(subscriber, || {
-            // Another test's thread may have hit the logging call site first, with no subscriber, and
-            // cached "not interested" for it; recompute with this one in place.
-            tracing::callsite::rebuild_interest_cache();
-            status(PipelineError::Internal(
-                "describer slot 1: thread panicked at src/describer.rs:42".into(),
-            ))
-        });
+        let log = captured_log();
+        let status = status(PipelineError::Internal(
+            "describer slot 1: thread panicked at src/describer.rs:42".into(),
+        ));
         assert_eq!(status.code(), tonic::Code::Internal);
         let id = status
             .metadata()
