@@ -374,14 +374,21 @@ async fn a_camera_moves_to_the_surviving_ingest_node_when_its_node_is_killed() {
 
 /// The session as `url` reports it.
 async fn get_session(url: &str, session_id: &str) -> crow::proto::Session {
+    try_get_session(url, session_id).await.unwrap()
+}
+
+/// The session as the node at `url` knows it (`NOT_FOUND` while it does not).
+async fn try_get_session(
+    url: &str,
+    session_id: &str,
+) -> Result<crow::proto::Session, tonic::Status> {
     let mut c = client::connect(url).await.unwrap();
     c.get_session(crow::proto::GetSessionRequest {
         organization_id: ORG.into(),
         session_id: session_id.into(),
     })
     .await
-    .unwrap()
-    .into_inner()
+    .map(tonic::Response::into_inner)
 }
 
 /// An ingest node dies and its camera never comes back: once the node has been silent for
@@ -424,15 +431,7 @@ async fn a_dead_nodes_session_whose_camera_never_returns_is_closed_by_a_survivor
     // Node B notices the silence and closes the session; nobody streams to it meanwhile.
     let deadline = Instant::now() + Duration::from_secs(60);
     let closed = loop {
-        let mut c = client::connect(&ingest_b.url).await.unwrap();
-        let s = c
-            .get_session(crow::proto::GetSessionRequest {
-                organization_id: ORG.into(),
-                session_id: session_id.clone(),
-            })
-            .await;
-        if let Ok(s) = s {
-            let s = s.into_inner();
+        if let Ok(s) = try_get_session(&ingest_b.url, &session_id).await {
             if s.status == crow::proto::SessionStatus::Closed as i32 {
                 break s;
             }

@@ -667,21 +667,7 @@ async fn catalogs_cameras_and_analyses_round_trip(store: Records) {
     assert!(store.delete_camera("shop", "aisle-1").await.unwrap());
     assert!(!store.delete_camera("shop", "aisle-1").await.unwrap());
 
-    let analysis = |n: i64, status: AnalysisStatus| AnalysisRecord {
-        id: format!("01900000-0000-7000-9000-{n:012}"),
-        organization_id: "shop".into(),
-        from_ms: Some(T0),
-        to_ms: None,
-        source: Some(SourceType::Cctv),
-        status,
-        stats: Default::default(),
-        records_used: 0,
-        result: None,
-        error: None,
-        created_at_ms: T0 + n,
-        started_at_ms: None,
-        finished_at_ms: None,
-    };
+    let analysis = analysis_record;
     let done = AnalysisRecord {
         finished_at_ms: Some(T0 + 9),
         ..analysis(1, AnalysisStatus::Done)
@@ -860,21 +846,7 @@ async fn processes_sharing_postgres_analyses_run_each_once() {
     let options = pg::shared().database();
     let a: Records = Arc::new(PgStore::connect(&options).await.unwrap());
     let b: Records = Arc::new(PgStore::connect(&options).await.unwrap());
-    let analysis = |n: i64, status: AnalysisStatus| AnalysisRecord {
-        id: format!("01900000-0000-7000-9000-{n:012}"),
-        organization_id: "shop".into(),
-        from_ms: None,
-        to_ms: None,
-        source: None,
-        status,
-        stats: Default::default(),
-        records_used: 0,
-        result: None,
-        error: None,
-        created_at_ms: T0 + n,
-        started_at_ms: None,
-        finished_at_ms: None,
-    };
+    let analysis = analysis_record;
     for n in 0..3 {
         a.put_analysis(&analysis(n, AnalysisStatus::Queued))
             .await
@@ -918,4 +890,23 @@ async fn processes_sharing_postgres_analyses_run_each_once() {
             .is_empty(),
         "and A, back, does not run them again"
     );
+}
+
+/// Analysis `n` of organization `shop`, over camera records since `T0`.
+fn analysis_record(n: i64, status: AnalysisStatus) -> AnalysisRecord {
+    AnalysisRecord {
+        id: format!("01900000-0000-7000-9000-{n:012}"),
+        organization_id: "shop".into(),
+        from_ms: Some(T0),
+        to_ms: None,
+        source: Some(SourceType::Cctv),
+        status,
+        stats: Default::default(),
+        records_used: 0,
+        result: None,
+        error: None,
+        created_at_ms: T0 + n,
+        started_at_ms: None,
+        finished_at_ms: None,
+    }
 }

@@ -477,20 +477,7 @@ impl LiveNodes {
         replicas: usize,
         ttl: Duration,
     ) -> Result<LiveNodes, JournalError> {
-        let kv = match js.get_key_value(NODE_BUCKET).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(jetstream::kv::Config {
-                    bucket: NODE_BUCKET.into(),
-                    history: 1,
-                    max_age: ttl,
-                    storage: stream::StorageType::File,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(unavailable)?,
-        };
+        let kv = bucket(js, NODE_BUCKET, replicas, ttl).await?;
         Ok(LiveNodes { kv })
     }
 
@@ -505,13 +492,41 @@ impl LiveNodes {
 
     /// The names of the nodes whose last heartbeat is younger than the bucket's `ttl`.
     pub async fn alive(&self) -> Result<HashSet<String>, JournalError> {
-        let mut keys = self.kv.keys().await.map_err(unavailable)?;
-        let mut out = HashSet::new();
-        while let Some(key) = keys.next().await {
-            out.insert(key.map_err(unavailable)?);
-        }
-        Ok(out)
+        Ok(keys(&self.kv).await?.into_iter().collect())
     }
+}
+
+/// A key-value bucket of one entry per key, created if missing; `max_age` zero keeps entries forever.
+async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    replicas: usize,
+    max_age: Duration,
+) -> Result<jetstream::kv::Store, JournalError> {
+    match js.get_key_value(name).await {
+        Ok(kv) => Ok(kv),
+        Err(_) => js
+            .create_key_value(jetstream::kv::Config {
+                bucket: name.into(),
+                history: 1,
+                max_age,
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable),
+    }
+}
+
+/// Every key of a bucket.
+async fn keys(kv: &jetstream::kv::Store) -> Result<Vec<String>, JournalError> {
+    let mut keys = kv.keys().await.map_err(unavailable)?;
+    let mut out = Vec::new();
+    while let Some(key) = keys.next().await {
+        out.push(key.map_err(unavailable)?);
+    }
+    Ok(out)
 }
 
 /// A node name as a KV key (names are free-form; keys are `[-/_=.a-zA-Z0-9]`).
@@ -533,19 +548,7 @@ impl CameraSessions {
         js: &jetstream::Context,
         replicas: usize,
     ) -> Result<CameraSessions, JournalError> {
-        let kv = match js.get_key_value(CAMERA_BUCKET).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(jetstream::kv::Config {
-                    bucket: CAMERA_BUCKET.into(),
-                    history: 1,
-                    storage: stream::StorageType::File,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(unavailable)?,
-        };
+        let kv = bucket(js, CAMERA_BUCKET, replicas, Duration::ZERO).await?;
         Ok(CameraSessions { kv })
     }
 
@@ -578,13 +581,8 @@ impl CameraSessions {
 
     /// Every camera's entry that names a session.
     pub async fn entries(&self) -> Result<Vec<CameraEntry>, JournalError> {
-        let mut keys = self.kv.keys().await.map_err(unavailable)?;
-        let mut names = Vec::new();
-        while let Some(key) = keys.next().await {
-            names.push(key.map_err(unavailable)?);
-        }
         let mut out = Vec::new();
-        for key in names {
+        for key in keys(&self.kv).await? {
             let Some((organization_id, camera_id)) = parse_camera_key(&key) else {
                 continue;
             };

@@ -193,6 +193,10 @@ impl Pipeline {
             Role::All | Role::Api | Role::Infer => None,
         };
         if let (Role::Ingest, Some(bus)) = (role, &bus) {
+            // Alive before the first session opens, so no other node takes this one's sessions for orphans.
+            if let Some(nodes) = bus.nodes() {
+                nodes.heartbeat(bus.node()).await?;
+            }
             // A frame awaiting description is journaled with its bytes (see `journal`).
             let room = bus.max_payload().saturating_sub(JOURNAL_HEAD_ROOM);
             if config.limits.max_frame_bytes > room {
@@ -250,12 +254,6 @@ impl Pipeline {
                 analyzer,
             )));
             background.push(tokio::spawn(bus.clone().dead_letter_batches()));
-        }
-        if let (Role::Ingest, Some(bus)) = (role, &bus) {
-            // Alive before the first session opens, so no other node takes this one's sessions for orphans.
-            if let Some(nodes) = bus.nodes() {
-                nodes.heartbeat(bus.node()).await?;
-            }
         }
         let (supervisor, _) = Actor::spawn(None, CrowSupervisor, args)
             .await
