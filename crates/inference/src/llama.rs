@@ -82,9 +82,6 @@ pub enum LlamaError {
         /// llama.cpp's message.
         reason: String,
     },
-    /// Generation produced output that does not parse as the expected JSON.
-    #[error("model output is not the expected JSON: {0}")]
-    BadOutput(String),
 }
 
 impl From<LlamaError> for InferenceError {

@@ -310,13 +310,6 @@ impl ServerPool {
         self.inner.servers.len() * self.inner.config.max_in_flight
     }
 
-    /// Probes every server once now (what the background prober does), e.g. for a readiness check.
-    pub fn probe_now(&self) {
-        for i in 0..self.inner.servers.len() {
-            probe(&self.inner, i);
-        }
-    }
-
     /// Waits for room on a healthy server not in `tried`, least busy first; `None` at `deadline` or
     /// when every server not yet tried is unhealthy and stays so until then.
     fn acquire(&self, tried: &[bool], deadline: Instant) -> Result<Lease<'_>, String> {
