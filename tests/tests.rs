@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod dashboard;
+mod embed;
 mod hostile;
 mod http;
 mod ingest;

@@ -556,3 +556,128 @@ impl FrameDescriber for LlamaVisionDescriber {
         })
     }
 }
+
+/// Most tokens of one text to embed (BERT's position table); longer texts are cut.
+pub const MAX_EMBED_TOKENS: usize = 512;
+
+/// A sentence-embedding model (a BERT-architecture GGUF with mean pooling, e.g. all-MiniLM-L6-v2 as
+/// `scripts/convert_minilm.py` converts it): texts in, unit-length vectors out, so that a dot product is
+/// the cosine similarity. Shared by every caller; each call has its own llama.cpp context.
+pub struct Embedder {
+    model: LlamaModel,
+    path: PathBuf,
+    threads: i32,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Embedder {
+    /// Loads an embedding model (checked first: a GGUF whose architecture is an encoder llama.cpp
+    /// pools, `bert`).
+    pub fn load(path: impl AsRef<Path>, threads: i32) -> Result<Arc<Embedder>, LlamaError> {
+        let path = path.as_ref().to_owned();
+        let header = check_gguf(&path, false)?;
+        let arch = header.str("general.architecture").unwrap_or("unknown");
+        if arch != "bert" {
+            return Err(LlamaError::WrongKind {
+                path,
+                found: arch.to_owned(),
+                expected: "sentence-embedding model (architecture bert)",
+            });
+        }
+        let model = LlamaModel::load_from_file(backend()?, &path, &LlamaModelParams::default())
+            .map_err(|e| llama("load the embedding model")(&e))?;
+        Ok(Arc::new(Embedder {
+            model,
+            path,
+            threads,
+        }))
+    }
+
+    /// Length of every vector.
+    pub fn dimensions(&self) -> usize {
+        self.model.n_embd() as usize
+    }
+
+    /// Path it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The tokens of a text as the model sees it ([CLS] ... [SEP]), cut to [`MAX_EMBED_TOKENS`].
+    fn tokens(&self, text: &str) -> Vec<llama_cpp_2::token::LlamaToken> {
+        let mut tokens = self.model.vocab().tokenize(text.as_bytes(), true, false);
+        if tokens.len() > MAX_EMBED_TOKENS {
+            // Keep the closing [SEP]: the model was trained with it.
+            let last = tokens[tokens.len() - 1];
+            tokens.truncate(MAX_EMBED_TOKENS - 1);
+            tokens.push(last);
+        }
+        tokens
+    }
+
+    /// Embeds `texts`, as many per llama.cpp batch as fit; returns one unit vector per text, in order.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, LlamaError> {
+        let n_batch = MAX_EMBED_TOKENS as u32 * 4;
+        let max_seqs = 64;
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_batch))
+            .with_n_batch(n_batch)
+            .with_n_ubatch(n_batch)
+            .with_n_seq_max(max_seqs as u32)
+            .with_n_threads(self.threads)
+            .with_n_threads_batch(self.threads)
+            .with_embeddings(true)
+            .with_pooling_type(llama_cpp_2::context::params::LlamaPoolingType::Mean);
+        let mut ctx = self
+            .model
+            .new_context(backend()?, params)
+            .map_err(|e| llama("create an embedding context")(&e))?;
+        let tokenized: Vec<_> = texts.iter().map(|t| self.tokens(t)).collect();
+        let mut out = Vec::with_capacity(texts.len());
+        let mut start = 0;
+        while start < tokenized.len() {
+            // Texts of this batch: whole texts while they fit (one text always does).
+            let mut end = start;
+            let mut used = 0;
+            while end < tokenized.len()
+                && end - start < max_seqs
+                && (end == start || used + tokenized[end].len() <= n_batch as usize)
+            {
+                used += tokenized[end].len();
+                end += 1;
+            }
+            let mut batch = LlamaBatch::new(used.max(1), (end - start) as i32);
+            for (seq, tokens) in tokenized[start..end].iter().enumerate() {
+                for (pos, token) in tokens.iter().enumerate() {
+                    batch
+                        .add(*token, pos as i32, &[seq as i32], true)
+                        .map_err(|e| llama("batch a text")(&e))?;
+                }
+            }
+            ctx.clear_kv_cache();
+            ctx.decode(&mut batch)
+                .map_err(|e| llama("encode the texts")(&e))?;
+            for seq in 0..end - start {
+                let v = ctx
+                    .embeddings_seq_ith(seq as i32)
+                    .map_err(|e| llama("read an embedding")(&e))?;
+                let norm = v
+                    .iter()
+                    .map(|x| x * x)
+                    .sum::<f32>()
+                    .sqrt()
+                    .max(f32::EPSILON);
+                out.push(v.iter().map(|x| x / norm).collect());
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+}
