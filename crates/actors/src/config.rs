@@ -101,6 +101,8 @@ pub struct PipelineConfig {
     pub perception: PerceptionConfig,
     /// This node's role in a cluster and its NATS connection (`[pipeline.cluster]`).
     pub cluster: crate::cluster::ClusterConfig,
+    /// Search by meaning.
+    pub search: crate::semantic::SearchConfig,
 }
 
 /// See [`PipelineConfig::describer_overload`].
@@ -409,6 +411,7 @@ impl Default for PipelineConfig {
             retention: RetentionConfig::default(),
             perception: PerceptionConfig::default(),
             cluster: Default::default(),
+            search: Default::default(),
         }
     }
 }

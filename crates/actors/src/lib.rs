@@ -36,6 +36,7 @@ mod pipeline;
 mod processor;
 mod retention;
 mod scene;
+pub mod semantic;
 mod service;
 mod supervisor;
 
@@ -55,4 +56,5 @@ pub use journal::{JournalError, CAMERA_BUCKET, SESSION_STREAM};
 pub use patterns::{Lagged, PatternEvent, PatternHub, PatternSubscription};
 pub use pipeline::{validate_id, FrameRouter, Pipeline, ShutdownReport};
 pub use retention::{free_disk_bytes, DiskState};
+pub use semantic::{SearchConfig, SemanticHit, SemanticPage, SemanticSearch};
 pub use service::{ProductInput, MAX_UPSERT_PRODUCTS};

@@ -106,3 +106,5 @@ pub const DEAD_BATCHES: &str = "crow_dead_batches_total";
 pub const BATCHES_PUBLISHED: &str = "crow_batches_published_total";
 /// Batches taken from JetStream and analysed (analyze nodes), by outcome: ok | retry | failed.
 pub const BATCHES_CONSUMED: &str = "crow_batches_consumed_total";
+/// Interactions whose texts were embedded for search by meaning.
+pub const INTERACTIONS_EMBEDDED: &str = "crow_interactions_embedded_total";

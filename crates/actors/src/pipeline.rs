@@ -21,6 +21,7 @@ use crate::ingest_session::{FrameAck, FrameInput, FrameReply, IngestSessionMsg};
 use crate::patterns::PatternHub;
 use crate::processor::ProcessorArgs;
 use crate::retention::{DiskState, RetentionArgs};
+use crate::semantic::SemanticSearch;
 use crate::supervisor::{CrowSupervisor, SessionHandle, SupervisorArgs, SupervisorMsg};
 use crate::{DescriberKind, LlamaConfig, PipelineConfig, PipelineError};
 
@@ -73,6 +74,8 @@ pub(crate) struct PipelineInner {
     pub(crate) bus: Option<Bus>,
     /// The analyze role's batch consumer and dead-letter mover.
     pub(crate) background: Vec<tokio::task::JoinHandle<()>>,
+    /// Search by meaning, when its model is installed (all and api roles).
+    pub(crate) search: Option<Arc<SemanticSearch>>,
     /// The ingest role's heartbeat and orphan sweep ([`watch_orphans`]); stopped first at shutdown.
     pub(crate) orphan_watch: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     #[cfg(feature = "fault-injection")]
@@ -247,6 +250,20 @@ impl Pipeline {
             },
         };
         let mut background = Vec::new();
+        // Embeddings are made where records are analysed (all, analyze) and searched where the API
+        // answers (all, api).
+        let search = match role {
+            Role::All | Role::Api | Role::Analyze => {
+                SemanticSearch::load(records.clone(), config.search.clone()).await?
+            }
+            Role::Ingest | Role::Infer => None,
+        };
+        if let Some(search) = &search {
+            background.push(tokio::spawn(
+                Arc::clone(search).run(matches!(role, Role::All | Role::Analyze)),
+            ));
+        }
+        let search = search.filter(|_| matches!(role, Role::All | Role::Api));
         if let (Role::Analyze, Some(bus)) = (role, &bus) {
             let analyzer = Arc::new(args.analyzer.clone());
             background.push(tokio::spawn(crate::analyzer::consume(
@@ -271,6 +288,7 @@ impl Pipeline {
                 disk,
                 bus: bus.clone(),
                 background,
+                search,
                 orphan_watch: std::sync::Mutex::new(None),
                 #[cfg(feature = "fault-injection")]
                 processing_fault,
@@ -359,6 +377,12 @@ impl Pipeline {
     /// Where records, the outbox, catalogs, cameras and analyses live.
     pub fn records(&self) -> &Records {
         &self.inner.records
+    }
+
+    /// Search by meaning; `None` when it is off, its model is missing, or this node's role does not
+    /// serve the API.
+    pub fn search(&self) -> Option<&Arc<SemanticSearch>> {
+        self.inner.search.as_ref()
     }
 
     /// This node's role in a cluster (`all` in a single process).

@@ -136,9 +136,10 @@ impl Store {
             &i.unanalyzed,
             &i.outbox,
             &i.outbox_ids,
+            &i.embed_queue,
         )
             .transaction(
-                |(records, ids, counts, index, unanalyzed, outbox, outbox_ids)| {
+                |(records, ids, counts, index, unanalyzed, outbox, outbox_ids, embed_queue)| {
                     if let Some(k) = along.unanalyzed {
                         unanalyzed.remove(k)?;
                     }
@@ -157,6 +158,7 @@ impl Store {
                         for k in &p.index_keys {
                             index.insert(k.as_slice(), &[])?;
                         }
+                        embed_queue.insert(p.id.as_bytes(), &[])?;
                         let n = read_count(counts, &p.count_key)?;
                         counts.insert(p.count_key.as_slice(), &(n + 1).to_be_bytes())?;
                         inserted.push(true);

@@ -13,6 +13,8 @@
 //!   its record instead of being processed twice;
 //! - frames accepted but not yet described (their encoded bytes) and descriptions not yet batched, so acked work is
 //!   not lost in a crash;
+//! - sentence-embedding vectors of interactions, made off the ingest path from a queue filled on insert
+//!   ([`embeddings`]);
 //! - keyframes (the bytes of described frames, optional evidence) and frame tracking, both pruned by
 //!   retention limits without touching interactions;
 //! - [`BatchRecord`]s keyed by `(session, batch_index)`, so writing a batch twice stores it once, and the
@@ -23,6 +25,7 @@
 mod analyses;
 mod cameras;
 mod catalog;
+pub mod embeddings;
 mod error;
 mod interactions;
 mod keys;
@@ -37,6 +40,7 @@ pub mod validate;
 mod verify;
 
 pub use catalog::ProductPage;
+pub use embeddings::RecordVectors;
 pub use error::StorageError;
 pub use interactions::{InteractionPage, MAX_PAGE_SIZE, MAX_QUERY_WORDS};
 pub use model::{

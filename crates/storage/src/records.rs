@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::embeddings::RecordVectors;
 use crate::model::{
     AnalysisRecord, CameraConfig, Enqueued, Interaction, InteractionFilter, InteractionState,
     NewInteraction, OutboxEntry, Product, Summary,
@@ -184,6 +185,27 @@ pub trait RecordStore: Send + Sync + 'static {
 
     /// Extends this process's claims on its unfinished analyses to `now_ms + lease_ms`.
     async fn renew_analysis_claims(&self, now_ms: i64, lease_ms: i64) -> Result<()>;
+
+    /// Makes `model` the embedding model whose vectors are kept; on a change, every interaction is
+    /// embedded again. Returns how many interactions were queued for it.
+    async fn use_embedding_model(&self, model: &str) -> Result<usize>;
+
+    /// Up to `limit` interactions that have no vectors of `model` yet.
+    async fn embedding_backlog(&self, model: &str, limit: usize) -> Result<Vec<Interaction>>;
+
+    /// Stores the vectors of interactions (replacing older ones of the same records).
+    async fn store_embeddings(&self, records: &[RecordVectors]) -> Result<()>;
+
+    /// Stored vectors of `model` written after position `after`, in the order they were written, at
+    /// most `limit`, each with its position (pass the last one back to continue). PostgreSQL positions
+    /// of concurrent writers may become visible out of order, so readers that must not miss one re-read
+    /// a margin below their last position.
+    async fn embeddings_after(
+        &self,
+        model: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, RecordVectors)>>;
 }
 
 /// sled keeps the records of a single process: every call runs the [`Store`]'s own transaction.
@@ -372,4 +394,37 @@ impl RecordStore for Store {
     async fn renew_analysis_claims(&self, _now_ms: i64, _lease_ms: i64) -> Result<()> {
         Ok(())
     }
+
+    async fn use_embedding_model(&self, model: &str) -> Result<usize> {
+        let (store, model) = (self.clone(), model.to_owned());
+        blocking(move || Store::use_embedding_model(&store, &model)).await
+    }
+
+    async fn embedding_backlog(&self, _model: &str, limit: usize) -> Result<Vec<Interaction>> {
+        // The queue holds exactly the records the current model has not embedded.
+        let store = self.clone();
+        blocking(move || Ok(Store::embedding_backlog(&store, limit)?.0)).await
+    }
+
+    async fn store_embeddings(&self, records: &[RecordVectors]) -> Result<()> {
+        let (store, records) = (self.clone(), records.to_vec());
+        blocking(move || Store::store_embeddings(&store, &records)).await
+    }
+
+    async fn embeddings_after(
+        &self,
+        model: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, RecordVectors)>> {
+        let (store, model) = (self.clone(), model.to_owned());
+        blocking(move || Store::embeddings_after(&store, &model, after, limit)).await
+    }
+}
+
+/// Runs a sled call that may read or write many entries off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Flush(format!("storage task: {e}")))?
 }

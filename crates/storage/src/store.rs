@@ -80,6 +80,14 @@ pub(crate) struct Inner {
     pub(crate) keyframes: Tree,
     /// `stored_at_ms(8 bytes BE) session \0 frame_index` -> size (u64 BE): keyframes oldest first
     pub(crate) keyframe_order: Tree,
+    /// `id` -> () for interactions not yet embedded (see `embeddings.rs`)
+    pub(crate) embed_queue: Tree,
+    /// `seq` (u64 BE) -> RecordVectors
+    pub(crate) embeddings: Tree,
+    /// `id` -> seq of its vectors
+    pub(crate) embedding_ids: Tree,
+    /// `model` -> the embedding model of the stored vectors
+    pub(crate) embedding_meta: Tree,
     /// Sum of the keyframes' sizes (rebuilt from `keyframe_order` on open).
     pub(crate) keyframe_bytes: AtomicU64,
     /// The database directory (`None` for a temporary database).
@@ -183,6 +191,10 @@ impl Store {
                 unanalyzed: t("unanalyzed")?,
                 keyframes: t("keyframes")?,
                 keyframe_order,
+                embed_queue: t("embed_queue")?,
+                embeddings: t("embeddings")?,
+                embedding_ids: t("embedding_ids")?,
+                embedding_meta: t("embedding_meta")?,
                 keyframe_bytes: AtomicU64::new(keyframe_bytes),
                 path,
                 flush: GroupFlush {

@@ -1,0 +1,881 @@
+//! Search by meaning over an organization's interactions.
+//!
+//! - An **embedding worker** drains the record store's embedding backlog in bounded batches, off the
+//!   ingest path: each interaction's summary and descriptions ([`embedding_texts`]) become unit vectors
+//!   of the sentence-embedding model (all-MiniLM-L6-v2 by default), stored with the record's id and the
+//!   model that made them.
+//! - A **[`VectorIndex`] per organization** in memory, caught up from the store by position: an exact
+//!   scan while the organization is small, an HNSW graph (`hnsw_rs`) once it holds
+//!   [`SearchConfig::ann_from`] vectors, so a query's cost grows sub-linearly with the records.
+//! - **[`SemanticSearch::search`]** embeds the question, ranks records by their best-matching text
+//!   (cosine similarity), drops those below [`SearchConfig::min_similarity`], adds a small bonus for
+//!   the question's own words found in the record, and pages by position (score, id), so a page never
+//!   repeats a record of an earlier one. Word, source and time filters narrow the ranked set.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use crow_inference::llama::Embedder;
+use crow_storage::embeddings::{embedding_texts, RecordVectors};
+use crow_storage::text::{interaction_words, words};
+use crow_storage::{Interaction, InteractionFilter, Records, SourceType, StorageError};
+use hnsw_rs::prelude::{DistDot, Hnsw};
+use serde::{Deserialize, Serialize};
+
+use crate::PipelineError;
+
+/// Search by meaning (`[pipeline.search]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Off: no embeddings are made and a meaning query fails with `FAILED_PRECONDITION`.
+    pub enabled: bool,
+    /// The sentence-embedding model: a BERT GGUF with mean pooling, made by `scripts/setup-models.sh`.
+    /// Missing, search by meaning is off (said in the log) and the rest of crow runs.
+    pub model: PathBuf,
+    /// CPU threads of one embedding call.
+    pub threads: i32,
+    /// Interactions embedded per round of the worker.
+    pub embed_batch: usize,
+    /// How often the worker looks for new interactions when it has none, and how often an API node
+    /// catches up with vectors other nodes stored, ms.
+    pub poll_ms: u64,
+    /// Records whose best text is less similar than this to the question are not results (0..1,
+    /// cosine). Calibrated on the labelled set of `crow bench search`.
+    pub min_similarity: f32,
+    /// An organization with at least this many vectors is searched through an HNSW graph; below,
+    /// exactly.
+    pub ann_from: usize,
+    /// Breadth of the HNSW search (candidates kept per step), at least the number of results asked.
+    pub ef_search: usize,
+    /// Most records one query ranks (deeper pages end there).
+    pub max_results: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            enabled: true,
+            model: PathBuf::from("models/all-minilm-l6-v2.gguf"),
+            threads: 2,
+            embed_batch: 32,
+            poll_ms: 500,
+            min_similarity: 0.3,
+            ann_from: 10_000,
+            ef_search: 96,
+            max_results: 1_000,
+        }
+    }
+}
+
+/// Weight of the question's own words: a record holding all of them gains this much score.
+pub const WORD_BONUS: f32 = 0.15;
+
+/// Most records the word filter (`q`) hands to the meaning ranking.
+pub const MAX_WORD_CANDIDATES: usize = 5_000;
+
+/// Which records a [`VectorIndex`] search may return.
+#[derive(Debug, Clone, Default)]
+pub struct IndexFilter {
+    /// Only this source.
+    pub source: Option<SourceType>,
+    /// Only records at or after this time, ms.
+    pub from_ms: Option<i64>,
+    /// Only records before this time, ms.
+    pub to_ms: Option<i64>,
+    /// Only these records (ids).
+    pub only: Option<HashSet<String>>,
+}
+
+/// One record found by a [`VectorIndex`] search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexHit {
+    /// The record.
+    pub id: String,
+    /// Cosine similarity of its best-matching vector to the query.
+    pub score: f32,
+    /// Which of its vectors matched best (the position in [`embedding_texts`]).
+    pub text: usize,
+}
+
+struct Entry {
+    id: String,
+    source: SourceType,
+    timestamp_ms: i64,
+    /// Its vectors are `first..first + count`.
+    first: usize,
+    count: usize,
+    /// Replaced by a later entry of the same record.
+    live: bool,
+}
+
+impl Entry {
+    fn passes(&self, f: &IndexFilter) -> bool {
+        self.live
+            && f.source.is_none_or(|s| s == self.source)
+            && f.from_ms.is_none_or(|from| self.timestamp_ms >= from)
+            && f.to_ms.is_none_or(|to| self.timestamp_ms < to)
+            && f.only.as_ref().is_none_or(|only| only.contains(&self.id))
+    }
+}
+
+/// The vectors of one organization's records, searchable by cosine similarity: exactly while small,
+/// through an HNSW graph from `ann_from` vectors on. Vectors must be unit length.
+pub struct VectorIndex {
+    dimensions: usize,
+    ann_from: usize,
+    entries: Vec<Entry>,
+    by_id: HashMap<String, usize>,
+    /// Vector number -> entry.
+    owner: Vec<u32>,
+    flat: Vec<f32>,
+    ann: Option<Hnsw<'static, f32, DistDot>>,
+}
+
+impl std::fmt::Debug for VectorIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorIndex")
+            .field("records", &self.by_id.len())
+            .field("vectors", &self.owner.len())
+            .field("ann", &self.ann.is_some())
+            .finish()
+    }
+}
+
+/// HNSW graph shape: links per node and the breadth while inserting.
+const HNSW_LINKS: usize = 16;
+const HNSW_EF_CONSTRUCTION: usize = 100;
+const HNSW_LAYERS: usize = 16;
+
+impl VectorIndex {
+    /// An empty index of `dimensions`-long vectors that switches to HNSW at `ann_from` vectors.
+    pub fn new(dimensions: usize, ann_from: usize) -> VectorIndex {
+        VectorIndex {
+            dimensions,
+            ann_from,
+            entries: Vec::new(),
+            by_id: HashMap::new(),
+            owner: Vec::new(),
+            flat: Vec::new(),
+            ann: None,
+        }
+    }
+
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether it holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Whether searches go through the HNSW graph.
+    pub fn is_approximate(&self) -> bool {
+        self.ann.is_some()
+    }
+
+    /// Adds (or replaces) the vectors of one record. Vectors of another length are ignored.
+    pub fn add(&mut self, id: &str, source: SourceType, timestamp_ms: i64, vectors: &[Vec<f32>]) {
+        let vectors: Vec<&Vec<f32>> = vectors
+            .iter()
+            .filter(|v| v.len() == self.dimensions)
+            .collect();
+        if vectors.is_empty() {
+            return;
+        }
+        if let Some(old) = self.by_id.get(id) {
+            self.entries[*old].live = false;
+        }
+        let slot = self.entries.len();
+        let first = self.owner.len();
+        self.entries.push(Entry {
+            id: id.to_owned(),
+            source,
+            timestamp_ms,
+            first,
+            count: vectors.len(),
+            live: true,
+        });
+        self.by_id.insert(id.to_owned(), slot);
+        for v in &vectors {
+            self.owner.push(slot as u32);
+            self.flat.extend_from_slice(v);
+        }
+        match &self.ann {
+            Some(ann) => {
+                for (n, v) in vectors.iter().enumerate() {
+                    ann.insert_slice((v.as_slice(), first + n));
+                }
+            }
+            None if self.owner.len() >= self.ann_from => self.build_ann(),
+            None => {}
+        }
+    }
+
+    fn build_ann(&mut self) {
+        let ann = Hnsw::new(
+            HNSW_LINKS,
+            self.owner.len().max(1_000_000),
+            HNSW_LAYERS,
+            HNSW_EF_CONSTRUCTION,
+            DistDot {},
+        );
+        let points: Vec<(&[f32], usize)> = self
+            .flat
+            .chunks_exact(self.dimensions)
+            .enumerate()
+            .map(|(n, v)| (v, n))
+            .collect();
+        ann.parallel_insert_slice(&points);
+        self.ann = Some(ann);
+    }
+
+    fn vector(&self, n: usize) -> &[f32] {
+        &self.flat[n * self.dimensions..(n + 1) * self.dimensions]
+    }
+
+    /// The `k` records most similar to `query` that pass `filter`, best first (ties by id). Exact below
+    /// `ann_from` vectors or when the filter names its records; approximate (HNSW, `ef` breadth) above.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: &IndexFilter,
+    ) -> Vec<IndexHit> {
+        match (&self.ann, &filter.only) {
+            (Some(ann), None) => self.search_ann(ann, query, k, ef, filter),
+            _ => self.search_exact(query, k, filter),
+        }
+    }
+
+    /// The exact answer of [`VectorIndex::search`]: every vector compared (the brute-force reference).
+    pub fn search_exact(&self, query: &[f32], k: usize, filter: &IndexFilter) -> Vec<IndexHit> {
+        let mut hits = Vec::new();
+        let mut consider = |slot: usize, entry: &Entry| {
+            if !entry.passes(filter) {
+                return;
+            }
+            let (text, score) = (0..entry.count)
+                .map(|t| (t, dot(query, self.vector(entry.first + t))))
+                .fold((0, f32::MIN), |best, x| if x.1 > best.1 { x } else { best });
+            hits.push((slot, score, text));
+        };
+        match &filter.only {
+            Some(only) => {
+                for id in only {
+                    if let Some(&slot) = self.by_id.get(id) {
+                        consider(slot, &self.entries[slot]);
+                    }
+                }
+            }
+            None => {
+                for (slot, entry) in self.entries.iter().enumerate() {
+                    consider(slot, entry);
+                }
+            }
+        }
+        self.best(hits, k)
+    }
+
+    fn search_ann(
+        &self,
+        ann: &Hnsw<'static, f32, DistDot>,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: &IndexFilter,
+    ) -> Vec<IndexHit> {
+        // A record has several vectors: ask for more vectors than records wanted.
+        let want = (k * 2).max(k + 8);
+        let passes = |n: &usize| {
+            self.owner
+                .get(*n)
+                .is_some_and(|&slot| self.entries[slot as usize].passes(filter))
+        };
+        let found = ann.search_filter(query, want, ef.max(want), Some(&passes));
+        let mut best: HashMap<usize, (f32, usize)> = HashMap::new();
+        for n in found {
+            let slot = self.owner[n.d_id] as usize;
+            let text = n.d_id - self.entries[slot].first;
+            let score = 1.0 - n.distance;
+            let e = best.entry(slot).or_insert((score, text));
+            if score > e.0 {
+                *e = (score, text);
+            }
+        }
+        self.best(
+            best.into_iter()
+                .map(|(slot, (score, text))| (slot, score, text))
+                .collect(),
+            k,
+        )
+    }
+
+    fn best(&self, mut hits: Vec<(usize, f32, usize)>, k: usize) -> Vec<IndexHit> {
+        hits.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| self.entries[a.0].id.cmp(&self.entries[b.0].id))
+        });
+        hits.truncate(k);
+        hits.into_iter()
+            .map(|(slot, score, text)| IndexHit {
+                id: self.entries[slot].id.clone(),
+                score,
+                text,
+            })
+            .collect()
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// One record found by meaning.
+#[derive(Debug, Clone)]
+pub struct SemanticHit {
+    /// The record.
+    pub interaction: Interaction,
+    /// Its rank score: cosine similarity of its best text, plus [`WORD_BONUS`] times the share of the
+    /// question's words it holds.
+    pub score: f32,
+    /// The cosine similarity alone.
+    pub similarity: f32,
+    /// The record's text that matched best (its summary or one description).
+    pub matched: String,
+}
+
+/// One page of a search by meaning.
+#[derive(Debug, Clone, Default)]
+pub struct SemanticPage {
+    /// Best first.
+    pub hits: Vec<SemanticHit>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    /// Organization the token was issued for.
+    o: String,
+    /// Score and id of the last record returned.
+    s: f32,
+    i: String,
+    /// Records returned so far.
+    n: usize,
+}
+
+/// Search by meaning for the API: the embedding model, every organization's [`VectorIndex`], and the
+/// worker that embeds new interactions.
+pub struct SemanticSearch {
+    embedder: Arc<Embedder>,
+    model: String,
+    records: Records,
+    config: SearchConfig,
+    orgs: RwLock<HashMap<String, Arc<RwLock<VectorIndex>>>>,
+    /// Store position of the last vectors indexed.
+    position: tokio::sync::Mutex<u64>,
+}
+
+impl std::fmt::Debug for SemanticSearch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SemanticSearch")
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+/// How far below its last position an index re-reads: PostgreSQL sequence values of concurrent
+/// writers become visible out of order.
+const REREAD_MARGIN: u64 = 1_024;
+
+impl SemanticSearch {
+    /// Loads the model and every stored vector of it. `None` when search is disabled or the model file
+    /// is missing (said in the log).
+    pub async fn load(
+        records: Records,
+        config: SearchConfig,
+    ) -> Result<Option<Arc<SemanticSearch>>, PipelineError> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        if !config.model.exists() {
+            tracing::warn!(model = %config.model.display(), "search by meaning is off: the embedding model is missing (scripts/setup-models.sh installs it)");
+            return Ok(None);
+        }
+        let (path, threads) = (config.model.clone(), config.threads);
+        let (embedder, model) = tokio::task::spawn_blocking(move || {
+            let embedder = Embedder::load(&path, threads).map_err(|e| {
+                PipelineError::InvalidArgument(format!("pipeline.search.model: {e}"))
+            })?;
+            let model = model_id(&path)?;
+            Ok::<_, PipelineError>((embedder, model))
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(format!("loading the embedding model: {e}")))??;
+        let queued = records
+            .use_embedding_model(&model)
+            .await
+            .map_err(PipelineError::Storage)?;
+        if queued > 0 {
+            tracing::info!(%model, queued, "embedding model changed: every interaction is embedded again");
+        }
+        let search = Arc::new(SemanticSearch {
+            embedder,
+            model,
+            records,
+            config,
+            orgs: RwLock::new(HashMap::new()),
+            position: tokio::sync::Mutex::new(0),
+        });
+        let indexed = search.catch_up().await?;
+        tracing::info!(model = %search.model, indexed, "search by meaning ready");
+        Ok(Some(search))
+    }
+
+    /// The model's identity: its file name, length and SHA-256 prefix.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &SearchConfig {
+        &self.config
+    }
+
+    /// The embedding model.
+    pub fn embedder(&self) -> &Arc<Embedder> {
+        &self.embedder
+    }
+
+    /// Embeds texts off the async workers.
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, PipelineError> {
+        let embedder = Arc::clone(&self.embedder);
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            embedder.embed(&refs)
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(format!("embedding task: {e}")))?
+        .map_err(|e| PipelineError::Internal(format!("embedding: {e}")))
+    }
+
+    /// Indexes the vectors stored since the last call; returns how many records it read.
+    pub async fn catch_up(&self) -> Result<usize, PipelineError> {
+        let mut position = self.position.lock().await;
+        let mut read = 0;
+        let mut after = position.saturating_sub(REREAD_MARGIN);
+        loop {
+            let page = self
+                .records
+                .embeddings_after(&self.model, after, 4_096)
+                .await
+                .map_err(PipelineError::Storage)?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            let full = page.len() == 4_096;
+            read += page.len();
+            let mut by_org: HashMap<&str, Vec<(bool, &RecordVectors)>> = HashMap::new();
+            for (seq, r) in &page {
+                // Below the last position: read again only for a writer that committed late.
+                by_org
+                    .entry(&r.organization_id)
+                    .or_default()
+                    .push((*seq > *position, r));
+            }
+            for (org, rs) in by_org {
+                let index = self.index(org);
+                let mut index = index.write().unwrap_or_else(|e| e.into_inner());
+                for (new, r) in rs {
+                    if new || !index.by_id.contains_key(&r.id) {
+                        index.add(&r.id, r.source_type, r.timestamp_ms, &r.vectors);
+                    }
+                }
+            }
+            *position = (*position).max(after);
+            if !full {
+                break;
+            }
+        }
+        Ok(read)
+    }
+
+    fn index(&self, org: &str) -> Arc<RwLock<VectorIndex>> {
+        if let Some(i) = self.orgs.read().unwrap_or_else(|e| e.into_inner()).get(org) {
+            return Arc::clone(i);
+        }
+        let mut orgs = self.orgs.write().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(orgs.entry(org.to_owned()).or_insert_with(|| {
+            Arc::new(RwLock::new(VectorIndex::new(
+                self.embedder.dimensions(),
+                self.config.ann_from,
+            )))
+        }))
+    }
+
+    /// Embeds up to one batch of the backlog and indexes it; returns how many records it embedded.
+    pub async fn embed_backlog(&self) -> Result<usize, PipelineError> {
+        let batch = self
+            .records
+            .embedding_backlog(&self.model, self.config.embed_batch)
+            .await
+            .map_err(PipelineError::Storage)?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let texts: Vec<Vec<String>> = batch.iter().map(embedding_texts).collect();
+        let flat: Vec<String> = texts.iter().flatten().cloned().collect();
+        let mut vectors = self.embed(flat).await?.into_iter();
+        let stored: Vec<RecordVectors> = batch
+            .iter()
+            .zip(&texts)
+            .map(|(i, t)| {
+                RecordVectors::of(i, &self.model, vectors.by_ref().take(t.len()).collect())
+            })
+            .collect();
+        self.records
+            .store_embeddings(&stored)
+            .await
+            .map_err(PipelineError::Storage)?;
+        metrics::counter!(crate::metrics_names::INTERACTIONS_EMBEDDED)
+            .increment(stored.len() as u64);
+        self.catch_up().await?;
+        Ok(stored.len())
+    }
+
+    /// Embeds until the backlog is empty (tests, tools).
+    pub async fn embed_all(&self) -> Result<usize, PipelineError> {
+        let mut total = 0;
+        loop {
+            let n = self.embed_backlog().await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+
+    /// The worker: embeds new interactions as they are stored (when `embed` is set) and keeps the
+    /// indexes caught up; runs until the task is aborted.
+    pub async fn run(self: Arc<Self>, embed: bool) {
+        let idle = Duration::from_millis(self.config.poll_ms.max(10));
+        loop {
+            let result = if embed {
+                self.embed_backlog().await
+            } else {
+                self.catch_up().await.map(|_| 0)
+            };
+            match result {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "embedding worker"),
+            }
+            tokio::time::sleep(idle).await;
+        }
+    }
+
+    /// The organization's records ranked by meaning against `question`, narrowed by `filter` (words,
+    /// source, time), one page of at most `page_size` from `page_token`.
+    pub async fn search(
+        &self,
+        organization_id: &str,
+        question: &str,
+        filter: &InteractionFilter,
+        page_size: usize,
+        page_token: Option<&str>,
+    ) -> Result<SemanticPage, PipelineError> {
+        let cursor = page_token
+            .map(|t| decode_cursor(organization_id, t))
+            .transpose()?;
+        let query = self
+            .embed(vec![question.to_owned()])
+            .await?
+            .pop()
+            .unwrap_or_default();
+        let only = match &filter.query {
+            Some(_) => Some(self.word_candidates(organization_id, filter).await?),
+            None => None,
+        };
+        let index_filter = IndexFilter {
+            source: filter.source,
+            from_ms: filter.from_ms,
+            to_ms: filter.to_ms,
+            only,
+        };
+        let seen = cursor.as_ref().map_or(0, |c| c.n);
+        let k = (seen + page_size + 1).min(self.config.max_results.max(1));
+        let found = {
+            let index = self.index(organization_id);
+            let index = index.read().unwrap_or_else(|e| e.into_inner());
+            index.search(&query, k, self.config.ef_search, &index_filter)
+        };
+        let question_words: HashSet<String> = content_words(question);
+        let mut ranked = Vec::new();
+        for hit in found {
+            if hit.score < self.config.min_similarity {
+                continue;
+            }
+            let Some(interaction) = self
+                .records
+                .get_interaction(&hit.id)
+                .await
+                .map_err(PipelineError::Storage)?
+            else {
+                continue;
+            };
+            if interaction.organization_id != organization_id {
+                continue;
+            }
+            let score = hit.score + WORD_BONUS * word_share(&question_words, &interaction);
+            let matched = embedding_texts(&interaction)
+                .into_iter()
+                .nth(hit.text)
+                .unwrap_or_default();
+            ranked.push(SemanticHit {
+                interaction,
+                score,
+                similarity: hit.score,
+                matched,
+            });
+        }
+        ranked.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.interaction.id.cmp(&b.interaction.id))
+        });
+        if let Some(c) = &cursor {
+            ranked.retain(|h| {
+                h.score < c.s || (h.score == c.s && h.interaction.id.as_str() > c.i.as_str())
+            });
+        }
+        let more = ranked.len() > page_size && seen + page_size < self.config.max_results;
+        ranked.truncate(page_size);
+        let next_page_token = match (more, ranked.last()) {
+            (true, Some(last)) => Some(encode_cursor(&Cursor {
+                o: organization_id.to_owned(),
+                s: last.score,
+                i: last.interaction.id.clone(),
+                n: seen + ranked.len(),
+            })),
+            _ => None,
+        };
+        Ok(SemanticPage {
+            hits: ranked,
+            next_page_token,
+        })
+    }
+
+    /// Ids of the records that pass the word filter (newest first, at most [`MAX_WORD_CANDIDATES`]).
+    async fn word_candidates(
+        &self,
+        organization_id: &str,
+        filter: &InteractionFilter,
+    ) -> Result<HashSet<String>, PipelineError> {
+        let mut ids = HashSet::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .records
+                .list_interactions(
+                    organization_id,
+                    filter,
+                    crow_storage::MAX_PAGE_SIZE,
+                    token.as_deref(),
+                )
+                .await
+                .map_err(PipelineError::Storage)?;
+            ids.extend(page.interactions.into_iter().map(|i| i.id));
+            token = page.next_page_token;
+            if token.is_none() || ids.len() >= MAX_WORD_CANDIDATES {
+                return Ok(ids);
+            }
+        }
+    }
+}
+
+/// The words of a question that carry meaning: search words of three letters or more that are not
+/// among the most common English function words.
+fn content_words(text: &str) -> HashSet<String> {
+    const COMMON: &[&str] = &[
+        "the", "and", "for", "with", "who", "what", "that", "this", "was", "were", "are", "any",
+        "did", "does", "from", "into", "onto", "near", "there", "their", "them", "they", "has",
+        "had", "have", "been", "but", "not", "all", "when", "where", "which", "while", "about",
+        "some", "someone", "somebody", "people", "person",
+    ];
+    words(text)
+        .filter(|w| w.chars().count() >= 3 && !COMMON.contains(&w.as_str()))
+        .collect()
+}
+
+/// Share of `question` words the record holds (0 when the question has none).
+fn word_share(question: &HashSet<String>, interaction: &Interaction) -> f32 {
+    if question.is_empty() {
+        return 0.0;
+    }
+    let have = interaction_words(interaction);
+    question.iter().filter(|w| have.contains(*w)).count() as f32 / question.len() as f32
+}
+
+fn encode_cursor(c: &Cursor) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(c).unwrap_or_default())
+}
+
+fn decode_cursor(organization_id: &str, token: &str) -> Result<Cursor, PipelineError> {
+    let invalid = || PipelineError::Storage(StorageError::InvalidPageToken);
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if c.o != organization_id || !c.s.is_finite() {
+        return Err(invalid());
+    }
+    Ok(c)
+}
+
+/// The model's identity for stored vectors: file name, length and the first 16 hex digits of its
+/// SHA-256, so a replaced file under the same name is a new model.
+fn model_id(path: &std::path::Path) -> Result<String, PipelineError> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let io = |e: std::io::Error| {
+        PipelineError::InvalidArgument(format!("reading {}: {e}", path.display()))
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(format!("{name}:{len}:{hex}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    /// Deterministic pseudo-random unit vectors.
+    fn vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                unit(
+                    &(0..dim)
+                        .map(|_| {
+                            s = s
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407);
+                            ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn exact_search_ranks_by_best_vector_and_filters() {
+        let mut index = VectorIndex::new(3, 100);
+        index.add("a", SourceType::Cctv, 10, &[unit(&[1.0, 0.0, 0.0])]);
+        index.add(
+            "b",
+            SourceType::Web,
+            20,
+            &[unit(&[0.0, 1.0, 0.0]), unit(&[0.9, 0.1, 0.0])],
+        );
+        index.add("c", SourceType::Cctv, 30, &[unit(&[0.0, 0.0, 1.0])]);
+        let q = unit(&[1.0, 0.05, 0.0]);
+        let hits = index.search(&q, 10, 10, &IndexFilter::default());
+        assert_eq!(
+            hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(hits[1].text, 1, "b matched through its second vector");
+        let cctv = IndexFilter {
+            source: Some(SourceType::Cctv),
+            from_ms: Some(15),
+            ..Default::default()
+        };
+        let hits = index.search(&q, 10, 10, &cctv);
+        assert_eq!(
+            hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+            ["c"]
+        );
+        // Replacing a record's vectors drops the old ones.
+        index.add("a", SourceType::Cctv, 10, &[unit(&[0.0, 0.0, 1.0])]);
+        let hits = index.search(&q, 1, 10, &IndexFilter::default());
+        assert_eq!(hits[0].id, "b");
+        assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn the_hnsw_graph_finds_what_the_exact_scan_finds() {
+        let dim = 32;
+        let mut index = VectorIndex::new(dim, 500);
+        // Clustered, like sentence embeddings of records about a few subjects.
+        let centres = vectors(30, dim, 3);
+        let noise = vectors(3_000, dim, 7);
+        for (n, v) in noise.iter().enumerate() {
+            let c = &centres[n % centres.len()];
+            let v: Vec<f32> = c.iter().zip(v).map(|(c, v)| c + 0.6 * v).collect();
+            index.add(&format!("r{n:05}"), SourceType::Web, n as i64, &[unit(&v)]);
+        }
+        assert!(index.is_approximate());
+        let mut found = 0;
+        let queries = vectors(50, dim, 99);
+        for q in &queries {
+            let exact = index.search_exact(q, 10, &IndexFilter::default());
+            let ann = index.search(q, 10, 100, &IndexFilter::default());
+            found += ann
+                .iter()
+                .filter(|h| exact.iter().any(|e| e.id == h.id))
+                .count();
+        }
+        let recall = found as f32 / (queries.len() * 10) as f32;
+        assert!(recall > 0.9, "recall@10 {recall}");
+        // A filter is honoured by the graph search too.
+        let late = IndexFilter {
+            from_ms: Some(2_900),
+            ..Default::default()
+        };
+        let hits = index.search(&queries[0], 10, 64, &late);
+        assert!(!hits.is_empty());
+        assert!(hits.iter().all(|h| h.id.as_str() >= "r02900"));
+    }
+
+    #[test]
+    fn page_tokens_belong_to_their_organization() {
+        let token = encode_cursor(&Cursor {
+            o: "acme".into(),
+            s: 0.5,
+            i: "x".into(),
+            n: 10,
+        });
+        assert!(decode_cursor("acme", &token).is_ok());
+        assert!(decode_cursor("other", &token).is_err());
+        assert!(decode_cursor("acme", "not a token").is_err());
+    }
+}
