@@ -48,6 +48,17 @@ pub(crate) enum InteractionsCommand {
     Get(GetArgs),
     /// List interactions, newest first, optionally filtered.
     List(ListArgs),
+    /// Search interactions by meaning, best first: `crow interactions search "customers who hesitated
+    /// at the shoe shelf" --org acme`. The list filters narrow the ranked set.
+    Search(SearchArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct SearchArgs {
+    /// What to look for, in words.
+    meaning: String,
+    #[command(flatten)]
+    list: ListArgs,
 }
 
 #[derive(Args)]
@@ -323,7 +334,8 @@ pub(crate) async fn interactions(cmd: InteractionsCommand) -> Result<()> {
             let mut client = interaction_client(&args.server).await?;
             print_state(&mut client, &args.org, &args.id).await
         }
-        InteractionsCommand::List(args) => list(args).await,
+        InteractionsCommand::List(args) => list(args, None).await,
+        InteractionsCommand::Search(args) => list(args.list, Some(args.meaning)).await,
     }
 }
 
@@ -446,7 +458,7 @@ async fn create(args: CreateArgs) -> Result<()> {
     Ok(())
 }
 
-async fn list(args: ListArgs) -> Result<()> {
+async fn list(args: ListArgs, meaning: Option<String>) -> Result<()> {
     if args.page_size == 0 || args.page_size > 500 {
         bail!("--page-size must be between 1 and 500");
     }
@@ -463,15 +475,29 @@ async fn list(args: ListArgs) -> Result<()> {
                 q: args.q.clone().unwrap_or_default(),
                 from_ms: args.from_ms.unwrap_or(0),
                 to_ms: args.to_ms.unwrap_or(0),
+                meaning: meaning.clone().unwrap_or_default(),
             })
             .await?
             .into_inner();
-        for i in &page.interactions {
+        for (n, i) in page.interactions.iter().enumerate() {
             printed += 1;
+            let matched = page.matches.get(n).filter(|m| m.interaction_id == i.id);
             if args.json {
-                println!("{}", interaction_json(i));
+                let mut record = interaction_json(i);
+                if let Some(m) = matched {
+                    record["match"] = json!({
+                        "score": m.score, "similarity": m.similarity, "matched_text": m.matched_text,
+                    });
+                }
+                println!("{record}");
             } else {
                 print_interaction(i);
+                if let Some(m) = matched {
+                    println!(
+                        "    score {:.3} (similarity {:.3}): \"{}\"",
+                        m.score, m.similarity, m.matched_text
+                    );
+                }
             }
         }
         token = page.next_page_token;

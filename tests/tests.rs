@@ -24,6 +24,7 @@ mod pg_outage;
 mod record_store;
 mod remote;
 mod retention;
+mod search;
 mod sessions;
 mod shutdown;
 mod supervision;

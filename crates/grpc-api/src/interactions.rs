@@ -10,7 +10,8 @@ use crate::proto::interaction_service_server::InteractionService;
 use crate::proto::{
     CreateInteractionRequest, CreateInteractionResponse, GetInteractionRequest,
     GetInteractionResponse, GetSummaryRequest, ListDeadLettersRequest, ListDeadLettersResponse,
-    ListInteractionsRequest, ListInteractionsResponse, RetryDeadLetterRequest, Summary,
+    ListInteractionsRequest, ListInteractionsResponse, MeaningMatch, RetryDeadLetterRequest,
+    Summary,
 };
 
 /// Page size used when a request says 0.
@@ -143,7 +144,52 @@ impl InteractionService for InteractionApi {
             from_ms: convert::optional_ms(r.from_ms),
             to_ms: convert::optional_ms(r.to_ms),
         };
+        if r.meaning.len() > max_query {
+            return Err(Status::invalid_argument(format!(
+                "meaning is longer than pipeline.limits.max_query_bytes ({max_query})"
+            )));
+        }
         let token = non_empty(r.page_token);
+        if let Some(meaning) = non_empty(r.meaning) {
+            if meaning.trim().is_empty() {
+                return Err(Status::invalid_argument("meaning has no text"));
+            }
+            // The word filter is checked the same way as without `meaning`.
+            crow_storage::validate_filter(&filter).map_err(convert::storage_status)?;
+            let search = self.pipeline.search().ok_or_else(|| {
+                Status::failed_precondition(
+                    "search by meaning is off on this server (pipeline.search, or its model is not installed)",
+                )
+            })?;
+            let page = search
+                .search(
+                    &r.organization_id,
+                    &meaning,
+                    &filter,
+                    page_size,
+                    token.as_deref(),
+                )
+                .await
+                .map_err(convert::status)?;
+            return Ok(Response::new(ListInteractionsResponse {
+                interactions: page
+                    .hits
+                    .iter()
+                    .map(|h| convert::interaction(&h.interaction))
+                    .collect(),
+                matches: page
+                    .hits
+                    .iter()
+                    .map(|h| MeaningMatch {
+                        interaction_id: h.interaction.id.clone(),
+                        score: h.score,
+                        similarity: h.similarity,
+                        matched_text: h.matched.clone(),
+                    })
+                    .collect(),
+                next_page_token: page.next_page_token.unwrap_or_default(),
+            }));
+        }
         let page = self
             .pipeline
             .records()
@@ -153,6 +199,7 @@ impl InteractionService for InteractionApi {
         Ok(Response::new(ListInteractionsResponse {
             interactions: page.interactions.iter().map(convert::interaction).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
+            matches: Vec::new(),
         }))
     }
 

@@ -342,6 +342,11 @@ impl Store {
     }
 }
 
+/// Checks a listing filter the way every store does before listing: its words and its time range.
+pub fn validate_filter(filter: &InteractionFilter) -> Result<()> {
+    checked_words(filter).map(|_| ())
+}
+
 /// Checks a listing filter the same way for every store: the search words (sorted, deduplicated, at
 /// least one and at most [`MAX_QUERY_WORDS`]) and a non-empty time range.
 pub(crate) fn checked_words(filter: &InteractionFilter) -> Result<Vec<String>> {

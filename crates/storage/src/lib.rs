@@ -42,7 +42,7 @@ mod verify;
 pub use catalog::ProductPage;
 pub use embeddings::RecordVectors;
 pub use error::StorageError;
-pub use interactions::{InteractionPage, MAX_PAGE_SIZE, MAX_QUERY_WORDS};
+pub use interactions::{validate_filter, InteractionPage, MAX_PAGE_SIZE, MAX_QUERY_WORDS};
 pub use model::{
     default_min_dwell_ms, AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus,
     BatchRecord, CameraConfig, DeadLetter, Enqueued, FrameAnalysis, FrameOutcome, FrameRecord,

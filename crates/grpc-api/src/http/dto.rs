@@ -114,13 +114,43 @@ pub struct ListQuery {
     pub from: Option<String>,
     /// Only records before this time (RFC 3339 or ms since the Unix epoch).
     pub to: Option<String>,
+    /// Search by meaning: records ranked best first by how close in meaning their summary or a
+    /// description is to this text; the other filters narrow the ranked set.
+    pub meaning: Option<String>,
 }
 
-/// One page of interactions, newest first.
+/// Why a record matched a search by meaning.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeaningMatch {
+    pub interaction_id: String,
+    /// Rank score: the similarity plus a bonus for the question's own words.
+    pub score: f32,
+    /// Cosine similarity of the record's best text to the question.
+    pub similarity: f32,
+    /// The record's text that matched best.
+    pub matched_text: String,
+}
+
+impl From<proto::MeaningMatch> for MeaningMatch {
+    fn from(m: proto::MeaningMatch) -> Self {
+        MeaningMatch {
+            interaction_id: m.interaction_id,
+            score: m.score,
+            similarity: m.similarity,
+            matched_text: m.matched_text,
+        }
+    }
+}
+
+/// One page of interactions, newest first (best first with `meaning`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InteractionPage {
     pub interactions: Vec<Interaction>,
+    /// With `meaning`: why each record matched, in the same order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<MeaningMatch>,
     /// Pass it as `pageToken` for the next page; null when nothing is left. A page may hold fewer
     /// records than asked, even none, while this is set (search examines a bounded number of entries
     /// per page).

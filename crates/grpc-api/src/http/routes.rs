@@ -204,6 +204,7 @@ async fn list_interactions(
         q: non_empty(q.q),
         from_ms: optional_ms(q.from.as_deref(), "from")?,
         to_ms: optional_ms(q.to.as_deref(), "to")?,
+        meaning: non_empty(q.meaning),
     };
     let request = api.request(&headers, &org, false, message)?;
     let page = services
@@ -213,6 +214,7 @@ async fn list_interactions(
         .into_inner();
     Ok(axum::Json(dto::InteractionPage {
         interactions: page.interactions.into_iter().map(Into::into).collect(),
+        matches: page.matches.into_iter().map(Into::into).collect(),
         next_page_token: token(page.next_page_token),
     }))
 }

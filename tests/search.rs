@@ -1,0 +1,393 @@
+//! Search by meaning through the real server: records stored through `CreateInteraction` are embedded
+//! by all-MiniLM-L6-v2 on llama.cpp, and `ListInteractions` with `meaning` ranks them, over gRPC, HTTP
+//! and the CLI, with the word, source and time filters, cursors and organizations.
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use crow::proto::interaction_service_client::InteractionServiceClient;
+use crow::proto::{
+    CreateInteractionRequest, GetSummaryRequest, ListInteractionsRequest, ListInteractionsResponse,
+    SourceType,
+};
+use crow::PipelineConfig;
+use tonic::transport::Channel;
+
+use crate::common::{wait_for_interactions, TestServer};
+
+const BASE_MS: i64 = 1_780_000_000_000;
+
+/// Records whose meaning we know: (topic, source, summary).
+const RECORDS: &[(&str, SourceType, &str)] = &[
+    (
+        "shoes",
+        SourceType::Cctv,
+        "A customer lingered at the sneaker display for two minutes and walked away without buying",
+    ),
+    (
+        "shoes",
+        SourceType::Cctv,
+        "A shopper tried on running shoes and put them back on the shelf",
+    ),
+    (
+        "checkout",
+        SourceType::Cctv,
+        "Long queue at the checkout; two customers left their baskets",
+    ),
+    (
+        "checkout",
+        SourceType::Web,
+        "A woman paid for her groceries at the till with a card",
+    ),
+    (
+        "entrance",
+        SourceType::Cctv,
+        "Three people walked in through the front door at opening time",
+    ),
+    (
+        "coffee",
+        SourceType::Web,
+        "A visitor added an espresso machine to the cart on the website",
+    ),
+    (
+        "bread",
+        SourceType::Social,
+        "Instagram comment asking whether the store sells gluten-free bread",
+    ),
+    (
+        "dairy",
+        SourceType::Cctv,
+        "Staff restocked the fridge with milk and yoghurt",
+    ),
+];
+
+fn config() -> PipelineConfig {
+    let mut config = PipelineConfig::default();
+    config.search.model =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-minilm-l6-v2.gguf");
+    // Events are stored at once rather than in batches of ten.
+    config.interactions.outbox_batch_timeout_ms = 20;
+    config
+}
+
+/// A server holding [`RECORDS`] for `acme` (and a shoe record for `other`), all embedded.
+async fn server() -> TestServer {
+    let server = TestServer::start(config()).await;
+    let mut c = client(&server).await;
+    for (n, (_, source, summary)) in RECORDS.iter().enumerate() {
+        c.create_interaction(CreateInteractionRequest {
+            organization_id: "acme".into(),
+            source_type: *source as i32,
+            summary: (*summary).into(),
+            data_json: "{}".into(),
+            timestamp_ms: BASE_MS + n as i64 * 60_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    c.create_interaction(CreateInteractionRequest {
+        organization_id: "other".into(),
+        source_type: SourceType::Cctv as i32,
+        summary: "A customer hesitated in front of the shoe shelf".into(),
+        data_json: "{}".into(),
+        timestamp_ms: BASE_MS,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        wait_for_interactions(&server.url, "acme", RECORDS.len() as u64)
+            .await
+            .len(),
+        RECORDS.len()
+    );
+    assert_eq!(
+        wait_for_interactions(&server.url, "other", 1).await.len(),
+        1
+    );
+    let search = server
+        .crow
+        .pipeline()
+        .search()
+        .expect("search by meaning is on");
+    search.embed_all().await.unwrap();
+    server
+}
+
+async fn client(server: &TestServer) -> InteractionServiceClient<Channel> {
+    InteractionServiceClient::connect(server.url.clone())
+        .await
+        .unwrap()
+}
+
+fn by_meaning(org: &str, meaning: &str) -> ListInteractionsRequest {
+    ListInteractionsRequest {
+        organization_id: org.into(),
+        meaning: meaning.into(),
+        page_size: 10,
+        ..Default::default()
+    }
+}
+
+/// The topics of a page, in order.
+fn topics(page: &ListInteractionsResponse) -> Vec<&'static str> {
+    page.interactions
+        .iter()
+        .map(|i| {
+            RECORDS
+                .iter()
+                .find(|(_, _, s)| *s == i.summary)
+                .map(|(t, _, _)| *t)
+                .unwrap_or("?")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_ranked_by_meaning_and_unrelated_questions_find_nothing() {
+    let server = server().await;
+    let mut c = client(&server).await;
+    let ask = |meaning: &str| by_meaning("acme", meaning);
+
+    // Paraphrases: none of the question's words is in the best records.
+    let page = c
+        .list_interactions(ask("customers who hesitated at the shoe shelf"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(topics(&page)[..2], ["shoes", "shoes"], "{page:?}");
+    assert_eq!(page.matches.len(), page.interactions.len());
+    for (m, i) in page.matches.iter().zip(&page.interactions) {
+        assert_eq!(m.interaction_id, i.id);
+        assert_eq!(
+            m.matched_text, i.summary,
+            "the summary is the text that matched"
+        );
+        assert!(m.similarity >= 0.3 && m.score >= m.similarity);
+    }
+    assert!(
+        page.matches.windows(2).all(|w| w[0].score >= w[1].score),
+        "best first"
+    );
+
+    let page = c
+        .list_interactions(ask("people paying at the cash register"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(topics(&page)[0], "checkout", "{page:?}");
+
+    // Footage without the subject yields nothing, not the least bad records.
+    for absent in [
+        "a delivery truck parked at the loading dock",
+        "the fire alarm went off in the car park",
+    ] {
+        let page = c.list_interactions(ask(absent)).await.unwrap().into_inner();
+        assert!(page.interactions.is_empty(), "{absent}: {:?}", page.matches);
+    }
+
+    // The other filters narrow the ranked set: words, source, time.
+    let mut hybrid = ask("someone buying something");
+    hybrid.q = "groceries".into();
+    let page = c.list_interactions(hybrid).await.unwrap().into_inner();
+    assert_eq!(topics(&page), ["checkout"]);
+    assert!(page.interactions[0].summary.contains("groceries"));
+
+    let mut cctv = ask("people paying at the cash register");
+    cctv.source_type = SourceType::Web as i32;
+    let page = c.list_interactions(cctv).await.unwrap().into_inner();
+    assert!(page
+        .interactions
+        .iter()
+        .all(|i| i.source_type == SourceType::Web as i32));
+    assert_eq!(topics(&page)[0], "checkout");
+
+    let mut early = ask("customers who hesitated at the shoe shelf");
+    early.from_ms = BASE_MS + 60_000;
+    early.to_ms = BASE_MS + 120_000;
+    let page = c.list_interactions(early).await.unwrap().into_inner();
+    assert_eq!(topics(&page), ["shoes"]);
+    assert_eq!(page.interactions[0].timestamp_ms, BASE_MS + 60_000);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_by_meaning_never_repeat_and_stay_in_their_organization() {
+    let server = server().await;
+    let mut c = client(&server).await;
+    let question = "a customer looking at products in the shop";
+    let whole = c
+        .list_interactions(ListInteractionsRequest {
+            page_size: 50,
+            ..by_meaning("acme", question)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(whole.interactions.len() >= 3, "{:?}", whole.matches);
+    assert!(whole.next_page_token.is_empty());
+    // One record per page: the same records in the same order, none twice.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_interactions(ListInteractionsRequest {
+                page_size: 1,
+                page_token: token.clone(),
+                ..by_meaning("acme", question)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        paged.extend(page.interactions.into_iter().map(|i| i.id));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+        // A cursor is for its organization only.
+        let err = c
+            .list_interactions(ListInteractionsRequest {
+                page_token: token.clone(),
+                ..by_meaning("other", question)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+    }
+    let whole_ids: Vec<String> = whole.interactions.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(paged, whole_ids);
+    assert_eq!(paged.iter().collect::<HashSet<_>>().len(), paged.len());
+
+    // `other` has one shoe record; `acme`'s never show up there, and the reverse.
+    let page = c
+        .list_interactions(by_meaning(
+            "other",
+            "customers who hesitated at the shoe shelf",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.interactions.len(), 1);
+    assert_eq!(page.interactions[0].organization_id, "other");
+    assert!(whole
+        .interactions
+        .iter()
+        .all(|i| i.organization_id == "acme"));
+
+    // Bad questions get typed errors.
+    let long = "shoes ".repeat(2_000);
+    for (request, code) in [
+        (by_meaning("acme", &long), tonic::Code::InvalidArgument),
+        (by_meaning("acme", "   "), tonic::Code::InvalidArgument),
+        (
+            ListInteractionsRequest {
+                page_token: "garbage".into(),
+                ..by_meaning("acme", question)
+            },
+            tonic::Code::InvalidArgument,
+        ),
+        (
+            ListInteractionsRequest {
+                q: "!!!".into(),
+                ..by_meaning("acme", question)
+            },
+            tonic::Code::InvalidArgument,
+        ),
+    ] {
+        let err = c.list_interactions(request).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err}");
+    }
+    // Searching stored nothing and changed nothing.
+    let summary = c
+        .get_summary(GetSummaryRequest {
+            organization_id: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.total, RECORDS.len() as u64);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_by_meaning_over_http_and_the_cli() {
+    let server = server().await;
+    let response: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/interactions/organization/acme?meaning=customers%20who%20hesitated%20at%20the%20shoe%20shelf&pageSize=2",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let matches = response["matches"].as_array().unwrap();
+    assert_eq!(matches.len(), 2, "{response}");
+    assert_eq!(
+        matches[0]["interactionId"],
+        response["interactions"][0]["id"]
+    );
+    assert!(
+        matches[0]["matchedText"]
+            .as_str()
+            .unwrap()
+            .contains("sneaker")
+            || matches[0]["matchedText"]
+                .as_str()
+                .unwrap()
+                .contains("running shoes")
+    );
+
+    let url = server.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_crow"))
+            .args([
+                "interactions",
+                "search",
+                "people paying at the cash register",
+                "--org",
+                "acme",
+                "--page-size",
+                "1",
+                "--server",
+                &url,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("score ") && stdout.contains("similarity "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("checkout") || stdout.contains("till"),
+        "{stdout}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_search_off_a_meaning_query_is_a_failed_precondition() {
+    let mut config = config();
+    config.search.enabled = false;
+    let server = TestServer::start(config).await;
+    let err = client(&server)
+        .await
+        .list_interactions(by_meaning("acme", "anything"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
+    assert!(err.message().contains("pipeline.search"), "{err}");
+    server.stop().await;
+}
