@@ -37,6 +37,7 @@ mod retention;
 mod store;
 pub mod text;
 pub mod validate;
+pub mod vector_index;
 mod verify;
 
 pub use catalog::ProductPage;
