@@ -3,6 +3,7 @@
 mod cluster;
 mod list;
 mod perception;
+mod search;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -39,6 +40,10 @@ pub(crate) enum BenchCommand {
     /// records/s through JetStream against the in-process path, and analyze records/s with 2 analyze
     /// nodes against 1.
     Cluster(cluster::ClusterBenchArgs),
+    /// Search by meaning against word search on the labelled set (recall@10, precision@10, negatives),
+    /// the similarity floor calibrated on it, and the vector index with 1,000,000 records against a
+    /// brute-force scan.
+    Search(search::SearchBenchArgs),
 }
 
 #[derive(Args)]
@@ -89,6 +94,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Detector(args) => perception::detector(args).await,
         BenchCommand::Analyzer(args) => perception::analyzer(args).await,
         BenchCommand::Cluster(args) => cluster::run(args).await,
+        BenchCommand::Search(args) => search::run(args).await,
     }
 }
 

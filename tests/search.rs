@@ -187,6 +187,16 @@ async fn records_are_ranked_by_meaning_and_unrelated_questions_find_nothing() {
         assert!(page.interactions.is_empty(), "{absent}: {:?}", page.matches);
     }
 
+    // Records holding every word of the question come first: nothing word search finds is lost.
+    let page = c
+        .list_interactions(ask("espresso machine"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(topics(&page)[0], "coffee", "{page:?}");
+    assert!(page.matches[0].score >= 1.0, "{:?}", page.matches);
+    assert!(page.matches[1..].iter().all(|m| m.score < 1.0));
+
     // The other filters narrow the ranked set: words, source, time.
     let mut hybrid = ask("someone buying something");
     hybrid.q = "groceries".into();

@@ -8,9 +8,11 @@
 //!   scan while the organization is small, an HNSW graph (`hnsw_rs`) once it holds
 //!   [`SearchConfig::ann_from`] vectors, so a query's cost grows sub-linearly with the records.
 //! - **[`SemanticSearch::search`]** embeds the question, ranks records by their best-matching text
-//!   (cosine similarity), drops those below [`SearchConfig::min_similarity`], adds a small bonus for
-//!   the question's own words found in the record, and pages by position (score, id), so a page never
-//!   repeats a record of an earlier one. Word, source and time filters narrow the ranked set.
+//!   (cosine similarity). Records that hold every content word of the question come first (so nothing
+//!   word search finds is lost); the others must reach [`SearchConfig::min_similarity`] (plus
+//!   [`EXACT_WORDS_MARGIN`] when some record holds all the words) and gain a small bonus for the
+//!   question's words they hold. Pages go by position (score, id), so a page never repeats a record
+//!   of an earlier one. Word, source and time filters narrow the ranked set.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -21,7 +23,7 @@ use base64::Engine as _;
 use crow_inference::llama::Embedder;
 use crow_storage::embeddings::{embedding_texts, RecordVectors};
 use crow_storage::text::{interaction_words, words};
-use crow_storage::vector_index::{IndexFilter, VectorIndex};
+use crow_storage::vector_index::{IndexFilter, IndexHit, VectorIndex};
 use crow_storage::{Interaction, InteractionFilter, Records, StorageError};
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +76,11 @@ impl Default for SearchConfig {
 /// Weight of the question's own words: a record holding all of them gains this much score.
 pub const WORD_BONUS: f32 = 0.15;
 
+/// With records that hold every word of the question, how much closer than
+/// [`SearchConfig::min_similarity`] other records must be to be results as well (calibrated by `crow
+/// bench search`: word queries keep word search's precision).
+pub const EXACT_WORDS_MARGIN: f32 = 0.2;
+
 /// Most records the word filter (`q`) hands to the meaning ranking.
 pub const MAX_WORD_CANDIDATES: usize = 5_000;
 
@@ -82,8 +89,9 @@ pub const MAX_WORD_CANDIDATES: usize = 5_000;
 pub struct SemanticHit {
     /// The record.
     pub interaction: Interaction,
-    /// Its rank score: cosine similarity of its best text, plus [`WORD_BONUS`] times the share of the
-    /// question's words it holds.
+    /// Its rank score: 1 + the similarity when it holds every content word of the question (such
+    /// records come first), else the similarity plus [`WORD_BONUS`] times the share of the question's
+    /// words it holds.
     pub score: f32,
     /// The cosine similarity alone.
     pub similarity: f32,
@@ -232,11 +240,19 @@ impl SemanticSearch {
             for (org, rs) in by_org {
                 let index = self.index(org);
                 let mut index = index.write().unwrap_or_else(|e| e.into_inner());
-                for (new, r) in rs {
-                    if new || !index.contains(&r.id) {
-                        index.add(&r.id, r.source_type, r.timestamp_ms, &r.vectors);
-                    }
-                }
+                let fresh: Vec<&RecordVectors> = rs
+                    .into_iter()
+                    .filter(|(new, r)| *new || !index.contains(&r.id))
+                    .map(|(_, r)| r)
+                    .collect();
+                index.add_many(fresh.into_iter().map(|r| {
+                    (
+                        r.id.as_str(),
+                        r.source_type,
+                        r.timestamp_ms,
+                        r.vectors.as_slice(),
+                    )
+                }));
             }
             *position = (*position).max(after);
             if !full {
@@ -330,6 +346,28 @@ impl SemanticSearch {
         page_size: usize,
         page_token: Option<&str>,
     ) -> Result<SemanticPage, PipelineError> {
+        let floor = self.config.min_similarity;
+        self.search_with_floor(
+            organization_id,
+            question,
+            filter,
+            page_size,
+            page_token,
+            floor,
+        )
+        .await
+    }
+
+    /// [`SemanticSearch::search`] with another similarity floor than `min_similarity` (calibration).
+    pub async fn search_with_floor(
+        &self,
+        organization_id: &str,
+        question: &str,
+        filter: &InteractionFilter,
+        page_size: usize,
+        page_token: Option<&str>,
+        min_similarity: f32,
+    ) -> Result<SemanticPage, PipelineError> {
         let cursor = page_token
             .map(|t| decode_cursor(organization_id, t))
             .transpose()?;
@@ -350,17 +388,49 @@ impl SemanticSearch {
         };
         let seen = cursor.as_ref().map_or(0, |c| c.n);
         let k = (seen + page_size + 1).min(self.config.max_results.max(1));
-        let found = {
+        let question_words: HashSet<String> = content_words(question);
+        // Records holding every word of the question come first, whatever their similarity: search
+        // by meaning loses nothing that search by words finds.
+        let exact = self
+            .exact_word_matches(organization_id, filter, &question_words)
+            .await?;
+        let (found, exact_found) = {
             let index = self.index(organization_id);
             let index = index.read().unwrap_or_else(|e| e.into_inner());
-            index.search(&query, k, self.config.ef_search, &index_filter)
+            let found = index.search(&query, k, self.config.ef_search, &index_filter);
+            let exact_found = match &exact {
+                Some(ids) if !ids.is_empty() => {
+                    let only = match &index_filter.only {
+                        Some(allowed) => ids.intersection(allowed).cloned().collect(),
+                        None => ids.clone(),
+                    };
+                    let f = IndexFilter {
+                        only: Some(only),
+                        ..index_filter.clone()
+                    };
+                    index.search_exact(&query, ids.len(), &f)
+                }
+                _ => Vec::new(),
+            };
+            (found, exact_found)
         };
-        let question_words: HashSet<String> = content_words(question);
+        // With records that hold the question's words, others must be clearly closer in meaning.
+        let floor = if exact_found.is_empty() {
+            min_similarity
+        } else {
+            min_similarity + EXACT_WORDS_MARGIN
+        };
+        let exact_ids: HashSet<&str> = exact_found.iter().map(|h| h.id.as_str()).collect();
+        let mut candidates: Vec<(IndexHit, bool)> =
+            exact_found.iter().map(|h| (h.clone(), true)).collect();
+        candidates.extend(
+            found
+                .into_iter()
+                .filter(|h| !exact_ids.contains(h.id.as_str()) && h.score >= floor)
+                .map(|h| (h, false)),
+        );
         let mut ranked = Vec::new();
-        for hit in found {
-            if hit.score < self.config.min_similarity {
-                continue;
-            }
+        for (hit, all_words) in candidates {
             let Some(interaction) = self
                 .records
                 .get_interaction(&hit.id)
@@ -372,7 +442,11 @@ impl SemanticSearch {
             if interaction.organization_id != organization_id {
                 continue;
             }
-            let score = hit.score + WORD_BONUS * word_share(&question_words, &interaction);
+            let score = if all_words {
+                1.0 + hit.score
+            } else {
+                hit.score + WORD_BONUS * word_share(&question_words, &interaction)
+            };
             let matched = embedding_texts(&interaction)
                 .into_iter()
                 .nth(hit.text)
@@ -411,11 +485,58 @@ impl SemanticSearch {
         })
     }
 
+    /// Ids of the records (passing `filter`) that hold every content word of the question, at most
+    /// [`SearchConfig::max_results`]; `None` when the question has no content word or too many to be a
+    /// word query.
+    async fn exact_word_matches(
+        &self,
+        organization_id: &str,
+        filter: &InteractionFilter,
+        question_words: &HashSet<String>,
+    ) -> Result<Option<HashSet<String>>, PipelineError> {
+        if question_words.is_empty() || question_words.len() > crow_storage::MAX_QUERY_WORDS {
+            return Ok(None);
+        }
+        let mut asked: Vec<&str> = question_words.iter().map(String::as_str).collect();
+        asked.sort_unstable();
+        let words = match &filter.query {
+            Some(q) => format!("{q} {}", asked.join(" ")),
+            None => asked.join(" "),
+        };
+        if words.split_whitespace().count() > crow_storage::MAX_QUERY_WORDS * 2 {
+            return Ok(None);
+        }
+        let filter = InteractionFilter {
+            query: Some(words),
+            ..filter.clone()
+        };
+        match self
+            .collect_ids(organization_id, &filter, self.config.max_results)
+            .await
+        {
+            Ok(ids) => Ok(Some(ids)),
+            // The caller's words and the question's together may be more than a word query allows.
+            Err(PipelineError::Storage(StorageError::InvalidFilter(_))) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Ids of the records that pass the word filter (newest first, at most [`MAX_WORD_CANDIDATES`]).
     async fn word_candidates(
         &self,
         organization_id: &str,
         filter: &InteractionFilter,
+    ) -> Result<HashSet<String>, PipelineError> {
+        self.collect_ids(organization_id, filter, MAX_WORD_CANDIDATES)
+            .await
+    }
+
+    /// Ids of the records that pass `filter`, newest first, at most about `limit`.
+    async fn collect_ids(
+        &self,
+        organization_id: &str,
+        filter: &InteractionFilter,
+        limit: usize,
     ) -> Result<HashSet<String>, PipelineError> {
         let mut ids = HashSet::new();
         let mut token: Option<String> = None;
@@ -432,7 +553,7 @@ impl SemanticSearch {
                 .map_err(PipelineError::Storage)?;
             ids.extend(page.interactions.into_iter().map(|i| i.id));
             token = page.next_page_token;
-            if token.is_none() || ids.len() >= MAX_WORD_CANDIDATES {
+            if token.is_none() || ids.len() >= limit {
                 return Ok(ids);
             }
         }
@@ -441,7 +562,7 @@ impl SemanticSearch {
 
 /// The words of a question that carry meaning: search words of three letters or more that are not
 /// among the most common English function words.
-fn content_words(text: &str) -> HashSet<String> {
+pub fn content_words(text: &str) -> HashSet<String> {
     const COMMON: &[&str] = &[
         "the", "and", "for", "with", "who", "what", "that", "this", "was", "were", "are", "any",
         "did", "does", "from", "into", "onto", "near", "there", "their", "them", "they", "has",

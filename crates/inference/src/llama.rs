@@ -625,9 +625,14 @@ impl Embedder {
     /// Embeds `texts`, as many per llama.cpp batch as fit; returns one unit vector per text, in order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, LlamaError> {
         let n_batch = MAX_EMBED_TOKENS as u32 * 4;
-        let max_seqs = 64;
+        // Sequences per batch: a power of two (llama.cpp splits the context evenly between them),
+        // no more than the call has texts.
+        let max_seqs = texts.len().clamp(1, 64).next_power_of_two();
+        // llama.cpp gives each sequence n_ctx / n_seq_max positions (padded to 256): room for a
+        // whole text each. An encoder keeps no KV cache, so this costs no memory.
+        let n_ctx = (MAX_EMBED_TOKENS * max_seqs) as u32;
         let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(n_batch))
+            .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(n_batch)
             .with_n_ubatch(n_batch)
             .with_n_seq_max(max_seqs as u32)

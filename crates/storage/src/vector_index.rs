@@ -118,40 +118,60 @@ impl VectorIndex {
 
     /// Adds (or replaces) the vectors of one record. Vectors of another length are ignored.
     pub fn add(&mut self, id: &str, source: SourceType, timestamp_ms: i64, vectors: &[Vec<f32>]) {
-        let vectors: Vec<&Vec<f32>> = vectors
-            .iter()
-            .filter(|v| v.len() == self.dimensions)
-            .collect();
-        if vectors.is_empty() {
-            return;
-        }
-        if let Some(old) = self.by_id.get(id) {
-            self.entries[*old].live = false;
-        }
-        let slot = self.entries.len();
-        let first = self.owner.len();
-        self.entries.push(Entry {
-            id: id.to_owned(),
-            source,
-            timestamp_ms,
-            first,
-            count: vectors.len(),
-            live: true,
-        });
-        self.by_id.insert(id.to_owned(), slot);
-        for v in &vectors {
-            self.owner.push(slot as u32);
-            self.flat.extend_from_slice(v);
+        self.add_many([(id, source, timestamp_ms, vectors)]);
+    }
+
+    /// Adds (or replaces) the vectors of many records at once: the graph takes them in parallel.
+    pub fn add_many<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (&'a str, SourceType, i64, &'a [Vec<f32>])>,
+    ) {
+        let start = self.owner.len();
+        for (id, source, timestamp_ms, vectors) in records {
+            let vectors: Vec<&Vec<f32>> = vectors
+                .iter()
+                .filter(|v| v.len() == self.dimensions)
+                .collect();
+            if vectors.is_empty() {
+                continue;
+            }
+            if let Some(old) = self.by_id.get(id) {
+                self.entries[*old].live = false;
+            }
+            let slot = self.entries.len();
+            self.entries.push(Entry {
+                id: id.to_owned(),
+                source,
+                timestamp_ms,
+                first: self.owner.len(),
+                count: vectors.len(),
+                live: true,
+            });
+            self.by_id.insert(id.to_owned(), slot);
+            for v in &vectors {
+                self.owner.push(slot as u32);
+                self.flat.extend_from_slice(v);
+            }
         }
         match &self.ann {
             Some(ann) => {
-                for (n, v) in vectors.iter().enumerate() {
-                    ann.insert_slice((v.as_slice(), first + n));
+                let points: Vec<(&[f32], usize)> = (start..self.owner.len())
+                    .map(|n| (self.vector(n), n))
+                    .collect();
+                if points.len() == 1 {
+                    ann.insert_slice(points[0]);
+                } else {
+                    ann.parallel_insert_slice(&points);
                 }
             }
             None if self.owner.len() >= self.ann_from => self.build_ann(),
             None => {}
         }
+    }
+
+    /// Bytes held by the vectors and their bookkeeping (the graph's links not included).
+    pub fn vector_bytes(&self) -> usize {
+        self.flat.len() * 4 + self.owner.len() * 4
     }
 
     fn build_ann(&mut self) {
