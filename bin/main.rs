@@ -51,6 +51,9 @@ enum Command {
     Cameras(cameras::CamerasCommand),
     /// Analyse an organization's interactions with the text model (or fetch an earlier analysis).
     Analyze(records::AnalyzeArgs),
+    /// Ask a question about an organization's records: the answer cites the records behind each
+    /// statement (with their keyframes), or says that none was found.
+    Ask(records::AskArgs),
     /// Print CCTV pattern events of an organization as they are written.
     Watch(records::WatchArgs),
     /// Inspect or close a session.
@@ -323,7 +326,9 @@ async fn main() -> std::process::ExitCode {
         die_quietly_on_closed_pipe();
     }
     let filter = || {
-        tracing_subscriber::EnvFilter::try_from_env("CROW_LOG").unwrap_or_else(|_| "info".into())
+        // hnsw_rs reports every graph it creates at info: noise in crow's log.
+        tracing_subscriber::EnvFilter::try_from_env("CROW_LOG")
+            .unwrap_or_else(|_| "info,hnsw_rs=warn".into())
     };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter())
@@ -372,6 +377,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Products(cmd) => records::products(cmd).await,
         Command::Cameras(cmd) => cameras::cameras(cmd).await,
         Command::Analyze(args) => records::analyze(args).await,
+        Command::Ask(args) => records::ask(args).await,
         Command::Watch(args) => records::watch(args).await,
         Command::Session(cmd) => session(cmd).await,
         Command::Describe(args) => describe(args).await,

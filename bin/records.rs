@@ -239,6 +239,29 @@ pub(crate) struct AnalyzeArgs {
 }
 
 #[derive(Args)]
+pub(crate) struct AskArgs {
+    /// The question, in words.
+    question: String,
+    /// Organization id.
+    #[arg(long)]
+    org: String,
+    /// Only records at or after this time, ms since the Unix epoch.
+    #[arg(long)]
+    from_ms: Option<i64>,
+    /// Only records before this time, ms since the Unix epoch.
+    #[arg(long)]
+    to_ms: Option<i64>,
+    /// Only this source.
+    #[arg(long, value_enum)]
+    source: Option<Source>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[derive(Args)]
 pub(crate) struct WatchArgs {
     /// Organization id.
     #[arg(long)]
@@ -784,6 +807,76 @@ fn print_analysis(a: &proto::Analysis, as_json: bool) {
             }
         }
     }
+}
+
+pub(crate) async fn ask(args: AskArgs) -> Result<()> {
+    let mut client = AnalysisServiceClient::new(channel(&args.server).await?);
+    let a = client
+        .ask(proto::AskRequest {
+            organization_id: args.org.clone(),
+            question: args.question.clone(),
+            from_ms: args.from_ms.unwrap_or(0),
+            to_ms: args.to_ms.unwrap_or(0),
+            source_type: source_of(args.source),
+        })
+        .await?
+        .into_inner();
+    if args.json {
+        let citations: Vec<serde_json::Value> = a
+            .citations
+            .iter()
+            .map(|c| {
+                json!({
+                    "interaction_id": c.interaction_id, "summary": c.summary,
+                    "timestamp_ms": c.timestamp_ms, "source_type": source_name(c.source_type),
+                    "session_id": c.session_id, "frame_indexes": c.frame_indexes,
+                })
+            })
+            .collect();
+        let statements: Vec<serde_json::Value> = a
+            .statements
+            .iter()
+            .map(|s| json!({"text": s.text, "interaction_ids": s.interaction_ids, "support": s.support}))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "found": a.found, "answer": a.answer, "statements": statements,
+                "citations": citations, "statements_refused": a.statements_refused, "model": a.model,
+                "records_considered": a.records.len(),
+            })
+        );
+        return Ok(());
+    }
+    println!("{}", a.answer);
+    for (n, c) in a.citations.iter().enumerate() {
+        let evidence = if c.frame_indexes.is_empty() {
+            String::new()
+        } else {
+            let frames: Vec<String> = c.frame_indexes.iter().map(u64::to_string).collect();
+            format!(
+                "\n      keyframes: session {} frames {}",
+                c.session_id,
+                frames.join(", ")
+            )
+        };
+        println!(
+            "  [{}] {}  {:<6} {}\n      {}{}",
+            n + 1,
+            format_ms(c.timestamp_ms),
+            source_name(c.source_type),
+            c.interaction_id,
+            c.summary,
+            evidence
+        );
+    }
+    println!(
+        "({} records considered, {} statements refused, model {})",
+        a.records.len(),
+        a.statements_refused,
+        a.model
+    );
+    Ok(())
 }
 
 pub(crate) async fn analyze(args: AnalyzeArgs) -> Result<()> {

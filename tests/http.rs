@@ -596,7 +596,7 @@ async fn schemathesis(base: &str, name: &str, extra: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 22"),
+        stdout.contains("Tested: 23"),
         "every operation but the stream: {stdout}"
     );
     stdout

@@ -1,6 +1,7 @@
 //! Search by meaning through the real server: records stored through `CreateInteraction` are embedded
 //! by all-MiniLM-L6-v2 on llama.cpp, and `ListInteractions` with `meaning` ranks them, over gRPC, HTTP
-//! and the CLI, with the word, source and time filters, cursors and organizations.
+//! and the CLI, with the word, source and time filters, cursors and organizations; with the records in
+//! sled and in PostgreSQL.
 
 use std::collections::HashSet;
 use std::process::Command;
@@ -13,7 +14,9 @@ use crow::proto::{
 use crow::PipelineConfig;
 use tonic::transport::Channel;
 
-use crate::common::{wait_for_interactions, TestServer};
+use crate::common::{on_both_backends, wait_for_interactions, Backend, TestServer};
+
+on_both_backends!(records_are_ranked_by_meaning_and_unrelated_questions_find_nothing);
 
 const BASE_MS: i64 = 1_780_000_000_000;
 
@@ -71,8 +74,8 @@ fn config() -> PipelineConfig {
 }
 
 /// A server holding [`RECORDS`] for `acme` (and a shoe record for `other`), all embedded.
-async fn server() -> TestServer {
-    let server = TestServer::start(config()).await;
+async fn server(backend: Backend) -> TestServer {
+    let server = TestServer::start_on(backend, config()).await;
     let mut c = client(&server).await;
     for (n, (_, source, summary)) in RECORDS.iter().enumerate() {
         c.create_interaction(CreateInteractionRequest {
@@ -144,9 +147,8 @@ fn topics(page: &ListInteractionsResponse) -> Vec<&'static str> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_are_ranked_by_meaning_and_unrelated_questions_find_nothing() {
-    let server = server().await;
+async fn records_are_ranked_by_meaning_and_unrelated_questions_find_nothing(backend: Backend) {
+    let server = server(backend).await;
     let mut c = client(&server).await;
     let ask = |meaning: &str| by_meaning("acme", meaning);
 
@@ -224,7 +226,7 @@ async fn records_are_ranked_by_meaning_and_unrelated_questions_find_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_by_meaning_never_repeat_and_stay_in_their_organization() {
-    let server = server().await;
+    let server = server(Backend::Sled).await;
     let mut c = client(&server).await;
     let question = "a customer looking at products in the shop";
     let whole = c
@@ -322,7 +324,7 @@ async fn pages_by_meaning_never_repeat_and_stay_in_their_organization() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_by_meaning_over_http_and_the_cli() {
-    let server = server().await;
+    let server = server(Backend::Sled).await;
     let response: serde_json::Value = reqwest::Client::new()
         .get(format!(
             "{}/api/v1/interactions/organization/acme?meaning=customers%20who%20hesitated%20at%20the%20shoe%20shelf&pageSize=2",
@@ -399,5 +401,139 @@ async fn with_search_off_a_meaning_query_is_a_failed_precondition() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
     assert!(err.message().contains("pipeline.search"), "{err}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_cite_records_of_the_organization_or_say_none_was_found() {
+    use crow::proto::analysis_service_client::AnalysisServiceClient;
+    use crow::proto::{AskRequest, GetInteractionRequest, InteractionState};
+
+    let server = server(Backend::Sled).await;
+    let mut analysis = AnalysisServiceClient::connect(server.url.clone())
+        .await
+        .unwrap();
+    let mut records = client(&server).await;
+    let ask = |org: &str, question: &str| AskRequest {
+        organization_id: org.into(),
+        question: question.into(),
+        ..Default::default()
+    };
+
+    // The Gemma 3 270M test model writes the answer; whatever it writes, what crow returns holds.
+    let answer = analysis
+        .ask(ask("acme", "Did customers hesitate at the shoe shelf?"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answer.model.is_empty());
+    let retrieved: Vec<&str> = answer
+        .records
+        .iter()
+        .map(|m| m.interaction_id.as_str())
+        .collect();
+    assert!(!retrieved.is_empty(), "{answer:?}");
+    let best = RECORDS
+        .iter()
+        .find(|(_, _, s)| answer.records[0].matched_text == *s)
+        .map(|(t, _, _)| *t);
+    assert_eq!(best, Some("shoes"), "{answer:?}");
+    for id in &retrieved {
+        let state = records
+            .get_interaction(GetInteractionRequest {
+                organization_id: "acme".into(),
+                id: (*id).into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(state.state, InteractionState::Stored as i32, "{id}");
+    }
+    for s in &answer.statements {
+        assert!(!s.interaction_ids.is_empty(), "{s:?}");
+        assert!(
+            s.interaction_ids
+                .iter()
+                .all(|id| retrieved.contains(&id.as_str())),
+            "{s:?} cites only retrieved records"
+        );
+        assert!(s.support >= crow::actors::CITATION_MIN_SIMILARITY, "{s:?}");
+    }
+    let cited: HashSet<&str> = answer
+        .statements
+        .iter()
+        .flat_map(|s| s.interaction_ids.iter().map(String::as_str))
+        .collect();
+    assert_eq!(
+        cited,
+        answer
+            .citations
+            .iter()
+            .map(|c| c.interaction_id.as_str())
+            .collect::<HashSet<_>>()
+    );
+    if answer.found {
+        assert!(answer.answer.contains("[1]"), "{answer:?}");
+    } else {
+        assert!(answer.statements.is_empty());
+        assert!(answer.answer.starts_with("No records"), "{answer:?}");
+    }
+
+    // Nothing about the subject: no record, no statement, and the answer says so.
+    for (org, question, from_ms) in [
+        (
+            "acme",
+            "Was a delivery truck unloading at the loading dock?",
+            0,
+        ),
+        ("acme", "Did the fire alarm go off in the car park?", 0),
+        // The shoe records are older than this window.
+        (
+            "acme",
+            "Did customers hesitate at the shoe shelf?",
+            BASE_MS + 3_600_000,
+        ),
+    ] {
+        let answer = analysis
+            .ask(AskRequest {
+                from_ms,
+                ..ask(org, question)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!answer.found, "{question}: {answer:?}");
+        assert!(answer.records.is_empty() && answer.citations.is_empty());
+        assert!(answer.answer.starts_with("No records"), "{answer:?}");
+    }
+
+    // Another organization's records are never retrieved or cited.
+    let answer = analysis
+        .ask(ask("other", "Did customers hesitate at the shoe shelf?"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.records.len() <= 1);
+    let acme: HashSet<String> = crate::common::list_all(&server.url, "acme", 50)
+        .await
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert!(answer
+        .records
+        .iter()
+        .all(|m| !acme.contains(&m.interaction_id)));
+
+    for (request, code) in [
+        (ask("acme", "  "), tonic::Code::InvalidArgument),
+        (
+            ask("acme", &"why ".repeat(500)),
+            tonic::Code::InvalidArgument,
+        ),
+        (ask("bad org!", "why"), tonic::Code::InvalidArgument),
+    ] {
+        let err = analysis.ask(request).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err}");
+    }
     server.stop().await;
 }

@@ -379,11 +379,18 @@ async fn scale(
     let mut made = 0;
     while made < args.records {
         let n = CHUNK.min(args.records - made);
-        // Each record: one of the labelled records' embeddings moved by noise (cosine ~0.7 to it).
+        // Each record: a blend of two labelled records' embeddings (a continuum of meanings between
+        // subjects, as in a month of footage), moved by a little noise.
         let chunk: Vec<(String, Vec<Vec<f32>>)> = (made..made + n)
             .map(|i| {
-                let base = &bases[i % bases.len()];
-                let v: Vec<f32> = base.iter().map(|x| x + 0.05 * rng.normal()).collect();
+                let a = &bases[rng.below(bases.len())];
+                let b = &bases[rng.below(bases.len())];
+                let w = rng.next();
+                let v: Vec<f32> = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| w * x + (1.0 - w) * y + 0.02 * rng.normal())
+                    .collect();
                 (format!("r{i:07}"), vec![unit(v)])
             })
             .collect();
@@ -490,6 +497,10 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         ((self.0 >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() * n as f32) as usize).min(n - 1)
     }
 
     fn normal(&mut self) -> f32 {

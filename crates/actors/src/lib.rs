@@ -22,6 +22,7 @@
 
 mod analysis;
 mod analyzer;
+mod ask;
 mod catalog_match;
 pub mod cluster;
 mod config;
@@ -40,6 +41,7 @@ pub mod semantic;
 mod service;
 mod supervisor;
 
+pub use ask::{record_frames, Answer, Statement, ASK_MAX_RECORDS, CITATION_MIN_SIMILARITY};
 pub use catalog_match::{Evidence, ProductFinding, RefusedProposal};
 pub use cluster::{Bus, ClusterConfig, Role};
 pub use config::{

@@ -76,6 +76,10 @@ pub(crate) struct PipelineInner {
     pub(crate) background: Vec<tokio::task::JoinHandle<()>>,
     /// Search by meaning, when its model is installed (all and api roles).
     pub(crate) search: Option<Arc<SemanticSearch>>,
+    /// `Ask` calls admitted (answering or waiting: `analysis.slots + analysis.queue`).
+    pub(crate) ask_admission: Arc<tokio::sync::Semaphore>,
+    /// `Ask` calls answering at once (`analysis.slots`).
+    pub(crate) ask_slots: Arc<tokio::sync::Semaphore>,
     /// The ingest role's heartbeat and orphan sweep ([`watch_orphans`]); stopped first at shutdown.
     pub(crate) orphan_watch: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     #[cfg(feature = "fault-injection")]
@@ -249,6 +253,10 @@ impl Pipeline {
                 disk: Arc::clone(&disk),
             },
         };
+        let ask_admission = Arc::new(tokio::sync::Semaphore::new(
+            config.analysis.slots + config.analysis.queue,
+        ));
+        let ask_slots = Arc::new(tokio::sync::Semaphore::new(config.analysis.slots));
         let mut background = Vec::new();
         // Embeddings are made where records are analysed (all, analyze) and searched where the API
         // answers (all, api).
@@ -289,6 +297,8 @@ impl Pipeline {
                 bus: bus.clone(),
                 background,
                 search,
+                ask_admission,
+                ask_slots,
                 orphan_watch: std::sync::Mutex::new(None),
                 #[cfg(feature = "fault-injection")]
                 processing_fault,

@@ -55,6 +55,9 @@ pub struct SearchConfig {
     pub ef_search: usize,
     /// Most records one query ranks (deeper pages end there).
     pub max_results: usize,
+    /// `Ask` shows the model only records at least this similar to the question (stricter than
+    /// `min_similarity`: an answer must not rest on weak matches).
+    pub ask_min_similarity: f32,
 }
 
 impl Default for SearchConfig {
@@ -69,6 +72,7 @@ impl Default for SearchConfig {
             ann_from: 10_000,
             ef_search: 96,
             max_results: 1_000,
+            ask_min_similarity: 0.4,
         }
     }
 }

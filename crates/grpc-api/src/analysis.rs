@@ -15,7 +15,8 @@ use crate::interactions::non_empty;
 use crate::limits::OrgSlots;
 use crate::proto::analysis_service_server::AnalysisService;
 use crate::proto::{
-    Analysis, AnalyzeRequest, GetAnalysisRequest, PatternEvent, WatchPatternsRequest,
+    Analysis, AnalyzeRequest, AskRequest, AskResponse, GetAnalysisRequest, PatternEvent,
+    WatchPatternsRequest,
 };
 
 /// Events buffered between a subscription and its gRPC stream.
@@ -69,6 +70,30 @@ impl AnalysisService for AnalysisApi {
             .await
             .map_err(convert::status)?;
         Ok(Response::new(convert::analysis(&record)))
+    }
+
+    async fn ask(&self, request: Request<AskRequest>) -> Result<Response<AskResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let r = request.into_inner();
+        caller.authorize(Action::Analyze, &r.organization_id)?;
+        let max_query = self.pipeline.config().limits.max_query_bytes;
+        if r.question.len() > max_query {
+            return Err(Status::invalid_argument(format!(
+                "question is longer than pipeline.limits.max_query_bytes ({max_query})"
+            )));
+        }
+        let filter = crow_storage::InteractionFilter {
+            source: convert::source_filter(r.source_type, "source_type")?,
+            query: None,
+            from_ms: convert::optional_ms(r.from_ms),
+            to_ms: convert::optional_ms(r.to_ms),
+        };
+        let answer = self
+            .pipeline
+            .ask(&r.organization_id, &r.question, &filter)
+            .await
+            .map_err(convert::status)?;
+        Ok(Response::new(convert::answer(&answer)))
     }
 
     async fn get_analysis(

@@ -198,6 +198,53 @@ pub(crate) fn interaction(i: &Interaction) -> proto::Interaction {
     }
 }
 
+/// Why a record matched a search by meaning.
+pub(crate) fn meaning_match(h: &crow_actors::SemanticHit) -> proto::MeaningMatch {
+    proto::MeaningMatch {
+        interaction_id: h.interaction.id.clone(),
+        score: h.score,
+        similarity: h.similarity,
+        matched_text: h.matched.clone(),
+    }
+}
+
+/// An `Ask` answer with its citations.
+pub(crate) fn answer(a: &crow_actors::Answer) -> proto::AskResponse {
+    let citations = a
+        .cited
+        .iter()
+        .filter_map(|id| a.records.iter().find(|h| &h.interaction.id == id))
+        .map(|h| {
+            let i = &h.interaction;
+            proto::Citation {
+                interaction_id: i.id.clone(),
+                summary: i.summary.clone(),
+                timestamp_ms: i.timestamp_ms,
+                source_type: source(i.source_type) as i32,
+                session_id: i.session_id.clone().unwrap_or_default(),
+                frame_indexes: crow_actors::record_frames(i),
+            }
+        })
+        .collect();
+    proto::AskResponse {
+        found: a.found,
+        answer: a.answer.clone(),
+        statements: a
+            .statements
+            .iter()
+            .map(|s| proto::AnswerStatement {
+                text: s.text.clone(),
+                interaction_ids: s.interaction_ids.clone(),
+                support: s.support,
+            })
+            .collect(),
+        citations,
+        records: a.records.iter().map(meaning_match).collect(),
+        statements_refused: a.refused as u32,
+        model: a.model.clone(),
+    }
+}
+
 pub(crate) fn summary(s: &Summary) -> proto::Summary {
     proto::Summary {
         web: s.web,

@@ -10,8 +10,7 @@ use crate::proto::interaction_service_server::InteractionService;
 use crate::proto::{
     CreateInteractionRequest, CreateInteractionResponse, GetInteractionRequest,
     GetInteractionResponse, GetSummaryRequest, ListDeadLettersRequest, ListDeadLettersResponse,
-    ListInteractionsRequest, ListInteractionsResponse, MeaningMatch, RetryDeadLetterRequest,
-    Summary,
+    ListInteractionsRequest, ListInteractionsResponse, RetryDeadLetterRequest, Summary,
 };
 
 /// Page size used when a request says 0.
@@ -177,16 +176,7 @@ impl InteractionService for InteractionApi {
                     .iter()
                     .map(|h| convert::interaction(&h.interaction))
                     .collect(),
-                matches: page
-                    .hits
-                    .iter()
-                    .map(|h| MeaningMatch {
-                        interaction_id: h.interaction.id.clone(),
-                        score: h.score,
-                        similarity: h.similarity,
-                        matched_text: h.matched.clone(),
-                    })
-                    .collect(),
+                matches: page.hits.iter().map(convert::meaning_match).collect(),
                 next_page_token: page.next_page_token.unwrap_or_default(),
             }));
         }

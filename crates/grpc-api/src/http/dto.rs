@@ -280,6 +280,96 @@ pub struct AnalyzeRequest {
     pub wait: Option<bool>,
 }
 
+/// Body of `POST .../ask`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AskRequest {
+    /// The question, in words.
+    pub question: String,
+    /// Only records at or after this time.
+    #[serde(default)]
+    pub from: Option<Instant>,
+    /// Only records before this time.
+    #[serde(default)]
+    pub to: Option<Instant>,
+    /// Only this source.
+    #[serde(default)]
+    pub source_type: Option<SourceType>,
+}
+
+/// One statement of an answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnswerStatement {
+    pub text: String,
+    /// The records it cites.
+    pub interaction_ids: Vec<String>,
+    /// Similarity of the statement to the closest text of the records it cites.
+    pub support: f32,
+}
+
+/// A record an answer cites, with its evidence (CCTV: session and frames whose keyframes show it).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Citation {
+    pub interaction_id: String,
+    pub summary: String,
+    pub timestamp: String,
+    pub source_type: Option<SourceType>,
+    pub session_id: Option<String>,
+    pub frame_indexes: Vec<u64>,
+}
+
+/// The answer to a question, every statement citing its records.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Answer {
+    /// False when no record supports an answer; `answer` says so.
+    pub found: bool,
+    /// The statements with `[n]` markers into `citations`.
+    pub answer: String,
+    pub statements: Vec<AnswerStatement>,
+    pub citations: Vec<Citation>,
+    /// The records retrieved for the question, best first.
+    pub records: Vec<MeaningMatch>,
+    /// Statements of the model that crow refused.
+    pub statements_refused: u32,
+    pub model: String,
+}
+
+impl From<proto::AskResponse> for Answer {
+    fn from(a: proto::AskResponse) -> Self {
+        Answer {
+            found: a.found,
+            answer: a.answer,
+            statements: a
+                .statements
+                .into_iter()
+                .map(|s| AnswerStatement {
+                    text: s.text,
+                    interaction_ids: s.interaction_ids,
+                    support: s.support,
+                })
+                .collect(),
+            citations: a
+                .citations
+                .into_iter()
+                .map(|c| Citation {
+                    interaction_id: c.interaction_id,
+                    summary: c.summary,
+                    timestamp: format_ms(c.timestamp_ms),
+                    source_type: SourceType::from_proto(c.source_type),
+                    session_id: (!c.session_id.is_empty()).then_some(c.session_id),
+                    frame_indexes: c.frame_indexes,
+                })
+                .collect(),
+            records: a.records.into_iter().map(Into::into).collect(),
+            statements_refused: a.statements_refused,
+            model: a.model,
+        }
+    }
+}
+
 /// Where an analysis stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -22,6 +22,7 @@ The same operations are served over gRPC on the same port (package crow.v1, with
         routes::list_interactions,
         routes::summary,
         routes::analyze,
+        routes::ask,
         routes::create_interaction,
         routes::get_interaction,
         routes::submit_frames,

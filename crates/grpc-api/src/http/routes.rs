@@ -43,6 +43,7 @@ pub(super) fn router(api: HttpApi) -> Router {
             "/api/v1/interactions/organization/{org_id}/analyze",
             post(analyze),
         )
+        .route("/api/v1/interactions/organization/{org_id}/ask", post(ask))
         .route(
             "/api/v1/interactions/create-interaction",
             post(create_interaction),
@@ -283,6 +284,37 @@ async fn analyze(
         _ => StatusCode::ACCEPTED,
     };
     Ok((status, axum::Json(analysis)).into_response())
+}
+
+/// Answers a question from the organization's records with the text model: every statement cites the
+/// records behind it, and crow keeps only statements close in meaning to what they cite; with no
+/// supporting record, `found` is false and the answer says so.
+#[utoipa::path(
+    post,
+    path = "/api/v1/interactions/organization/{orgId}/ask",
+    tag = "interactions",
+    params(("orgId" = String, Path, description = "Organization id")),
+    request_body = dto::AskRequest,
+    responses((status = 200, body = dto::Answer), Errors),
+    security(("bearer" = []))
+)]
+async fn ask(
+    State(api): State<HttpApi>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<dto::AskRequest>,
+) -> Result<axum::Json<dto::Answer>> {
+    let services = api.services()?;
+    let message = proto::AskRequest {
+        organization_id: org.clone(),
+        question: body.question,
+        from_ms: instant_ms(body.from.as_ref(), "from")?,
+        to_ms: instant_ms(body.to.as_ref(), "to")?,
+        source_type: source_proto(body.source_type),
+    };
+    let request = api.request(&headers, &org, false, message)?;
+    let answer = services.analysis.ask(request).await?.into_inner();
+    Ok(axum::Json(answer.into()))
 }
 
 /// Queues a web, social or CCTV event: stored durably in the outbox before this answers, turned into
