@@ -216,15 +216,8 @@ pub(crate) struct AnalyzeArgs {
     /// Organization id.
     #[arg(long)]
     org: String,
-    /// Window start, ms since the Unix epoch [default: the first record].
-    #[arg(long)]
-    from_ms: Option<i64>,
-    /// Window end (exclusive), ms since the Unix epoch [default: now].
-    #[arg(long)]
-    to_ms: Option<i64>,
-    /// Only this source.
-    #[arg(long, value_enum)]
-    source: Option<Source>,
+    #[command(flatten)]
+    window: RecordWindow,
     /// Queue it and print its id without waiting (fetch it later with --id).
     #[arg(long)]
     no_wait: bool,
@@ -238,6 +231,20 @@ pub(crate) struct AnalyzeArgs {
     server: ServerArg,
 }
 
+/// The records an analysis or a question covers.
+#[derive(Args)]
+pub(crate) struct RecordWindow {
+    /// Only records at or after this time, ms since the Unix epoch [default: the first record].
+    #[arg(long)]
+    from_ms: Option<i64>,
+    /// Only records before this time, ms since the Unix epoch [default: now].
+    #[arg(long)]
+    to_ms: Option<i64>,
+    /// Only this source.
+    #[arg(long, value_enum)]
+    source: Option<Source>,
+}
+
 #[derive(Args)]
 pub(crate) struct AskArgs {
     /// The question, in words.
@@ -245,15 +252,8 @@ pub(crate) struct AskArgs {
     /// Organization id.
     #[arg(long)]
     org: String,
-    /// Only records at or after this time, ms since the Unix epoch.
-    #[arg(long)]
-    from_ms: Option<i64>,
-    /// Only records before this time, ms since the Unix epoch.
-    #[arg(long)]
-    to_ms: Option<i64>,
-    /// Only this source.
-    #[arg(long, value_enum)]
-    source: Option<Source>,
+    #[command(flatten)]
+    window: RecordWindow,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -623,6 +623,8 @@ struct ProductFile {
     description: String,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(default)]
+    aliases: Vec<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -639,7 +641,7 @@ pub(crate) async fn products(cmd: ProductsCommand) -> Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let parsed: ProductsFile = serde_json::from_str(&text).with_context(|| {
                 format!(
-                    "{}: expected a JSON array of products (id, name, category, description, tags)",
+                    "{}: expected a JSON array of products (id, name, category, description, tags, aliases)",
                     file.display()
                 )
             })?;
@@ -661,6 +663,7 @@ pub(crate) async fn products(cmd: ProductsCommand) -> Result<()> {
                                 category: p.category.clone(),
                                 description: p.description.clone(),
                                 tags: p.tags.clone(),
+                                aliases: p.aliases.clone(),
                                 updated_at_ms: 0,
                             })
                             .collect(),
@@ -815,9 +818,9 @@ pub(crate) async fn ask(args: AskArgs) -> Result<()> {
         .ask(proto::AskRequest {
             organization_id: args.org.clone(),
             question: args.question.clone(),
-            from_ms: args.from_ms.unwrap_or(0),
-            to_ms: args.to_ms.unwrap_or(0),
-            source_type: source_of(args.source),
+            from_ms: args.window.from_ms.unwrap_or(0),
+            to_ms: args.window.to_ms.unwrap_or(0),
+            source_type: source_of(args.window.source),
         })
         .await?
         .into_inner();
@@ -892,9 +895,9 @@ pub(crate) async fn analyze(args: AnalyzeArgs) -> Result<()> {
         None => client
             .analyze(AnalyzeRequest {
                 organization_id: args.org.clone(),
-                from_ms: args.from_ms.unwrap_or(0),
-                to_ms: args.to_ms.unwrap_or(0),
-                source_type: source_of(args.source),
+                from_ms: args.window.from_ms.unwrap_or(0),
+                to_ms: args.window.to_ms.unwrap_or(0),
+                source_type: source_of(args.window.source),
                 wait: !args.no_wait,
             })
             .await?
