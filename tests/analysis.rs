@@ -24,6 +24,7 @@ fn product(id: &str, name: &str, category: &str) -> Product {
         category: category.into(),
         description: format!("{name} sold in the {category} aisle"),
         tags: vec![category.into()],
+        aliases: vec![],
         ..Default::default()
     }
 }

@@ -123,7 +123,17 @@ impl TestServer {
         config: PipelineConfig,
         auth: crow::auth::Authenticator,
     ) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        TestServer::start_in(tempfile::tempdir().unwrap(), builder, config, auth).await
+    }
+
+    /// Like [`TestServer::start_with`], over the sled database in `dir/db` (which a test may have
+    /// written before).
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        builder: crow::CrowBuilder,
+        config: PipelineConfig,
+        auth: crow::auth::Authenticator,
+    ) -> TestServer {
         let crow = builder
             .data_dir(dir.path().join("db"))
             .pipeline_config(config)

@@ -593,6 +593,7 @@ fn product(org: &str, id: &str, name: &str) -> Product {
         category: "shoes".into(),
         description: "leather, size 42".into(),
         tags: vec!["footwear".into()],
+        aliases: vec![],
         updated_at_ms: T0,
     }
 }

@@ -537,3 +537,186 @@ async fn answers_cite_records_of_the_organization_or_say_none_was_found() {
     }
     server.stop().await;
 }
+
+/// The catalog of the labelled product set (`crow bench search` calibrates on it).
+fn labelled_catalog(org: &str) -> Vec<crow::storage::Product> {
+    let set: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/search/products.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    set["catalog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| crow::storage::Product {
+            id: p["id"].as_str().unwrap().into(),
+            organization_id: org.into(),
+            name: p["name"].as_str().unwrap().into(),
+            category: p["category"].as_str().unwrap_or_default().into(),
+            description: p["description"].as_str().unwrap_or_default().into(),
+            tags: Vec::new(),
+            aliases: strings(&p["aliases"]),
+            updated_at_ms: 1,
+        })
+        .collect()
+}
+
+/// Batches of described frames, recorded in sled as a camera session leaves them, are analysed when
+/// the server starts: a description span that means a catalog product (an alias, a paraphrase) is
+/// evidence for it, with the span, the text it matched and the similarity the embedding model
+/// measured; a description that names the product word for word is named evidence instead; and
+/// descriptions of a store without catalog products yield no product.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn descriptions_match_products_by_meaning_with_the_span_as_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches: [&[&str]; 3] = [
+        &[
+            "A teenager laces up a pair of trainers and walks a few steps.",
+            "A customer puts a shoulder bag over her arm.",
+            "A woman picks up a sturdy mountain boot from the display.",
+        ],
+        &[
+            "A man waits in the queue at the till.",
+            "2 people detected (centre); motion in 1 region",
+            "A woman takes a carton of milk from the fridge.",
+        ],
+        &["A woman holds a leather handbag near the till."],
+    ];
+    {
+        let store = crow::storage::Store::open(dir.path().join("db")).unwrap();
+        store.upsert_products(&labelled_catalog("acme")).unwrap();
+        let mut session = crow::storage::SessionRecord::new_open("acme", "aisle-2");
+        let mut frame_index = 0;
+        for (n, texts) in batches.iter().enumerate() {
+            let frames: Vec<crow::storage::FrameAnalysis> = texts
+                .iter()
+                .map(|text| {
+                    frame_index += 1;
+                    crow::storage::FrameAnalysis {
+                        frame_index,
+                        captured_at_ms: BASE_MS + frame_index as i64 * 1_000,
+                        describer: "vision".into(),
+                        text: (*text).into(),
+                        confidence: 0.9,
+                        tags: vec![],
+                        details: serde_json::Value::Null,
+                    }
+                })
+                .collect();
+            session.counters.batches += 1;
+            let batch = crow::storage::BatchRecord {
+                session_id: session.id.clone(),
+                organization_id: "acme".into(),
+                camera_id: "aisle-2".into(),
+                batch_index: n as u64,
+                frame_range: Some((frames[0].frame_index, frame_index)),
+                frames,
+                created_at_ms: BASE_MS,
+                events: vec![],
+                occupancy: vec![],
+            };
+            assert!(store.record_batch(&session, &batch).unwrap());
+        }
+    }
+    let mut cfg = config();
+    // No text model: what is found here is found by measurement (words, meaning) alone.
+    cfg.analysis.model = None;
+    let floor = cfg.search.product_min_similarity;
+    let server = TestServer::start_in(
+        dir,
+        crow::Crow::builder(),
+        cfg,
+        crow::auth::Authenticator::disabled(),
+    )
+    .await;
+    let records = wait_for_interactions(&server.url, "acme", 3).await;
+    let batch = |n: usize| {
+        records
+            .iter()
+            .map(|r| {
+                let data: serde_json::Value = serde_json::from_str(&r.data_json).unwrap();
+                (r.product_ids.clone(), data)
+            })
+            .find(|(_, data)| data["batch_index"] == n)
+            .unwrap_or_else(|| panic!("batch {n} in {records:?}"))
+    };
+    let texts = |data: &serde_json::Value| -> Vec<String> {
+        data["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["text"].as_str().unwrap().to_lowercase())
+            .collect()
+    };
+
+    let (ids, data) = batch(0);
+    assert_eq!(ids, ["handbag", "hike-boots", "run-shoes"], "{data:#}");
+    for finding in data["products"].as_array().unwrap() {
+        let evidence = finding["evidence"].as_array().unwrap();
+        assert_eq!(evidence.len(), 1, "{finding:#}");
+        let e = &evidence[0];
+        assert_eq!(e["kind"], "meaning", "{finding:#}");
+        let span = e["span"].as_str().unwrap();
+        let similarity = e["similarity"].as_f64().unwrap() as f32;
+        assert!(similarity >= floor && similarity <= 1.001, "{e}");
+        // The span is words of the descriptions of the frames it cites.
+        let frames: Vec<u64> = serde_json::from_value(e["frames"].clone()).unwrap();
+        assert!(!frames.is_empty());
+        let all = texts(&data);
+        for f in &frames {
+            let text = data["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["frame_index"] == *f)
+                .unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_lowercase();
+            assert!(text.contains(span), "{span:?} not in {text:?}");
+        }
+        assert!(all.iter().any(|t| t.contains(span)));
+        let confidence = finding["confidence"].as_f64().unwrap() as f32;
+        assert!(
+            confidence > 0.0 && confidence <= 0.7 * 0.9 + 1e-3,
+            "{finding:#}"
+        );
+    }
+    let shoes = &data["products"].as_array().unwrap()[2];
+    assert!(
+        shoes["evidence"][0]["span"]
+            .as_str()
+            .unwrap()
+            .contains("trainers"),
+        "{shoes:#}"
+    );
+
+    // The queue, a scene count, a carton of milk: nothing of the catalog.
+    let (ids, data) = batch(1);
+    assert!(ids.is_empty(), "{data:#}");
+    assert_eq!(
+        data["matching"]["model"],
+        "not needed: no description names a catalog product"
+    );
+
+    // Named word for word: named evidence, and no second (meaning) evidence of the same fact.
+    let (ids, data) = batch(2);
+    assert_eq!(ids, ["handbag"], "{data:#}");
+    let kinds: Vec<&str> = data["products"][0]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["named"], "{data:#}");
+    server.stop().await;
+}

@@ -232,6 +232,7 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
             category: p["category"].as_str().unwrap_or_default().to_owned(),
             description: p["description"].as_str().unwrap_or_default().to_owned(),
             tags: Vec::new(),
+            aliases: Vec::new(),
         })
         .collect();
     let first = products.first().map(|p| p.id.clone());

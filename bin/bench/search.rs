@@ -9,10 +9,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use crow::actors::semantic::content_words;
-use crow::actors::{SearchConfig, SemanticSearch};
+use crow::actors::{ProductMatcher, SearchConfig, SemanticSearch};
 use crow::storage::text::words;
 use crow::storage::vector_index::{IndexFilter, VectorIndex};
-use crow::storage::{Interaction, InteractionFilter, RecordStore, SourceType, Store};
+use crow::storage::{Interaction, InteractionFilter, Product, RecordStore, SourceType, Store};
 use serde::Deserialize;
 
 use super::list::percentile;
@@ -22,6 +22,9 @@ pub(crate) struct SearchBenchArgs {
     /// The labelled set: topics with records and queries, and negative queries.
     #[arg(long, default_value = "tests/data/search/labelled.json")]
     labelled: PathBuf,
+    /// The product set: a catalog and frame descriptions labelled with the products they show.
+    #[arg(long, default_value = "tests/data/search/products.json")]
+    products: PathBuf,
     /// Sentence-embedding model.
     #[arg(long, default_value = "models/all-minilm-l6-v2.gguf")]
     model: PathBuf,
@@ -151,7 +154,7 @@ pub(crate) async fn run(args: SearchBenchArgs) -> Result<()> {
         ..SearchConfig::default()
     };
     let shared: Arc<dyn RecordStore> = Arc::new(store.clone());
-    let search = SemanticSearch::load(shared, config)
+    let search = SemanticSearch::load(shared, config, true)
         .await?
         .context("the embedding model is missing: run scripts/setup-models.sh")?;
     let started = Instant::now();
@@ -272,9 +275,146 @@ pub(crate) async fn run(args: SearchBenchArgs) -> Result<()> {
         quality(Kind::Negative, &word).negatives()
     );
 
+    products(&args, &search).await?;
     if !args.skip_scale {
         scale(&args, &search, &labelled, &queries).await?;
     }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct ProductSet {
+    catalog: Vec<ProductEntry>,
+    descriptions: Vec<LabelledDescription>,
+}
+
+#[derive(Deserialize)]
+struct ProductEntry {
+    id: String,
+    name: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct LabelledDescription {
+    text: String,
+    products: Vec<String>,
+}
+
+/// Precision and recall of product matches against the labels, and negatives left without one.
+#[derive(Default)]
+struct MatchQuality {
+    right: usize,
+    claimed: usize,
+    labelled: usize,
+    negatives: usize,
+    clean_negatives: usize,
+}
+
+impl MatchQuality {
+    fn add(&mut self, found: &HashSet<&str>, labelled: &[String]) {
+        self.right += labelled
+            .iter()
+            .filter(|l| found.contains(l.as_str()))
+            .count();
+        self.claimed += found.len();
+        self.labelled += labelled.len();
+        if labelled.is_empty() {
+            self.negatives += 1;
+            self.clean_negatives += usize::from(found.is_empty());
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{:.3}      {:.3}    {:>2}/{}",
+            self.right as f64 / self.claimed.max(1) as f64,
+            self.right as f64 / self.labelled.max(1) as f64,
+            self.clean_negatives,
+            self.negatives
+        )
+    }
+}
+
+/// Product matching by meaning on the labelled descriptions, at each similarity floor, next to the
+/// word rule (every word of the name in the description).
+async fn products(args: &SearchBenchArgs, search: &Arc<SemanticSearch>) -> Result<()> {
+    let set: ProductSet = serde_json::from_slice(
+        &std::fs::read(&args.products).with_context(|| args.products.display().to_string())?,
+    )
+    .with_context(|| format!("parsing {}", args.products.display()))?;
+    let catalog: Vec<Product> = set
+        .catalog
+        .iter()
+        .map(|p| Product {
+            id: p.id.clone(),
+            organization_id: "bench".into(),
+            name: p.name.clone(),
+            category: p.category.clone(),
+            description: p.description.clone(),
+            tags: Vec::new(),
+            aliases: p.aliases.clone(),
+            updated_at_ms: 0,
+        })
+        .collect();
+    // Every match at any similarity: a floor only removes matches (a span's best products do not
+    // depend on it), so one pass serves every floor.
+    let matcher = ProductMatcher::new(Arc::clone(search), -1.0);
+    matcher.match_descriptions(&catalog, &["warm-up"]).await?;
+    let mut found = Vec::new();
+    let mut ms = Vec::new();
+    for d in &set.descriptions {
+        let t = Instant::now();
+        found.push(matcher.match_descriptions(&catalog, &[&d.text]).await?);
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    let negatives = set
+        .descriptions
+        .iter()
+        .filter(|d| d.products.is_empty())
+        .count();
+    println!(
+        "
+product matching by meaning: {} products (name, aliases, description), {} descriptions ({} show none); {:.1} ms p50, {:.1} ms p99 per description",
+        catalog.len(),
+        set.descriptions.len(),
+        negatives,
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99)
+    );
+    println!("floor  precision  recall   descriptions without products left without one");
+    for floor in [0.45f32, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8] {
+        let mut q = MatchQuality::default();
+        for (d, f) in set.descriptions.iter().zip(&found) {
+            let kept: HashSet<&str> = f
+                .iter()
+                .filter(|m| m.similarity >= floor)
+                .map(|m| m.product_id.as_str())
+                .collect();
+            q.add(&kept, &d.products);
+        }
+        println!("{floor:.2}   {}", q.line());
+    }
+    let mut q = MatchQuality::default();
+    for d in &set.descriptions {
+        let text: HashSet<String> = words(&d.text).collect();
+        let named: HashSet<&str> = catalog
+            .iter()
+            .filter(|p| words(&p.name).all(|w| text.contains(&w)))
+            .map(|p| p.id.as_str())
+            .collect();
+        q.add(&named, &d.products);
+    }
+    println!(
+        "words  {}   (every word of the name in the description)",
+        q.line()
+    );
     Ok(())
 }
 
@@ -415,53 +555,60 @@ async fn scale(
         index.vector_bytes() as f64 / 1e6,
         rss_after.saturating_sub(rss_before) as f64 / 1e6
     );
-    let ef = SearchConfig::default().ef_search;
+    let default_ef = SearchConfig::default().ef_search;
     let filter = IndexFilter::default();
     let probe = |n: usize| -> Vec<f32> {
         let mut rng = Rng(n as u64 + 1);
         let q = &questions[n % questions.len()];
         unit(q.iter().map(|x| x + 0.01 * rng.normal()).collect())
     };
-    let mut ann_ms = Vec::new();
-    for n in 0..args.calls {
-        let q = probe(n);
-        let t = Instant::now();
-        std::hint::black_box(index.search(&q, 10, ef, &filter));
-        ann_ms.push(t.elapsed().as_secs_f64() * 1e3);
-    }
     let mut exact_ms = Vec::new();
-    let mut found = 0;
+    let mut exact = Vec::new();
     for n in 0..args.exact_calls {
         let q = probe(n);
         let t = Instant::now();
-        let exact = index.search_exact(&q, 10, &filter);
+        exact.push(index.search_exact(&q, 10, &filter));
         exact_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        let ann = index.search(&q, 10, ef, &filter);
-        found += ann
-            .iter()
-            .filter(|h| exact.iter().any(|e| e.id == h.id))
-            .count();
     }
-    ann_ms.sort_by(f64::total_cmp);
     exact_ms.sort_by(f64::total_cmp);
-    let (ann99, exact99) = (percentile(&ann_ms, 0.99), percentile(&exact_ms, 0.99));
+    let exact99 = percentile(&exact_ms, 0.99);
     println!(
-        "HNSW search (k 10, ef {ef})   p50 {:.3} ms  p99 {:.3} ms  ({} calls)",
-        percentile(&ann_ms, 0.5),
-        ann99,
-        args.calls
-    );
-    println!(
-        "brute-force scan          p50 {:.3} ms  p99 {:.3} ms  ({} calls)",
+        "brute-force scan (k 10)       p50 {:>8.3} ms  p99 {:>8.3} ms  ({} calls)",
         percentile(&exact_ms, 0.5),
         exact99,
         args.exact_calls
     );
-    println!(
-        "brute force p99 / HNSW p99 = {:.0}x; HNSW recall@10 against the scan {:.3}",
-        exact99 / ann99,
-        found as f64 / (args.exact_calls * 10).max(1) as f64
-    );
+    for ef in [default_ef, default_ef * 2, default_ef * 4] {
+        let mut ann_ms = Vec::new();
+        for n in 0..args.calls {
+            let q = probe(n);
+            let t = Instant::now();
+            std::hint::black_box(index.search(&q, 10, ef, &filter));
+            ann_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let found: usize = exact
+            .iter()
+            .enumerate()
+            .map(|(n, exact)| {
+                index
+                    .search(&probe(n), 10, ef, &filter)
+                    .iter()
+                    .filter(|h| exact.iter().any(|e| e.id == h.id))
+                    .count()
+            })
+            .sum();
+        ann_ms.sort_by(f64::total_cmp);
+        let ann99 = percentile(&ann_ms, 0.99);
+        println!(
+            "HNSW search (k 10, ef {ef:>3}{})  p50 {:>8.3} ms  p99 {:>8.3} ms  ({} calls)  brute force p99 / HNSW p99 = {:.0}x, recall@10 against the scan {:.3}",
+            if ef == default_ef { ", default" } else { "" },
+            percentile(&ann_ms, 0.5),
+            ann99,
+            args.calls,
+            exact99 / ann99,
+            found as f64 / (args.exact_calls * 10).max(1) as f64
+        );
+    }
     Ok(())
 }
 

@@ -27,12 +27,13 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::catalog_match::{
-    dwell_evidence, for_model, named_candidates, named_evidence, verify_proposals, Findings,
-    ProductFinding, RefusedProposal,
+    dwell_evidence, for_model, meaning_evidence, named_candidates, named_evidence,
+    verify_proposals, Findings, ProductFinding, RefusedProposal,
 };
 use crate::cluster::{Bus, BusError};
 use crate::metrics_names as m;
 use crate::patterns::{PatternEvent, PatternHub};
+use crate::product_meaning::ProductMatcher;
 
 /// Largest catalog the analyzer reads per batch.
 const CATALOG_LIMIT: usize = 10_000;
@@ -54,6 +55,8 @@ pub(crate) struct AnalyzerArgs {
     pub records: Records,
     pub model: Option<Arc<dyn TextGenerator>>,
     pub catalog_top_k: usize,
+    /// Matches descriptions to products by meaning (when search by meaning is on).
+    pub meaning: Option<Arc<ProductMatcher>>,
     pub patterns: PatternHub,
     /// Batches analysed at once.
     pub slots: usize,
@@ -290,7 +293,7 @@ async fn analyze(
         data.insert(
             "matching".into(),
             json!({
-                "rule": "a product is recorded only from evidence: dwell in a zone mapped to it, its name in a description, or a model quote found in a cited description",
+                "rule": "a product is recorded only from evidence: dwell in a zone mapped to it, its name in a description, a description span that means it (similarity measured by the embedding model), or a model quote found in a cited description",
                 "model": matching.model,
                 "candidates": matching.candidates,
                 "refused": matching.refused,
@@ -344,8 +347,31 @@ async fn match_products(
         });
     }
     dwell_evidence(&mut findings, &catalog, &batch.events);
-    let picked = named_candidates(&catalog, &batch.frames, args.catalog_top_k.max(1));
+    let mut picked = named_candidates(&catalog, &batch.frames, args.catalog_top_k.max(1));
     named_evidence(&mut findings, &picked, &batch.frames);
+    let meant = match &args.meaning {
+        Some(matcher) => {
+            let texts: Vec<&str> = batch.frames.iter().map(|f| f.text.as_str()).collect();
+            match matcher.match_descriptions(&catalog, &texts).await {
+                Ok(meant) => meant,
+                Err(e) => {
+                    tracing::warn!(session_id = %batch.session_id, batch_index = batch.batch_index, error = %e, "product matching by meaning failed; matched by words only");
+                    Vec::new()
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+    meaning_evidence(&mut findings, &meant, &batch.frames);
+    // The model also sees the products a span means (a quote holding that span names them).
+    for m in &meant {
+        if picked.len() < args.catalog_top_k.max(1) && !picked.iter().any(|p| p.id == m.product_id)
+        {
+            if let Some(p) = catalog.iter().find(|p| p.id == m.product_id) {
+                picked.push(p);
+            }
+        }
+    }
     let mut refused = Vec::new();
     let model = match &args.model {
         _ if picked.is_empty() => "not needed: no description names a catalog product".to_owned(),
@@ -366,8 +392,13 @@ async fn match_products(
                 .await?
             {
                 Ok((answer, _)) => {
-                    refused =
-                        verify_proposals(&mut findings, &picked, &batch.frames, &answer.proposals);
+                    refused = verify_proposals(
+                        &mut findings,
+                        &picked,
+                        &batch.frames,
+                        &answer.proposals,
+                        &meant,
+                    );
                     format!(
                         "proposed {} product(s), {} refused by the check",
                         answer.proposals.len(),

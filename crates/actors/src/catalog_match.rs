@@ -4,7 +4,11 @@
 //! - **dwell**: a track stayed at least the zone's `min_dwell_ms` in a zone mapped to the product;
 //! - **named**: a frame description contains every word of the product's name;
 //! - **quote**: the text model proposed the product with a quote, and crow found the quote, word for word,
-//!   in the description of a frame the model cited, and the quote holds a word the product is known by.
+//!   in the description of a frame the model cited, and the quote names the product (its name's words, or
+//!   a span matched by meaning);
+//! - **meaning**: a span of a description ("a pair of trainers") is, by the sentence-embedding model, at
+//!   least the calibrated similarity to one of the product's texts (name, aliases, description), and
+//!   closer to it than to any other product; the span and the text it matched are kept.
 //!
 //! Each piece of evidence has a confidence computed from what was measured (detector scores, dwell time,
 //! the describer's confidence), never from a model's own number; a product's confidence combines its
@@ -97,6 +101,19 @@ pub enum Evidence {
         /// This evidence's confidence.
         confidence: f32,
     },
+    /// A span of the descriptions means one of the product's texts.
+    Meaning {
+        /// The span, as words of the descriptions.
+        span: String,
+        /// The product's text it matched (its name, an alias or its description).
+        matched: String,
+        /// Cosine similarity of the two, measured by the embedding model.
+        similarity: f32,
+        /// The frames whose descriptions hold the span.
+        frames: Vec<u64>,
+        /// This evidence's confidence.
+        confidence: f32,
+    },
     /// A model proposal whose quote crow found in the cited descriptions.
     Quote {
         /// The quote.
@@ -109,11 +126,12 @@ pub enum Evidence {
 }
 
 impl Evidence {
-    /// `dwell`, `named` or `quote`.
+    /// `dwell`, `named`, `meaning` or `quote`.
     pub fn kind(&self) -> &'static str {
         match self {
             Evidence::Dwell { .. } => "dwell",
             Evidence::Named { .. } => "named",
+            Evidence::Meaning { .. } => "meaning",
             Evidence::Quote { .. } => "quote",
         }
     }
@@ -122,6 +140,7 @@ impl Evidence {
         match self {
             Evidence::Dwell { confidence, .. }
             | Evidence::Named { confidence, .. }
+            | Evidence::Meaning { confidence, .. }
             | Evidence::Quote { confidence, .. } => *confidence,
         }
     }
@@ -130,6 +149,7 @@ impl Evidence {
         match self {
             Evidence::Dwell { frames, .. }
             | Evidence::Named { frames, .. }
+            | Evidence::Meaning { frames, .. }
             | Evidence::Quote { frames, .. } => frames,
         }
     }
@@ -166,6 +186,13 @@ pub(crate) struct Findings {
 }
 
 impl Findings {
+    /// Whether the product has evidence of this kind already.
+    fn has(&self, product_id: &str, kind: &str) -> bool {
+        self.by_product
+            .iter()
+            .any(|(id, list)| id == product_id && list.iter().any(|e| e.kind() == kind))
+    }
+
     fn add(&mut self, product_id: &str, evidence: Evidence) {
         match self.by_product.iter_mut().find(|(id, _)| id == product_id) {
             Some((_, list)) => list.push(evidence),
@@ -294,7 +321,8 @@ fn names_product(quote: &[String], name: &BTreeSet<String>) -> bool {
 }
 
 /// Checks the model's proposals: the quote must occur word for word in the description of a frame the
-/// proposal cites, and must name the product (see `names_product`). Accepted ones
+/// proposal cites, and must name the product (see `names_product`) or hold a span matched to it by
+/// meaning (`meaning`, from [`match_spans`]). Accepted ones
 /// become quote evidence with confidence `0.6 x` the mean describer confidence of the frames that hold
 /// it (`0.8 x` when the quote holds the whole name); the others are returned with the reason.
 pub(crate) fn verify_proposals(
@@ -302,6 +330,7 @@ pub(crate) fn verify_proposals(
     catalog: &[&Product],
     frames: &[FrameAnalysis],
     proposals: &[ProductProposal],
+    meaning: &[SpanMatch],
 ) -> Vec<RefusedProposal> {
     let mut refused = Vec::new();
     for proposal in proposals {
@@ -316,7 +345,11 @@ pub(crate) fn verify_proposals(
         };
         let quote: Vec<String> = words(&proposal.quote).collect();
         let (_, name) = product_words(product);
-        if !names_product(&quote, &name) {
+        let means_product = meaning.iter().any(|m| {
+            m.product_id == product.id
+                && contains_words(&quote, &words(&m.span).collect::<Vec<_>>())
+        });
+        if !names_product(&quote, &name) && !means_product {
             refused.push(refuse("the quote does not name the product"));
             continue;
         }
@@ -341,6 +374,254 @@ pub(crate) fn verify_proposals(
         );
     }
     refused
+}
+
+/// Words that end a span that could name a product: function words, verbs of what people do, and words
+/// for people (crow counts people with its detector; a description's "people" names no product).
+const SPAN_BREAKS: [&str; 96] = [
+    "a",
+    "an",
+    "and",
+    "are",
+    "as",
+    "at",
+    "be",
+    "been",
+    "but",
+    "by",
+    "for",
+    "from",
+    "has",
+    "have",
+    "her",
+    "his",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "near",
+    "next",
+    "of",
+    "off",
+    "on",
+    "onto",
+    "or",
+    "out",
+    "over",
+    "she",
+    "he",
+    "that",
+    "the",
+    "their",
+    "them",
+    "then",
+    "they",
+    "this",
+    "to",
+    "up",
+    "while",
+    "with",
+    "without",
+    "carries",
+    "checks",
+    "compares",
+    "holds",
+    "looks",
+    "lifts",
+    "opens",
+    "picks",
+    "puts",
+    "reads",
+    "stands",
+    "takes",
+    "tries",
+    "walks",
+    "wears",
+    "smells",
+    "sprays",
+    "tests",
+    "plays",
+    "pays",
+    "waits",
+    "examines",
+    "inspects",
+    "browses",
+    "pushes",
+    "pulls",
+    "points",
+    "talks",
+    "runs",
+    "sits",
+    "uses",
+    "adult",
+    "boy",
+    "child",
+    "customer",
+    "customers",
+    "girl",
+    "man",
+    "men",
+    "people",
+    "person",
+    "shopper",
+    "shoppers",
+    "someone",
+    "teenager",
+    "woman",
+    "women",
+    "detected",
+    "motion",
+    "region",
+    "regions",
+    "no",
+];
+
+/// Longest span kept whole; longer runs give only their windows of up to three words.
+const MAX_SPAN_WORDS: usize = 5;
+
+/// The spans of a description that could name a product, as lower-case words joined by spaces: each
+/// run of words between [`SPAN_BREAKS`] (whole when at most five words) and every window of one to
+/// three words inside it. "A man holds a pair of red running shoes" gives "pair", "red running shoes",
+/// "red running", "running shoes", "red", "running", "shoes". Numbers alone are not spans.
+pub fn description_spans(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |span: &[String]| {
+        if span.iter().all(|w| w.chars().all(|c| c.is_ascii_digit())) {
+            return;
+        }
+        let joined = span.join(" ");
+        if !out.contains(&joined) {
+            out.push(joined);
+        }
+    };
+    let words: Vec<String> = words(text).collect();
+    for run in words.split(|w| SPAN_BREAKS.contains(&w.as_str())) {
+        if run.is_empty() {
+            continue;
+        }
+        if run.len() <= MAX_SPAN_WORDS {
+            push(run);
+        }
+        for len in (1..=run.len().min(3)).rev() {
+            for window in run.windows(len) {
+                push(window);
+            }
+        }
+    }
+    out
+}
+
+/// A description span that means a catalog product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanMatch {
+    /// The catalog id.
+    pub product_id: String,
+    /// The span (lower-case words of a description).
+    pub span: String,
+    /// The product's text it matched.
+    pub matched: String,
+    /// Their cosine similarity.
+    pub similarity: f32,
+}
+
+/// How much closer to its best product a span must be than to another for both to count ("leather
+/// handbag" may be as close to a handbag as to a leather wallet; then both are kept).
+const SPAN_TIE: f32 = 0.02;
+
+/// Whether `span` is one word that is only part of `text` ("bag" of "shoulder bag", "bottle" of "scent
+/// bottle"): a word a product's text shares, not a mention of the product. Plurals count as the word.
+fn partial_mention(span: &str, text: &str) -> bool {
+    let singular = |w: &str| w.strip_suffix('s').unwrap_or(w).to_owned();
+    let span: Vec<String> = words(span).map(|w| singular(&w)).collect();
+    let text: Vec<String> = words(text).map(|w| singular(&w)).collect();
+    span.len() == 1 && text.len() > 1 && text.contains(&span[0])
+}
+
+/// Texts with their vectors (unit length).
+pub type EmbeddedTexts = Vec<(String, Vec<f32>)>;
+
+/// Matches spans to products by their vectors (unit length): a span supports the product it is most
+/// similar to (and any within [`SPAN_TIE`] of it) when that similarity is at least `floor`; each
+/// product keeps its most similar span. A one-word span that is only part of a product's text (see
+/// `partial_mention`) does not match that text. `products` holds each product's texts with their
+/// vectors. By product id.
+pub fn match_spans(
+    spans: &[(String, Vec<f32>)],
+    products: &[(String, EmbeddedTexts)],
+    floor: f32,
+) -> Vec<SpanMatch> {
+    let mut best: Vec<Option<SpanMatch>> = vec![None; products.len()];
+    for (span, sv) in spans {
+        let scored: Vec<(usize, f32, &str)> = products
+            .iter()
+            .enumerate()
+            .filter_map(|(n, (_, texts))| {
+                texts
+                    .iter()
+                    .filter(|(t, _)| !partial_mention(span, t))
+                    .map(|(t, tv)| (n, cosine(sv, tv), t.as_str()))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+            })
+            .collect();
+        let Some(top) = scored.iter().map(|s| s.1).max_by(f32::total_cmp) else {
+            continue;
+        };
+        for (n, similarity, matched) in scored {
+            if similarity < floor || similarity < top - SPAN_TIE {
+                continue;
+            }
+            if best[n].as_ref().is_none_or(|b| similarity > b.similarity) {
+                best[n] = Some(SpanMatch {
+                    product_id: products[n].0.clone(),
+                    span: span.clone(),
+                    matched: matched.to_owned(),
+                    similarity: round3(similarity),
+                });
+            }
+        }
+    }
+    let mut out: Vec<SpanMatch> = best.into_iter().flatten().collect();
+    out.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+    out
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Meaning evidence: each matched span, with the frames whose descriptions hold it. A product whose
+/// name was found word for word has that (stronger) evidence of the same fact and gets none.
+/// Confidence: `0.7 x` similarity `x` the mean describer confidence of those frames.
+pub(crate) fn meaning_evidence(
+    findings: &mut Findings,
+    matches: &[SpanMatch],
+    frames: &[FrameAnalysis],
+) {
+    for m in matches {
+        if findings.has(&m.product_id, "named") {
+            continue;
+        }
+        let span: Vec<String> = words(&m.span).collect();
+        let holding: Vec<&FrameAnalysis> = frames
+            .iter()
+            .filter(|f| contains_words(&words(&f.text).collect::<Vec<_>>(), &span))
+            .collect();
+        if holding.is_empty() {
+            continue;
+        }
+        let mean = holding.iter().map(|f| f.confidence).sum::<f32>() / holding.len() as f32;
+        findings.add(
+            &m.product_id,
+            Evidence::Meaning {
+                span: m.span.clone(),
+                matched: m.matched.clone(),
+                similarity: m.similarity,
+                frames: holding.iter().map(|f| f.frame_index).collect(),
+                confidence: round3(0.7 * m.similarity * mean),
+            },
+        );
+    }
 }
 
 /// The products some single description could name (it holds at least half of the name's words, the
@@ -378,6 +659,7 @@ mod tests {
             category: String::new(),
             description: String::new(),
             tags: vec![],
+            aliases: vec![],
             updated_at_ms: 0,
         }
     }
@@ -452,6 +734,7 @@ mod tests {
                 // Verified.
                 proposal("bag", &[2], "holds a leather handbag"),
             ],
+            &[],
         );
         assert_eq!(refused.len(), 4, "{refused:?}");
         let found = f.into_findings();
@@ -459,6 +742,77 @@ mod tests {
         assert_eq!(found[0].product_id, "bag");
         assert_eq!(found[0].evidence_frames, vec![2]);
         assert!((found[0].confidence - 0.72).abs() < 1e-3, "{found:?}");
+    }
+
+    #[test]
+    fn spans_are_word_runs_between_function_words_people_and_actions() {
+        assert_eq!(
+            description_spans("A man holds a pair of red running shoes"),
+            [
+                "pair",
+                "red running shoes",
+                "red running",
+                "running shoes",
+                "red",
+                "running",
+                "shoes"
+            ]
+        );
+        // The scene describer's counts name nothing: no people, no numbers alone.
+        assert_eq!(
+            description_spans("2 people detected (centre); motion in 1 region"),
+            ["centre"]
+        );
+    }
+
+    #[test]
+    fn a_span_supports_its_closest_product_above_the_floor_and_never_a_partial_word() {
+        let unit = |v: [f32; 3]| {
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / n).collect::<Vec<f32>>()
+        };
+        let products = vec![
+            (
+                "bag".to_owned(),
+                vec![("shoulder bag".to_owned(), unit([1.0, 0.0, 0.0]))],
+            ),
+            (
+                "shoes".to_owned(),
+                vec![
+                    ("running shoes".to_owned(), unit([0.0, 1.0, 0.0])),
+                    ("trainers".to_owned(), unit([0.0, 0.9, 0.3])),
+                ],
+            ),
+        ];
+        let spans = vec![
+            // Close to the trainers alias.
+            ("sneakers".to_owned(), unit([0.0, 0.85, 0.35])),
+            // As close to the bag as "sneakers" to the shoes, but one word of "shoulder bag".
+            ("bags".to_owned(), unit([1.0, 0.0, 0.05])),
+            // Far from both.
+            ("till".to_owned(), unit([0.1, 0.1, 1.0])),
+        ];
+        let found = match_spans(&spans, &products, 0.7);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].product_id, "shoes");
+        assert_eq!(found[0].span, "sneakers");
+        assert_eq!(found[0].matched, "trainers");
+        assert!(found[0].similarity > 0.99);
+        assert!(match_spans(&spans, &products, 0.999).is_empty());
+
+        // Evidence only where a frame's description holds the span.
+        let mut f = Findings::default();
+        meaning_evidence(
+            &mut f,
+            &found,
+            &[
+                frame(1, "A man waits at the till"),
+                frame(2, "Two sneakers on the bench"),
+            ],
+        );
+        let found = f.into_findings();
+        assert_eq!(found[0].evidence_frames, vec![2]);
+        assert_eq!(found[0].evidence[0].kind(), "meaning");
     }
 
     #[test]

@@ -167,6 +167,7 @@ mod tests {
             category: String::new(),
             description: String::new(),
             tags: vec![],
+            aliases: vec![],
             updated_at_ms: 0,
         }];
         let i = process(&r, &catalog);

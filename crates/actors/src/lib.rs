@@ -35,6 +35,7 @@ pub mod metrics_names;
 mod patterns;
 mod pipeline;
 mod processor;
+pub mod product_meaning;
 mod retention;
 mod scene;
 pub mod semantic;
@@ -42,7 +43,10 @@ mod service;
 mod supervisor;
 
 pub use ask::{record_frames, Answer, Statement, ASK_MAX_RECORDS, CITATION_MIN_SIMILARITY};
-pub use catalog_match::{Evidence, ProductFinding, RefusedProposal};
+pub use catalog_match::{
+    description_spans, match_spans, EmbeddedTexts, Evidence, ProductFinding, RefusedProposal,
+    SpanMatch,
+};
 pub use cluster::{Bus, ClusterConfig, Role};
 pub use config::{
     AnalysisConfig, DescriberKind, DetectorChoice, InteractionsConfig, LimitsConfig, LlamaConfig,
@@ -57,6 +61,7 @@ pub use ingest_session::{prepare_frame, FrameAck, FrameInput, Prepared, Prepared
 pub use journal::{JournalError, CAMERA_BUCKET, SESSION_STREAM};
 pub use patterns::{Lagged, PatternEvent, PatternHub, PatternSubscription};
 pub use pipeline::{validate_id, FrameRouter, Pipeline, ShutdownReport};
+pub use product_meaning::ProductMatcher;
 pub use retention::{free_disk_bytes, DiskState};
 pub use semantic::{SearchConfig, SemanticHit, SemanticPage, SemanticSearch};
 pub use service::{ProductInput, MAX_UPSERT_PRODUCTS};

@@ -20,6 +20,7 @@ use crate::describer_pool::{DescriberFactory, DescriberPool};
 use crate::ingest_session::{FrameAck, FrameInput, FrameReply, IngestSessionMsg};
 use crate::patterns::PatternHub;
 use crate::processor::ProcessorArgs;
+use crate::product_meaning::ProductMatcher;
 use crate::retention::{DiskState, RetentionArgs};
 use crate::semantic::SemanticSearch;
 use crate::supervisor::{CrowSupervisor, SessionHandle, SupervisorArgs, SupervisorMsg};
@@ -214,6 +215,21 @@ impl Pipeline {
                 );
             }
         }
+        // Embeddings are made where records are analysed (all, analyze) and searched where the API
+        // answers (all, api); analysers also match descriptions to products by meaning.
+        let search = match role {
+            Role::All | Role::Api | Role::Analyze => {
+                let index = matches!(role, Role::All | Role::Api);
+                SemanticSearch::load(records.clone(), config.search.clone(), index).await?
+            }
+            Role::Ingest | Role::Infer => None,
+        };
+        let meaning = search.as_ref().filter(|_| role.analyzes()).map(|s| {
+            Arc::new(ProductMatcher::new(
+                Arc::clone(s),
+                config.search.product_min_similarity,
+            ))
+        });
         let config = Arc::new(config);
         let disk = Arc::new(DiskState::default());
         let args = SupervisorArgs {
@@ -226,6 +242,7 @@ impl Pipeline {
                 records: records.clone(),
                 model: model.clone(),
                 catalog_top_k: config.analysis.catalog_top_k,
+                meaning,
                 patterns: patterns.clone(),
                 slots: config.analysis.batch_slots,
                 max_backlog: config.analysis.max_batch_backlog,
@@ -258,14 +275,6 @@ impl Pipeline {
         ));
         let ask_slots = Arc::new(tokio::sync::Semaphore::new(config.analysis.slots));
         let mut background = Vec::new();
-        // Embeddings are made where records are analysed (all, analyze) and searched where the API
-        // answers (all, api).
-        let search = match role {
-            Role::All | Role::Api | Role::Analyze => {
-                SemanticSearch::load(records.clone(), config.search.clone()).await?
-            }
-            Role::Ingest | Role::Infer => None,
-        };
         if let Some(search) = &search {
             background.push(tokio::spawn(
                 Arc::clone(search).run(matches!(role, Role::All | Role::Analyze)),

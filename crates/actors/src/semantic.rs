@@ -58,6 +58,9 @@ pub struct SearchConfig {
     /// `Ask` shows the model only records at least this similar to the question (stricter than
     /// `min_similarity`: an answer must not rest on weak matches).
     pub ask_min_similarity: f32,
+    /// A description span matches a catalog product (name, alias or description) only at least this
+    /// similar (cosine). Calibrated on the product set of `crow bench search`.
+    pub product_min_similarity: f32,
 }
 
 impl Default for SearchConfig {
@@ -73,6 +76,7 @@ impl Default for SearchConfig {
             ef_search: 96,
             max_results: 1_000,
             ask_min_similarity: 0.4,
+            product_min_similarity: 0.7,
         }
     }
 }
@@ -131,6 +135,8 @@ pub struct SemanticSearch {
     records: Records,
     config: SearchConfig,
     orgs: RwLock<HashMap<String, Arc<RwLock<VectorIndex>>>>,
+    /// Whether this node keeps the indexes (it answers searches) or only embeds.
+    indexes: bool,
     /// Store position of the last vectors indexed.
     position: tokio::sync::Mutex<u64>,
 }
@@ -148,11 +154,12 @@ impl std::fmt::Debug for SemanticSearch {
 const REREAD_MARGIN: u64 = 1_024;
 
 impl SemanticSearch {
-    /// Loads the model and every stored vector of it. `None` when search is disabled or the model file
-    /// is missing (said in the log).
+    /// Loads the model and, with `index` (nodes that answer searches), every stored vector of it.
+    /// `None` when search is disabled or the model file is missing (said in the log).
     pub async fn load(
         records: Records,
         config: SearchConfig,
+        index: bool,
     ) -> Result<Option<Arc<SemanticSearch>>, PipelineError> {
         if !config.enabled {
             return Ok(None);
@@ -184,6 +191,7 @@ impl SemanticSearch {
             records,
             config,
             orgs: RwLock::new(HashMap::new()),
+            indexes: index,
             position: tokio::sync::Mutex::new(0),
         });
         let indexed = search.catch_up().await?;
@@ -218,8 +226,12 @@ impl SemanticSearch {
         .map_err(|e| PipelineError::Internal(format!("embedding: {e}")))
     }
 
-    /// Indexes the vectors stored since the last call; returns how many records it read.
+    /// Indexes the vectors stored since the last call; returns how many records it read (none on a
+    /// node that only embeds).
     pub async fn catch_up(&self) -> Result<usize, PipelineError> {
+        if !self.indexes {
+            return Ok(0);
+        }
         let mut position = self.position.lock().await;
         let mut read = 0;
         let mut after = position.saturating_sub(REREAD_MARGIN);

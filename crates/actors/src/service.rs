@@ -55,6 +55,8 @@ pub struct ProductInput {
     pub description: String,
     /// At most 16 tags of at most 40 characters.
     pub tags: Vec<String>,
+    /// Other names it goes by: at most 16 of 1..=80 characters.
+    pub aliases: Vec<String>,
 }
 
 impl Pipeline {
@@ -158,6 +160,12 @@ impl Pipeline {
             for t in &p.tags {
                 check_len("products[].tags[]", t, 1, 40)?;
             }
+            if p.aliases.len() > 16 {
+                return Err(invalid("products[].aliases has more than 16 aliases"));
+            }
+            for a in &p.aliases {
+                check_len("products[].aliases[]", a.trim(), 1, 80)?;
+            }
             if out.iter().any(|x| x.id == p.id) {
                 return Err(invalid(format!("product id {} appears twice", p.id)));
             }
@@ -168,6 +176,7 @@ impl Pipeline {
                 category: p.category,
                 description: p.description,
                 tags: p.tags,
+                aliases: p.aliases.iter().map(|a| a.trim().to_owned()).collect(),
                 updated_at_ms: now,
             });
         }

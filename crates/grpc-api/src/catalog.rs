@@ -51,6 +51,7 @@ impl CatalogService for CatalogApi {
                 category: p.category,
                 description: p.description,
                 tags: p.tags,
+                aliases: p.aliases,
             })
             .collect();
         let pipeline = self.pipeline.clone();

@@ -295,6 +295,7 @@ pub(crate) fn product(p: &Product) -> proto::Product {
         category: p.category.clone(),
         description: p.description.clone(),
         tags: p.tags.clone(),
+        aliases: p.aliases.clone(),
         updated_at_ms: p.updated_at_ms,
     }
 }

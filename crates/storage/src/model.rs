@@ -475,6 +475,9 @@ pub struct Product {
     pub description: String,
     /// Short labels.
     pub tags: Vec<String>,
+    /// Other names it goes by, matched by meaning like the name.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// Last upsert, ms since the Unix epoch.
     pub updated_at_ms: i64,
 }

@@ -689,6 +689,8 @@ pub struct Product {
     pub category: String,
     pub description: String,
     pub tags: Vec<String>,
+    /// Other names it goes by.
+    pub aliases: Vec<String>,
     /// Last upsert.
     #[schema(format = DateTime)]
     pub updated_at: Option<String>,
@@ -711,6 +713,10 @@ pub struct ProductInput {
     /// At most 16 tags of at most 40 characters.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Other names it goes by ("trainers" for "running shoes"): at most 16 of 1..=80 characters,
+    /// matched by meaning like the name.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 impl From<proto::Product> for Product {
@@ -721,6 +727,7 @@ impl From<proto::Product> for Product {
             category: p.category,
             description: p.description,
             tags: p.tags,
+            aliases: p.aliases,
             updated_at: format_optional_ms(p.updated_at_ms),
         }
     }
@@ -736,6 +743,7 @@ impl ProductInput {
             category: self.category,
             description: self.description,
             tags: self.tags,
+            aliases: self.aliases,
             updated_at_ms: 0,
         }
     }
