@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use crow::actors::semantic::content_words;
-use crow::actors::{ProductMatcher, SearchConfig, SemanticSearch};
+use crow::actors::{ProductMatcher, SearchConfig, SemanticQuery, SemanticSearch};
 use crow::storage::text::words;
 use crow::storage::vector_index::{IndexFilter, VectorIndex};
 use crow::storage::{Interaction, InteractionFilter, Product, RecordStore, SourceType, Store};
@@ -192,14 +192,14 @@ pub(crate) async fn run(args: SearchBenchArgs) -> Result<()> {
         let mut hits_at = Vec::new();
         for (f, floor) in FLOORS.iter().enumerate() {
             let page = search
-                .search_with_floor(
-                    ORG,
-                    &q.text,
-                    &InteractionFilter::default(),
-                    10,
-                    None,
-                    *floor,
-                )
+                .search(SemanticQuery {
+                    organization_id: ORG,
+                    question: &q.text,
+                    filter: &InteractionFilter::default(),
+                    page_size: 10,
+                    page_token: None,
+                    min_similarity: Some(*floor),
+                })
                 .await?;
             hits_at.push(
                 page.hits
@@ -578,7 +578,7 @@ async fn scale(
         exact99,
         args.exact_calls
     );
-    for ef in [default_ef, default_ef * 2, default_ef * 4] {
+    for ef in [96, 192, 384] {
         let mut ann_ms = Vec::new();
         for n in 0..args.calls {
             let q = probe(n);

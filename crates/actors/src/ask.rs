@@ -17,7 +17,7 @@ use crow_storage::embeddings::embedding_texts;
 use crow_storage::{InteractionFilter, SourceType};
 use serde::Deserialize;
 
-use crate::{Pipeline, PipelineError, SemanticHit};
+use crate::{Pipeline, PipelineError, SemanticHit, SemanticQuery};
 
 /// Most records shown to the model for one question.
 pub const ASK_MAX_RECORDS: usize = 8;
@@ -157,16 +157,15 @@ impl Pipeline {
             query: None,
             ..filter.clone()
         };
-        let floor = search.config().ask_min_similarity;
         let records: Vec<SemanticHit> = search
-            .search_with_floor(
+            .search(SemanticQuery {
                 organization_id,
                 question,
-                &retrieval,
-                ASK_MAX_RECORDS,
-                None,
-                floor,
-            )
+                filter: &retrieval,
+                page_size: ASK_MAX_RECORDS,
+                page_token: None,
+                min_similarity: Some(search.config().ask_min_similarity),
+            })
             .await?
             .hits;
         let name = model.name();

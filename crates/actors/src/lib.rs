@@ -63,5 +63,5 @@ pub use patterns::{Lagged, PatternEvent, PatternHub, PatternSubscription};
 pub use pipeline::{validate_id, FrameRouter, Pipeline, ShutdownReport};
 pub use product_meaning::ProductMatcher;
 pub use retention::{free_disk_bytes, DiskState};
-pub use semantic::{SearchConfig, SemanticHit, SemanticPage, SemanticSearch};
+pub use semantic::{SearchConfig, SemanticHit, SemanticPage, SemanticQuery, SemanticSearch};
 pub use service::{ProductInput, MAX_UPSERT_PRODUCTS};

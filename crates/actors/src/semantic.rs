@@ -73,7 +73,7 @@ impl Default for SearchConfig {
             poll_ms: 500,
             min_similarity: 0.3,
             ann_from: 10_000,
-            ef_search: 96,
+            ef_search: 384,
             max_results: 1_000,
             ask_min_similarity: 0.4,
             product_min_similarity: 0.7,
@@ -116,6 +116,23 @@ pub struct SemanticPage {
     pub next_page_token: Option<String>,
 }
 
+/// One search by meaning ([`SemanticSearch::search`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SemanticQuery<'a> {
+    /// The organization searched.
+    pub organization_id: &'a str,
+    /// The question, in words.
+    pub question: &'a str,
+    /// Narrows the ranked records: words, source, time.
+    pub filter: &'a InteractionFilter,
+    /// Records per page.
+    pub page_size: usize,
+    /// Where the page starts: the previous page's `next_page_token`.
+    pub page_token: Option<&'a str>,
+    /// Similarity floor; `None`: `pipeline.search.min_similarity`.
+    pub min_similarity: Option<f32>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Cursor {
     /// Organization the token was issued for.
@@ -137,6 +154,9 @@ pub struct SemanticSearch {
     orgs: RwLock<HashMap<String, Arc<RwLock<VectorIndex>>>>,
     /// Whether this node keeps the indexes (it answers searches) or only embeds.
     indexes: bool,
+    /// The stored vectors have been read once (searches wait for it: a half-loaded index would
+    /// answer wrong).
+    loaded: std::sync::atomic::AtomicBool,
     /// Store position of the last vectors indexed.
     position: tokio::sync::Mutex<u64>,
 }
@@ -192,10 +212,10 @@ impl SemanticSearch {
             config,
             orgs: RwLock::new(HashMap::new()),
             indexes: index,
+            loaded: std::sync::atomic::AtomicBool::new(false),
             position: tokio::sync::Mutex::new(0),
         });
-        let indexed = search.catch_up().await?;
-        tracing::info!(model = %search.model, indexed, "search by meaning ready");
+        tracing::info!(model = %search.model, "search by meaning on; the worker loads the stored vectors");
         Ok(Some(search))
     }
 
@@ -245,35 +265,44 @@ impl SemanticSearch {
             after = *last;
             let full = page.len() == 4_096;
             read += page.len();
-            let mut by_org: HashMap<&str, Vec<(bool, &RecordVectors)>> = HashMap::new();
-            for (seq, r) in &page {
+            let known = *position;
+            let mut by_org: HashMap<String, Vec<(bool, RecordVectors)>> = HashMap::new();
+            for (seq, r) in page {
                 // Below the last position: read again only for a writer that committed late.
                 by_org
-                    .entry(&r.organization_id)
+                    .entry(r.organization_id.clone())
                     .or_default()
-                    .push((*seq > *position, r));
+                    .push((seq > known, r));
             }
             for (org, rs) in by_org {
-                let index = self.index(org);
-                let mut index = index.write().unwrap_or_else(|e| e.into_inner());
-                let fresh: Vec<&RecordVectors> = rs
-                    .into_iter()
-                    .filter(|(new, r)| *new || !index.contains(&r.id))
-                    .map(|(_, r)| r)
-                    .collect();
-                index.add_many(fresh.into_iter().map(|r| {
-                    (
-                        r.id.as_str(),
-                        r.source_type,
-                        r.timestamp_ms,
-                        r.vectors.as_slice(),
-                    )
-                }));
+                let index = self.index(&org);
+                // Building the graph is CPU work (seconds for a large catch-up): off the async workers.
+                tokio::task::spawn_blocking(move || {
+                    let mut index = index.write().unwrap_or_else(|e| e.into_inner());
+                    let fresh: Vec<&RecordVectors> = rs
+                        .iter()
+                        .filter(|(new, r)| *new || !index.contains(&r.id))
+                        .map(|(_, r)| r)
+                        .collect();
+                    index.add_many(fresh.into_iter().map(|r| {
+                        (
+                            r.id.as_str(),
+                            r.source_type,
+                            r.timestamp_ms,
+                            r.vectors.as_slice(),
+                        )
+                    }));
+                })
+                .await
+                .map_err(|e| PipelineError::Internal(format!("indexing vectors: {e}")))?;
             }
             *position = (*position).max(after);
             if !full {
                 break;
             }
+        }
+        if !self.loaded.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            tracing::info!(model = %self.model, records = read, "search by meaning ready");
         }
         Ok(read)
     }
@@ -321,12 +350,13 @@ impl SemanticSearch {
         Ok(stored.len())
     }
 
-    /// Embeds until the backlog is empty (tests, tools).
+    /// Embeds until the backlog is empty and indexes everything stored (tests, tools).
     pub async fn embed_all(&self) -> Result<usize, PipelineError> {
         let mut total = 0;
         loop {
             let n = self.embed_backlog().await?;
             if n == 0 {
+                self.catch_up().await?;
                 return Ok(total);
             }
             total += n;
@@ -337,6 +367,11 @@ impl SemanticSearch {
     /// indexes caught up; runs until the task is aborted.
     pub async fn run(self: Arc<Self>, embed: bool) {
         let idle = Duration::from_millis(self.config.poll_ms.max(10));
+        // The stored vectors first (searches are refused until then).
+        while let Err(e) = self.catch_up().await {
+            tracing::warn!(error = %e, "loading the stored vectors; retrying");
+            tokio::time::sleep(idle).await;
+        }
         loop {
             let result = if embed {
                 self.embed_backlog().await
@@ -352,38 +387,23 @@ impl SemanticSearch {
         }
     }
 
-    /// The organization's records ranked by meaning against `question`, narrowed by `filter` (words,
-    /// source, time), one page of at most `page_size` from `page_token`.
-    pub async fn search(
-        &self,
-        organization_id: &str,
-        question: &str,
-        filter: &InteractionFilter,
-        page_size: usize,
-        page_token: Option<&str>,
-    ) -> Result<SemanticPage, PipelineError> {
-        let floor = self.config.min_similarity;
-        self.search_with_floor(
+    /// The organization's records ranked by meaning against the question, narrowed by the filter
+    /// (words, source, time), one page.
+    pub async fn search(&self, query: SemanticQuery<'_>) -> Result<SemanticPage, PipelineError> {
+        let SemanticQuery {
             organization_id,
             question,
             filter,
             page_size,
             page_token,
-            floor,
-        )
-        .await
-    }
-
-    /// [`SemanticSearch::search`] with another similarity floor than `min_similarity` (calibration).
-    pub async fn search_with_floor(
-        &self,
-        organization_id: &str,
-        question: &str,
-        filter: &InteractionFilter,
-        page_size: usize,
-        page_token: Option<&str>,
-        min_similarity: f32,
-    ) -> Result<SemanticPage, PipelineError> {
+            min_similarity,
+        } = query;
+        let min_similarity = min_similarity.unwrap_or(self.config.min_similarity);
+        if !self.loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(PipelineError::Unavailable(
+                "search by meaning is still loading the stored vectors; try again shortly".into(),
+            ));
+        }
         let cursor = page_token
             .map(|t| decode_cursor(organization_id, t))
             .transpose()?;

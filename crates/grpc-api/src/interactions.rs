@@ -1,6 +1,6 @@
 //! `InteractionService`: create (through the outbox), get, list with filters, summary, dead letters.
 
-use crow_actors::{validate_id, CreateInteraction, LimitsConfig, Pipeline};
+use crow_actors::{validate_id, CreateInteraction, LimitsConfig, Pipeline, SemanticQuery};
 use crow_storage::{InteractionFilter, InteractionState};
 use tonic::{Request, Response, Status};
 
@@ -161,13 +161,14 @@ impl InteractionService for InteractionApi {
                 )
             })?;
             let page = search
-                .search(
-                    &r.organization_id,
-                    &meaning,
-                    &filter,
+                .search(SemanticQuery {
+                    organization_id: &r.organization_id,
+                    question: &meaning,
+                    filter: &filter,
                     page_size,
-                    token.as_deref(),
-                )
+                    page_token: token.as_deref(),
+                    min_similarity: None,
+                })
                 .await
                 .map_err(convert::status)?;
             return Ok(Response::new(ListInteractionsResponse {
