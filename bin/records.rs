@@ -613,18 +613,19 @@ pub(crate) async fn dead_letters(cmd: DeadLettersCommand) -> Result<()> {
     }
 }
 
+/// A product as catalog files write it (`crow products upsert`, the benchmarks' labelled sets).
 #[derive(serde::Deserialize)]
-struct ProductFile {
-    id: String,
-    name: String,
+pub(crate) struct ProductFile {
+    pub(crate) id: String,
+    pub(crate) name: String,
     #[serde(default)]
-    category: String,
+    pub(crate) category: String,
     #[serde(default)]
-    description: String,
+    pub(crate) description: String,
     #[serde(default)]
-    tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     #[serde(default)]
-    aliases: Vec<String>,
+    pub(crate) aliases: Vec<String>,
 }
 
 #[derive(serde::Deserialize)]

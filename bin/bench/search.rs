@@ -16,6 +16,7 @@ use crow::storage::{Interaction, InteractionFilter, Product, RecordStore, Source
 use serde::Deserialize;
 
 use super::list::percentile;
+use crate::records::ProductFile;
 
 #[derive(Args)]
 pub(crate) struct SearchBenchArgs {
@@ -284,20 +285,8 @@ pub(crate) async fn run(args: SearchBenchArgs) -> Result<()> {
 
 #[derive(Deserialize)]
 struct ProductSet {
-    catalog: Vec<ProductEntry>,
+    catalog: Vec<ProductFile>,
     descriptions: Vec<LabelledDescription>,
-}
-
-#[derive(Deserialize)]
-struct ProductEntry {
-    id: String,
-    name: String,
-    #[serde(default)]
-    category: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    aliases: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -357,7 +346,7 @@ async fn products(args: &SearchBenchArgs, search: &Arc<SemanticSearch>) -> Resul
             name: p.name.clone(),
             category: p.category.clone(),
             description: p.description.clone(),
-            tags: Vec::new(),
+            tags: p.tags.clone(),
             aliases: p.aliases.clone(),
             updated_at_ms: 0,
         })
