@@ -174,8 +174,9 @@ impl std::fmt::Debug for SemanticSearch {
 const REREAD_MARGIN: u64 = 1_024;
 
 impl SemanticSearch {
-    /// Loads the model and, with `index` (nodes that answer searches), every stored vector of it.
-    /// `None` when search is disabled or the model file is missing (said in the log).
+    /// Loads the model. With `index` (nodes that answer searches) the node keeps the organizations'
+    /// indexes, which [`SemanticSearch::run`] fills from the stored vectors first; without, it only
+    /// embeds. `None` when search is disabled or the model file is missing (said in the log).
     pub async fn load(
         records: Records,
         config: SearchConfig,
