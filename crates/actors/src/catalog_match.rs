@@ -481,7 +481,7 @@ const SPAN_BREAKS: [&str; 96] = [
 const MAX_SPAN_WORDS: usize = 5;
 
 /// The spans of a description that could name a product, as lower-case words joined by spaces: each
-/// run of words between [`SPAN_BREAKS`] (whole when at most five words) and every window of one to
+/// run of words between break words (function words, actions, people) (whole when at most five words) and every window of one to
 /// three words inside it. "A man holds a pair of red running shoes" gives "pair", "red running shoes",
 /// "red running", "running shoes", "red", "running", "shoes". Numbers alone are not spans.
 pub fn description_spans(text: &str) -> Vec<String> {
@@ -542,7 +542,7 @@ fn partial_mention(span: &str, text: &str) -> bool {
 pub type EmbeddedTexts = Vec<(String, Vec<f32>)>;
 
 /// Matches spans to products by their vectors (unit length): a span supports the product it is most
-/// similar to (and any within [`SPAN_TIE`] of it) when that similarity is at least `floor`; each
+/// similar to (and any within 0.02 of it) when that similarity is at least `floor`; each
 /// product keeps its most similar span. A one-word span that is only part of a product's text (see
 /// `partial_mention`) does not match that text. `products` holds each product's texts with their
 /// vectors. By product id.
