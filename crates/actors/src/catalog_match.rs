@@ -481,8 +481,8 @@ const SPAN_BREAKS: [&str; 96] = [
 const MAX_SPAN_WORDS: usize = 5;
 
 /// The spans of a description that could name a product, as lower-case words joined by spaces: each
-/// run of words between break words (function words, actions, people) (whole when at most five words) and every window of one to
-/// three words inside it. "A man holds a pair of red running shoes" gives "pair", "red running shoes",
+/// run of words between break words (function words, actions, people), whole when at most five
+/// words, and every window of one to three words inside it. "A man holds a pair of red running shoes" gives "pair", "red running shoes",
 /// "red running", "running shoes", "red", "running", "shoes". Numbers alone are not spans.
 pub fn description_spans(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
