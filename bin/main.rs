@@ -580,7 +580,7 @@ async fn serve_infer(config: Config, dev: bool) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let node = tokio::task::spawn_blocking(move || crow::infer::InferNode::load(&config))
+    let node = tokio::task::spawn_blocking(move || crow::infer::InferNode::load(&config.infer, &config.pipeline))
         .await
         .context("model loader")??;
     let banner = format!(

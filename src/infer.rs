@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use crate::Config;
+use crate::PipelineConfig;
 
 /// Requests answered, by kind (`text`, `image`) and outcome (`ok`, `bad_request`, `overloaded`, `failed`).
 pub const METRIC_REQUESTS: &str = "crow_infer_requests_total";
@@ -97,14 +97,14 @@ impl std::fmt::Debug for InferNode {
 
 impl InferNode {
     /// Loads the vision model (`pipeline.llama`, when both files exist) and the text model
-    /// (`analysis.model`, when it exists; the vision model's language model when it is the same file).
-    /// Blocking: call it off the async runtime.
-    pub fn load(config: &Config) -> Result<InferNode, InferError> {
-        let infer = config.infer.clone();
+    /// (`analysis.model`, when it exists; the vision model's language model when it is the same file),
+    /// served as `infer` says. Blocking: call it off the async runtime.
+    pub fn load(infer: &InferConfig, pipeline: &PipelineConfig) -> Result<InferNode, InferError> {
+        let infer = infer.clone();
         if infer.slots == 0 {
             return Err(InferError::Config("infer.slots must be at least 1".into()));
         }
-        let llama = &config.pipeline.llama;
+        let llama = &pipeline.llama;
         let vision = if llama.model.exists() && llama.mmproj.exists() {
             let settings = LlamaSettings {
                 threads: llama.threads,
@@ -120,7 +120,7 @@ impl InferNode {
         } else {
             None
         };
-        let analysis = &config.pipeline.analysis;
+        let analysis = &pipeline.analysis;
         let text = match (&analysis.model, &vision) {
             (Some(path), Some(v)) if *path == llama.model => Some(Arc::clone(v.text())),
             (Some(path), _) if path.exists() => Some(TextModel::load(

@@ -311,7 +311,7 @@ impl Startup {
                 }
                 let answer = tokio::time::timeout(READINESS_INTERVAL, watched.ready())
                     .await
-                    .unwrap_or_else(|_| Err("no answer in time".into()));
+                    .unwrap_or(Err(crow_actors::Unready::NoAnswer));
                 let ok = answer.is_ok();
                 if *closing.borrow() {
                     return;
@@ -324,7 +324,7 @@ impl Startup {
                             this.set_health(ServingStatus::Serving).await;
                         }
                         Err(problem) => {
-                            tracing::warn!(problem, "a dependency does not answer: not serving");
+                            tracing::warn!(%problem, "a dependency does not answer: not serving");
                             this.set_health(ServingStatus::NotServing).await;
                         }
                     }

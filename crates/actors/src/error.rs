@@ -33,6 +33,25 @@ pub enum PipelineError {
     Internal(String),
 }
 
+/// Why a node is not ready to serve ([`crate::Pipeline::ready`]): which dependency does not answer.
+#[derive(Debug, Error)]
+pub enum Unready {
+    /// The record store (sled or PostgreSQL) does not answer.
+    #[error("{backend} record store: {error}")]
+    RecordStore {
+        /// Which store.
+        backend: crow_storage::Backend,
+        /// What it answered.
+        error: crow_storage::StorageError,
+    },
+    /// The node has lost its connection to NATS (ingest and analyze roles).
+    #[error("NATS is not connected")]
+    NatsDisconnected,
+    /// No answer came within the caller's time limit.
+    #[error("no answer in time")]
+    NoAnswer,
+}
+
 impl From<crow_storage::validate::Invalid> for PipelineError {
     fn from(e: crow_storage::validate::Invalid) -> Self {
         PipelineError::InvalidArgument(e.0)

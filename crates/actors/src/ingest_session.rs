@@ -28,12 +28,13 @@ use crow_storage::{
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use crate::analyzer::AnalyzerMsg;
 use crate::describer_pool::{DescribeJob, DescriberPool};
 use crate::journal::{JournalEntry, JournalError, SessionJournal, SessionOp};
+use crate::live_ref::LiveRef;
 use crate::metrics_names as m;
 use crate::retention::DiskState;
 use crate::scene::{Scene, Verdict};
-use crate::supervisor::SupervisorMsg;
 use crate::{DescriberKind, Overload, PipelineConfig, PipelineError};
 
 /// A frame validated, decoded and thumbnailed: the pure, expensive part of ingest, which a caller may do
@@ -139,8 +140,8 @@ pub(crate) struct IngestSessionArgs {
     pub pool: Option<DescriberPool>,
     /// The person detector, unless `perception.detector = "off"`.
     pub detector: Option<Arc<crow_inference::DetectorPool>>,
-    /// Batches go to the analyzer through the supervisor, which always knows the live analyzer.
-    pub supervisor: ActorRef<SupervisorMsg>,
+    /// Batches go to the analyzer (whichever actor runs it now).
+    pub analyzer: LiveRef<AnalyzerMsg>,
     pub config: Arc<PipelineConfig>,
     /// While the disk is low, keyframes are not stored.
     pub disk: Arc<DiskState>,
@@ -158,7 +159,7 @@ pub(crate) struct IngestSessionState {
     scene: Option<Scene>,
     /// When the camera's configuration was last read.
     camera_read_at: Option<Instant>,
-    supervisor: ActorRef<SupervisorMsg>,
+    analyzer: LiveRef<AnalyzerMsg>,
     config: Arc<PipelineConfig>,
     disk: Arc<DiskState>,
     gate: DuplicateGate,
@@ -241,7 +242,7 @@ impl Actor for IngestSessionActor {
             detector: args.detector,
             scene,
             camera_read_at: None,
-            supervisor: args.supervisor,
+            analyzer: args.analyzer,
             config: args.config,
             disk: args.disk,
             gate_reference,
@@ -876,7 +877,7 @@ impl IngestSessionState {
         metrics::counter!(m::BATCHES_EMITTED).increment(1);
         metrics::histogram!(m::BATCH_FRAMES).record(batch.frames.len() as f64);
         tracing::debug!(session_id = %batch.session_id, batch_index = batch.batch_index, frames = batch.frames.len(), events = batch.events.len(), "batch emitted");
-        if let Err(e) = self.supervisor.cast(SupervisorMsg::Analyze(batch)) {
+        if let Err(e) = self.analyzer.cast(AnalyzerMsg::Analyze(batch)) {
             // The batch is durable and marked unanalyzed; the analyzer picks it up when it restarts.
             tracing::warn!(error = %e, "analyzer unavailable; batch left for recovery");
         }

@@ -31,6 +31,7 @@ mod error;
 pub mod events;
 mod ingest_session;
 mod journal;
+mod live_ref;
 pub mod metrics_names;
 mod patterns;
 mod pipeline;
@@ -55,7 +56,7 @@ pub use config::{
 pub use describer_pool::{
     DescribeCallback, DescribeJob, DescriberFactory, DescriberPool, PoolStats,
 };
-pub use error::{log_internal, PipelineError};
+pub use error::{log_internal, PipelineError, Unready};
 pub use events::CreateInteraction;
 pub use ingest_session::{prepare_frame, FrameAck, FrameInput, Prepared, PreparedFrame};
 pub use journal::{JournalError, CAMERA_BUCKET, SESSION_STREAM};

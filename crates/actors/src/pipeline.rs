@@ -23,8 +23,8 @@ use crate::processor::ProcessorArgs;
 use crate::product_meaning::ProductMatcher;
 use crate::retention::{DiskState, RetentionArgs};
 use crate::semantic::SemanticSearch;
-use crate::supervisor::{CrowSupervisor, SessionHandle, SupervisorArgs, SupervisorMsg};
-use crate::{DescriberKind, LlamaConfig, PipelineConfig, PipelineError};
+use crate::supervisor::{ChildLinks, CrowSupervisor, SessionHandle, SupervisorArgs, SupervisorMsg};
+use crate::{DescriberKind, LlamaConfig, PipelineConfig, PipelineError, Unready};
 
 /// Room for a journal entry's head (session record with its scene, frame record) beside the frame.
 const JOURNAL_HEAD_ROOM: usize = 64 * 1024;
@@ -62,6 +62,8 @@ pub struct Pipeline {
 
 pub(crate) struct PipelineInner {
     pub(crate) supervisor: ActorRef<SupervisorMsg>,
+    /// The supervised children the record services send to.
+    pub(crate) links: ChildLinks,
     pub(crate) store: Store,
     pub(crate) records: Records,
     pub(crate) config: Arc<PipelineConfig>,
@@ -190,7 +192,7 @@ impl Pipeline {
                     .into(),
             ));
         }
-        if role != Role::All && records.backend() == "sled" {
+        if role != Role::All && !records.backend().is_shared() {
             return Err(PipelineError::InvalidArgument(format!(
                 "the {} role needs records shared by the cluster: storage.backend = \"postgres\"",
                 role.as_str()
@@ -232,7 +234,9 @@ impl Pipeline {
         });
         let config = Arc::new(config);
         let disk = Arc::new(DiskState::default());
+        let links = ChildLinks::vacant();
         let args = SupervisorArgs {
+            links: links.clone(),
             store: store.clone(),
             pool,
             detector,
@@ -295,6 +299,7 @@ impl Pipeline {
         let pipeline = Pipeline {
             inner: Arc::new(PipelineInner {
                 supervisor,
+                links,
                 store,
                 records,
                 config,
@@ -410,16 +415,19 @@ impl Pipeline {
     }
 
     /// Whether everything this node depends on answers now: the record store and, on the ingest and
-    /// analyze roles, NATS. `Err` says what does not.
-    pub async fn ready(&self) -> Result<(), String> {
-        self.inner
-            .records
+    /// analyze roles, NATS. `Err` says which does not.
+    pub async fn ready(&self) -> Result<(), Unready> {
+        let records = &self.inner.records;
+        records
             .ready()
             .await
-            .map_err(|e| format!("{} record store: {e}", self.inner.records.backend()))?;
+            .map_err(|error| Unready::RecordStore {
+                backend: records.backend(),
+                error,
+            })?;
         if let Some(bus) = &self.inner.bus {
             if !bus.connected() {
-                return Err("NATS is not connected".into());
+                return Err(Unready::NatsDisconnected);
             }
         }
         Ok(())

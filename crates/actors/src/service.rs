@@ -12,7 +12,8 @@ use ractor::rpc::CallResult;
 
 use crate::events::{validate, CreateInteraction};
 use crate::patterns::PatternSubscription;
-use crate::supervisor::SupervisorMsg;
+use crate::analysis::AnalysisMsg;
+use crate::processor::ProcessorMsg;
 use crate::{validate_id, Pipeline, PipelineError};
 
 /// Most products one upsert may carry.
@@ -78,7 +79,9 @@ impl Pipeline {
         self.inner.records.sync().await?;
         if !enqueued.duplicate {
             metrics::counter!(crate::metrics_names::OUTBOX_ACCEPTED).increment(1);
-            let _ = self.inner.supervisor.cast(SupervisorMsg::Enqueued);
+            if let Err(e) = self.inner.links.processor.cast(ProcessorMsg::Enqueued) {
+                tracing::warn!(error = %e, "the event waits in the outbox");
+            }
         }
         Ok(enqueued)
     }
@@ -128,7 +131,9 @@ impl Pipeline {
             .await?
             .ok_or(PipelineError::NotFound("dead letter"))?;
         self.inner.records.sync().await?;
-        let _ = self.inner.supervisor.cast(SupervisorMsg::Enqueued);
+        if let Err(e) = self.inner.links.processor.cast(ProcessorMsg::Enqueued) {
+                tracing::warn!(error = %e, "the event waits in the outbox");
+            }
         Ok(Enqueued {
             id: entry.record.id,
             duplicate: false,
@@ -316,11 +321,15 @@ impl Pipeline {
         };
         self.inner.records.put_analysis(&record).await?;
         let mut finished = self.inner.analysis_finished.subscribe();
-        let submitted = self
+        let pool = self
             .inner
-            .supervisor
+            .links
+            .analysis
+            .get()
+            .map_err(|e| PipelineError::Unavailable(e.to_string()))?;
+        let submitted = pool
             .call(
-                |reply| SupervisorMsg::SubmitAnalysis {
+                |reply| AnalysisMsg::Submit {
                     record: Box::new(record.clone()),
                     reply,
                 },

@@ -1,12 +1,13 @@
 //! `CrowSupervisor`: owns the registry of session actors, the analyzer, the interaction processor and the
 //! analysis pool; spawns them linked, and restarts a failed one (session actors with exponential backoff,
-//! bounded). Every restarted actor resumes from sled.
+//! bounded). Every restarted actor resumes from sled. It carries no data: the jobs that send to its
+//! children hold a [`LiveRef`] each, which it points at the new actor when it restarts one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crow_storage::{AnalysisRecord, BatchRecord, SessionRecord, SessionStatus, Store};
+use crow_storage::{SessionRecord, SessionStatus, Store};
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
@@ -17,6 +18,7 @@ use crate::cluster::Bus;
 use crate::describer_pool::DescriberPool;
 use crate::ingest_session::{IngestSessionActor, IngestSessionArgs, IngestSessionMsg};
 use crate::journal::{SessionJournal, SessionOp};
+use crate::live_ref::LiveRef;
 use crate::metrics_names as m;
 use crate::processor::{InteractionProcessor, ProcessorArgs, ProcessorMsg};
 use crate::retention::{RetentionActor, RetentionArgs, RetentionMsg};
@@ -37,15 +39,6 @@ pub(crate) enum SupervisorMsg {
         camera_id: String,
         session_id: Option<String>,
         reply: RpcReplyPort<Result<SessionHandle, PipelineError>>,
-    },
-    /// Forward a stored batch to the analyzer.
-    Analyze(BatchRecord),
-    /// Tell the processor an event was accepted into the outbox.
-    Enqueued,
-    /// Hand an analysis to the pool.
-    SubmitAnalysis {
-        record: Box<AnalysisRecord>,
-        reply: RpcReplyPort<Result<(), PipelineError>>,
     },
     /// The running session actors (for shutdown's drain).
     Sessions(RpcReplyPort<Vec<(String, ActorRef<IngestSessionMsg>)>>),
@@ -68,6 +61,30 @@ pub(crate) struct SupervisorArgs {
     pub processor: ProcessorArgs,
     pub analysis: AnalysisArgs,
     pub retention: RetentionArgs,
+    /// Where the senders find the running children.
+    pub links: ChildLinks,
+}
+
+/// The children that other jobs send to, as those jobs hold them.
+#[derive(Clone)]
+pub(crate) struct ChildLinks {
+    /// Session actors send their batches here.
+    pub analyzer: LiveRef<AnalyzerMsg>,
+    /// The record services say here that an event entered the outbox.
+    pub processor: LiveRef<ProcessorMsg>,
+    /// The record services submit analyses here.
+    pub analysis: LiveRef<AnalysisMsg>,
+}
+
+impl ChildLinks {
+    /// Links to children not started yet.
+    pub(crate) fn vacant() -> Self {
+        Self {
+            analyzer: LiveRef::vacant("the analyzer"),
+            processor: LiveRef::vacant("the interaction processor"),
+            analysis: LiveRef::vacant("the analysis pool"),
+        }
+    }
 }
 
 enum Slot {
@@ -89,6 +106,7 @@ pub(crate) struct SupervisorState {
     analysis_args: AnalysisArgs,
     retention: ActorRef<RetentionMsg>,
     retention_args: RetentionArgs,
+    links: ChildLinks,
     sessions: HashMap<String, Slot>,
     actor_sessions: HashMap<ActorId, String>,
     restarts: HashMap<String, u32>,
@@ -120,6 +138,9 @@ impl Actor for CrowSupervisor {
             Actor::spawn_linked(None, AnalysisPool, args.analysis.clone(), cell.clone()).await?;
         let (retention, _) =
             Actor::spawn_linked(None, RetentionActor, args.retention.clone(), cell).await?;
+        args.links.analyzer.set(analyzer.clone());
+        args.links.processor.set(processor.clone());
+        args.links.analysis.set(analysis.clone());
         let mut state = SupervisorState {
             store: args.store,
             pool: args.pool,
@@ -133,6 +154,7 @@ impl Actor for CrowSupervisor {
             analysis_args: args.analysis,
             retention,
             retention_args: args.retention,
+            links: args.links,
             sessions: HashMap::new(),
             actor_sessions: HashMap::new(),
             restarts: HashMap::new(),
@@ -170,22 +192,6 @@ impl Actor for CrowSupervisor {
                     .open(&myself, &organization_id, &camera_id, session_id.as_deref())
                     .await;
                 let _ = reply.send(result);
-            }
-            SupervisorMsg::Analyze(batch) => {
-                if let Err(e) = state.analyzer.cast(AnalyzerMsg::Analyze(batch)) {
-                    tracing::warn!(error = %e, "analyzer unavailable; batch left for recovery");
-                }
-            }
-            SupervisorMsg::Enqueued => {
-                if let Err(e) = state.processor.cast(ProcessorMsg::Enqueued) {
-                    tracing::warn!(error = %e, "processor unavailable; the event waits in the outbox");
-                }
-            }
-            SupervisorMsg::SubmitAnalysis { record, reply } => {
-                if let Err(e) = state.analysis.cast(AnalysisMsg::Submit { record, reply }) {
-                    // The reply port went down with the message: the caller sees the call fail.
-                    tracing::warn!(error = %e, "analysis pool unavailable");
-                }
             }
             SupervisorMsg::Sessions(reply) => {
                 let running = state
@@ -438,7 +444,7 @@ impl SupervisorState {
             records: self.analyzer_args.records.clone(),
             pool: self.pool.clone(),
             detector: self.detector.clone(),
-            supervisor: myself.clone(),
+            analyzer: self.links.analyzer.clone(),
             config: Arc::clone(&self.config),
             disk: Arc::clone(&self.retention_args.disk),
             journal,
@@ -484,6 +490,7 @@ impl SupervisorState {
             )
             .await?
             .0;
+            self.links.analyzer.set(self.analyzer.clone());
             return Ok(());
         }
         if id == self.processor.get_id() {
@@ -497,6 +504,7 @@ impl SupervisorState {
             )
             .await?
             .0;
+            self.links.processor.set(self.processor.clone());
             return Ok(());
         }
         if id == self.analysis.get_id() {
@@ -510,6 +518,7 @@ impl SupervisorState {
             )
             .await?
             .0;
+            self.links.analysis.set(self.analysis.clone());
             return Ok(());
         }
         let Some(session_id) = self.actor_sessions.remove(&cell.get_id()) else {

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{self, Action};
 use crate::convert;
-use crate::interactions::non_empty;
+use crate::fields::none_if_empty;
 use crate::limits::OrgSlots;
 use crate::proto::analysis_service_server::AnalysisService;
 use crate::proto::{
@@ -120,7 +120,7 @@ impl AnalysisService for AnalysisApi {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
         caller.authorize(Action::Read, &r.organization_id)?;
-        let camera = non_empty(r.camera_id);
+        let camera = none_if_empty(r.camera_id);
         // Held by the forwarding task: the slot frees when the stream ends, whoever ends it.
         let slot = self.watchers.acquire(&r.organization_id)?;
         let mut subscription = self

@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{self, Action};
 use crate::convert;
-use crate::interactions::{non_empty, page_size};
+use crate::fields::{none_if_empty, page_size};
 use crate::proto::camera_service_server::CameraService;
 use crate::proto::{
     Camera, DeleteCameraRequest, DeleteCameraResponse, GetCameraRequest, ListCamerasRequest,
@@ -31,14 +31,11 @@ impl CameraService for CameraApi {
         let caller = auth::caller(&request)?;
         let r = request.into_inner();
         caller.authorize(Action::Administer, &r.organization_id)?;
-        let pipeline = self.pipeline.clone();
-        let stored = async move {
-            pipeline
-                .upsert_camera(convert::from_camera(r))
-                .await
-                .map_err(convert::status)
-        }
-        .await?;
+        let stored = self
+            .pipeline
+            .upsert_camera(convert::from_camera(r))
+            .await
+            .map_err(convert::status)?;
         Ok(Response::new(convert::camera(&stored)))
     }
 
@@ -65,18 +62,15 @@ impl CameraService for CameraApi {
         let r = request.into_inner();
         caller.authorize(Action::Read, &r.organization_id)?;
         let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
-        let pipeline = self.pipeline.clone();
-        let (cameras, next) = async move {
-            pipeline
-                .list_cameras(
-                    &r.organization_id,
-                    page_size,
-                    non_empty(r.page_token).as_deref(),
-                )
-                .await
-                .map_err(convert::status)
-        }
-        .await?;
+        let (cameras, next) = self
+            .pipeline
+            .list_cameras(
+                &r.organization_id,
+                page_size,
+                none_if_empty(r.page_token).as_deref(),
+            )
+            .await
+            .map_err(convert::status)?;
         Ok(Response::new(ListCamerasResponse {
             cameras: cameras.iter().map(convert::camera).collect(),
             next_page_token: next.unwrap_or_default(),

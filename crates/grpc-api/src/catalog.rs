@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{self, Action};
 use crate::convert;
-use crate::interactions::{non_empty, page_size};
+use crate::fields::{none_if_empty, page_size};
 use crate::proto::catalog_service_server::CatalogService;
 use crate::proto::{
     DeleteProductRequest, DeleteProductResponse, ListProductsRequest, ListProductsResponse,
@@ -54,14 +54,11 @@ impl CatalogService for CatalogApi {
                 aliases: p.aliases,
             })
             .collect();
-        let pipeline = self.pipeline.clone();
-        let n = async move {
-            pipeline
-                .upsert_products(&r.organization_id, products)
-                .await
-                .map_err(convert::status)
-        }
-        .await?;
+        let n = self
+            .pipeline
+            .upsert_products(&r.organization_id, products)
+            .await
+            .map_err(convert::status)?;
         Ok(Response::new(UpsertProductsResponse { upserted: n as u32 }))
     }
 
@@ -73,18 +70,15 @@ impl CatalogService for CatalogApi {
         let r = request.into_inner();
         caller.authorize(Action::Read, &r.organization_id)?;
         let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
-        let pipeline = self.pipeline.clone();
-        let page = async move {
-            pipeline
-                .list_products(
-                    &r.organization_id,
-                    page_size,
-                    non_empty(r.page_token).as_deref(),
-                )
-                .await
-                .map_err(convert::status)
-        }
-        .await?;
+        let page = self
+            .pipeline
+            .list_products(
+                &r.organization_id,
+                page_size,
+                none_if_empty(r.page_token).as_deref(),
+            )
+            .await
+            .map_err(convert::status)?;
         Ok(Response::new(ListProductsResponse {
             products: page.products.iter().map(convert::product).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),

@@ -1,11 +1,12 @@
 //! `InteractionService`: create (through the outbox), get, list with filters, summary, dead letters.
 
-use crow_actors::{validate_id, CreateInteraction, LimitsConfig, Pipeline, SemanticQuery};
+use crow_actors::{validate_id, CreateInteraction, Pipeline, SemanticQuery};
 use crow_storage::{InteractionFilter, InteractionState};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{self, Action};
 use crate::convert;
+use crate::fields::{none_if_empty, page_size};
 use crate::proto::interaction_service_server::InteractionService;
 use crate::proto::{
     CreateInteractionRequest, CreateInteractionResponse, GetInteractionRequest,
@@ -13,28 +14,8 @@ use crate::proto::{
     ListInteractionsRequest, ListInteractionsResponse, RetryDeadLetterRequest, Summary,
 };
 
-/// Page size used when a request says 0.
-pub(crate) const DEFAULT_PAGE_SIZE: u32 = 50;
 /// Longest accepted page token, in bytes.
 const MAX_PAGE_TOKEN_LEN: usize = 1024;
-
-/// Checks a requested page size: 0 means the default, above `pipeline.limits.max_page_size` is an
-/// error.
-pub(crate) fn page_size(requested: u32, limits: &LimitsConfig) -> Result<usize, Status> {
-    let max = (limits.max_page_size as usize).clamp(1, crow_storage::MAX_PAGE_SIZE);
-    match requested as usize {
-        0 => Ok((DEFAULT_PAGE_SIZE as usize).min(max)),
-        n if n > max => Err(Status::invalid_argument(format!(
-            "page_size is over pipeline.limits.max_page_size ({max})"
-        ))),
-        n => Ok(n),
-    }
-}
-
-/// `None` for an empty string.
-pub(crate) fn non_empty(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
-}
 
 /// The `crow.v1.InteractionService` implementation.
 #[derive(Clone)]
@@ -70,11 +51,11 @@ impl InteractionService for InteractionApi {
                 organization_id: r.organization_id,
                 source_type,
                 data_json: r.data_json,
-                session_id: non_empty(r.session_id),
-                summary: non_empty(r.summary),
+                session_id: none_if_empty(r.session_id),
+                summary: none_if_empty(r.summary),
                 timestamp_ms: convert::optional_ms(r.timestamp_ms),
                 product_ids: r.product_ids,
-                idempotency_key: non_empty(r.idempotency_key),
+                idempotency_key: none_if_empty(r.idempotency_key),
             })
             .await
             .map_err(convert::status)?;
@@ -139,7 +120,7 @@ impl InteractionService for InteractionApi {
         }
         let filter = InteractionFilter {
             source: convert::source_filter(r.source_type, "source_type")?,
-            query: non_empty(r.q),
+            query: none_if_empty(r.q),
             from_ms: convert::optional_ms(r.from_ms),
             to_ms: convert::optional_ms(r.to_ms),
         };
@@ -148,8 +129,8 @@ impl InteractionService for InteractionApi {
                 "meaning is longer than pipeline.limits.max_query_bytes ({max_query})"
             )));
         }
-        let token = non_empty(r.page_token);
-        if let Some(meaning) = non_empty(r.meaning) {
+        let token = none_if_empty(r.page_token);
+        if let Some(meaning) = none_if_empty(r.meaning) {
             if meaning.trim().is_empty() {
                 return Err(Status::invalid_argument("meaning has no text"));
             }
@@ -219,18 +200,15 @@ impl InteractionService for InteractionApi {
         let r = request.into_inner();
         caller.authorize(Action::Administer, &r.organization_id)?;
         let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
-        let pipeline = self.pipeline.clone();
-        let page = async move {
-            pipeline
-                .list_dead_letters(
-                    &r.organization_id,
-                    page_size,
-                    non_empty(r.page_token).as_deref(),
-                )
-                .await
-                .map_err(convert::status)
-        }
-        .await?;
+        let page = self
+            .pipeline
+            .list_dead_letters(
+                &r.organization_id,
+                page_size,
+                none_if_empty(r.page_token).as_deref(),
+            )
+            .await
+            .map_err(convert::status)?;
         Ok(Response::new(ListDeadLettersResponse {
             dead_letters: page.dead_letters.iter().map(convert::dead_letter).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),

@@ -10,6 +10,7 @@ mod cameras;
 mod catalog;
 pub mod codec;
 mod convert;
+mod fields;
 pub mod http;
 mod ingest;
 mod interactions;

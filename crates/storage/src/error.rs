@@ -36,9 +36,9 @@ pub enum StorageError {
     /// The store's configuration is unusable (e.g. a malformed database URL).
     #[error("storage configuration: {0}")]
     Config(String),
-    /// A background task (a flush, a long listing) could not be joined.
+    /// A storage call run off the async workers panicked or was cancelled before it finished.
     #[error("storage task failed: {0}")]
-    Flush(String),
+    Task(String),
 }
 
 impl StorageError {

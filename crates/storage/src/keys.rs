@@ -33,6 +33,30 @@ pub(crate) fn index_of(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail))
 }
 
+/// `stored_at_ms(8 bytes BE) session \0 frame_index`: a keyframe's entry in the oldest-first order
+/// that retention prunes by.
+pub(crate) fn keyframe_order(stored_at_ms: i64, frame_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + frame_key.len());
+    k.extend_from_slice(&(stored_at_ms.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(frame_key);
+    k
+}
+
+/// A [`keyframe_order`] key's time and frame key; `None` when it is too short to be one.
+pub(crate) fn split_keyframe_order(order: &[u8]) -> Option<(i64, &[u8])> {
+    let stored_at: [u8; 8] = order.get(..8)?.try_into().ok()?;
+    let stored_at = i64::try_from(u64::from_be_bytes(stored_at)).unwrap_or(i64::MAX);
+    Some((stored_at, &order[8..]))
+}
+
+/// The keyframe size stored as the value of a [`keyframe_order`] entry.
+pub(crate) fn keyframe_size(key: &[u8], value: &[u8]) -> crate::Result<u64> {
+    let bytes: [u8; 8] = value
+        .try_into()
+        .map_err(|_| crate::StorageError::corrupt(key, "keyframe size is not 8 bytes"))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
 /// The 8 bytes that order timestamps newest first: the sign bit flipped (so negative timestamps sort before
 /// positive ones), then every bit inverted (descending order).
 pub(crate) fn newest_first(timestamp_ms: i64) -> [u8; 8] {

@@ -53,7 +53,7 @@ pub use model::{
 };
 pub use outbox::{DeadLetterPage, OutboxFailure};
 pub use postgres::{PgOptions, PgStore, ANALYSIS_CLAIM_MS};
-pub use records::{RecordStore, Records};
+pub use records::{Backend, RecordStore, Records};
 pub use retention::Pruned;
 pub use store::{FrameWrite, Store};
 pub use verify::IntegrityReport;

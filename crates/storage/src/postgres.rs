@@ -313,8 +313,8 @@ impl PgStore {
 
 #[async_trait]
 impl RecordStore for PgStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
+    fn backend(&self) -> crate::Backend {
+        crate::Backend::Postgres
     }
 
     async fn ready(&self) -> Result<()> {

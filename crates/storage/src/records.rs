@@ -22,6 +22,36 @@ use crate::{
     DeadLetterPage, InteractionPage, OutboxFailure, ProductPage, Result, StorageError, Store,
 };
 
+/// Which database a [`RecordStore`] keeps its records in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The node's embedded sled database: one process owns it.
+    Sled,
+    /// A PostgreSQL database, which the nodes of a cluster share.
+    Postgres,
+}
+
+impl Backend {
+    /// Whether the nodes of a cluster can share this store (each node sees the others' records).
+    pub fn is_shared(self) -> bool {
+        matches!(self, Backend::Postgres)
+    }
+
+    /// The name used in configuration (`storage.backend`), logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sled => "sled",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A shared handle to the record store in use.
 pub type Records = Arc<dyn RecordStore>;
 
@@ -30,8 +60,8 @@ pub type Records = Arc<dyn RecordStore>;
 /// timeout) stores nothing new.
 #[async_trait]
 pub trait RecordStore: Send + Sync + 'static {
-    /// `"sled"` or `"postgres"`, for logs, metrics and health.
-    fn backend(&self) -> &'static str;
+    /// Which database this is (whether a cluster can share it; named in logs and health).
+    fn backend(&self) -> Backend;
 
     /// Checks that the store answers now (readiness).
     async fn ready(&self) -> Result<()>;
@@ -211,8 +241,8 @@ pub trait RecordStore: Send + Sync + 'static {
 /// sled keeps the records of a single process: every call runs the [`Store`]'s own transaction.
 #[async_trait]
 impl RecordStore for Store {
-    fn backend(&self) -> &'static str {
-        "sled"
+    fn backend(&self) -> Backend {
+        Backend::Sled
     }
 
     async fn ready(&self) -> Result<()> {
@@ -254,7 +284,7 @@ impl RecordStore for Store {
             Store::list_interactions(&store, &org, &filter, page_size, token.as_deref())
         })
         .await
-        .map_err(|e| StorageError::Flush(format!("listing task: {e}")))?
+        .map_err(|e| StorageError::Task(format!("listing: {e}")))?
     }
 
     async fn summary(&self, organization_id: &str) -> Result<Summary> {
@@ -426,5 +456,5 @@ impl RecordStore for Store {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| StorageError::Flush(format!("storage task: {e}")))?
+        .map_err(|e| StorageError::Task(e.to_string()))?
 }

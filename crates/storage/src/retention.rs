@@ -11,22 +11,6 @@ use crate::model::{SessionRecord, SessionStatus};
 use crate::store::{decode, tx_err, tx_put, Store};
 use crate::{now_ms, Result, StorageError};
 
-/// `stored_at_ms(8 bytes BE) session \0 frame_index`: the keyframe order key.
-pub(crate) fn order_key(stored_at_ms: i64, frame_key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + frame_key.len());
-    k.extend_from_slice(&(stored_at_ms.max(0) as u64).to_be_bytes());
-    k.extend_from_slice(frame_key);
-    k
-}
-
-/// The size stored under a keyframe order key.
-pub(crate) fn size_of(key: &[u8], value: &[u8]) -> Result<u64> {
-    let bytes: [u8; 8] = value
-        .try_into()
-        .map_err(|_| StorageError::corrupt(key, "keyframe size is not 8 bytes"))?;
-    Ok(u64::from_be_bytes(bytes))
-}
-
 /// What one pruning pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -89,13 +73,13 @@ impl Store {
         let mut pruned = Pruned::default();
         for item in i.keyframe_order.iter() {
             let (order, size) = item?;
-            let size = size_of(&order, &size)?;
-            let stored_at = i64::try_from(keys::index_of(&order[..8]).unwrap_or(0)).unwrap_or(0);
+            let size = keys::keyframe_size(&order, &size)?;
+            let (stored_at, frame_key) = keys::split_keyframe_order(&order)
+                .ok_or_else(|| StorageError::corrupt(&order, "keyframe order key is too short"))?;
             let too_old = stored_at < stored_before_ms;
             if !too_old && self.keyframe_bytes() <= max_bytes {
                 break;
             }
-            let frame_key = &order[8..];
             (&i.keyframes, &i.keyframe_order)
                 .transaction(|(keyframes, keyframe_order)| {
                     keyframes.remove(frame_key)?;

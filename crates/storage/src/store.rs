@@ -166,7 +166,7 @@ impl Store {
         let mut keyframe_bytes = 0u64;
         for item in keyframe_order.iter() {
             let (key, size) = item?;
-            keyframe_bytes += crate::retention::size_of(&key, &size)?;
+            keyframe_bytes += keys::keyframe_size(&key, &size)?;
         }
         Ok(Store {
             inner: Arc::new(Inner {
@@ -221,7 +221,7 @@ impl Store {
         let db = self.inner.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| StorageError::Flush(e.to_string()))??;
+            .map_err(|e| StorageError::Task(format!("flush: {e}")))??;
         flush.completed.store(number, Ordering::SeqCst);
         Ok(())
     }
@@ -417,7 +417,7 @@ impl Store {
                     if let (true, Some(bytes)) = (keep_keyframe, bytes) {
                         kept = bytes.len() as u64;
                         keyframe_order.insert(
-                            crate::retention::order_key(stored_at, &key),
+                            keys::keyframe_order(stored_at, &key),
                             &kept.to_be_bytes()[..],
                         )?;
                         keyframes.insert(key.as_slice(), bytes)?;

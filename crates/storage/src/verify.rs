@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use serde::de::DeserializeOwned;
 use sled::Tree;
 
+use crate::keys;
 use crate::interactions::prepare;
 use crate::model::{
     AnalysisRecord, BatchRecord, DeadLetter, FrameAnalysis, FrameRecord, Interaction, OutboxEntry,
@@ -167,7 +168,7 @@ impl Store {
         let mut total = 0u64;
         for item in i.keyframe_order.iter() {
             let (order, size) = item?;
-            match (order.get(8..), crate::retention::size_of(&order, &size)) {
+            match (order.get(8..), keys::keyframe_size(&order, &size)) {
                 (Some(frame_key), Ok(size)) if frame_key.len() > 8 => {
                     total += size;
                     if sizes.insert(frame_key.to_vec(), size).is_some() {

@@ -103,7 +103,7 @@ impl HttpApi {
 
     /// The axum router of every HTTP route (merge it with the gRPC routes on one port).
     pub fn router(&self) -> axum::Router {
-        routes::router(self.clone())
+        routes::router(self.clone()).merge(openapi::router())
     }
 
     fn services(&self) -> Result<&Services, ApiError> {

@@ -72,6 +72,15 @@ impl Modify for Bearer {
     }
 }
 
+/// The route that serves the document at `/openapi.json` (no token needed).
+pub(super) fn router() -> axum::Router {
+    axum::Router::new().route("/openapi.json", axum::routing::get(serve))
+}
+
+async fn serve() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], json())
+}
+
 /// The document as JSON (built once).
 pub fn json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();

@@ -16,6 +16,7 @@ use tonic::Code;
 use super::dto::{self, source_proto};
 use super::extract::{Json, Path, Query};
 use super::{time, ApiError, ErrorBody, HttpApi};
+use crate::fields::none_if_empty;
 use crate::proto;
 use crate::proto::analysis_service_server::AnalysisService;
 use crate::proto::camera_service_server::CameraService;
@@ -100,7 +101,6 @@ pub(super) fn router(api: HttpApi) -> Router {
             get(get_camera).put(upsert_camera).delete(delete_camera),
         )
         .route("/api/v1/health", get(health))
-        .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(body_limit));
     if dashboard {
         router = router.merge(super::dashboard::router());
@@ -142,7 +142,8 @@ pub(super) enum Errors {
     Unavailable(ErrorBody),
 }
 
-fn non_empty(s: Option<String>) -> String {
+/// An absent optional string as the empty string, which means "not given" in the proto messages.
+fn or_empty(s: Option<String>) -> String {
     s.unwrap_or_default()
 }
 
@@ -157,10 +158,6 @@ fn instant_ms(value: Option<&time::Instant>, field: &str) -> Result<i64> {
     value
         .map_or(Ok(0), |v| v.ms(field))
         .map_err(ApiError::invalid)
-}
-
-fn token(t: String) -> Option<String> {
-    (!t.is_empty()).then_some(t)
 }
 
 /// The organization of a route whose path does not name one: `organizationId` in the query or the
@@ -200,12 +197,12 @@ async fn list_interactions(
     let message = proto::ListInteractionsRequest {
         organization_id: org.clone(),
         page_size: q.page_size.unwrap_or(0),
-        page_token: non_empty(q.page_token),
+        page_token: or_empty(q.page_token),
         source_type: source_proto(q.source_type),
-        q: non_empty(q.q),
+        q: or_empty(q.q),
         from_ms: optional_ms(q.from.as_deref(), "from")?,
         to_ms: optional_ms(q.to.as_deref(), "to")?,
-        meaning: non_empty(q.meaning),
+        meaning: or_empty(q.meaning),
     };
     let request = api.request(&headers, &org, false, message)?;
     let page = services
@@ -216,7 +213,7 @@ async fn list_interactions(
     Ok(axum::Json(dto::InteractionPage {
         interactions: page.interactions.into_iter().map(Into::into).collect(),
         matches: page.matches.into_iter().map(Into::into).collect(),
-        next_page_token: token(page.next_page_token),
+        next_page_token: none_if_empty(page.next_page_token),
     }))
 }
 
@@ -357,11 +354,11 @@ async fn create_interaction(
         organization_id: body.organization_id.clone(),
         source_type: body.source_type.proto(),
         data_json: body.data.to_string(),
-        session_id: non_empty(body.session_id),
-        summary: non_empty(body.summary),
+        session_id: or_empty(body.session_id),
+        summary: or_empty(body.summary),
         timestamp_ms: instant_ms(body.timestamp.as_ref(), "timestamp")?,
         product_ids: body.product_ids,
-        idempotency_key: non_empty(idempotency_key),
+        idempotency_key: or_empty(idempotency_key),
     };
     let request = api.request(&headers, &body.organization_id, false, message)?;
     let r = services
@@ -457,7 +454,7 @@ async fn submit_frames(
         body
     };
     let max = api.options.max_frame_bytes;
-    let session_id = non_empty(body.session_id);
+    let session_id = or_empty(body.session_id);
     let mut frames = Vec::with_capacity(body.frames.len());
     for f in body.frames {
         let data = base64::engine::general_purpose::STANDARD
@@ -741,13 +738,13 @@ async fn list_products(
     let message = proto::ListProductsRequest {
         organization_id: org.clone(),
         page_size: q.page_size.unwrap_or(0),
-        page_token: non_empty(q.page_token),
+        page_token: or_empty(q.page_token),
     };
     let request = api.request(&headers, &org, false, message)?;
     let page = services.catalog.list_products(request).await?.into_inner();
     Ok(axum::Json(dto::ProductPage {
         products: page.products.into_iter().map(Into::into).collect(),
-        next_page_token: token(page.next_page_token),
+        next_page_token: none_if_empty(page.next_page_token),
     }))
 }
 
@@ -829,7 +826,7 @@ async fn list_dead_letters(
     let message = proto::ListDeadLettersRequest {
         organization_id: org.clone(),
         page_size: q.page_size.unwrap_or(0),
-        page_token: non_empty(q.page_token),
+        page_token: or_empty(q.page_token),
     };
     let request = api.request(&headers, &org, false, message)?;
     let page = services
@@ -839,7 +836,7 @@ async fn list_dead_letters(
         .into_inner();
     Ok(axum::Json(dto::DeadLetterPage {
         dead_letters: page.dead_letters.into_iter().map(Into::into).collect(),
-        next_page_token: token(page.next_page_token),
+        next_page_token: none_if_empty(page.next_page_token),
     }))
 }
 
@@ -931,7 +928,7 @@ async fn watch_patterns(
     let services = api.services()?;
     let message = proto::WatchPatternsRequest {
         organization_id: org.clone(),
-        camera_id: non_empty(q.camera_id),
+        camera_id: or_empty(q.camera_id),
     };
     let request = api.request(&headers, &org, false, message)?;
     let events = services
@@ -987,13 +984,13 @@ async fn list_cameras(
     let message = proto::ListCamerasRequest {
         organization_id: org.clone(),
         page_size: q.page_size.unwrap_or(0),
-        page_token: non_empty(q.page_token),
+        page_token: or_empty(q.page_token),
     };
     let request = api.request(&headers, &org, false, message)?;
     let page = services.cameras.list_cameras(request).await?.into_inner();
     Ok(axum::Json(dto::CameraPage {
         cameras: page.cameras.into_iter().map(Into::into).collect(),
-        next_page_token: token(page.next_page_token),
+        next_page_token: none_if_empty(page.next_page_token),
     }))
 }
 
@@ -1097,7 +1094,7 @@ async fn health(State(api): State<HttpApi>) -> (StatusCode, axum::Json<dto::Heal
             match answer {
                 Ok(Ok(())) => "serving",
                 // Which dependency failed; the details are in the node's log.
-                Ok(Err(problem)) if problem.starts_with("NATS") => "nats unavailable",
+                Ok(Err(crow_actors::Unready::NatsDisconnected)) => "nats unavailable",
                 _ => "storage unavailable",
             }
         }
@@ -1115,13 +1112,5 @@ async fn health(State(api): State<HttpApi>) -> (StatusCode, axum::Json<dto::Heal
             status: status.into(),
             version: env!("CARGO_PKG_VERSION").into(),
         }),
-    )
-}
-
-/// This API's OpenAPI 3.1 document.
-async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        super::openapi::json(),
     )
 }
