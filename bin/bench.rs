@@ -1,4 +1,4 @@
-//! `crow bench`: ratios measured in one run (see the README's Benchmarks section).
+//! `crow bench`: ratios measured in one run (see docs/benchmarks.md).
 
 mod cluster;
 mod list;

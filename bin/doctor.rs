@@ -78,7 +78,7 @@ pub(crate) fn run(args: DoctorArgs) -> Result<()> {
         Ok(c) => c,
         Err(e) => {
             r.fail("config", format!("{e}; fix it, then run crow doctor again"));
-            std::process::exit(1);
+            return Err(crate::Reported.into());
         }
     };
     opencv(&mut r);
@@ -92,7 +92,7 @@ pub(crate) fn run(args: DoctorArgs) -> Result<()> {
         Level::Warn => println!("\nno failures; see the warnings above"),
         Level::Fail => {
             println!("\nfix the failures above before `crow serve`");
-            std::process::exit(1);
+            return Err(crate::Reported.into());
         }
     }
     Ok(())

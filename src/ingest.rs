@@ -48,6 +48,7 @@ pub async fn ingest_media(
         .map_err(|e| PipelineError::InvalidArgument(e.to_string()))?;
     let start_ms = crow_storage::now_ms();
     let (tx, mut rx) = mpsc::channel::<FrameInput>(4);
+    let preparer = pipeline.sessions().preparer();
     let producer = tokio::task::spawn_blocking(move || {
         let mut reader = reader;
         for item in reader.by_ref() {
@@ -56,9 +57,7 @@ pub async fn ingest_media(
             let input = FrameInput {
                 frame_index: frame.index,
                 captured_at_ms: start_ms + frame.position_ms,
-                data: Bytes::from(data),
-                format: Some(ImageFormat::Jpeg),
-                prepared: None,
+                frame: preparer.prepare(Bytes::from(data), Some(ImageFormat::Jpeg)),
             };
             if tx.blocking_send(input).is_err() {
                 break;
@@ -67,7 +66,7 @@ pub async fn ingest_media(
         Ok::<u64, crow_inference::InferenceError>(reader.unreadable())
     });
 
-    let mut router = pipeline.router(organization_id, camera_id)?;
+    let mut router = pipeline.sessions().router(organization_id, camera_id)?;
     let mut report = IngestReport::default();
     while let Some(frame) = rx.recv().await {
         let ack = router.submit(None, frame).await?;
@@ -89,7 +88,10 @@ pub async fn ingest_media(
         .map_err(|e| PipelineError::Internal(format!("media reader: {e}")))?
         .map_err(|e| PipelineError::InvalidArgument(e.to_string()))?;
     for session_id in &report.session_ids {
-        pipeline.close_session(organization_id, session_id).await?;
+        pipeline
+            .sessions()
+            .close_session(organization_id, session_id)
+            .await?;
     }
     pipeline.sync().await?;
     Ok(report)

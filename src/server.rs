@@ -361,9 +361,12 @@ impl Startup {
                 .register_encoded_file_descriptor_set(crow_grpc_api::proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
+        // Start-up wiring: the descriptor sets are compiled in, so a failure is a build defect.
+        #[allow(clippy::expect_used)]
         let reflection_v1 = reflection()
             .build_v1()
             .expect("crow's own descriptor set is valid");
+        #[allow(clippy::expect_used)]
         let reflection_v1alpha = reflection()
             .build_v1alpha()
             .expect("crow's own descriptor set is valid");

@@ -41,7 +41,7 @@ async fn cctv_batches_are_matched_against_the_catalog_and_streamed_to_watchers()
     // The gate describes a few of the 10 frames (new people): two per batch.
     config.batch_size = 2;
     let t = TestServer::start(config).await;
-    assert!(t.crow.pipeline().has_text_model());
+    assert!(t.crow.pipeline().record_services().has_text_model());
 
     let mut catalog = CatalogServiceClient::connect(t.url.clone()).await.unwrap();
     let mut products: Vec<Product> = (0..38)

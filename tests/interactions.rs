@@ -280,7 +280,10 @@ async fn a_failing_event_is_retried_three_times_then_dead_lettered_and_replayed_
     let t = TestServer::start_on(backend, quick_config()).await;
     let mut c = client(&t.url).await;
     // Fault injection (named as such): the processor fails every event whose summary holds the marker.
-    t.crow.pipeline().inject_processing_failure(Some("poison"));
+    t.crow
+        .pipeline()
+        .record_services()
+        .inject_processing_failure(Some("poison"));
     let mut bad = event("shop", 1);
     bad.summary = "poison pill".into();
     let bad_id = c.create_interaction(bad).await.unwrap().into_inner().id;
@@ -322,7 +325,10 @@ async fn a_failing_event_is_retried_three_times_then_dead_lettered_and_replayed_
     assert_eq!(foreign.code(), tonic::Code::NotFound);
 
     // Fixed: replay it; it is stored once, and a second replay finds nothing to replay.
-    t.crow.pipeline().inject_processing_failure(None);
+    t.crow
+        .pipeline()
+        .record_services()
+        .inject_processing_failure(None);
     let replayed = c
         .retry_dead_letter(RetryDeadLetterRequest {
             organization_id: "shop".into(),

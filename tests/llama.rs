@@ -196,6 +196,7 @@ async fn a_pipeline_with_the_vision_describer_stores_llama_descriptions() {
     let session = t
         .crow
         .pipeline()
+        .sessions()
         .close_session("acme", &acks[0].session_id)
         .await
         .unwrap();

@@ -521,7 +521,13 @@ async fn tracks_survive_a_session_actor_restart_without_counting_twice() {
         if panic_at.is_some() {
             // Fault injection (a panic cannot be provoked with valid input): the actor dies and its
             // supervisor starts a new one, which must resume the same tracks from sled.
-            assert!(t.crow.pipeline().inject_session_panic(&session_id).await);
+            assert!(
+                t.crow
+                    .pipeline()
+                    .sessions()
+                    .inject_session_panic(&session_id)
+                    .await
+            );
             common::send(
                 &t.url,
                 common::frames("acme", camera, START_MS, &items[split..]),

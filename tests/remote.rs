@@ -377,6 +377,7 @@ async fn a_pipeline_describes_and_analyses_on_two_infer_nodes() {
     let session = t
         .crow
         .pipeline()
+        .sessions()
         .close_session("acme", &acks[0].session_id)
         .await
         .unwrap();

@@ -25,7 +25,11 @@ async fn a_panicking_session_actor_is_restarted_and_the_session_continues() {
     // Fault injection (a panic cannot be provoked with valid input): the actor dies with whatever is in
     // its mailbox.
     assert!(
-        t.crow.pipeline().inject_session_panic(&session_id).await,
+        t.crow
+            .pipeline()
+            .sessions()
+            .inject_session_panic(&session_id)
+            .await,
         "session actor was running"
     );
 

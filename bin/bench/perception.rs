@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Args;
-use crow::actors::{DetectorChoice, FrameInput, ProductInput};
+use crow::actors::{DetectorChoice, FrameInput, FramePreparer, ProductInput};
 use crow::inference::gate_footage::gate_footage;
 use crow::inference::opencv::core::{self as cvcore, Mat};
 use crow::inference::opencv::imgcodecs;
@@ -70,14 +70,22 @@ async fn start(config: PipelineConfig, dir: &PathBuf) -> Result<Crow> {
         .await?)
 }
 
-fn input(index: usize, at_ms: i64, jpeg: &[u8]) -> FrameInput {
-    FrameInput {
+/// A JPEG frame prepared on a blocking thread, as the server's frame stream prepares it.
+async fn input(
+    preparer: FramePreparer,
+    index: usize,
+    at_ms: i64,
+    jpeg: &[u8],
+) -> Result<FrameInput> {
+    let data = Bytes::copy_from_slice(jpeg);
+    let frame =
+        tokio::task::spawn_blocking(move || preparer.prepare(data, Some(ImageFormat::Jpeg)))
+            .await?;
+    Ok(FrameInput {
         frame_index: index as u64,
         captured_at_ms: at_ms,
-        data: Bytes::copy_from_slice(jpeg),
-        format: Some(ImageFormat::Jpeg),
-        prepared: None,
-    }
+        frame,
+    })
 }
 
 pub(crate) async fn gate(args: GateBenchArgs) -> Result<()> {
@@ -112,12 +120,12 @@ pub(crate) async fn gate(args: GateBenchArgs) -> Result<()> {
         config.perception.detector = detector;
         config.analysis.model = None;
         let crow = start(config, &dir).await?;
-        let mut router = crow.pipeline().router("bench", "shop")?;
+        let mut router = crow.pipeline().sessions().router("bench", "shop")?;
+        let preparer = crow.pipeline().sessions().preparer();
         let mut described = Vec::new();
         for (i, j) in jpegs.iter().enumerate() {
-            let ack = router
-                .submit(None, input(i, 1_700_000_000_000 + i as i64 * 1000, j))
-                .await?;
+            let frame = input(preparer, i, 1_700_000_000_000 + i as i64 * 1000, j).await?;
+            let ack = router.submit(None, frame).await?;
             if ack.outcome == FrameOutcome::Accepted {
                 described.push(i);
             }
@@ -219,7 +227,7 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
     let crow = start(PipelineConfig::default(), &dir).await?;
     let pipeline = crow.pipeline().clone();
     anyhow::ensure!(
-        pipeline.has_text_model(),
+        pipeline.record_services().has_text_model(),
         "the text model is missing (scripts/setup-models.sh installs it)"
     );
     let catalog: Vec<serde_json::Value> =
@@ -236,7 +244,10 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
         })
         .collect();
     let first = products.first().map(|p| p.id.clone());
-    pipeline.upsert_products("bench", products).await?;
+    pipeline
+        .record_services()
+        .upsert_products("bench", products)
+        .await?;
     println!(
         "input: {} cameras x {} s of {} at 1 frame/s, the shipped detector, OpenCV describer and text model, a zone per camera mapped to a product; machine: {} cores",
         args.cameras,
@@ -249,6 +260,7 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
     for c in 0..args.cameras {
         let camera = format!("cam-{c}");
         pipeline
+            .record_services()
             .upsert_camera(CameraConfig {
                 organization_id: "bench".into(),
                 camera_id: camera.clone(),
@@ -265,15 +277,15 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
             .await?;
         let (pipeline, jpegs) = (pipeline.clone(), jpegs.clone());
         tasks.push(tokio::spawn(async move {
-            let mut router = pipeline.router("bench", &camera)?;
+            let mut router = pipeline.sessions().router("bench", &camera)?;
+            let preparer = pipeline.sessions().preparer();
             let mut session = String::new();
             for (i, j) in jpegs.iter().enumerate() {
-                let ack = router
-                    .submit(None, input(i, 1_700_000_000_000 + i as i64 * 1000, j))
-                    .await?;
+                let frame = input(preparer, i, 1_700_000_000_000 + i as i64 * 1000, j).await?;
+                let ack = router.submit(None, frame).await?;
                 session = ack.session_id;
             }
-            pipeline.close_session("bench", &session).await?;
+            pipeline.sessions().close_session("bench", &session).await?;
             anyhow::Ok(session)
         }));
     }
@@ -286,7 +298,7 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
     loop {
         let mut waiting = 0;
         for s in &sessions {
-            waiting += pipeline.unanalyzed_batches(s)?;
+            waiting += pipeline.sessions().unanalyzed_batches(s)?;
         }
         if waiting == 0 {
             break;

@@ -17,7 +17,12 @@ use crow_storage::embeddings::embedding_texts;
 use crow_storage::{InteractionFilter, SourceType};
 use serde::Deserialize;
 
-use crate::{Pipeline, PipelineError, SemanticHit, SemanticQuery};
+use crow_inference::text::TextGenerator;
+use tokio::sync::Semaphore;
+
+use crate::error::validate_id;
+use crate::semantic::SemanticSearch;
+use crate::{PipelineError, SemanticHit, SemanticQuery};
 
 /// Most records shown to the model for one question.
 pub const ASK_MAX_RECORDS: usize = 8;
@@ -120,7 +125,34 @@ fn prompt(question: &str, records: &[SemanticHit]) -> String {
     lines.join("\n")
 }
 
-impl Pipeline {
+/// Answers questions about an organization's records. Cheap to clone.
+#[derive(Clone)]
+pub struct AskService {
+    /// Search by meaning, when it is on and this node serves the API.
+    search: Option<Arc<SemanticSearch>>,
+    model: Option<Arc<dyn TextGenerator>>,
+    /// Questions admitted (answering or waiting: `analysis.slots + analysis.queue`).
+    admission: Arc<Semaphore>,
+    /// Questions answering at once (`analysis.slots`).
+    slots: Arc<Semaphore>,
+}
+
+impl AskService {
+    /// Questions answered `slots` at once, with `queue` more waiting.
+    pub(crate) fn new(
+        search: Option<Arc<SemanticSearch>>,
+        model: Option<Arc<dyn TextGenerator>>,
+        slots: usize,
+        queue: usize,
+    ) -> Self {
+        Self {
+            search,
+            model,
+            admission: Arc::new(Semaphore::new(slots + queue)),
+            slots: Arc::new(Semaphore::new(slots)),
+        }
+    }
+
     /// Answers `question` from the organization's records in `filter`'s source and time range (its
     /// words are not used). See the module documentation for what is checked.
     pub async fn ask(
@@ -129,24 +161,24 @@ impl Pipeline {
         question: &str,
         filter: &InteractionFilter,
     ) -> Result<Answer, PipelineError> {
-        crate::validate_id("organization_id", organization_id)?;
+        validate_id("organization_id", organization_id)?;
         if question.trim().is_empty() {
             return Err(PipelineError::InvalidArgument(
                 "question has no text".into(),
             ));
         }
         crow_storage::validate_filter(filter)?;
-        let search = self.search().cloned().ok_or_else(|| {
+        let search = self.search.clone().ok_or_else(|| {
             PipelineError::FailedPrecondition(
                 "search by meaning is off on this server (pipeline.search, or its model is not installed)".into(),
             )
         })?;
-        let model = self.inner.model.clone().ok_or_else(|| {
+        let model = self.model.clone().ok_or_else(|| {
             PipelineError::FailedPrecondition(
                 "no text model is loaded: set analysis.model to a GGUF file (scripts/setup-models.sh installs the default)".into(),
             )
         })?;
-        let _admitted = Arc::clone(&self.inner.ask_admission)
+        let _admitted = Arc::clone(&self.admission)
             .try_acquire_owned()
             .map_err(|_| {
                 PipelineError::ResourceExhausted(
@@ -188,7 +220,7 @@ impl Pipeline {
         let labels: Vec<String> = (1..=records.len()).map(|n| format!("R{n}")).collect();
         let shape = answer_shape(&labels);
         let user = prompt(question, &records);
-        let _slot = Arc::clone(&self.inner.ask_slots)
+        let _slot = Arc::clone(&self.slots)
             .acquire_owned()
             .await
             .map_err(|_| PipelineError::Unavailable("the pipeline is stopping".into()))?;

@@ -58,6 +58,12 @@ impl From<crow_storage::validate::Invalid> for PipelineError {
     }
 }
 
+/// Checks an identifier from outside: 1..=128 characters of `[A-Za-z0-9._-]` (see
+/// [`crow_storage::validate::id`]).
+pub fn validate_id(what: &str, id: &str) -> Result<(), PipelineError> {
+    Ok(crow_storage::validate::id(what, id)?)
+}
+
 /// Logs an internal failure with its details under a fresh correlation id and returns the id: clients
 /// get the id (never the details), operators find the log line by it.
 pub fn log_internal(component: &str, error: impl std::fmt::Display) -> String {

@@ -1,6 +1,7 @@
 //! `IngestSessionActor`: one per session (camera-hour).
 //!
-//! For every frame: validate and decode (OpenCV, on a blocking thread) -> near-duplicate gate -> person
+//! For every frame, prepared (validated, decoded, thumbnailed) before it arrives ([`crate::prepare`]):
+//! near-duplicate gate -> person
 //! detection and tracking, zones and tripwires ([`Scene`]) -> the people gate -> record the outcome in
 //! sled together with the session's counters and scene -> reply (the caller acks once the write is
 //! durable) -> queue accepted frames for description. Descriptions come back as messages, are stored as
@@ -17,11 +18,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crow_inference::Mat;
-use crow_inference::{
-    decode_frame, Description, DuplicateGate, FrameLimits, GateVerdict, ImageFormat, Thumbnail,
-};
+use crow_inference::{Description, DuplicateGate, GateVerdict, Thumbnail};
 use crow_storage::{
     now_ms, BatchRecord, FrameAnalysis, FrameOutcome, FrameRecord, Records, SessionRecord,
     SessionStatus, Store,
@@ -33,43 +31,10 @@ use crate::describer_pool::{DescribeJob, DescriberPool};
 use crate::journal::{JournalEntry, JournalError, SessionJournal, SessionOp};
 use crate::live_ref::LiveRef;
 use crate::metrics_names as m;
+use crate::prepare::{FramePreparer, Prepared};
 use crate::retention::DiskState;
 use crate::scene::{Scene, Verdict};
 use crate::{DescriberKind, Overload, PipelineConfig, PipelineError};
-
-/// A frame validated, decoded and thumbnailed: the pure, expensive part of ingest, which a caller may do
-/// ahead of time with [`prepare_frame`] so that it overlaps the session's work on the previous frame.
-#[derive(Debug)]
-pub struct PreparedFrame {
-    image: Arc<Mat>,
-    thumbnail: Thumbnail,
-}
-
-/// The result of [`prepare_frame`]: the prepared frame, or the client-facing reason it is rejected.
-pub type Prepared = Result<PreparedFrame, String>;
-
-/// Validates (size, declared format, signature, end marker, declared dimensions), decodes and
-/// thumbnails one encoded frame. Blocking (OpenCV): call it from a blocking thread.
-pub fn prepare_frame(data: &[u8], format: Option<ImageFormat>, limits: FrameLimits) -> Prepared {
-    let Some(format) = format else {
-        return Err("image format is unspecified; send JPEG or PNG".to_owned());
-    };
-    let decoded = decode_frame(data, format, limits).map_err(|e| match e {
-        crow_inference::InferenceError::Decode(e) => e.to_string(),
-        other => {
-            tracing::warn!(error = %other, "frame could not be processed");
-            "image could not be processed".to_owned()
-        }
-    })?;
-    let thumbnail = Thumbnail::of(&decoded.image).map_err(|e| {
-        tracing::warn!(error = %e, "frame could not be thumbnailed");
-        "image could not be processed".to_owned()
-    })?;
-    Ok(PreparedFrame {
-        image: Arc::new(decoded.image),
-        thumbnail,
-    })
-}
 
 /// A frame as handed to the pipeline.
 #[derive(Debug, Clone)]
@@ -78,13 +43,9 @@ pub struct FrameInput {
     pub frame_index: u64,
     /// Capture time, ms since the Unix epoch.
     pub captured_at_ms: i64,
-    /// Encoded image.
-    pub data: Bytes,
-    /// Declared encoding; `None` when the client did not say.
-    pub format: Option<ImageFormat>,
-    /// `prepare_frame(data, format, limits)` if the caller already ran it; the session runs it
-    /// otherwise. It must come from these very bytes and the pipeline's frame limits.
-    pub prepared: Option<Arc<Prepared>>,
+    /// The frame as the pipeline's [`FramePreparer`](crate::FramePreparer) left it: ready, or refused
+    /// (the session records the refusal as the frame's outcome).
+    pub frame: Prepared,
 }
 
 /// The pipeline's answer to one frame.
@@ -382,7 +343,7 @@ impl IngestSessionState {
 
         let outcome = match self.check_order(&frame) {
             Some(reason) => (rejected(reason), None),
-            None => self.decode_and_gate(&frame).await?,
+            None => self.gate(&frame),
         };
         let (mut outcome, accepted) = outcome;
         // Under `describer_overload = "shed"`, a frame the describers have no room for is not described.
@@ -474,7 +435,12 @@ impl IngestSessionState {
                     frame: record,
                     session,
                 },
-                undescribed: describe.then(|| frame.data.clone()),
+                undescribed: frame
+                    .frame
+                    .as_ref()
+                    .ok()
+                    .filter(|_| describe)
+                    .map(|p| p.data().clone()),
                 thumbnail: accepted
                     .as_ref()
                     .map(|(_, thumb)| bytes::Bytes::copy_from_slice(thumb.as_bytes())),
@@ -547,42 +513,25 @@ impl IngestSessionState {
         None
     }
 
-    /// Prepares the frame (unless the caller did) on a blocking thread and runs the gate. Returns the
-    /// outcome and, if accepted, the image and its thumbnail.
-    async fn decode_and_gate(
-        &self,
-        frame: &FrameInput,
-    ) -> Result<(FrameOutcome, Option<(Arc<Mat>, Thumbnail)>), PipelineError> {
-        let prepared = match &frame.prepared {
-            Some(p) => Arc::clone(p),
-            None => {
-                let (data, format, limits) =
-                    (frame.data.clone(), frame.format, self.config.limits.frame());
-                Arc::new(
-                    tokio::task::spawn_blocking(move || prepare_frame(&data, format, limits))
-                        .await
-                        .map_err(|e| PipelineError::Internal(format!("decode task: {e}")))?,
-                )
-            }
-        };
-        let frame = match &*prepared {
+    /// Runs the near-duplicate gate on a prepared frame. Returns the outcome and, if accepted, the image
+    /// and its thumbnail.
+    fn gate(&self, frame: &FrameInput) -> (FrameOutcome, Option<(Arc<Mat>, Thumbnail)>) {
+        let prepared = match &frame.frame {
             Ok(p) => p,
-            Err(reason) => return Ok((rejected(reason.clone()), None)),
+            Err(refusal) => return (rejected(refusal.to_string()), None),
         };
-        Ok(
-            match self
-                .gate
-                .judge(self.gate_reference.as_ref(), &frame.thumbnail)
-            {
-                GateVerdict::Duplicate { difference } => {
-                    (FrameOutcome::SkippedDuplicate { difference }, None)
-                }
-                GateVerdict::Keep { .. } => (
-                    FrameOutcome::Accepted,
-                    Some((Arc::clone(&frame.image), frame.thumbnail.clone())),
-                ),
-            },
-        )
+        match self
+            .gate
+            .judge(self.gate_reference.as_ref(), prepared.thumbnail())
+        {
+            GateVerdict::Duplicate { difference } => {
+                (FrameOutcome::SkippedDuplicate { difference }, None)
+            }
+            GateVerdict::Keep { .. } => (
+                FrameOutcome::Accepted,
+                Some((Arc::clone(prepared.image()), prepared.thumbnail().clone())),
+            ),
+        }
     }
 
     async fn submit(
@@ -629,25 +578,15 @@ impl IngestSessionState {
         if self.pool.is_none() {
             return Ok(());
         }
+        let preparer = FramePreparer::new(self.config.limits.frame());
         for (record, bytes) in self.store.undescribed_frames(&self.session.id)? {
-            let decoded = tokio::task::spawn_blocking(move || {
-                // The bytes passed validation when they were accepted.
-                let format = if bytes.starts_with(&[0x89, b'P']) {
-                    ImageFormat::Png
-                } else {
-                    ImageFormat::Jpeg
-                };
-                let limits = FrameLimits {
-                    max_bytes: usize::MAX,
-                    max_pixels: u64::MAX,
-                };
-                decode_frame(&bytes, format, limits)
-            })
-            .await
-            .map_err(|e| PipelineError::Internal(format!("decode task: {e}")))?;
-            match decoded {
+            let prepared =
+                tokio::task::spawn_blocking(move || preparer.prepare_stored(bytes.into()))
+                    .await
+                    .map_err(|e| PipelineError::Internal(format!("decode task: {e}")))?;
+            match prepared {
                 Ok(frame) => {
-                    let image = Arc::new(frame.image);
+                    let image = Arc::clone(frame.image());
                     self.previous = Some(Arc::clone(&image));
                     self.submit(
                         myself,

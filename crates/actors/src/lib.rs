@@ -1,24 +1,38 @@
 //! crow's pipeline as supervised [ractor] actors.
 //!
 //! ```text
-//! CrowSupervisor                 registry of sessions; restarts failed children with backoff
-//! ├── AnalyzerActor              batch -> product matching -> cctv interaction in sled (idempotent) -> PatternHub
-//! ├── InteractionProcessor       outbox of CreateInteraction -> interactions; retries, dead letters
-//! ├── AnalysisPool               Analyze requests on the text model, at most `slots` at once, bounded queue
-//! ├── RetentionActor             disk floor, keyframe and frame-tracking retention, storage gauges
-//! └── IngestSessionActor (n)     one per session (camera-hour): decode -> gate -> track -> describe -> batch
-//! DescriberPool                  fixed worker threads running FrameDescribers, bounded queue
+//! CrowSupervisor          supervisor.rs      supervises only: registry of session actors, restarts with backoff
+//! ├── IngestSessionActor  ingest_session.rs  one per session (camera-hour): gate -> scene -> describe -> batch
+//! │     scene.rs (detector, tracker, zones, the people gate) · journal.rs (cluster: the session's journal)
+//! ├── AnalyzerActor       analyzer.rs        batch -> product matching (catalog_match.rs, product_meaning.rs)
+//! │                                          -> cctv interaction (idempotent) -> PatternHub (patterns.rs)
+//! ├── InteractionProcessor processor.rs     outbox of CreateInteraction -> interactions; retries, dead letters
+//! ├── AnalysisPool        analysis.rs        Analyze requests on the text model, `slots` at once, bounded queue
+//! └── RetentionActor      retention.rs       disk floor, keyframe and frame-tracking retention, storage gauges
+//! DescriberPool           describer_pool.rs  fixed worker threads running FrameDescribers, bounded queue
 //! ```
 //!
-//! Callers use a [`Pipeline`] handle: it opens sessions, routes frames to their session actor (following
-//! hourly rollovers and actor restarts), and closes sessions. Durable state lives in [`crow_storage`], so a
-//! restarted actor resumes from sled rather than from memory.
+//! How a frame flows: the one preparation stage ([`FramePreparer`], prepare.rs) validates, decodes and
+//! thumbnails it into a [`FrameInput`]; a [`FrameRouter`] ([`SessionIngress`], session_ingress.rs) hands
+//! that to its session's actor, which records its outcome in sled, queues it on the [`DescriberPool`] and
+//! groups descriptions and track events into batches. Each session holds its own `LiveRef` (live_ref.rs)
+//! to the analyzer and sends batches straight to it; the supervisor only points that reference at a
+//! restarted analyzer. The analyzer writes the record and publishes it.
 //!
-//! In a cluster ([`cluster`]) the same tree runs per node with parts switched by its [`Role`]: an ingest
-//! node's AnalyzerActor hands batches to NATS JetStream instead of analysing them, analyze nodes consume
-//! them (and drain the shared outbox), api nodes only serve. An ingest node's sessions are journaled on
-//! JetStream before they reach its sled ([`SESSION_STREAM`]), so a camera can move to any ingest node and
-//! its session goes on there.
+//! Callers hold a [`Pipeline`] (pipeline.rs): it is started by startup.rs, where a table says what each
+//! cluster [`Role`] starts, and hands out one handle per job — [`SessionIngress`] (sessions, frames,
+//! keyframes), [`RecordServices`] (record_services.rs: events through the outbox, dead letters, catalogs,
+//! cameras, analyses, patterns), [`AskService`] (ask.rs) and [`SemanticSearch`] (semantic.rs: embeddings
+//! and search by meaning). Durable state lives in [`crow_storage`], so a restarted actor resumes from
+//! sled rather than from memory.
+//!
+//! In a cluster ([`cluster`]) an ingest node's analyzer hands batches to NATS JetStream instead of
+//! analysing them, analyze nodes consume them (and drain the shared outbox), api nodes only serve. An
+//! ingest node's sessions are journaled on JetStream before they reach its sled ([`SESSION_STREAM`]), so
+//! a camera can move to any ingest node and its session goes on there; `cluster::orphans` takes over
+//! the sessions of ingest nodes that died.
+// Tests may wait on threads and flush directly (clippy.toml forbids both in product code).
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 mod analysis;
 mod analyzer;
@@ -35,15 +49,20 @@ mod live_ref;
 pub mod metrics_names;
 mod patterns;
 mod pipeline;
+mod prepare;
 mod processor;
 pub mod product_meaning;
+mod record_services;
 mod retention;
 mod scene;
 pub mod semantic;
-mod service;
+mod session_ingress;
+mod startup;
 mod supervisor;
 
-pub use ask::{record_frames, Answer, Statement, ASK_MAX_RECORDS, CITATION_MIN_SIMILARITY};
+pub use ask::{
+    record_frames, Answer, AskService, Statement, ASK_MAX_RECORDS, CITATION_MIN_SIMILARITY,
+};
 pub use catalog_match::{
     description_spans, match_spans, EmbeddedTexts, Evidence, ProductFinding, RefusedProposal,
     SpanMatch,
@@ -56,13 +75,15 @@ pub use config::{
 pub use describer_pool::{
     DescribeCallback, DescribeJob, DescriberFactory, DescriberPool, PoolStats,
 };
-pub use error::{log_internal, PipelineError, Unready};
+pub use error::{log_internal, validate_id, PipelineError, Unready};
 pub use events::CreateInteraction;
-pub use ingest_session::{prepare_frame, FrameAck, FrameInput, Prepared, PreparedFrame};
+pub use ingest_session::{FrameAck, FrameInput};
 pub use journal::{JournalError, CAMERA_BUCKET, SESSION_STREAM};
 pub use patterns::{Lagged, PatternEvent, PatternHub, PatternSubscription};
-pub use pipeline::{validate_id, FrameRouter, Pipeline, ShutdownReport};
+pub use pipeline::{Pipeline, ShutdownReport};
+pub use prepare::{FramePreparer, FrameRefusal, Prepared, PreparedFrame};
 pub use product_meaning::ProductMatcher;
+pub use record_services::{ProductInput, RecordServices, MAX_UPSERT_PRODUCTS};
 pub use retention::{free_disk_bytes, DiskState};
 pub use semantic::{SearchConfig, SemanticHit, SemanticPage, SemanticQuery, SemanticSearch};
-pub use service::{ProductInput, MAX_UPSERT_PRODUCTS};
+pub use session_ingress::{FrameRouter, SessionIngress};

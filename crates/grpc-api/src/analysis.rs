@@ -60,6 +60,7 @@ impl AnalysisService for AnalysisApi {
         let source = convert::source_filter(r.source_type, "source_type")?;
         let record = self
             .pipeline
+            .record_services()
             .analyze(
                 &r.organization_id,
                 convert::optional_ms(r.from_ms),
@@ -90,6 +91,7 @@ impl AnalysisService for AnalysisApi {
         };
         let answer = self
             .pipeline
+            .ask_service()
             .ask(&r.organization_id, &r.question, &filter)
             .await
             .map_err(convert::status)?;
@@ -105,6 +107,7 @@ impl AnalysisService for AnalysisApi {
         caller.authorize(Action::Read, &r.organization_id)?;
         let record = self
             .pipeline
+            .record_services()
             .get_analysis(&r.organization_id, &r.analysis_id)
             .await
             .map_err(convert::status)?;
@@ -125,6 +128,7 @@ impl AnalysisService for AnalysisApi {
         let slot = self.watchers.acquire(&r.organization_id)?;
         let mut subscription = self
             .pipeline
+            .record_services()
             .watch_patterns(&r.organization_id, camera.as_deref())
             .map_err(convert::status)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);

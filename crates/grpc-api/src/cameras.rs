@@ -33,6 +33,7 @@ impl CameraService for CameraApi {
         caller.authorize(Action::Administer, &r.organization_id)?;
         let stored = self
             .pipeline
+            .record_services()
             .upsert_camera(convert::from_camera(r))
             .await
             .map_err(convert::status)?;
@@ -48,6 +49,7 @@ impl CameraService for CameraApi {
         caller.authorize(Action::Read, &r.organization_id)?;
         let camera = self
             .pipeline
+            .record_services()
             .get_camera(&r.organization_id, &r.camera_id)
             .await
             .map_err(convert::status)?;
@@ -64,6 +66,7 @@ impl CameraService for CameraApi {
         let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
         let (cameras, next) = self
             .pipeline
+            .record_services()
             .list_cameras(
                 &r.organization_id,
                 page_size,
@@ -86,6 +89,7 @@ impl CameraService for CameraApi {
         caller.authorize(Action::Administer, &r.organization_id)?;
         let deleted = self
             .pipeline
+            .record_services()
             .delete_camera(&r.organization_id, &r.camera_id)
             .await
             .map_err(convert::status)?;

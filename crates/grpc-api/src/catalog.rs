@@ -56,6 +56,7 @@ impl CatalogService for CatalogApi {
             .collect();
         let n = self
             .pipeline
+            .record_services()
             .upsert_products(&r.organization_id, products)
             .await
             .map_err(convert::status)?;
@@ -72,6 +73,7 @@ impl CatalogService for CatalogApi {
         let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
         let page = self
             .pipeline
+            .record_services()
             .list_products(
                 &r.organization_id,
                 page_size,
@@ -94,6 +96,7 @@ impl CatalogService for CatalogApi {
         caller.authorize(Action::Administer, &r.organization_id)?;
         let deleted = self
             .pipeline
+            .record_services()
             .delete_product(&r.organization_id, &r.product_id)
             .await
             .map_err(convert::status)?;

@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crow_actors::{prepare_frame, FrameInput, FrameRouter, Pipeline, PipelineError, Prepared};
+use crow_actors::{FrameInput, FrameRouter, Pipeline, PipelineError, Prepared};
 use crow_inference::ImageFormat;
 use futures::Stream;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -64,7 +64,7 @@ impl IngestApi {
                 "at most {max} frames per request (stream_credits)"
             )));
         }
-        let limits = self.pipeline.config().limits.frame();
+        let preparer = self.pipeline.sessions().preparer();
         let mut slot = None;
         let mut router = None;
         let mut acks = Vec::with_capacity(frames.len());
@@ -75,10 +75,9 @@ impl IngestApi {
                 Ok((message, Some(reason))) => Ok(throttled_ack(&message, reason)),
                 Ok((message, None)) => {
                     let decoded = tokio::task::spawn_blocking(move || {
-                        let prepared = message
-                            .frame
-                            .as_ref()
-                            .map(|f| Arc::new(prepare_frame(&f.data, format(f.format), limits)));
+                        let mut message = message;
+                        let prepared = take_frame_data(&mut message)
+                            .map(|(data, format)| preparer.prepare(data, format));
                         (message, prepared)
                     })
                     .await;
@@ -116,6 +115,14 @@ pub const SHUTTING_DOWN: &str = "crow is shutting down: every frame acknowledged
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<StreamFramesResponse, Status>> + Send>>;
 
+/// Moves a frame message's image bytes out for preparation (no copy), leaving the rest of the message.
+fn take_frame_data(message: &mut StreamFramesRequest) -> Option<(Bytes, Option<ImageFormat>)> {
+    message
+        .frame
+        .as_mut()
+        .map(|f| (Bytes::from(std::mem::take(&mut f.data)), format(f.format)))
+}
+
 fn format(value: i32) -> Option<ImageFormat> {
     match proto::ImageFormat::try_from(value) {
         Ok(proto::ImageFormat::Jpeg) => Some(ImageFormat::Jpeg),
@@ -135,6 +142,7 @@ impl IngestService for IngestApi {
         caller.authorize(Action::Ingest, &r.organization_id)?;
         let s = self
             .pipeline
+            .sessions()
             .create_session(&r.organization_id, &r.camera_id)
             .await
             .map_err(convert::status)?;
@@ -150,11 +158,13 @@ impl IngestService for IngestApi {
         caller.authorize(Action::Read, &r.organization_id)?;
         let s = self
             .pipeline
+            .sessions()
             .get_session(&r.organization_id, &r.session_id)
             .map_err(convert::status)?;
         let mut session = convert::session(&s);
         session.batches_unanalyzed = self
             .pipeline
+            .sessions()
             .unanalyzed_batches(&s.id)
             .map_err(convert::status)?;
         Ok(Response::new(session))
@@ -169,6 +179,7 @@ impl IngestService for IngestApi {
         caller.authorize(Action::Ingest, &r.organization_id)?;
         let s = self
             .pipeline
+            .sessions()
             .close_session(&r.organization_id, &r.session_id)
             .await
             .map_err(convert::status)?;
@@ -186,6 +197,7 @@ impl IngestService for IngestApi {
         caller.authorize(Action::Read, &r.organization_id)?;
         let (captured_at_ms, data) = self
             .pipeline
+            .sessions()
             .get_keyframe(&r.organization_id, &r.session_id, r.frame_index)
             .map_err(convert::status)?;
         // The bytes passed validation when the frame was accepted: the signature tells the format.
@@ -251,7 +263,8 @@ struct Item {
     message: Result<StreamFramesRequest, Status>,
     /// Over the camera's frame rate: answered without being decoded or recorded.
     throttled: Option<String>,
-    prepared: Option<Arc<Prepared>>,
+    /// The frame's bytes once prepared (taken out of `message`).
+    prepared: Option<Prepared>,
     permit: OwnedSemaphorePermit,
 }
 
@@ -319,16 +332,12 @@ async fn receive(
             }
         }
     });
-    let frame_limits = pipeline.config().limits.frame();
+    let preparer = pipeline.sessions().preparer();
     let decoder = tokio::task::spawn_blocking(move || {
         while let Some(mut item) = read_rx.blocking_recv() {
-            if item.throttled.is_none() {
-                item.prepared = item
-                    .message
-                    .as_ref()
-                    .ok()
-                    .and_then(|m| m.frame.as_ref())
-                    .map(|f| Arc::new(prepare_frame(&f.data, format(f.format), frame_limits)));
+            if let (Ok(message), None) = (&mut item.message, &item.throttled) {
+                item.prepared =
+                    take_frame_data(message).map(|(data, format)| preparer.prepare(data, format));
             }
             if prepared_tx.blocking_send(item).is_err() {
                 return;
@@ -411,7 +420,7 @@ async fn handle_frame(
     pipeline: &Pipeline,
     router: &mut Option<(String, String, FrameRouter)>,
     message: StreamFramesRequest,
-    prepared: Option<Arc<Prepared>>,
+    prepared: Option<Prepared>,
 ) -> Result<StreamFramesResponse, Status> {
     let frame = message
         .frame
@@ -426,6 +435,7 @@ async fn handle_frame(
         None => {
             // The reader checked that the token grants the first frame's organization.
             let r = pipeline
+                .sessions()
                 .router(&frame.organization_id, &frame.camera_id)
                 .map_err(convert::status)?;
             *router = Some((frame.organization_id.clone(), frame.camera_id.clone(), r));
@@ -445,9 +455,7 @@ async fn handle_frame(
     let input = FrameInput {
         frame_index,
         captured_at_ms: frame.captured_at_ms,
-        data: Bytes::from(frame.data),
-        format: format(frame.format),
-        prepared,
+        frame: prepared.ok_or_else(|| convert::internal("frame stream", "frame not prepared"))?,
     };
     let ack = match router.submit(session_id, input).await {
         Ok(ack) => {

@@ -47,6 +47,7 @@ impl InteractionService for InteractionApi {
         let source_type = convert::source_filter(r.source_type, "source_type")?;
         let enqueued = self
             .pipeline
+            .record_services()
             .create_interaction(CreateInteraction {
                 organization_id: r.organization_id,
                 source_type,
@@ -74,6 +75,7 @@ impl InteractionService for InteractionApi {
         caller.authorize(Action::Read, &r.organization_id)?;
         let state = self
             .pipeline
+            .record_services()
             .interaction_state(&r.organization_id, &r.id)
             .await
             .map_err(convert::status)?;
@@ -202,6 +204,7 @@ impl InteractionService for InteractionApi {
         let page_size = page_size(r.page_size, &self.pipeline.config().limits)?;
         let page = self
             .pipeline
+            .record_services()
             .list_dead_letters(
                 &r.organization_id,
                 page_size,
@@ -224,6 +227,7 @@ impl InteractionService for InteractionApi {
         caller.authorize(Action::Administer, &r.organization_id)?;
         let enqueued = self
             .pipeline
+            .record_services()
             .retry_dead_letter(&r.organization_id, &r.id)
             .await
             .map_err(convert::status)?;

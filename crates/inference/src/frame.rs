@@ -23,6 +23,17 @@ impl ImageFormat {
             ImageFormat::Png => "PNG",
         }
     }
+
+    /// The format whose signature `bytes` start with; `None` when they start with neither.
+    pub fn from_signature(bytes: &[u8]) -> Option<ImageFormat> {
+        if bytes.starts_with(JPEG_SOI) {
+            Some(ImageFormat::Jpeg)
+        } else if bytes.starts_with(PNG_SIGNATURE) {
+            Some(ImageFormat::Png)
+        } else {
+            None
+        }
+    }
 }
 
 /// Smallest and largest accepted side of a decoded frame, in pixels.

@@ -169,6 +169,8 @@ impl Drop for PoolInner {
 }
 
 impl PoolInner {
+    // `client` is `Some` from construction until `Drop` takes it.
+    #[allow(clippy::expect_used)]
     fn client(&self) -> &reqwest::blocking::Client {
         self.client
             .as_ref()
@@ -491,6 +493,8 @@ fn probe_forever(pool: Weak<PoolInner>) {
             if pool.strong_count() == 0 {
                 return;
             }
+            // The probe's own thread, not an async worker.
+            #[allow(clippy::disallowed_methods)]
             std::thread::sleep(Duration::from_millis(50).min(interval));
         }
     }

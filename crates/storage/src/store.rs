@@ -219,7 +219,10 @@ impl Store {
         }
         let number = flush.started.fetch_add(1, Ordering::SeqCst) + 1;
         let db = self.inner.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
+        // The one flush of the store: the group commit itself, on a blocking thread.
+        #[allow(clippy::disallowed_methods)]
+        let flushed = tokio::task::spawn_blocking(move || db.flush());
+        flushed
             .await
             .map_err(|e| StorageError::Task(format!("flush: {e}")))??;
         flush.completed.store(number, Ordering::SeqCst);

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use serde::de::DeserializeOwned;
 use sled::Tree;
 
-use crate::keys;
 use crate::interactions::prepare;
+use crate::keys;
 use crate::model::{
     AnalysisRecord, BatchRecord, DeadLetter, FrameAnalysis, FrameRecord, Interaction, OutboxEntry,
     Product, SessionRecord,

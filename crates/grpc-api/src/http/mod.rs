@@ -149,6 +149,25 @@ impl HttpApi {
         Ok(tonic::Request::from_parts(metadata, extensions, message))
     }
 
+    /// The shape every route shares: the caller's token checked for `organization` (see
+    /// [`HttpApi::request`]), one call of the gRPC service `call` picks, and its answer's message.
+    /// `503` while the server starts or stops.
+    async fn call<'a, T, R, F>(
+        &'a self,
+        headers: &HeaderMap,
+        organization: &str,
+        internal: bool,
+        message: T,
+        call: impl FnOnce(&'a Services, tonic::Request<T>) -> F,
+    ) -> Result<R, ApiError>
+    where
+        F: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let services = self.services()?;
+        let request = self.request(headers, organization, internal, message)?;
+        Ok(call(services, request).await?.into_inner())
+    }
+
     /// Whether the ingest routes need the gateway key (`auth.ingest_requires_gateway_key`).
     fn ingest_internal(&self) -> bool {
         self.auth.ingest_is_internal()

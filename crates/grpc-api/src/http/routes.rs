@@ -193,7 +193,6 @@ async fn list_interactions(
     Query(q): Query<dto::ListQuery>,
     headers: HeaderMap,
 ) -> Result<axum::Json<dto::InteractionPage>> {
-    let services = api.services()?;
     let message = proto::ListInteractionsRequest {
         organization_id: org.clone(),
         page_size: q.page_size.unwrap_or(0),
@@ -204,12 +203,11 @@ async fn list_interactions(
         to_ms: optional_ms(q.to.as_deref(), "to")?,
         meaning: or_empty(q.meaning),
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let page = services
-        .interactions
-        .list_interactions(request)
-        .await?
-        .into_inner();
+    let page = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.interactions.list_interactions(r)
+        })
+        .await?;
     Ok(axum::Json(dto::InteractionPage {
         interactions: page.interactions.into_iter().map(Into::into).collect(),
         matches: page.matches.into_iter().map(Into::into).collect(),
@@ -231,16 +229,14 @@ async fn summary(
     Path(org): Path<String>,
     headers: HeaderMap,
 ) -> Result<axum::Json<dto::Summary>> {
-    let services = api.services()?;
     let message = proto::GetSummaryRequest {
         organization_id: org.clone(),
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let s = services
-        .interactions
-        .get_summary(request)
-        .await?
-        .into_inner();
+    let s = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.interactions.get_summary(r)
+        })
+        .await?;
     Ok(axum::Json(dto::Summary::new(org, s)))
 }
 
@@ -265,7 +261,6 @@ async fn analyze(
     headers: HeaderMap,
     Json(body): Json<dto::AnalyzeRequest>,
 ) -> Result<Response> {
-    let services = api.services()?;
     let wait = body.wait.unwrap_or(true);
     let message = proto::AnalyzeRequest {
         organization_id: org.clone(),
@@ -274,8 +269,10 @@ async fn analyze(
         source_type: source_proto(body.source_type),
         wait,
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let analysis = dto::Analysis::from(services.analysis.analyze(request).await?.into_inner());
+    let analysis = api
+        .call(&headers, &org, false, message, |s, r| s.analysis.analyze(r))
+        .await?;
+    let analysis = dto::Analysis::from(analysis);
     let status = match analysis.status {
         dto::AnalysisStatus::Done | dto::AnalysisStatus::Failed => StatusCode::OK,
         _ => StatusCode::ACCEPTED,
@@ -301,7 +298,6 @@ async fn ask(
     headers: HeaderMap,
     Json(body): Json<dto::AskRequest>,
 ) -> Result<axum::Json<dto::Answer>> {
-    let services = api.services()?;
     let message = proto::AskRequest {
         organization_id: org.clone(),
         question: body.question,
@@ -309,8 +305,9 @@ async fn ask(
         to_ms: instant_ms(body.to.as_ref(), "to")?,
         source_type: source_proto(body.source_type),
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let answer = services.analysis.ask(request).await?.into_inner();
+    let answer = api
+        .call(&headers, &org, false, message, |s, r| s.analysis.ask(r))
+        .await?;
     Ok(axum::Json(answer.into()))
 }
 
@@ -330,7 +327,6 @@ async fn create_interaction(
     headers: HeaderMap,
     Json(body): Json<dto::CreateInteraction>,
 ) -> Result<(StatusCode, axum::Json<dto::Accepted>)> {
-    let services = api.services()?;
     let header_key = headers
         .get("idempotency-key")
         .map(|v| {
@@ -360,12 +356,11 @@ async fn create_interaction(
         product_ids: body.product_ids,
         idempotency_key: or_empty(idempotency_key),
     };
-    let request = api.request(&headers, &body.organization_id, false, message)?;
-    let r = services
-        .interactions
-        .create_interaction(request)
-        .await?
-        .into_inner();
+    let r = api
+        .call(&headers, &body.organization_id, false, message, |s, r| {
+            s.interactions.create_interaction(r)
+        })
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(dto::Accepted {
@@ -393,17 +388,15 @@ async fn get_interaction(
     Path((org, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<axum::Json<dto::InteractionStatus>> {
-    let services = api.services()?;
     let message = proto::GetInteractionRequest {
         organization_id: org.clone(),
         id,
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let r = services
-        .interactions
-        .get_interaction(request)
-        .await?
-        .into_inner();
+    let r = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.interactions.get_interaction(r)
+        })
+        .await?;
     Ok(axum::Json(r.into()))
 }
 
@@ -442,7 +435,6 @@ async fn submit_frames(
     headers: HeaderMap,
     request: Request,
 ) -> Result<axum::Json<dto::FrameAcks>> {
-    let services = api.services()?;
     let multipart = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -451,25 +443,20 @@ async fn submit_frames(
         frames_from_form(Multipart::from_request(request, &()).await?).await?
     } else {
         let Json(body) = Json::<dto::SubmitFrames>::from_request(request, &()).await?;
-        body
+        SubmittedFrames::from_json(body)?
     };
     let max = api.options.max_frame_bytes;
     let session_id = or_empty(body.session_id);
     let mut frames = Vec::with_capacity(body.frames.len());
     for f in body.frames {
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(f.data.as_bytes())
-            .map_err(|_| {
-                ApiError::invalid(format!("frame {}: data is not valid base64", f.frame_index))
-            })?;
-        if data.len() > max {
+        if f.data.len() > max {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Code::ResourceExhausted,
                 format!(
                     "frame {} is {} bytes, over pipeline.limits.max_frame_bytes ({max})",
                     f.frame_index,
-                    data.len()
+                    f.data.len()
                 ),
             ));
         }
@@ -482,13 +469,13 @@ async fn submit_frames(
                 Some(t) => t.ms("capturedAt").map_err(ApiError::invalid)?,
                 None => now_ms(),
             },
-            data,
+            data: f.data,
             format: f.format.proto(),
         });
     }
     let internal = api.ingest_internal();
     let request = api.request(&headers, &body.organization_id, internal, frames)?;
-    let acks = services.ingest.submit_frames(request).await?;
+    let acks = api.services()?.ingest.submit_frames(request).await?;
     Ok(axum::Json(dto::FrameAcks {
         acks: acks.into_iter().map(Into::into).collect(),
     }))
@@ -500,9 +487,57 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The frames of a multipart form, as the JSON body would hold them (data base64-encoded again, so
-/// that both forms go through one path; frames are at most `max_frame_bytes`).
-async fn frames_from_form(mut form: Multipart) -> Result<dto::SubmitFrames> {
+/// The frames of a `POST /api/v1/cctv/frames` request, whichever form its body took, with their bytes
+/// decoded.
+struct SubmittedFrames {
+    organization_id: String,
+    camera_id: String,
+    session_id: Option<String>,
+    frames: Vec<FramePart>,
+}
+
+/// One frame of a [`SubmittedFrames`].
+struct FramePart {
+    frame_index: u64,
+    captured_at: Option<time::Instant>,
+    format: dto::ImageFormat,
+    data: Vec<u8>,
+}
+
+impl SubmittedFrames {
+    /// The JSON body's frames, their base64 data decoded.
+    fn from_json(body: dto::SubmitFrames) -> Result<SubmittedFrames> {
+        let frames = body
+            .frames
+            .into_iter()
+            .map(|f| {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(f.data.as_bytes())
+                    .map_err(|_| {
+                        ApiError::invalid(format!(
+                            "frame {}: data is not valid base64",
+                            f.frame_index
+                        ))
+                    })?;
+                Ok(FramePart {
+                    frame_index: f.frame_index,
+                    captured_at: f.captured_at,
+                    format: f.format,
+                    data,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(SubmittedFrames {
+            organization_id: body.organization_id,
+            camera_id: body.camera_id,
+            session_id: body.session_id,
+            frames,
+        })
+    }
+}
+
+/// The frames of a multipart form, their bytes taken as sent (frames are at most `max_frame_bytes`).
+async fn frames_from_form(mut form: Multipart) -> Result<SubmittedFrames> {
     let mut organization_id = None;
     let mut camera_id = None;
     let mut session_id = None;
@@ -526,11 +561,11 @@ async fn frames_from_form(mut form: Multipart) -> Result<dto::SubmitFrames> {
                     ApiError::invalid("each frame part must follow a frameIndex field")
                 })?;
                 let data = field.bytes().await?;
-                frames.push(dto::FrameJson {
+                frames.push(FramePart {
                     frame_index,
                     captured_at: captured_at.take(),
                     format,
-                    data: base64::engine::general_purpose::STANDARD.encode(&data),
+                    data: data.into(),
                 });
             }
             _ => {
@@ -552,7 +587,7 @@ async fn frames_from_form(mut form: Multipart) -> Result<dto::SubmitFrames> {
             }
         }
     }
-    Ok(dto::SubmitFrames {
+    Ok(SubmittedFrames {
         organization_id: organization_id
             .ok_or_else(|| ApiError::invalid("the organizationId field is required"))?,
         camera_id: camera_id.ok_or_else(|| ApiError::invalid("the cameraId field is required"))?,
@@ -575,14 +610,20 @@ async fn create_session(
     headers: HeaderMap,
     Json(body): Json<dto::CreateSession>,
 ) -> Result<(StatusCode, axum::Json<dto::Session>)> {
-    let services = api.services()?;
     let message = proto::CreateSessionRequest {
         organization_id: body.organization_id.clone(),
         camera_id: body.camera_id,
     };
     let internal = api.ingest_internal();
-    let request = api.request(&headers, &body.organization_id, internal, message)?;
-    let s = services.ingest.create_session(request).await?.into_inner();
+    let s = api
+        .call(
+            &headers,
+            &body.organization_id,
+            internal,
+            message,
+            |s, r| s.ingest.create_session(r),
+        )
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(s.into())))
 }
 
@@ -592,13 +633,15 @@ async fn session_of(
     org: String,
     session_id: String,
 ) -> Result<axum::Json<dto::Session>> {
-    let services = api.services()?;
     let message = proto::GetSessionRequest {
         organization_id: org.clone(),
         session_id,
     };
-    let request = api.request(headers, &org, false, message)?;
-    let s = services.ingest.get_session(request).await?.into_inner();
+    let s = api
+        .call(headers, &org, false, message, |s, r| {
+            s.ingest.get_session(r)
+        })
+        .await?;
     Ok(axum::Json(s.into()))
 }
 
@@ -659,14 +702,16 @@ async fn close_session(
     Path((org, session_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<axum::Json<dto::Session>> {
-    let services = api.services()?;
     let message = proto::CloseSessionRequest {
         organization_id: org.clone(),
         session_id,
     };
     let internal = api.ingest_internal();
-    let request = api.request(&headers, &org, internal, message)?;
-    let s = services.ingest.close_session(request).await?.into_inner();
+    let s = api
+        .call(&headers, &org, internal, message, |s, r| {
+            s.ingest.close_session(r)
+        })
+        .await?;
     Ok(axum::Json(s.into()))
 }
 
@@ -695,14 +740,16 @@ async fn keyframe(
     Path((org, session_id, frame_index)): Path<(String, String, u64)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let services = api.services()?;
     let message = proto::GetKeyframeRequest {
         organization_id: org.clone(),
         session_id,
         frame_index,
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let k = services.ingest.get_keyframe(request).await?.into_inner();
+    let k = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.ingest.get_keyframe(r)
+        })
+        .await?;
     let content_type = if k.format == proto::ImageFormat::Png as i32 {
         "image/png"
     } else {
@@ -734,14 +781,16 @@ async fn list_products(
     Query(q): Query<dto::PageQuery>,
     headers: HeaderMap,
 ) -> Result<axum::Json<dto::ProductPage>> {
-    let services = api.services()?;
     let message = proto::ListProductsRequest {
         organization_id: org.clone(),
         page_size: q.page_size.unwrap_or(0),
         page_token: or_empty(q.page_token),
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let page = services.catalog.list_products(request).await?.into_inner();
+    let page = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.catalog.list_products(r)
+        })
+        .await?;
     Ok(axum::Json(dto::ProductPage {
         products: page.products.into_iter().map(Into::into).collect(),
         next_page_token: none_if_empty(page.next_page_token),
@@ -764,17 +813,15 @@ async fn upsert_products(
     headers: HeaderMap,
     Json(body): Json<dto::UpsertProducts>,
 ) -> Result<axum::Json<dto::Upserted>> {
-    let services = api.services()?;
     let message = proto::UpsertProductsRequest {
         organization_id: org.clone(),
         products: body.products.into_iter().map(|p| p.proto(&org)).collect(),
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let r = services
-        .catalog
-        .upsert_products(request)
-        .await?
-        .into_inner();
+    let r = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.catalog.upsert_products(r)
+        })
+        .await?;
     Ok(axum::Json(dto::Upserted {
         upserted: r.upserted,
     }))
@@ -797,13 +844,15 @@ async fn delete_product(
     Path((org, product_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<axum::Json<dto::Deleted>> {
-    let services = api.services()?;
     let message = proto::DeleteProductRequest {
         organization_id: org.clone(),
         product_id,
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let r = services.catalog.delete_product(request).await?.into_inner();
+    let r = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.catalog.delete_product(r)
+        })
+        .await?;
     Ok(axum::Json(dto::Deleted { deleted: r.deleted }))
 }
 
@@ -822,18 +871,16 @@ async fn list_dead_letters(
     Query(q): Query<dto::PageQuery>,
     headers: HeaderMap,
 ) -> Result<axum::Json<dto::DeadLetterPage>> {
-    let services = api.services()?;
     let message = proto::ListDeadLettersRequest {
         organization_id: org.clone(),
         page_size: q.page_size.unwrap_or(0),
         page_token: or_empty(q.page_token),
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let page = services
-        .interactions
-        .list_dead_letters(request)
-        .await?
-        .into_inner();
+    let page = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.interactions.list_dead_letters(r)
+        })
+        .await?;
     Ok(axum::Json(dto::DeadLetterPage {
         dead_letters: page.dead_letters.into_iter().map(Into::into).collect(),
         next_page_token: none_if_empty(page.next_page_token),
@@ -857,17 +904,15 @@ async fn retry_dead_letter(
     Path((org, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, axum::Json<dto::Accepted>)> {
-    let services = api.services()?;
     let message = proto::RetryDeadLetterRequest {
         organization_id: org.clone(),
         id,
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let r = services
-        .interactions
-        .retry_dead_letter(request)
-        .await?
-        .into_inner();
+    let r = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.interactions.retry_dead_letter(r)
+        })
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(dto::Accepted {
@@ -895,13 +940,15 @@ async fn get_analysis(
     Path((org, analysis_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<axum::Json<dto::Analysis>> {
-    let services = api.services()?;
     let message = proto::GetAnalysisRequest {
         organization_id: org.clone(),
         analysis_id,
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let a = services.analysis.get_analysis(request).await?.into_inner();
+    let a = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.analysis.get_analysis(r)
+        })
+        .await?;
     Ok(axum::Json(a.into()))
 }
 
@@ -925,17 +972,15 @@ async fn watch_patterns(
     Query(q): Query<dto::PatternQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
-    let services = api.services()?;
     let message = proto::WatchPatternsRequest {
         organization_id: org.clone(),
         camera_id: or_empty(q.camera_id),
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let events = services
-        .analysis
-        .watch_patterns(request)
-        .await?
-        .into_inner();
+    let events = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.analysis.watch_patterns(r)
+        })
+        .await?;
     let stream = events
         .map(|item| match item {
             Ok(e) => (
@@ -980,14 +1025,16 @@ async fn list_cameras(
     Query(q): Query<dto::PageQuery>,
     headers: HeaderMap,
 ) -> Result<axum::Json<dto::CameraPage>> {
-    let services = api.services()?;
     let message = proto::ListCamerasRequest {
         organization_id: org.clone(),
         page_size: q.page_size.unwrap_or(0),
         page_token: or_empty(q.page_token),
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let page = services.cameras.list_cameras(request).await?.into_inner();
+    let page = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.cameras.list_cameras(r)
+        })
+        .await?;
     Ok(axum::Json(dto::CameraPage {
         cameras: page.cameras.into_iter().map(Into::into).collect(),
         next_page_token: none_if_empty(page.next_page_token),
@@ -1011,13 +1058,15 @@ async fn get_camera(
     Path((org, camera_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<axum::Json<dto::Camera>> {
-    let services = api.services()?;
     let message = proto::GetCameraRequest {
         organization_id: org.clone(),
         camera_id,
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let c = services.cameras.get_camera(request).await?.into_inner();
+    let c = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.cameras.get_camera(r)
+        })
+        .await?;
     Ok(axum::Json(c.into()))
 }
 
@@ -1040,10 +1089,12 @@ async fn upsert_camera(
     headers: HeaderMap,
     Json(body): Json<dto::CameraConfig>,
 ) -> Result<axum::Json<dto::Camera>> {
-    let services = api.services()?;
     let message = body.proto(&org, &camera_id);
-    let request = api.request(&headers, &org, false, message)?;
-    let c = services.cameras.upsert_camera(request).await?.into_inner();
+    let c = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.cameras.upsert_camera(r)
+        })
+        .await?;
     Ok(axum::Json(c.into()))
 }
 
@@ -1064,13 +1115,15 @@ async fn delete_camera(
     Path((org, camera_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<axum::Json<dto::Deleted>> {
-    let services = api.services()?;
     let message = proto::DeleteCameraRequest {
         organization_id: org.clone(),
         camera_id,
     };
-    let request = api.request(&headers, &org, false, message)?;
-    let r = services.cameras.delete_camera(request).await?.into_inner();
+    let r = api
+        .call(&headers, &org, false, message, |s, r| {
+            s.cameras.delete_camera(r)
+        })
+        .await?;
     Ok(axum::Json(dto::Deleted { deleted: r.deleted }))
 }
 

@@ -1,20 +1,26 @@
-//! The interaction service on [`Pipeline`]: `CreateInteraction` through the outbox, dead letters, product
-//! catalogs, analyses and pattern subscriptions. Every method takes the caller's organization and treats
-//! another organization's record exactly like a missing one.
+//! [`RecordServices`]: what callers do with the records — `CreateInteraction` through the outbox, dead
+//! letters, product catalogs, camera configurations, analyses and pattern subscriptions. Every method
+//! takes the caller's organization and treats another organization's record exactly like a missing one.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crow_inference::text::TextGenerator;
 
 use crow_storage::{
     now_ms, AnalysisRecord, AnalysisStatus, CameraConfig, DeadLetterPage, Enqueued,
-    InteractionState, Product, ProductPage, SourceType,
+    InteractionState, Product, ProductPage, Records, SourceType, Store,
 };
 use ractor::rpc::CallResult;
+use tokio::sync::watch;
 
-use crate::events::{validate, CreateInteraction};
-use crate::patterns::PatternSubscription;
 use crate::analysis::AnalysisMsg;
+use crate::error::validate_id;
+use crate::events::{validate, CreateInteraction};
+use crate::patterns::{PatternHub, PatternSubscription};
 use crate::processor::ProcessorMsg;
-use crate::{validate_id, Pipeline, PipelineError};
+use crate::supervisor::ChildLinks;
+use crate::{PipelineConfig, PipelineError};
 
 /// Most products one upsert may carry.
 pub const MAX_UPSERT_PRODUCTS: usize = 500;
@@ -60,7 +66,23 @@ pub struct ProductInput {
     pub aliases: Vec<String>,
 }
 
-impl Pipeline {
+/// The record services of a running pipeline. Cheap to clone.
+#[derive(Clone)]
+pub struct RecordServices {
+    pub(crate) records: Records,
+    /// The node's sled, where sessions are looked up.
+    pub(crate) store: Store,
+    pub(crate) config: Arc<PipelineConfig>,
+    pub(crate) model: Option<Arc<dyn TextGenerator>>,
+    pub(crate) links: ChildLinks,
+    /// Bumped whenever an analysis finishes, so waiters re-read their record.
+    pub(crate) analysis_finished: Arc<watch::Sender<u64>>,
+    pub(crate) patterns: PatternHub,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) processing_fault: crate::processor::FaultHook,
+}
+
+impl RecordServices {
     /// Validates an event and stores it durably in the outbox (synced) before returning its id; the
     /// processor turns it into an interaction shortly after. A repeated idempotency key returns the first
     /// request's id with `duplicate: true`.
@@ -68,18 +90,18 @@ impl Pipeline {
         &self,
         request: CreateInteraction,
     ) -> Result<Enqueued, PipelineError> {
-        let record = validate(request, &self.inner.config.limits)?;
+        let record = validate(request, &self.config.limits)?;
         if let Some(session_id) = &record.session_id {
-            match self.inner.store.get_session(session_id)? {
+            match self.store.get_session(session_id)? {
                 Some(s) if s.organization_id == record.organization_id => {}
                 _ => return Err(PipelineError::SessionNotFound(session_id.clone())),
             }
         }
-        let enqueued = self.inner.records.enqueue_interaction(&record).await?;
-        self.inner.records.sync().await?;
+        let enqueued = self.records.enqueue_interaction(&record).await?;
+        self.records.sync().await?;
         if !enqueued.duplicate {
             metrics::counter!(crate::metrics_names::OUTBOX_ACCEPTED).increment(1);
-            if let Err(e) = self.inner.links.processor.cast(ProcessorMsg::Enqueued) {
+            if let Err(e) = self.links.processor.cast(ProcessorMsg::Enqueued) {
                 tracing::warn!(error = %e, "the event waits in the outbox");
             }
         }
@@ -94,8 +116,7 @@ impl Pipeline {
     ) -> Result<InteractionState, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("id", id)?;
-        self.inner
-            .records
+        self.records
             .interaction_state(organization_id, id)
             .await?
             .ok_or(PipelineError::NotFound("interaction"))
@@ -110,7 +131,6 @@ impl Pipeline {
     ) -> Result<DeadLetterPage, PipelineError> {
         validate_page(organization_id, page_token)?;
         Ok(self
-            .inner
             .records
             .list_dead_letters(organization_id, page_size, page_token)
             .await?)
@@ -125,15 +145,14 @@ impl Pipeline {
         validate_id("organization_id", organization_id)?;
         validate_id("id", id)?;
         let entry = self
-            .inner
             .records
             .retry_dead_letter(organization_id, id)
             .await?
             .ok_or(PipelineError::NotFound("dead letter"))?;
-        self.inner.records.sync().await?;
-        if let Err(e) = self.inner.links.processor.cast(ProcessorMsg::Enqueued) {
-                tracing::warn!(error = %e, "the event waits in the outbox");
-            }
+        self.records.sync().await?;
+        if let Err(e) = self.links.processor.cast(ProcessorMsg::Enqueued) {
+            tracing::warn!(error = %e, "the event waits in the outbox");
+        }
         Ok(Enqueued {
             id: entry.record.id,
             duplicate: false,
@@ -185,7 +204,7 @@ impl Pipeline {
                 updated_at_ms: now,
             });
         }
-        self.inner.records.upsert_products(&out).await?;
+        self.records.upsert_products(&out).await?;
         Ok(out.len())
     }
 
@@ -198,7 +217,6 @@ impl Pipeline {
     ) -> Result<ProductPage, PipelineError> {
         validate_page(organization_id, page_token)?;
         Ok(self
-            .inner
             .records
             .list_products(organization_id, page_size, page_token)
             .await?)
@@ -212,11 +230,7 @@ impl Pipeline {
     ) -> Result<bool, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("product_id", id)?;
-        Ok(self
-            .inner
-            .records
-            .delete_product(organization_id, id)
-            .await?)
+        Ok(self.records.delete_product(organization_id, id).await?)
     }
 
     /// Inserts or replaces a camera's zones, tripwires and motion masks (checked: identifiers, 0..1
@@ -228,7 +242,7 @@ impl Pipeline {
     ) -> Result<CameraConfig, PipelineError> {
         crow_storage::validate::camera(&camera)?;
         camera.updated_at_ms = now_ms();
-        self.inner.records.upsert_camera(&camera).await?;
+        self.records.upsert_camera(&camera).await?;
         Ok(camera)
     }
 
@@ -240,8 +254,7 @@ impl Pipeline {
     ) -> Result<CameraConfig, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("camera_id", camera_id)?;
-        self.inner
-            .records
+        self.records
             .get_camera(organization_id, camera_id)
             .await?
             .ok_or(PipelineError::NotFound("camera configuration"))
@@ -256,7 +269,6 @@ impl Pipeline {
     ) -> Result<(Vec<CameraConfig>, Option<String>), PipelineError> {
         validate_page(organization_id, page_token)?;
         Ok(self
-            .inner
             .records
             .list_cameras(organization_id, page_size, page_token)
             .await?)
@@ -271,15 +283,9 @@ impl Pipeline {
         validate_id("organization_id", organization_id)?;
         validate_id("camera_id", camera_id)?;
         Ok(self
-            .inner
             .records
             .delete_camera(organization_id, camera_id)
             .await?)
-    }
-
-    /// CCTV batches of a session not yet turned into a record (waiting for or in an analyzer slot).
-    pub fn unanalyzed_batches(&self, session_id: &str) -> Result<u64, PipelineError> {
-        Ok(self.inner.store.unanalyzed_count(session_id)?)
     }
 
     /// Queues an analysis of the organization's interactions in `[from_ms, to_ms)` (optionally one
@@ -299,7 +305,7 @@ impl Pipeline {
                 return Err(invalid("the time range is empty: from must be before to"));
             }
         }
-        if self.inner.model.is_none() {
+        if self.model.is_none() {
             return Err(PipelineError::FailedPrecondition(
                 "no text model is loaded: set analysis.model to a GGUF file (scripts/setup-models.sh installs the default)".into(),
             ));
@@ -319,10 +325,9 @@ impl Pipeline {
             started_at_ms: None,
             finished_at_ms: None,
         };
-        self.inner.records.put_analysis(&record).await?;
-        let mut finished = self.inner.analysis_finished.subscribe();
+        self.records.put_analysis(&record).await?;
+        let mut finished = self.analysis_finished.subscribe();
         let pool = self
-            .inner
             .links
             .analysis
             .get()
@@ -346,7 +351,6 @@ impl Pipeline {
         }
         loop {
             let current = self
-                .inner
                 .records
                 .get_analysis(&record.id)
                 .await?
@@ -372,7 +376,7 @@ impl Pipeline {
     ) -> Result<AnalysisRecord, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("analysis_id", id)?;
-        match self.inner.records.get_analysis(id).await? {
+        match self.records.get_analysis(id).await? {
             Some(a) if a.organization_id == organization_id => Ok(a),
             _ => Err(PipelineError::NotFound("analysis")),
         }
@@ -388,19 +392,19 @@ impl Pipeline {
         if let Some(c) = camera_id {
             validate_id("camera_id", c)?;
         }
-        Ok(self.inner.patterns.subscribe(organization_id, camera_id))
+        Ok(self.patterns.subscribe(organization_id, camera_id))
     }
 
     /// Whether a text model is loaded (product matching by model, `Analyze`).
     pub fn has_text_model(&self) -> bool {
-        self.inner.model.is_some()
+        self.model.is_some()
     }
 
     /// Fault injection for tests: from now on, events whose summary contains `marker` fail processing
     /// (`None` turns it off).
     #[cfg(feature = "fault-injection")]
     pub fn inject_processing_failure(&self, marker: Option<&str>) {
-        if let Ok(mut m) = self.inner.processing_fault.lock() {
+        if let Ok(mut m) = self.processing_fault.lock() {
             *m = marker.map(str::to_owned);
         }
     }

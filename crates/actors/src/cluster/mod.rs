@@ -26,6 +26,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
 
+mod orphans;
+pub(crate) use orphans::watch_orphans;
+
 /// What a crow process does in a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
