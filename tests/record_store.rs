@@ -685,7 +685,7 @@ async fn catalogs_cameras_and_analyses_round_trip(store: Records) {
         Some(done.clone())
     );
     let unfinished: Vec<String> = store
-        .unfinished_analyses()
+        .claim_analyses(crow::storage::now_ms())
         .await
         .unwrap()
         .into_iter()
@@ -706,7 +706,11 @@ async fn catalogs_cameras_and_analyses_round_trip(store: Records) {
         .delete_analysis(&analysis(3, AnalysisStatus::Running).id)
         .await
         .unwrap();
-    assert!(store.unfinished_analyses().await.unwrap().is_empty());
+    assert!(store
+        .claim_analyses(crow::storage::now_ms())
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(store.get_analysis("missing").await.unwrap(), None);
 }
 
@@ -797,9 +801,9 @@ async fn processes_sharing_a_postgres_outbox_claim_different_entries() {
             .unwrap();
     }
     let now = T0 + 100;
-    let lease = 30_000;
-    let mine = a.claim_outbox(now, 4, lease).await.unwrap();
-    let theirs = b.claim_outbox(now, 10, lease).await.unwrap();
+    let lease = crow::storage::OUTBOX_CLAIM_MS;
+    let mine = a.claim_outbox(now, 4).await.unwrap();
+    let theirs = b.claim_outbox(now, 10).await.unwrap();
     assert_eq!(ids_of(&mine).len(), 4);
     assert_eq!(theirs.len(), 2, "only what A did not claim");
     let overlap: Vec<_> = ids_of(&mine)
@@ -809,27 +813,27 @@ async fn processes_sharing_a_postgres_outbox_claim_different_entries() {
     assert!(overlap.is_empty(), "{overlap:?}");
     // Claiming again, each gets its own and none of the other's.
     assert_eq!(
-        ids_of(&b.claim_outbox(now, 10, lease).await.unwrap()),
+        ids_of(&b.claim_outbox(now, 10).await.unwrap()),
         ids_of(&theirs)
     );
     // A's own claims are A's again at once (after an outage mid-drain, say).
     assert_eq!(
-        ids_of(&a.claim_outbox(now, 10, lease).await.unwrap()),
+        ids_of(&a.claim_outbox(now, 10).await.unwrap()),
         ids_of(&mine)
     );
     // Outbox status tells B when A's claims end, not that they are due now.
     assert_eq!(b.outbox_status().await.unwrap(), (6, Some(now + lease)));
     // A fails one: the claim ends with it and the entry is due at its retry time, for anyone.
     a.fail_outbox(&mine[0], "x", 3, now + 10).await.unwrap();
-    let mut retried = b.claim_outbox(now + 10, 10, lease).await.unwrap();
+    let mut retried = b.claim_outbox(now + 10, 10).await.unwrap();
     retried.retain(|e| ids_of(&mine).contains(&e.record.id));
     assert_eq!(ids_of(&retried), [mine[0].record.id.clone()]);
     // A dies holding the rest: once the lease ends, B takes them.
-    let before_end = b.claim_outbox(now + lease - 1, 10, lease).await.unwrap();
+    let before_end = b.claim_outbox(now + lease - 1, 10).await.unwrap();
     assert!(ids_of(&before_end)
         .iter()
         .all(|id| !ids_of(&mine[1..]).contains(id)));
-    let mut taken = b.claim_outbox(now + 2 * lease, 10, lease).await.unwrap();
+    let mut taken = b.claim_outbox(now + 2 * lease, 10).await.unwrap();
     taken.retain(|e| ids_of(&mine[1..]).contains(&e.record.id));
     assert_eq!(ids_of(&taken), ids_of(&mine[1..]));
     for e in taken.iter().chain(&theirs).chain(&retried) {
@@ -857,19 +861,13 @@ async fn processes_sharing_postgres_analyses_run_each_once() {
     let now = crow::storage::now_ms();
     let ids = |v: Vec<AnalysisRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
     assert!(
-        b.claim_analyses(now, lease).await.unwrap().is_empty(),
+        b.claim_analyses(now).await.unwrap().is_empty(),
         "A's analyses are A's"
     );
-    assert_eq!(ids(a.claim_analyses(now, lease).await.unwrap()).len(), 3);
+    assert_eq!(ids(a.claim_analyses(now).await.unwrap()).len(), 3);
     // A keeps working past its first lease: renewed, its claims still hold.
-    a.renew_analysis_claims(now + lease - 1, lease)
-        .await
-        .unwrap();
-    assert!(b
-        .claim_analyses(now + lease + 1, lease)
-        .await
-        .unwrap()
-        .is_empty());
+    a.renew_analysis_claims(now + lease - 1).await.unwrap();
+    assert!(b.claim_analyses(now + lease + 1).await.unwrap().is_empty());
     // A finishes one and dies holding two: once their claims end, B takes exactly those two.
     a.put_analysis(&AnalysisRecord {
         finished_at_ms: Some(now),
@@ -877,7 +875,7 @@ async fn processes_sharing_postgres_analyses_run_each_once() {
     })
     .await
     .unwrap();
-    let taken = ids(b.claim_analyses(now + 3 * lease, lease).await.unwrap());
+    let taken = ids(b.claim_analyses(now + 3 * lease).await.unwrap());
     assert_eq!(
         taken,
         [1, 2]
@@ -885,10 +883,7 @@ async fn processes_sharing_postgres_analyses_run_each_once() {
             .to_vec()
     );
     assert!(
-        a.claim_analyses(now + 3 * lease, lease)
-            .await
-            .unwrap()
-            .is_empty(),
+        a.claim_analyses(now + 3 * lease).await.unwrap().is_empty(),
         "and A, back, does not run them again"
     );
 }

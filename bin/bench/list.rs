@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use crow::proto::interaction_service_client::InteractionServiceClient;
 use crow::proto::{GetSummaryRequest, ListInteractionsRequest, SourceType as ProtoSource};
-use crow::storage::{Interaction, PgOptions, PgStore, RecordStore, SourceType, Store};
+use crow::storage::{Interaction, InteractionRecords, PgOptions, PgStore, SourceType, Store};
 use crow::{Crow, DescriberKind, PipelineConfig};
 
 #[derive(Args)]

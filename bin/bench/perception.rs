@@ -298,7 +298,7 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
     loop {
         let mut waiting = 0;
         for s in &sessions {
-            waiting += pipeline.sessions().unanalyzed_batches(s)?;
+            waiting += pipeline.sessions().unanalyzed_batches(s).await?;
         }
         if waiting == 0 {
             break;

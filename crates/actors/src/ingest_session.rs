@@ -177,13 +177,19 @@ impl Actor for IngestSessionActor {
         args: IngestSessionArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let store = args.store;
-        let session = store
-            .get_session(&args.session_id)?
+        let id = args.session_id.clone();
+        let (session, gate_reference, pending) = store
+            .run(move |s| {
+                let Some(session) = s.get_session(&id)? else {
+                    return Ok(None);
+                };
+                let gate_reference = s.gate_reference(&id)?;
+                let pending = s.pending_analyses(&id)?;
+                Ok(Some((session, gate_reference, pending)))
+            })
+            .await?
             .ok_or_else(|| PipelineError::SessionNotFound(args.session_id.clone()))?;
-        let gate_reference = store
-            .gate_reference(&session.id)?
-            .and_then(Thumbnail::from_bytes);
-        let pending = store.pending_analyses(&session.id)?;
+        let gate_reference = gate_reference.and_then(Thumbnail::from_bytes);
         let camera_labels = [
             ("org_id", session.organization_id.clone()),
             ("camera_id", session.camera_id.clone()),
@@ -323,7 +329,9 @@ impl IngestSessionState {
         frame: FrameInput,
     ) -> Result<FrameReply, PipelineError> {
         let session_id = self.session.id.clone();
-        if let Some(existing) = self.store.get_frame(&session_id, frame.frame_index)? {
+        let (id, index) = (session_id.clone(), frame.frame_index);
+        let existing = self.store.run(move |s| s.get_frame(&id, index)).await?;
+        if let Some(existing) = existing {
             return Ok(FrameReply::Recorded(FrameAck {
                 frame_index: frame.frame_index,
                 session_id,
@@ -579,7 +587,9 @@ impl IngestSessionState {
             return Ok(());
         }
         let preparer = FramePreparer::new(self.config.limits.frame());
-        for (record, bytes) in self.store.undescribed_frames(&self.session.id)? {
+        let id = self.session.id.clone();
+        let undescribed = self.store.run(move |s| s.undescribed_frames(&id)).await?;
+        for (record, bytes) in undescribed {
             let prepared =
                 tokio::task::spawn_blocking(move || preparer.prepare_stored(bytes.into()))
                     .await
@@ -640,9 +650,11 @@ impl IngestSessionState {
         if self.config.retention.keyframes && !keep_keyframe {
             metrics::counter!(m::KEYFRAMES_SKIPPED).increment(1);
         }
+        let id = session.id.clone();
         let described = self
             .store
-            .get_frame(&session.id, frame_index)?
+            .run(move |s| s.get_frame(&id, frame_index))
+            .await?
             .is_some_and(|f| f.description.is_some());
         if described {
             return Ok(());
@@ -680,11 +692,17 @@ impl IngestSessionState {
                 return Err(e.into());
             }
         }
-        if let Err(e) = entry.apply(&self.store) {
-            self.write_failed = Some(e.to_string());
-            return Err(e.into());
+        match self
+            .store
+            .run(move |s| entry.apply(s).map(|()| entry))
+            .await
+        {
+            Ok(entry) => Ok(entry),
+            Err(e) => {
+                self.write_failed = Some(e.to_string());
+                Err(e.into())
+            }
         }
-        Ok(entry)
     }
 
     /// Emits full batches while enough descriptions are ready (no earlier frame still in flight).

@@ -292,10 +292,7 @@ impl SessionJournal {
                     seq,
                     reason,
                 })?;
-            let store = store.clone();
-            tokio::task::spawn_blocking(move || entry.apply(&store))
-                .await
-                .map_err(|e| unavailable(format!("replay task: {e}")))??;
+            store.run(move |s| entry.apply(s)).await?;
             applied += 1;
             if seq >= last {
                 break;

@@ -4,10 +4,12 @@
 //! CrowSupervisor          supervisor.rs      supervises only: registry of session actors, restarts with backoff
 //! ├── IngestSessionActor  ingest_session.rs  one per session (camera-hour): gate -> scene -> describe -> batch
 //! │     scene.rs (detector, tracker, zones, the people gate) · journal.rs (cluster: the session's journal)
-//! ├── AnalyzerActor       analyzer.rs        batch -> product matching (catalog_match.rs, product_meaning.rs)
-//! │                                          -> cctv interaction (idempotent) -> PatternHub (patterns.rs)
+//! ├── AnalyzerActor       analyzer.rs        batch -> product matching (batch_matching.rs on the rules of
+//! │                                          catalog_match.rs, product_meaning.rs) -> cctv interaction
+//! │                                          (batch_record.rs; idempotent) -> PatternHub (patterns.rs);
+//! │                                          an analyze node takes the cluster's batches in batch_consumer.rs
 //! ├── InteractionProcessor processor.rs     outbox of CreateInteraction -> interactions; retries, dead letters
-//! ├── AnalysisPool        analysis.rs        Analyze requests on the text model, `slots` at once, bounded queue
+//! ├── AnalysisPool        analysis_pool.rs   Analyze requests on the text model, `slots` at once, bounded queue
 //! └── RetentionActor      retention.rs       disk floor, keyframe and frame-tracking retention, storage gauges
 //! DescriberPool           describer_pool.rs  fixed worker threads running FrameDescribers, bounded queue
 //! ```
@@ -34,9 +36,12 @@
 // Tests may wait on threads and flush directly (clippy.toml forbids both in product code).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
-mod analysis;
+mod analysis_pool;
 mod analyzer;
 mod ask;
+mod batch_consumer;
+mod batch_matching;
+mod batch_record;
 mod catalog_match;
 pub mod cluster;
 mod config;

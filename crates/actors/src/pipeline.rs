@@ -1,22 +1,21 @@
 //! [`Pipeline`]: the handle callers (the gRPC services, an embedding application) use to drive a node's
 //! actors. It hands out the jobs' own handles — [`SessionIngress`] for camera sessions and frames,
 //! [`RecordServices`] for interactions, catalogs, cameras and analyses, [`AskService`] for questions —
-//! and owns start-up ([`crate::startup`]) and shutdown.
+//! and owns start-up (startup.rs: what each cluster role starts) and shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crow_storage::{Records, Store};
-use ractor::ActorRef;
 
 use crate::ask::AskService;
-use crate::cluster::{Bus, Role};
+use crate::cluster::Role;
 use crate::describer_pool::DescriberFactory;
 use crate::record_services::RecordServices;
 use crate::retention::DiskState;
 use crate::semantic::SemanticSearch;
 use crate::session_ingress::SessionIngress;
-use crate::supervisor::SupervisorMsg;
+use crate::startup::RunningNode;
 use crate::{PipelineConfig, PipelineError, Unready};
 
 /// What [`Pipeline::shutdown`] did.
@@ -38,40 +37,7 @@ pub struct ShutdownReport {
 /// [`Pipeline::shutdown`].
 #[derive(Clone)]
 pub struct Pipeline {
-    pub(crate) inner: Arc<PipelineInner>,
-}
-
-pub(crate) struct PipelineInner {
-    pub(crate) supervisor: ActorRef<SupervisorMsg>,
-    pub(crate) sessions: SessionIngress,
-    pub(crate) services: RecordServices,
-    pub(crate) ask: AskService,
-    pub(crate) store: Store,
-    pub(crate) records: Records,
-    pub(crate) config: Arc<PipelineConfig>,
-    /// This node's analyses queued or running.
-    pub(crate) analyses_unfinished: Arc<std::sync::atomic::AtomicUsize>,
-    pub(crate) disk: Arc<DiskState>,
-    /// NATS JetStream, on the ingest and analyze roles.
-    pub(crate) bus: Option<Bus>,
-    /// The embedding worker, and the analyze role's batch consumer and dead-letter mover.
-    pub(crate) background: Vec<tokio::task::JoinHandle<()>>,
-    /// Search by meaning, when its model is installed (all and api roles).
-    pub(crate) search: Option<Arc<SemanticSearch>>,
-    /// The ingest role's heartbeat and orphan sweep ([`crate::cluster::watch_orphans`]); stopped
-    /// first at shutdown.
-    pub(crate) orphan_watch: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-impl Drop for PipelineInner {
-    fn drop(&mut self) {
-        for task in &self.background {
-            task.abort();
-        }
-        if let Some(task) = self.orphan_watch.get_mut().ok().and_then(|t| t.take()) {
-            task.abort();
-        }
-    }
+    pub(crate) inner: Arc<RunningNode>,
 }
 
 impl Pipeline {
@@ -85,7 +51,10 @@ impl Pipeline {
         records: Records,
         config: PipelineConfig,
     ) -> Result<Pipeline, PipelineError> {
-        crate::startup::start(store, records, config).await
+        let node = crate::startup::start(store, records, config).await?;
+        Ok(Pipeline {
+            inner: Arc::new(node),
+        })
     }
 
     /// Like [`Pipeline::start`], with a caller-supplied describer factory (one describer per slot).
@@ -95,7 +64,10 @@ impl Pipeline {
         config: PipelineConfig,
         factory: Option<DescriberFactory>,
     ) -> Result<Pipeline, PipelineError> {
-        crate::startup::start_with_describer(store, records, config, factory).await
+        let node = crate::startup::start_with_describer(store, records, config, factory).await?;
+        Ok(Pipeline {
+            inner: Arc::new(node),
+        })
     }
 
     /// Camera sessions: open, route frames, look up, close.
@@ -198,7 +170,12 @@ impl Pipeline {
         // The analyzer and the analysis pool work through their mailboxes; wait for what is stored to be
         // done (both are durable: whatever is left is picked up on the next start).
         loop {
-            let batches = self.inner.store.unanalyzed_batches().map_or(0, |b| b.len());
+            let batches = self
+                .inner
+                .store
+                .run(|s| s.unanalyzed_batches())
+                .await
+                .map_or(0, |b| b.len());
             // This node's own: in a cluster the shared store also lists other nodes' analyses.
             let analyses = self
                 .inner

@@ -20,10 +20,6 @@ use crate::metrics_names as m;
 /// Catalog products considered when looking for product names in an event's text.
 const CATALOG_LIMIT: usize = 1_000;
 
-/// How long a claimed batch of events is this process's alone (far longer than processing takes; a
-/// process that dies holding claims delays those events by at most this).
-const CLAIM_LEASE_MS: i64 = 30_000;
-
 /// How long the processor waits before trying again while the record store is unavailable.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
@@ -152,11 +148,7 @@ impl ProcessorState {
     async fn drain(&mut self) -> Result<(), StorageError> {
         let batch_size = self.args.config.outbox_batch_size.max(1);
         loop {
-            let due = self
-                .args
-                .records
-                .claim_outbox(now_ms(), batch_size, CLAIM_LEASE_MS)
-                .await?;
+            let due = self.args.records.claim_outbox(now_ms(), batch_size).await?;
             let full = due.len() == batch_size;
             // Each organization's catalog is read once per batch, not once per event.
             let mut catalogs: HashMap<String, Result<Vec<Product>, String>> = HashMap::new();

@@ -14,7 +14,7 @@ use crow_storage::{
 use ractor::rpc::CallResult;
 use tokio::sync::watch;
 
-use crate::analysis::AnalysisMsg;
+use crate::analysis_pool::AnalysisMsg;
 use crate::error::validate_id;
 use crate::events::{validate, CreateInteraction};
 use crate::patterns::{PatternHub, PatternSubscription};
@@ -92,7 +92,8 @@ impl RecordServices {
     ) -> Result<Enqueued, PipelineError> {
         let record = validate(request, &self.config.limits)?;
         if let Some(session_id) = &record.session_id {
-            match self.store.get_session(session_id)? {
+            let id = session_id.clone();
+            match self.store.run(move |s| s.get_session(&id)).await? {
                 Some(s) if s.organization_id == record.organization_id => {}
                 _ => return Err(PipelineError::SessionNotFound(session_id.clone())),
             }

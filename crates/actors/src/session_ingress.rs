@@ -73,14 +73,15 @@ impl SessionIngress {
     }
 
     /// A session with its current counters. Another organization's session is `SessionNotFound`.
-    pub fn get_session(
+    pub async fn get_session(
         &self,
         organization_id: &str,
         session_id: &str,
     ) -> Result<SessionRecord, PipelineError> {
         validate_id("organization_id", organization_id)?;
         validate_id("session_id", session_id)?;
-        match self.store.get_session(session_id)? {
+        let id = session_id.to_owned();
+        match self.store.run(move |s| s.get_session(&id)).await? {
             Some(s) if s.organization_id == organization_id => Ok(s),
             _ => Err(PipelineError::SessionNotFound(session_id.to_owned())),
         }
@@ -89,22 +90,22 @@ impl SessionIngress {
     /// The keyframe of a described frame of an organization's session: `(captured_at_ms, bytes)`.
     /// `NotFound` when the session is unknown or another organization's, the frame was never
     /// described, or retention has removed its keyframe.
-    pub fn get_keyframe(
+    pub async fn get_keyframe(
         &self,
         organization_id: &str,
         session_id: &str,
         frame_index: u64,
     ) -> Result<(i64, Vec<u8>), PipelineError> {
-        let session = self.get_session(organization_id, session_id)?;
-        let bytes = self
+        let session = self.get_session(organization_id, session_id).await?;
+        let (bytes, frame) = self
             .store
-            .keyframe(&session.id, frame_index)?
-            .ok_or(PipelineError::NotFound("keyframe"))?;
-        let captured_at_ms = self
-            .store
-            .get_frame(&session.id, frame_index)?
-            .map_or(0, |f| f.captured_at_ms);
-        Ok((captured_at_ms, bytes))
+            .run(move |s| {
+                let bytes = s.keyframe(&session.id, frame_index)?;
+                Ok((bytes, s.get_frame(&session.id, frame_index)?))
+            })
+            .await?;
+        let bytes = bytes.ok_or(PipelineError::NotFound("keyframe"))?;
+        Ok((frame.map_or(0, |f| f.captured_at_ms), bytes))
     }
 
     /// Closes a session: waits for its in-flight descriptions, flushes the last batch, marks it closed.
@@ -115,7 +116,7 @@ impl SessionIngress {
         session_id: &str,
     ) -> Result<SessionRecord, PipelineError> {
         // In a cluster the session may live on another ingest node so far: opening it here replays it.
-        let camera_id = match self.get_session(organization_id, session_id) {
+        let camera_id = match self.get_session(organization_id, session_id).await {
             Ok(session) => session.camera_id,
             Err(PipelineError::SessionNotFound(_)) if self.role == Role::Ingest => String::new(),
             Err(e) => return Err(e),
@@ -126,19 +127,22 @@ impl SessionIngress {
         {
             Ok(h) => h,
             Err(PipelineError::SessionClosed(_)) => {
-                return self.get_session(organization_id, session_id)
+                return self.get_session(organization_id, session_id).await
             }
             Err(e) => return Err(e),
         };
         match close_actor(&handle.actor).await {
-            Err(PipelineError::Unavailable(_)) => self.get_session(organization_id, session_id),
+            Err(PipelineError::Unavailable(_)) => {
+                self.get_session(organization_id, session_id).await
+            }
             other => other,
         }
     }
 
     /// CCTV batches of a session not yet turned into a record (waiting for or in an analyzer slot).
-    pub fn unanalyzed_batches(&self, session_id: &str) -> Result<u64, PipelineError> {
-        Ok(self.store.unanalyzed_count(session_id)?)
+    pub async fn unanalyzed_batches(&self, session_id: &str) -> Result<u64, PipelineError> {
+        let id = session_id.to_owned();
+        Ok(self.store.run(move |s| s.unanalyzed_count(&id)).await?)
     }
 
     /// A router for one camera's frames (one per client stream).

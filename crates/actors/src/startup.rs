@@ -10,23 +10,22 @@ use crow_inference::remote::{RemoteDescriber, RemoteText, ServerPool};
 use crow_inference::text::TextGenerator;
 use crow_inference::{DetectorPool, OpenCvSceneDescriber};
 use crow_storage::{Records, Store};
-use ractor::Actor;
+use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
 
-use crate::analysis::AnalysisArgs;
+use crate::analysis_pool::AnalysisArgs;
 use crate::analyzer::AnalyzerArgs;
 use crate::ask::AskService;
 use crate::cluster::{watch_orphans, Bus, Role};
 use crate::config::{AnalysisConfig, DetectorChoice, PerceptionConfig};
 use crate::describer_pool::{DescriberFactory, DescriberPool};
-use crate::pipeline::{Pipeline, PipelineInner};
 use crate::processor::ProcessorArgs;
 use crate::product_meaning::ProductMatcher;
 use crate::record_services::RecordServices;
 use crate::retention::{DiskState, RetentionArgs};
 use crate::semantic::SemanticSearch;
 use crate::session_ingress::SessionIngress;
-use crate::supervisor::{ChildLinks, CrowSupervisor, SupervisorArgs};
+use crate::supervisor::{ChildLinks, CrowSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::{DescriberKind, LlamaConfig, PipelineConfig, PipelineError};
 
 /// Room for a journal entry's head (session record with its scene, frame record) beside the frame.
@@ -76,12 +75,47 @@ impl RolePlan {
     }
 }
 
-/// [`Pipeline::start`]: the describer factory of `config.describer`, then [`start_with_describer`].
+/// What a started node runs, owned by its [`Pipeline`](crate::Pipeline) handle: the actor tree, the
+/// jobs' handles, and the background tasks (stopped when the last handle goes).
+pub(crate) struct RunningNode {
+    pub(crate) supervisor: ActorRef<SupervisorMsg>,
+    pub(crate) sessions: SessionIngress,
+    pub(crate) services: RecordServices,
+    pub(crate) ask: AskService,
+    pub(crate) store: Store,
+    pub(crate) records: Records,
+    pub(crate) config: Arc<PipelineConfig>,
+    /// This node's analyses queued or running.
+    pub(crate) analyses_unfinished: Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) disk: Arc<DiskState>,
+    /// NATS JetStream, on the ingest and analyze roles.
+    pub(crate) bus: Option<Bus>,
+    /// The embedding worker, and the analyze role's batch consumer and dead-letter mover.
+    pub(crate) background: Vec<tokio::task::JoinHandle<()>>,
+    /// Search by meaning, when its model is installed (all and api roles).
+    pub(crate) search: Option<Arc<SemanticSearch>>,
+    /// The ingest role's heartbeat and orphan sweep ([`crate::cluster::watch_orphans`]); stopped
+    /// first at shutdown.
+    pub(crate) orphan_watch: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+        if let Some(task) = self.orphan_watch.get_mut().ok().and_then(|t| t.take()) {
+            task.abort();
+        }
+    }
+}
+
+/// [`Pipeline::start`](crate::Pipeline::start): the describer factory of `config.describer`, then [`start_with_describer`].
 pub(crate) async fn start(
     store: Store,
     records: Records,
     mut config: PipelineConfig,
-) -> Result<Pipeline, PipelineError> {
+) -> Result<RunningNode, PipelineError> {
     let factory: Option<DescriberFactory> = match config.describer {
         DescriberKind::Opencv => Some(Arc::new(|| Ok(Box::new(OpenCvSceneDescriber::new()?) as _))),
         DescriberKind::Llama => {
@@ -108,14 +142,14 @@ pub(crate) async fn start(
     start_with_describer(store, records, config, factory).await
 }
 
-/// [`Pipeline::start_with_describer`]: checks the configuration, loads the models, and starts what the
+/// [`Pipeline::start_with_describer`](crate::Pipeline::start_with_describer): checks the configuration, loads the models, and starts what the
 /// node's [`RolePlan`] says.
 pub(crate) async fn start_with_describer(
     store: Store,
     records: Records,
     config: PipelineConfig,
     factory: Option<DescriberFactory>,
-) -> Result<Pipeline, PipelineError> {
+) -> Result<RunningNode, PipelineError> {
     if let Some((key, rule)) = config.problems().into_iter().next() {
         return Err(PipelineError::InvalidArgument(format!(
             "pipeline.{key} {rule}"
@@ -189,7 +223,7 @@ pub(crate) async fn start_with_describer(
         background.push(tokio::spawn(Arc::clone(search).run(plan.embeds)));
     }
     if let (true, Some(bus)) = (plan.consumes_batches, &bus) {
-        background.push(tokio::spawn(crate::analyzer::consume(
+        background.push(tokio::spawn(crate::batch_consumer::consume(
             bus.clone(),
             Arc::new(analyzer.clone()),
         )));
@@ -256,22 +290,20 @@ pub(crate) async fn start_with_describer(
         #[cfg(feature = "fault-injection")]
         processing_fault,
     };
-    Ok(Pipeline {
-        inner: Arc::new(PipelineInner {
-            supervisor,
-            sessions,
-            services,
-            ask,
-            store,
-            records,
-            config,
-            analyses_unfinished,
-            disk,
-            bus,
-            background,
-            search,
-            orphan_watch: std::sync::Mutex::new(orphan_watch),
-        }),
+    Ok(RunningNode {
+        supervisor,
+        sessions,
+        services,
+        ask,
+        store,
+        records,
+        config,
+        analyses_unfinished,
+        disk,
+        bus,
+        background,
+        search,
+        orphan_watch: std::sync::Mutex::new(orphan_watch),
     })
 }
 

@@ -12,7 +12,7 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
-use crate::analysis::{AnalysisArgs, AnalysisMsg, AnalysisPool};
+use crate::analysis_pool::{AnalysisArgs, AnalysisMsg, AnalysisPool};
 use crate::analyzer::{AnalyzerActor, AnalyzerArgs, AnalyzerMsg};
 use crate::cluster::Bus;
 use crate::describer_pool::DescriberPool;
@@ -161,10 +161,22 @@ impl Actor for CrowSupervisor {
         };
         // Sessions that were open when the process stopped may hold undescribed frames or pending
         // descriptions: bring their actors back so that work is finished.
-        for session in state.store.open_sessions()? {
-            let busy = !state.store.pending_analyses(&session.id)?.is_empty()
-                || !state.store.undescribed_frames(&session.id)?.is_empty();
-            if busy {
+        let busy = state
+            .store
+            .run(|s| {
+                let mut busy = Vec::new();
+                for session in s.open_sessions()? {
+                    if !s.pending_analyses(&session.id)?.is_empty()
+                        || !s.undescribed_frames(&session.id)?.is_empty()
+                    {
+                        busy.push(session);
+                    }
+                }
+                Ok(busy)
+            })
+            .await?;
+        for session in busy {
+            {
                 if let Err(e) = state.spawn_session(&myself, &session.id, None).await {
                     // In a cluster the session may have moved on (or NATS is down): it resumes when
                     // its camera comes back.
@@ -261,19 +273,25 @@ impl SupervisorState {
                 .open_in_cluster(myself, &bus, organization_id, camera_id, session_id)
                 .await;
         }
+        let (org, camera) = (organization_id.to_owned(), camera_id.to_owned());
         let session = match session_id {
-            Some(id) => match self.store.get_session(id)? {
+            Some(id) => match self.get_session(id).await? {
                 Some(s) if s.organization_id == organization_id => s,
                 // Another organization's session is reported exactly like a missing one.
                 _ => return Err(PipelineError::SessionNotFound(id.to_owned())),
             },
             None => match self
                 .store
-                .open_session_for_camera(organization_id, camera_id)?
+                .run(move |s| s.open_session_for_camera(&org, &camera))
+                .await?
             {
                 Some(s) => s,
                 None => {
-                    let s = self.store.create_session(organization_id, camera_id)?;
+                    let (org, camera) = (organization_id.to_owned(), camera_id.to_owned());
+                    let s = self
+                        .store
+                        .run(move |s| s.create_session(&org, &camera))
+                        .await?;
                     metrics::counter!(m::SESSIONS_OPENED).increment(1);
                     tracing::info!(session_id = %s.id, org_id = organization_id, camera_id, "session opened");
                     s
@@ -289,6 +307,12 @@ impl SupervisorState {
         }
         let actor = self.spawn_session(myself, &session.id, None).await?;
         Ok(SessionHandle { session, actor })
+    }
+
+    /// A session as the node's sled holds it.
+    async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>, PipelineError> {
+        let id = id.to_owned();
+        Ok(self.store.run(move |s| s.get_session(&id)).await?)
     }
 
     /// The running actor of a session, if there is one; `Unavailable` while it restarts.
@@ -379,7 +403,7 @@ impl SupervisorState {
         let not_found = || PipelineError::SessionNotFound(session_id.to_owned());
         // Only ids crow made name a journal subject.
         uuid::Uuid::parse_str(session_id).map_err(|_| not_found())?;
-        if let Some(session) = self.store.get_session(session_id)? {
+        if let Some(session) = self.get_session(session_id).await? {
             if session.organization_id != organization_id {
                 return Err(not_found());
             }
@@ -388,7 +412,7 @@ impl SupervisorState {
             }
         }
         let journal = self.replay(bus, session_id).await?;
-        let session = match self.store.get_session(session_id)? {
+        let session = match self.get_session(session_id).await? {
             Some(s) if s.organization_id == organization_id => s,
             _ => return Err(not_found()),
         };
@@ -415,11 +439,22 @@ impl SupervisorState {
                 node = bus.node(),
                 "session replayed from the cluster's journal"
             );
-            for batch in self.store.batches(session_id)? {
-                if self.store.is_unanalyzed(session_id, batch.batch_index)? {
-                    if let Err(e) = self.analyzer.cast(AnalyzerMsg::Analyze(batch)) {
-                        tracing::warn!(error = %e, "analyzer unavailable; batch left for recovery");
+            let id = session_id.to_owned();
+            let unanalyzed = self
+                .store
+                .run(move |s| {
+                    let mut unanalyzed = Vec::new();
+                    for batch in s.batches(&id)? {
+                        if s.is_unanalyzed(&id, batch.batch_index)? {
+                            unanalyzed.push(batch);
+                        }
                     }
+                    Ok(unanalyzed)
+                })
+                .await?;
+            for batch in unanalyzed {
+                if let Err(e) = self.analyzer.cast(AnalyzerMsg::Analyze(batch)) {
+                    tracing::warn!(error = %e, "analyzer unavailable; batch left for recovery");
                 }
             }
         }

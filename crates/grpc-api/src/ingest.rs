@@ -160,12 +160,14 @@ impl IngestService for IngestApi {
             .pipeline
             .sessions()
             .get_session(&r.organization_id, &r.session_id)
+            .await
             .map_err(convert::status)?;
         let mut session = convert::session(&s);
         session.batches_unanalyzed = self
             .pipeline
             .sessions()
             .unanalyzed_batches(&s.id)
+            .await
             .map_err(convert::status)?;
         Ok(Response::new(session))
     }
@@ -199,6 +201,7 @@ impl IngestService for IngestApi {
             .pipeline
             .sessions()
             .get_keyframe(&r.organization_id, &r.session_id, r.frame_index)
+            .await
             .map_err(convert::status)?;
         // The bytes passed validation when the frame was accepted: the signature tells the format.
         let format = if data.starts_with(&[0x89, b'P', b'N', b'G']) {

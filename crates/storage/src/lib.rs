@@ -20,6 +20,22 @@
 //! - [`BatchRecord`]s keyed by `(session, batch_index)`, so writing a batch twice stores it once, and the
 //!   interaction derived from a batch has a deterministic id.
 //!
+//! Where each part lives:
+//!
+//! ```text
+//! store.rs       Store: the node's sled (trees, group commit, Store::run for async callers) and its
+//!                sessions, frames, undescribed frames, batches, keyframes
+//! interactions.rs, outbox.rs, catalog.rs, cameras.rs, analyses.rs, embeddings.rs
+//!                the sled transactions of each kind of record (Store's own methods)
+//! records/       RecordStore = one narrow trait per kind (InteractionRecords, OutboxRecords,
+//!                CatalogRecords, CameraRecords, AnalysisRecords, EmbeddingRecords), each
+//!                implemented for Store (every call on a blocking thread) and for PgStore
+//! postgres.rs    PgStore + migrations/: the same records in PostgreSQL, its claim leases inside
+//! model.rs (the records), keys.rs (sled key layouts), text.rs (search words), validate.rs (input
+//! rules), retention.rs (pruning), verify.rs (offline integrity check), vector_index.rs (exact scan
+//! and HNSW per organization)
+//! ```
+//!
 //! The crate knows nothing about gRPC, actors or models.
 // Tests may wait on threads and flush directly (clippy.toml forbids both in product code).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
@@ -54,8 +70,11 @@ pub use model::{
     TrackEvent, TrackEventKind, ZoneConfig,
 };
 pub use outbox::{DeadLetterPage, OutboxFailure};
-pub use postgres::{PgOptions, PgStore, ANALYSIS_CLAIM_MS};
-pub use records::{Backend, RecordStore, Records};
+pub use postgres::{PgOptions, PgStore, ANALYSIS_CLAIM_MS, OUTBOX_CLAIM_MS};
+pub use records::{
+    AnalysisRecords, Backend, CameraRecords, CatalogRecords, EmbeddingRecords, InteractionRecords,
+    OutboxRecords, RecordStore, Records,
+};
 pub use retention::Pruned;
 pub use store::{FrameWrite, Store};
 pub use verify::IntegrityReport;

@@ -207,6 +207,18 @@ impl Store {
         })
     }
 
+    /// Runs `f` on this store on a blocking thread: how async code calls the store, since any sled
+    /// call may wait on the disk.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StorageError::Task(e.to_string()))?
+    }
+
     /// Makes every write that completed before this call durable (fsync). Concurrent callers share flushes
     /// (group commit), so calling it once per acked frame stays cheap under load.
     pub async fn sync(&self) -> Result<()> {

@@ -2,7 +2,7 @@
 //! a bounded queue. Every request is an [`AnalysisRecord`] in the record store from the moment it is accepted, so a
 //! client can fire and fetch later, and analyses interrupted by a stop are run again on the next start.
 //! With records in PostgreSQL several nodes share one table of analyses: each runs only those it claims
-//! ([`crow_storage::RecordStore::claim_analyses`]) and keeps its claims alive while it works, so no
+//! ([`crow_storage::AnalysisRecords::claim_analyses`]) and keeps its claims alive while it works, so no
 //! analysis runs twice, and a dead node's analyses are taken by another once its claims expire.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crow_inference::text::TextGenerator;
 use crow_storage::{
     now_ms, AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus, InteractionFilter,
-    Records, SourceType, ANALYSIS_CLAIM_MS, MAX_PAGE_SIZE,
+    Records, SourceType, MAX_PAGE_SIZE,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
@@ -69,21 +69,15 @@ impl Actor for AnalysisPool {
         myself: ActorRef<Self::Msg>,
         args: AnalysisArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let queue: VecDeque<AnalysisRecord> = args
-            .records
-            .claim_analyses(now_ms(), ANALYSIS_CLAIM_MS)
-            .await?
-            .into();
+        let queue: VecDeque<AnalysisRecord> = args.records.claim_analyses(now_ms()).await?.into();
         let mut state = AnalysisState {
             known: queue.iter().map(|r| r.id.clone()).collect(),
             queue,
             args,
             running: 0,
         };
-        myself.send_interval(
-            std::time::Duration::from_millis(ANALYSIS_CLAIM_MS as u64 / 3),
-            || AnalysisMsg::Claim,
-        );
+        let renewal = state.args.records.analysis_claim_renewal();
+        myself.send_interval(renewal, || AnalysisMsg::Claim);
         state.export();
         if !state.queue.is_empty() {
             tracing::info!(
@@ -134,14 +128,11 @@ impl Actor for AnalysisPool {
             AnalysisMsg::Claim => {
                 // A store that does not answer now is asked again at the next tick.
                 let records = &state.args.records;
-                if let Err(e) = records
-                    .renew_analysis_claims(now_ms(), ANALYSIS_CLAIM_MS)
-                    .await
-                {
+                if let Err(e) = records.renew_analysis_claims(now_ms()).await {
                     tracing::warn!(error = %e, "could not renew analysis claims");
                     return Ok(());
                 }
-                match records.claim_analyses(now_ms(), ANALYSIS_CLAIM_MS).await {
+                match records.claim_analyses(now_ms()).await {
                     Ok(claimed) => {
                         let mut taken = 0;
                         for record in claimed {
