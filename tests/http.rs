@@ -523,6 +523,15 @@ async fn frames_over_http_get_the_stream_s_outcomes_and_keyframes() {
     assert_eq!(keyframe.status(), StatusCode::OK);
     assert_eq!(keyframe.headers()["content-type"], "image/jpeg");
     assert_eq!(keyframe.bytes().await.unwrap().as_ref(), &footage[0].1[..]);
+    // Its tracking record keeps the digest of those bytes (keyframes are checked against it when
+    // read); the rejected frame, which never decoded, has none.
+    let store = h.server.crow.pipeline().store();
+    let frames = store.frames(&session_id).unwrap();
+    assert_eq!(
+        frames[0].digest,
+        Some(crow::storage::FrameDigest::of(&footage[0].1))
+    );
+    assert_eq!(frames[1].digest, None, "{:?}", frames[1]);
 
     // Frames after the close are refused per frame, as on the stream.
     let (_, late) = answer(h.post("/api/v1/cctv/frames", &camera).json(&json!({

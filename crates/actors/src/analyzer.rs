@@ -163,7 +163,7 @@ async fn hand_off(store: &Store, bus: &Bus, batch: &BatchRecord) -> Result<(), A
     mark_analyzed(store, batch).await?;
     metrics::counter!(m::BATCHES_PUBLISHED).increment(1);
     // The session actor checks the same after writing the close; whichever comes second purges.
-    if crate::journal::finished(store, &batch.session_id)? {
+    if crate::journal::finished(store, &batch.session_id).await? {
         crate::journal::SessionJournal::forget(bus.jetstream(), &batch.session_id).await;
     }
     Ok(())

@@ -436,6 +436,7 @@ impl IngestSessionState {
             captured_at_ms: frame.captured_at_ms,
             outcome: outcome.clone(),
             description: None,
+            digest: frame.frame.as_ref().ok().map(|p| p.digest()),
         };
         let written = self
             .write(JournalEntry {
@@ -893,7 +894,7 @@ impl IngestSessionState {
             self.session = closed;
             // The hand-off of the last batch checks the same; whichever comes second purges.
             if let Some(journal) = &self.journal {
-                if crate::journal::finished(&self.store, &self.session.id)? {
+                if crate::journal::finished(&self.store, &self.session.id).await? {
                     journal.forget_all().await;
                 }
             }

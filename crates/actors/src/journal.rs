@@ -403,11 +403,16 @@ enum AppendFailure {
 
 /// Whether a session is closed and every batch of it handed on, as this node's sled says: its journal
 /// is no longer needed.
-pub(crate) fn finished(store: &Store, session_id: &str) -> Result<bool, StorageError> {
-    Ok(store
-        .get_session(session_id)?
-        .is_some_and(|s| s.status == crow_storage::SessionStatus::Closed)
-        && store.unanalyzed_count(session_id)? == 0)
+pub(crate) async fn finished(store: &Store, session_id: &str) -> Result<bool, StorageError> {
+    let session_id = session_id.to_owned();
+    store
+        .run(move |store| {
+            Ok(store
+                .get_session(&session_id)?
+                .is_some_and(|s| s.status == crow_storage::SessionStatus::Closed)
+                && store.unanalyzed_count(&session_id)? == 0)
+        })
+        .await
 }
 
 /// Key-value bucket naming each camera's current session across the cluster.
@@ -668,6 +673,7 @@ mod tests {
                     captured_at_ms: 1_000,
                     outcome: FrameOutcome::Accepted,
                     description: None,
+                    digest: Some(crow_storage::FrameDigest::of(b"\xff\xd8jpeg\xff\xd9")),
                 },
                 session,
             },
@@ -702,6 +708,7 @@ mod tests {
                     captured_at_ms: 5,
                     outcome: FrameOutcome::Accepted,
                     description: None,
+                    digest: None,
                 },
                 session: session.clone(),
             },

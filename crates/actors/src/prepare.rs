@@ -1,6 +1,7 @@
 //! The one preparation stage every frame passes before its session sees it: validated (size, declared
-//! format, signature, end marker, declared dimensions against `pipeline.limits`), decoded by OpenCV and
-//! thumbnailed for the near-duplicate gate. Its result, [`Prepared`], is what a [`FrameInput`] carries,
+//! format, signature, end marker, declared dimensions against `pipeline.limits`), decoded by OpenCV,
+//! thumbnailed for the near-duplicate gate and digested (the frame's tracking record keeps the digest,
+//! and the stored copies of its bytes are checked against it). Its result, [`Prepared`], is what a [`FrameInput`] carries,
 //! so a session never decodes a frame itself and a frame cannot reach it unchecked.
 //!
 //! [`FrameInput`]: crate::FrameInput
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use crow_inference::{decode_frame, DecodeError, FrameLimits, ImageFormat, Mat, Thumbnail};
+use crow_storage::FrameDigest;
 
 /// Why a frame was refused at preparation. The message is the client-facing reason recorded with the
 /// frame's `Rejected` outcome.
@@ -23,10 +25,11 @@ pub enum FrameRefusal {
 }
 
 /// A frame that passed preparation: its encoded bytes (kept for the describer's retry after a restart
-/// and as the keyframe), the decoded image and its thumbnail.
+/// and as the keyframe) with their digest, the decoded image and its thumbnail.
 #[derive(Debug)]
 pub struct PreparedFrame {
     data: Bytes,
+    digest: FrameDigest,
     format: ImageFormat,
     image: Arc<Mat>,
     thumbnail: Thumbnail,
@@ -36,6 +39,11 @@ impl PreparedFrame {
     /// The encoded image as received.
     pub fn data(&self) -> &Bytes {
         &self.data
+    }
+
+    /// The digest of the encoded bytes.
+    pub fn digest(&self) -> FrameDigest {
+        self.digest
     }
 
     /// Its encoding.
@@ -84,6 +92,7 @@ impl FramePreparer {
             FrameRefusal::Unprocessable
         })?;
         Ok(Arc::new(PreparedFrame {
+            digest: FrameDigest::of(&data),
             data,
             format,
             image: Arc::new(decoded.image),

@@ -208,6 +208,63 @@ pub struct FrameRecord {
     pub outcome: FrameOutcome,
     /// The description, once the frame has been described.
     pub description: Option<String>,
+    /// The digest of the encoded frame as it was received: the stored copies of its bytes (the frame
+    /// awaiting description, its keyframe) are checked against it when read. `None` for a frame refused
+    /// before it decoded, and for records written before crow kept digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<FrameDigest>,
+}
+
+/// SHA-256 of a frame's encoded bytes, as the client sent them. Stored (in JSON) as 64 lowercase hex
+/// digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FrameDigest([u8; 32]);
+
+impl FrameDigest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Self(sha2::Sha256::digest(bytes).into())
+    }
+
+    /// Whether `bytes` are the bytes this digest was taken of.
+    pub fn matches(&self, bytes: &[u8]) -> bool {
+        *self == Self::of(bytes)
+    }
+}
+
+impl std::fmt::Display for FrameDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl std::fmt::Debug for FrameDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FrameDigest({self})")
+    }
+}
+
+impl Serialize for FrameDigest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for FrameDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let hex = String::deserialize(deserializer)?;
+        let invalid = || serde::de::Error::custom("a frame digest is 64 hex digits");
+        if hex.len() != 64 || !hex.is_ascii() {
+            return Err(invalid());
+        }
+        let mut digest = [0u8; 32];
+        for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| invalid())?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
+        }
+        Ok(Self(digest))
+    }
 }
 
 /// The describer's output for one frame, as kept in batches.

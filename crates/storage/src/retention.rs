@@ -27,13 +27,15 @@ pub struct Pruned {
 }
 
 impl Store {
-    /// The keyframe of a described frame, if kept.
+    /// The keyframe of a described frame, if kept. Its bytes are checked against the digest in the
+    /// frame's tracking record (while that is kept): bytes that changed in storage are `Corrupt`.
     pub fn keyframe(&self, session_id: &str, frame_index: u64) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .inner
-            .keyframes
-            .get(keys::indexed(session_id, frame_index))?
-            .map(|v| v.to_vec()))
+        let key = keys::indexed(session_id, frame_index);
+        let Some(bytes) = self.inner.keyframes.get(&key)? else {
+            return Ok(None);
+        };
+        self.check_digest(&key, &bytes)?;
+        Ok(Some(bytes.to_vec()))
     }
 
     /// Frame indexes of a session that have a keyframe, in order.
@@ -137,7 +139,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{FrameAnalysis, FrameOutcome, FrameRecord};
+    use crate::model::{FrameAnalysis, FrameDigest, FrameOutcome, FrameRecord};
     use crate::store::FrameWrite;
 
     fn described(store: &Store, session: &mut SessionRecord, index: u64, bytes: &[u8]) {
@@ -146,6 +148,7 @@ mod tests {
             captured_at_ms: 1_000 + index as i64,
             outcome: FrameOutcome::Accepted,
             description: None,
+            digest: Some(FrameDigest::of(bytes)),
         };
         session.counters.received += 1;
         session.counters.accepted += 1;
@@ -168,6 +171,35 @@ mod tests {
         };
         session.counters.described += 1;
         assert!(store.record_description(session, &analysis, true).unwrap());
+    }
+
+    #[test]
+    fn a_keyframe_whose_bytes_changed_in_storage_is_corrupt_not_served() {
+        let store = Store::temporary().unwrap();
+        let mut session = store.create_session("org", "cam").unwrap();
+        described(
+            &store,
+            &mut session,
+            0,
+            b"\xff\xd8 the frame as sent \xff\xd9",
+        );
+        assert!(store.keyframe(&session.id, 0).unwrap().is_some());
+        // One byte flipped on disk (what a failing disk or a stray writer leaves).
+        let key = keys::indexed(&session.id, 0);
+        store
+            .inner
+            .keyframes
+            .insert(&key, &b"\xff\xd8 the frame as sEnt \xff\xd9"[..])
+            .unwrap();
+        match store.keyframe(&session.id, 0) {
+            Err(StorageError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("digest"), "{reason}")
+            }
+            other => panic!("a changed keyframe must be refused: {other:?}"),
+        }
+        // Once retention removed the frame's tracking record there is nothing to check against.
+        store.inner.frames.remove(&key).unwrap();
+        assert!(store.keyframe(&session.id, 0).unwrap().is_some());
     }
 
     #[test]

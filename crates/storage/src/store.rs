@@ -15,6 +15,9 @@ use crate::keys;
 use crate::model::{BatchRecord, FrameAnalysis, FrameRecord, SessionRecord, SessionStatus};
 use crate::{now_ms, Result, StorageError};
 
+/// Why stored frame bytes are refused: they are not the bytes the frame's digest was taken of.
+const DIGEST_MISMATCH: &str = "stored frame bytes do not match the frame's digest";
+
 /// What to record for one frame, in one transaction with the session record.
 #[derive(Debug)]
 pub struct FrameWrite<'a> {
@@ -390,9 +393,28 @@ impl Store {
                     "undescribed frame without tracking record",
                 ));
             };
-            out.push((decode(&k, &record)?, bytes.to_vec()));
+            let record: FrameRecord = decode(&k, &record)?;
+            if record.digest.is_some_and(|d| !d.matches(&bytes)) {
+                return Err(StorageError::corrupt(&k, DIGEST_MISMATCH));
+            }
+            out.push((record, bytes.to_vec()));
         }
         Ok(out)
+    }
+
+    /// Checks stored bytes of the frame at `key` (its keyframe) against the digest its tracking record
+    /// holds, if the record is kept and has one.
+    pub(crate) fn check_digest(&self, key: &[u8], bytes: &[u8]) -> Result<()> {
+        let Some(record) = self.inner.frames.get(key)? else {
+            return Ok(());
+        };
+        let record: FrameRecord = decode(key, &record)?;
+        match record.digest {
+            Some(digest) if !digest.matches(bytes) => {
+                Err(StorageError::corrupt(key, DIGEST_MISMATCH))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Stores a frame's description: it joins the session's pending (not yet batched) analyses, the frame's
@@ -625,6 +647,7 @@ mod tests {
                     captured_at_ms: 1_000,
                     outcome: FrameOutcome::Accepted,
                     description: None,
+                    digest: None,
                 };
                 session.counters.received += 1;
                 store
