@@ -10,8 +10,8 @@
 //! convert.rs (proto <-> domain, errors -> Status) · fields.rs (page sizes, empty = not given) · codec.rs
 //! http/: the same services as HTTP/JSON on the same port — routes/ (mod.rs: the router; one file per
 //!   resource: interactions, analyses, frames, sessions, catalog, dead_letters, cameras, patterns,
-//!   health; one generic call per route), dto.rs (JSON shapes), extract.rs, time.rs, openapi.rs
-//!   (/openapi.json), dashboard.rs (the web UI)
+//!   health; one generic call per route), dto/ (JSON shapes, the same files plus paging), extract.rs,
+//!   time.rs, openapi.rs (/openapi.json), dashboard.rs (the web UI)
 //! ```
 //!
 //! Protobuf types stop here: everything below speaks domain types. Errors are mapped to precise
