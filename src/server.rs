@@ -399,7 +399,7 @@ impl Startup {
             .add_service(Deferred(Arc::clone(&i.analysis)));
         let router = grpc
             .into_axum_router()
-            .merge(i.http.router())
+            .merge(crow_grpc_api::http::router(&i.http))
             .fallback(unknown_route);
         let mut server = builder
             // Browsers, curl and most HTTP clients speak HTTP/1.1 to the JSON routes.

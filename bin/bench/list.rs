@@ -191,7 +191,7 @@ async fn measure(builder: crow::CrowBuilder, args: &ListBenchArgs) -> Result<Mea
     };
     config.analysis.model = None;
     let crow = builder.pipeline_config(config).build().await?;
-    let (auth, credentials) = super::bench_auth(ORG)?;
+    let (auth, credentials) = super::auth::bench_auth(ORG)?;
     let server = crow::server::spawn(crow.pipeline().clone(), "127.0.0.1:0".parse()?, auth).await?;
     let mut client =
         InteractionServiceClient::new(crow::client::channel(&server.url(), credentials).await?);

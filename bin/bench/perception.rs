@@ -16,7 +16,7 @@ use crow::inference::{encode_jpeg, ImageFormat, MediaReader, PersonDetector};
 use crow::storage::{CameraConfig, FrameOutcome, ZoneConfig};
 use crow::{Crow, DescriberKind, PipelineConfig};
 
-use super::pipeline_fps;
+use super::ingest::pipeline_fps;
 
 #[derive(Args)]
 pub(crate) struct GateBenchArgs {

@@ -16,7 +16,8 @@ use tokio::sync::watch;
 use crate::analysis_pool::AnalysisArgs;
 use crate::analyzer::AnalyzerArgs;
 use crate::ask::AskService;
-use crate::cluster::{watch_orphans, Bus, Role};
+use crate::cluster::orphans::watch_orphans;
+use crate::cluster::{Bus, Role};
 use crate::config::{AnalysisConfig, DetectorChoice, PerceptionConfig};
 use crate::describer_pool::{DescriberFactory, DescriberPool};
 use crate::processor::ProcessorArgs;
@@ -94,7 +95,7 @@ pub(crate) struct RunningNode {
     pub(crate) background: Vec<tokio::task::JoinHandle<()>>,
     /// Search by meaning, when its model is installed (all and api roles).
     pub(crate) search: Option<Arc<SemanticSearch>>,
-    /// The ingest role's heartbeat and orphan sweep ([`crate::cluster::watch_orphans`]); stopped
+    /// The ingest role's heartbeat and orphan sweep ([`crate::cluster::orphans::watch_orphans`]); stopped
     /// first at shutdown.
     pub(crate) orphan_watch: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }

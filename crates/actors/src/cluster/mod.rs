@@ -26,8 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
 
-mod orphans;
-pub(crate) use orphans::watch_orphans;
+pub(crate) mod orphans;
 
 /// What a crow process does in a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{instant_ms, Errors, Result};
+use super::shared::{instant_ms, Errors, Result};
 use crate::http::dto::{self, source_proto};
 use crate::http::extract::{Json, Path};
 use crate::http::HttpApi;

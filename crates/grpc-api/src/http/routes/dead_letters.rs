@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
-use super::{or_empty, Errors, Result};
+use super::shared::{or_empty, Errors, Result};
 use crate::fields::none_if_empty;
 use crate::http::dto;
 use crate::http::extract::{Path, Query};

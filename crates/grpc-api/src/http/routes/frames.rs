@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine as _;
 use tonic::Code;
 
-use super::{or_empty, Errors, Result};
+use super::shared::{or_empty, Errors, Result};
 use crate::http::dto;
 use crate::http::extract::Json;
 use crate::http::{time, ApiError, HttpApi};

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
-use super::{instant_ms, optional_ms, or_empty, Errors, Result};
+use super::shared::{instant_ms, optional_ms, or_empty, Errors, Result};
 use crate::fields::none_if_empty;
 use crate::http::dto::{self, source_proto};
 use crate::http::extract::{Json, Path, Query};

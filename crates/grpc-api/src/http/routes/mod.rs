@@ -2,7 +2,9 @@
 //! the gRPC service implementation; the answer is converted to its JSON shape ([`super::dto`]).
 //!
 //! ```text
-//! mod.rs           router() (every route), Errors (the documented error responses), shared helpers
+//! mod.rs           router(): every route
+//! shared.rs        what the routes share: Errors (the documented error responses), the result type,
+//!                  optional strings and times of the query
 //! interactions.rs  list (words or meaning), summary, create-interaction (outbox), get
 //! analyses.rs      analyze, ask, get an analysis
 //! frames.rs        POST /api/v1/cctv/frames (JSON or multipart)
@@ -23,14 +25,13 @@ pub(super) mod health;
 pub(super) mod interactions;
 pub(super) mod patterns;
 pub(super) mod sessions;
+mod shared;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::{time, ApiError, ErrorBody, HttpApi};
-
-type Result<T> = std::result::Result<T, ApiError>;
+use super::api::HttpApi;
 
 /// Every route of the HTTP API.
 pub(super) fn router(api: HttpApi) -> Router {
@@ -123,56 +124,4 @@ pub(super) fn router(api: HttpApi) -> Router {
         router = router.merge(super::dashboard::router());
     }
     router.with_state(api)
-}
-
-/// The documented error responses of a route that needs a token.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub(super) enum Errors {
-    /// The request is malformed or breaks a rule (the message names the field and the rule).
-    #[response(status = 400)]
-    BadRequest(ErrorBody),
-    /// No token, or an invalid or expired one.
-    #[response(status = 401)]
-    Unauthenticated(ErrorBody),
-    /// The token's role or organizations do not allow it, or `X-Organization-Id` names another
-    /// organization.
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    /// No such resource in the organization.
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// The body is over the size limit.
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// The body is not JSON (or not the declared type).
-    #[response(status = 415)]
-    UnsupportedMediaType(ErrorBody),
-    /// Over a rate or concurrency limit; retry later (`Retry-After`).
-    #[response(status = 429)]
-    TooManyRequests(ErrorBody),
-    /// An internal error; quote its correlation id.
-    #[response(status = 500)]
-    Internal(ErrorBody),
-    /// Starting up or shutting down; retry shortly (`Retry-After`).
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-}
-
-/// An absent optional string as the empty string, which means "not given" in the proto messages.
-fn or_empty(s: Option<String>) -> String {
-    s.unwrap_or_default()
-}
-
-fn optional_ms(value: Option<&str>, field: &str) -> Result<i64> {
-    value
-        .filter(|v| !v.is_empty())
-        .map_or(Ok(0), |v| time::parse(v, field))
-        .map_err(ApiError::invalid)
-}
-
-fn instant_ms(value: Option<&time::Instant>, field: &str) -> Result<i64> {
-    value
-        .map_or(Ok(0), |v| v.ms(field))
-        .map_err(ApiError::invalid)
 }

@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt as _};
 
-use super::{or_empty, Errors, Result};
+use super::shared::{or_empty, Errors, Result};
 use crate::http::dto;
 use crate::http::extract::{Path, Query};
 use crate::http::{ApiError, ErrorBody, HttpApi};

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{Errors, Result};
+use super::shared::{Errors, Result};
 use crate::http::dto;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::{ApiError, HttpApi, ORGANIZATION_HEADER};
