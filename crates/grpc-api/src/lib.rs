@@ -8,10 +8,11 @@
 //!   interactions.rs  InteractionService: create (outbox), get, list (words or meaning), summary, dead letters
 //!   catalog.rs       CatalogService      cameras.rs  CameraService      analysis.rs  AnalysisService (Analyze, Ask)
 //! convert.rs (proto <-> domain, errors -> Status) · fields.rs (page sizes, empty = not given) · codec.rs
-//! http/: the same services as HTTP/JSON on the same port — routes/ (mod.rs: the router; one file per
-//!   resource: interactions, analyses, frames, sessions, catalog, dead_letters, cameras, patterns,
-//!   health; one generic call per route), dto/ (JSON shapes, the same files plus paging), extract.rs,
-//!   time.rs, openapi.rs (/openapi.json), dashboard.rs (the web UI)
+//! http/: the same services as HTTP/JSON on the same port — mod.rs (router(): the routes and the
+//!   OpenAPI document), api.rs (HttpApi: the routes' state and their one generic call), routes/ (mod.rs:
+//!   the router; shared.rs: error responses and query helpers; one file per resource: interactions,
+//!   analyses, frames, sessions, catalog, dead_letters, cameras, patterns, health), dto/ (JSON shapes,
+//!   the same files plus paging), extract.rs, time.rs, openapi.rs (/openapi.json), dashboard.rs (the web UI)
 //! ```
 //!
 //! Protobuf types stop here: everything below speaks domain types. Errors are mapped to precise
