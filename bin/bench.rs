@@ -6,6 +6,7 @@ mod describe;
 mod ingest;
 mod list;
 mod perception;
+mod scratch;
 mod search;
 
 use anyhow::Result;

@@ -91,11 +91,7 @@ pub(crate) async fn pipeline_fps(
     describer: DescriberKind,
     detector: crow::actors::DetectorChoice,
 ) -> Result<f64> {
-    let dir = std::env::temp_dir().join(format!(
-        "crow-bench-{}-{}",
-        std::process::id(),
-        crow::storage::now_ms()
-    ));
+    let dir = super::scratch::temp_dir("ingest");
     let mut config = PipelineConfig {
         describer,
         ..PipelineConfig::default()
@@ -163,6 +159,6 @@ pub(crate) async fn pipeline_fps(
     );
     server.shutdown().await;
     crow.shutdown().await;
-    std::fs::remove_dir_all(&dir).ok();
+    super::scratch::remove_when_released(&dir).await;
     Ok(sent as f64 / elapsed)
 }

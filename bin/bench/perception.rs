@@ -17,6 +17,7 @@ use crow::storage::{CameraConfig, FrameOutcome, ZoneConfig};
 use crow::{Crow, DescriberKind, PipelineConfig};
 
 use super::ingest::pipeline_fps;
+use super::scratch::{remove_when_released, temp_dir};
 
 #[derive(Args)]
 pub(crate) struct GateBenchArgs {
@@ -52,14 +53,6 @@ pub(crate) struct AnalyzerBenchArgs {
     /// Seconds of footage per camera (1 frame per second).
     #[arg(long, default_value_t = 60)]
     seconds: usize,
-}
-
-fn temp_dir(what: &str) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "crow-bench-{what}-{}-{}",
-        std::process::id(),
-        crow::storage::now_ms()
-    ))
 }
 
 async fn start(config: PipelineConfig, dir: &PathBuf) -> Result<Crow> {
@@ -132,7 +125,7 @@ pub(crate) async fn gate(args: GateBenchArgs) -> Result<()> {
         }
         crow.shutdown().await;
         drop(crow);
-        std::fs::remove_dir_all(&dir).ok();
+        remove_when_released(&dir).await;
         let idle = described.iter().filter(|i| !footage.is_busy(**i)).count();
         let missed = footage
             .busy
@@ -321,7 +314,7 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
     let with_products = records.iter().filter(|i| !i.product_ids.is_empty()).count();
     crow.shutdown().await;
     drop(crow);
-    std::fs::remove_dir_all(&dir).ok();
+    remove_when_released(&dir).await;
     let camera_seconds = (args.cameras * jpegs.len()) as f64;
     println!(
         "ingest done after {ingested:.1} s, every record written after {wall:.1} s: {} records ({model_calls} asked the text model, {with_products} with products)",
