@@ -17,6 +17,7 @@ mod hostile;
 mod http;
 mod ingest;
 mod interactions;
+mod layout;
 mod llama;
 mod nats;
 mod operability;
