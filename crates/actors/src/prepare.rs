@@ -1,8 +1,9 @@
 //! The one preparation stage every frame passes before its session sees it: validated (size, declared
 //! format, signature, end marker, declared dimensions against `pipeline.limits`), decoded by OpenCV,
 //! thumbnailed for the near-duplicate gate and digested (the frame's tracking record keeps the digest,
-//! and the stored copies of its bytes are checked against it). Its result, [`Prepared`], is what a [`FrameInput`] carries,
-//! so a session never decodes a frame itself and a frame cannot reach it unchecked.
+//! and the stored copies of its bytes are checked against it). Its result, [`Prepared`], is what a
+//! [`FrameInput`] carries, so a session never decodes a frame itself and a frame cannot reach it
+//! unchecked.
 //!
 //! [`FrameInput`]: crate::FrameInput
 

@@ -15,8 +15,17 @@ use crate::keys;
 use crate::model::{BatchRecord, FrameAnalysis, FrameRecord, SessionRecord, SessionStatus};
 use crate::{now_ms, Result, StorageError};
 
-/// Why stored frame bytes are refused: they are not the bytes the frame's digest was taken of.
-const DIGEST_MISMATCH: &str = "stored frame bytes do not match the frame's digest";
+/// Stored bytes of the frame at `key` are the bytes its record's digest was taken of (when it has one);
+/// otherwise they are `Corrupt`.
+fn bytes_match(key: &[u8], record: &FrameRecord, bytes: &[u8]) -> Result<()> {
+    match record.digest {
+        Some(digest) if !digest.matches(bytes) => Err(StorageError::corrupt(
+            key,
+            "stored frame bytes do not match the frame's digest",
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// What to record for one frame, in one transaction with the session record.
 #[derive(Debug)]
@@ -394,9 +403,7 @@ impl Store {
                 ));
             };
             let record: FrameRecord = decode(&k, &record)?;
-            if record.digest.is_some_and(|d| !d.matches(&bytes)) {
-                return Err(StorageError::corrupt(&k, DIGEST_MISMATCH));
-            }
+            bytes_match(&k, &record, &bytes)?;
             out.push((record, bytes.to_vec()));
         }
         Ok(out)
@@ -408,13 +415,7 @@ impl Store {
         let Some(record) = self.inner.frames.get(key)? else {
             return Ok(());
         };
-        let record: FrameRecord = decode(key, &record)?;
-        match record.digest {
-            Some(digest) if !digest.matches(bytes) => {
-                Err(StorageError::corrupt(key, DIGEST_MISMATCH))
-            }
-            _ => Ok(()),
-        }
+        bytes_match(key, &decode(key, &record)?, bytes)
     }
 
     /// Stores a frame's description: it joins the session's pending (not yet batched) analyses, the frame's
