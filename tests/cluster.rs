@@ -20,7 +20,7 @@ use crate::common::{self, ServerProcess};
 use crate::nats::{NatsCluster, NatsServer};
 use crate::pg;
 
-const ORG: &str = "chain";
+pub(crate) const ORG: &str = "chain";
 
 /// A `crow serve --role ROLE` process of the cluster.
 fn node(
@@ -41,6 +41,19 @@ fn node_with(
     more: &[(&str, &str)],
 ) -> (ServerProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    let node = node_in(dir.path(), role, nats_url, postgres_url, replicas, more);
+    (node, dir)
+}
+
+/// [`node_with`] on a data directory of the caller's (a node restarted on its data).
+pub(crate) fn node_in(
+    dir: &std::path::Path,
+    role: &str,
+    nats_url: &str,
+    postgres_url: &str,
+    replicas: &str,
+    more: &[(&str, &str)],
+) -> ServerProcess {
     let mut envs = vec![
         ("CROW_STORAGE__BACKEND", "postgres"),
         ("CROW_STORAGE__POSTGRES_URL", postgres_url),
@@ -50,15 +63,46 @@ fn node_with(
         ("CROW_PIPELINE__CLUSTER__OUTBOX_POLL_MS", "100"),
         ("CROW_PIPELINE__BATCH_SIZE", "2"),
         ("CROW_PIPELINE__INTERACTIONS__OUTBOX_BATCH_TIMEOUT_MS", "50"),
+        // Frames travel in the session journal: within NATS's default 1 MiB message.
+        ("CROW_PIPELINE__LIMITS__MAX_FRAME_BYTES", "983040"),
         common::PIXELS_ONLY,
     ];
     envs.extend_from_slice(more);
-    let mut command = common::serve_command(&dir.path().join("db"), &envs);
+    let mut command = common::serve_command(&dir.join("db"), &envs);
     command.args(["--role", role]);
-    (common::spawn_server(command), dir)
+    common::spawn_server(command)
 }
 
-fn items(n: usize) -> Vec<(u64, i64, Vec<u8>, ImageFormat)> {
+/// Stops a node gracefully (SIGTERM, as a service manager does) and waits for it to exit.
+fn stop_gracefully(node: &mut ServerProcess) {
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &node.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = node.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+/// The accepted frames among acks.
+pub(crate) fn accepted<'a>(
+    acks: impl IntoIterator<Item = &'a crow::proto::FrameAck>,
+) -> BTreeSet<u64> {
+    acks.into_iter()
+        .filter(|a| a.outcome == FrameOutcome::Accepted as i32)
+        .map(|a| a.frame_index)
+        .collect()
+}
+
+/// Asserts that every ack names `session_id` and none says its session was closed.
+pub(crate) fn assert_one_session(acks: &[crow::proto::FrameAck], session_id: &str) {
+    for a in acks {
+        assert_eq!(a.session_id, session_id, "{a:?}");
+        assert!(!a.reason.contains("closed"), "{a:?}");
+    }
+}
+
+pub(crate) fn items(n: usize) -> Vec<(u64, i64, Vec<u8>, ImageFormat)> {
     common::jpeg_frames("vtest.avi", 4.0, n)
         .into_iter()
         .enumerate()
@@ -66,7 +110,7 @@ fn items(n: usize) -> Vec<(u64, i64, Vec<u8>, ImageFormat)> {
         .collect()
 }
 
-async fn summary(url: &str) -> crow::proto::Summary {
+pub(crate) async fn summary(url: &str) -> crow::proto::Summary {
     let mut c = InteractionServiceClient::connect(url.to_owned())
         .await
         .unwrap();
@@ -111,7 +155,7 @@ async fn send_events_named(url: &str, what: &str, first: usize, count: usize) ->
 /// Waits until the api node counts `cctv` camera records and `web` events, then checks that the listing
 /// holds each exactly once and every described frame is in exactly one batch record; returns the frame
 /// indexes the camera records hold.
-async fn expect_records(
+pub(crate) async fn expect_records(
     api: &str,
     cctv: u64,
     web: &[String],
@@ -248,6 +292,9 @@ async fn a_camera_moves_to_the_surviving_ingest_node_when_its_node_is_killed() {
         ("CROW_PIPELINE__INTERACTIONS__RETRY_DELAY_MS", "100"),
         // One describer slot: descriptions lag behind the stream, so the kill finds work in flight.
         ("CROW_PIPELINE__DESCRIBER_SLOTS", "1"),
+        // Node A counts as dead 2 s after the kill: node B must not take the session it serves from
+        // under its camera.
+        ("CROW_PIPELINE__CLUSTER__ORPHAN_AFTER_MS", "2000"),
     ];
     let start = |role| node_with(role, &nats_url, &pg_url, "1", &settings);
     let (mut ingest_a, _d1) = start("ingest");
@@ -293,17 +340,25 @@ async fn a_camera_moves_to_the_surviving_ingest_node_when_its_node_is_killed() {
     let session_id = acks_a[0].session_id.clone();
     assert!(acks_a.iter().all(|a| a.session_id == session_id));
 
-    // The camera reconnects to node B without naming its session and resends what was not acked.
-    let resume = acks_a.iter().map(|a| a.frame_index).max().unwrap() + 1;
-    let acks_b = common::send(
+    // The camera reconnects to node B without naming its session and resends what was not acked;
+    // halfway it pauses for longer than A's lease (its stream reconnects), and goes on.
+    let resume = acks_a.iter().map(|a| a.frame_index).max().unwrap() as usize + 1;
+    let half = resume + (frames.len() - resume) / 2;
+    let mut acks_b = common::send(
         &ingest_b.url,
-        common::frames(ORG, "entrance", start_ms, &frames[resume as usize..]),
+        common::frames(ORG, "entrance", start_ms, &frames[resume..half]),
     )
     .await;
-    assert!(
-        acks_b.iter().all(|a| a.session_id == session_id),
-        "the session goes on on node B"
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    acks_b.extend(
+        common::send(
+            &ingest_b.url,
+            common::frames(ORG, "entrance", start_ms, &frames[half..]),
+        )
+        .await,
     );
+    // The session goes on on node B: nobody closed it under its camera.
+    assert_one_session(&acks_b, &session_id);
     eprintln!(
         "node A acked {} frames before SIGKILL; node B took the session over and answered {} of the {} resent frames from the journal",
         acks_a.len(),
@@ -342,15 +397,25 @@ async fn a_camera_moves_to_the_surviving_ingest_node_when_its_node_is_killed() {
     );
     assert_eq!(recorded.len() as u64, closed.frames_accepted);
 
-    // Closed, every batch handed on: the session's journal is deleted.
+    // Closed, every batch handed on: the session's journal is deleted but its close, the tombstone.
     let js = async_nats::jetstream::new(async_nats::connect(nats_url.as_str()).await.unwrap());
     let journal = js.get_stream("CROW_SESSIONS").await.unwrap();
+    let subject = format!("crow.sessions.{session_id}");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while journal
-        .get_last_raw_message_by_subject(&format!("crow.sessions.{session_id}"))
-        .await
-        .is_ok()
-    {
+    loop {
+        let first = journal
+            .get_first_raw_message_by_subject(&subject, 1)
+            .await
+            .unwrap();
+        let last = journal
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .unwrap();
+        if first.sequence == last.sequence {
+            let head = String::from_utf8_lossy(&last.payload);
+            assert!(head.contains(r#""op":"closed""#), "{head}");
+            break;
+        }
         assert!(Instant::now() < deadline, "journal of {session_id} kept");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -391,18 +456,19 @@ async fn try_get_session(
     .map(tonic::Response::into_inner)
 }
 
-/// An ingest node dies and its camera never comes back: once the node has been silent for
-/// `orphan_after_ms`, the surviving ingest node takes the session over and closes it, and every frame the
-/// dead node acknowledged as accepted is in exactly one record.
+/// An ingest node dies and its camera stays away: once the node has been silent for `orphan_after_ms`,
+/// the surviving ingest node adopts the session — every frame the dead node acknowledged as accepted is
+/// described and in exactly one record — and keeps it open, so that the camera, coming back within its
+/// hour, continues the same session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_nodes_session_whose_camera_never_returns_is_closed_by_a_survivor() {
+async fn a_dead_nodes_session_is_adopted_by_a_survivor_and_continues_when_its_camera_returns() {
     let nats = tokio::task::spawn_blocking(NatsServer::start)
         .await
         .unwrap();
     let db = pg::shared().database();
     let (nats_url, pg_url) = (nats.url(), db.url.clone());
     // No batch timeout: the descriptions node A had not batched yet reach a record only through the
-    // takeover.
+    // adoption.
     let settings = [
         ("CROW_PIPELINE__BATCH_TIMEOUT_MS", "600000"),
         ("CROW_PIPELINE__BATCH_SIZE", "4"),
@@ -412,37 +478,53 @@ async fn a_dead_nodes_session_whose_camera_never_returns_is_closed_by_a_survivor
     let (mut ingest_a, _d1) = start("ingest");
     let (ingest_b, _d2) = start("ingest");
     let (analyze, _d3) = start("analyze");
+    let frames = items(26);
+    let start_ms = 1_763_000_000_000;
 
-    let acks = common::send(
+    let acks_a = common::send(
         &ingest_a.url,
-        common::frames(ORG, "back-door", 1_763_000_000_000, &items(18)),
+        common::frames(ORG, "back-door", start_ms, &frames[..18]),
     )
     .await;
-    let session_id = acks[0].session_id.clone();
-    let accepted: BTreeSet<u64> = acks
-        .iter()
-        .filter(|a| a.outcome == FrameOutcome::Accepted as i32)
-        .map(|a| a.frame_index)
-        .collect();
-    assert!(accepted.len() >= 3, "{acks:?}");
+    let session_id = acks_a[0].session_id.clone();
+    let accepted_a = accepted(&acks_a);
+    assert!(accepted_a.len() >= 3, "{acks_a:?}");
     ingest_a.child.kill().unwrap();
     ingest_a.child.wait().unwrap();
 
-    // Node B notices the silence and closes the session; nobody streams to it meanwhile.
+    // Node B notices the silence and adopts the session; nobody streams to it meanwhile.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let closed = loop {
+    let adopted = loop {
         if let Ok(s) = try_get_session(&ingest_b.url, &session_id).await {
-            if s.status == crow::proto::SessionStatus::Closed as i32 {
+            if s.frames_described == s.frames_accepted
+                && summary(&ingest_b.url).await.cctv == s.batches_emitted
+                && s.batches_emitted > 0
+            {
                 break s;
             }
         }
         assert!(
             Instant::now() < deadline,
-            "node B never took over the dead node's session"
+            "node B never adopted the dead node's session"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(closed.frames_received, 18);
+    assert_eq!(adopted.status, crow::proto::SessionStatus::Open as i32);
+    assert_eq!(adopted.frames_received, 18);
+    // Every frame node A accepted is recorded, before anyone closed the session.
+    let all = common::list_all(&ingest_b.url, ORG, 500).await;
+    let recorded = common::assert_each_frame_batched_once(&all, adopted.frames_described);
+    assert_eq!(accepted_a, recorded, "every accepted frame in one record");
+
+    // The camera comes back (to node B) within its hour: the same session goes on.
+    let acks_b = common::send(
+        &ingest_b.url,
+        common::frames(ORG, "back-door", start_ms, &frames[18..]),
+    )
+    .await;
+    assert_one_session(&acks_b, &session_id);
+    let closed = common::close_session(&ingest_b.url, ORG, &session_id).await;
+    assert_eq!(closed.frames_received, 26);
     let recorded = expect_records(
         &ingest_b.url,
         closed.batches_emitted,
@@ -450,10 +532,78 @@ async fn a_dead_nodes_session_whose_camera_never_returns_is_closed_by_a_survivor
         closed.frames_described,
     )
     .await;
-    assert_eq!(accepted, recorded, "every accepted frame in one record");
+    assert_eq!(accepted(acks_a.iter().chain(&acks_b)), recorded);
     drop((ingest_b, analyze));
 }
 
+/// A rolling restart: ingest node A is stopped (SIGTERM) while its camera streams and started again on
+/// its data directory; the camera reconnects to it. A is the same node after the restart (its id is
+/// kept in its data directory), so node B, which sees A silent for longer than `orphan_after_ms`
+/// around the restart, takes nothing: one session for the camera-hour, every accepted frame in exactly
+/// one record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_an_ingest_node_keeps_its_sessions_and_every_acknowledged_frame() {
+    let nats = tokio::task::spawn_blocking(NatsServer::start)
+        .await
+        .unwrap();
+    let db = pg::shared().database();
+    let (nats_url, pg_url) = (nats.url(), db.url.clone());
+    let settings = [("CROW_PIPELINE__CLUSTER__ORPHAN_AFTER_MS", "2000")];
+    let dir_a = tempfile::tempdir().unwrap();
+    let mut ingest_a = node_in(dir_a.path(), "ingest", &nats_url, &pg_url, "1", &settings);
+    let (ingest_b, _d2) = node_with("ingest", &nats_url, &pg_url, "1", &settings);
+    let (analyze, _d3) = node_with("analyze", &nats_url, &pg_url, "1", &settings);
+    let frames = items(50);
+    let start_ms = 1_763_000_000_000;
+
+    let mut acks = common::send(
+        &ingest_a.url,
+        common::frames(ORG, "door", start_ms, &frames[..20]),
+    )
+    .await;
+    let session_id = acks[0].session_id.clone();
+    stop_gracefully(&mut ingest_a);
+    // Down for longer than orphan_after_ms: B may judge A dead meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ingest_a = node_in(dir_a.path(), "ingest", &nats_url, &pg_url, "1", &settings);
+    acks.extend(
+        common::send(
+            &ingest_a.url,
+            common::frames(ORG, "door", start_ms, &frames[20..35]),
+        )
+        .await,
+    );
+    // Several orphan periods with both nodes up: nobody closes or takes the session.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    acks.extend(
+        common::send(
+            &ingest_a.url,
+            common::frames(ORG, "door", start_ms, &frames[35..]),
+        )
+        .await,
+    );
+    assert_one_session(&acks, &session_id);
+    let closed = common::close_session(&ingest_a.url, ORG, &session_id).await;
+    assert_eq!(closed.frames_received, 50, "{closed:?}");
+    let recorded = expect_records(
+        &ingest_a.url,
+        closed.batches_emitted,
+        &[],
+        closed.frames_described,
+    )
+    .await;
+    assert_eq!(
+        accepted(&acks),
+        recorded,
+        "every accepted frame in one record"
+    );
+    drop((ingest_a, ingest_b, analyze));
+}
+
+/// Fencing: while the camera's stream to node A is still open, the camera reaches node B (its balancer
+/// moved it), which takes the session over. The next frame on the old stream is refused with
+/// `UNAVAILABLE` (moved: reconnect and resend), is not counted, and node A does not take the session
+/// back; every accepted frame of both nodes is in exactly one record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_camera_moved_away_cannot_write_its_session_any_more() {
     let nats = tokio::task::spawn_blocking(NatsServer::start)
@@ -470,12 +620,29 @@ async fn a_node_whose_camera_moved_away_cannot_write_its_session_any_more() {
     let frames = items(31);
     let start_ms = 1_763_000_000_000;
 
-    let acks_a = common::send(
-        &ingest_a.url,
-        common::frames(ORG, "till", start_ms, &frames[..20]),
-    )
-    .await;
-    let session_id = acks_a[0].session_id.clone();
+    // The camera's stream to node A stays open throughout.
+    let (to_a, from_camera) = tokio::sync::mpsc::channel(4);
+    let acked_a = Arc::new(Mutex::new(Vec::<crow::proto::FrameAck>::new()));
+    let stream_a = {
+        let (url, acked) = (ingest_a.url.clone(), Arc::clone(&acked_a));
+        tokio::spawn(async move {
+            let mut c = client::connect(&url).await.unwrap();
+            client::stream_frames(&mut c, from_camera, |ack| {
+                acked.lock().unwrap().push(ack.clone())
+            })
+            .await
+        })
+    };
+    let mut camera = common::frames(ORG, "till", start_ms, &frames[..20]);
+    for _ in 0..20 {
+        to_a.send(camera.recv().await.unwrap()).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked_a.lock().unwrap().len() < 20 {
+        assert!(Instant::now() < deadline, "node A did not answer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let session_id = acked_a.lock().unwrap()[0].session_id.clone();
     // Node A has described everything it accepted: its session actor is idle, and still running.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -492,20 +659,20 @@ async fn a_node_whose_camera_moved_away_cannot_write_its_session_any_more() {
         common::frames(ORG, "till", start_ms, &frames[20..30]),
     )
     .await;
-    assert!(acks_b.iter().all(|a| a.session_id == session_id));
-    // A stale connection to node A: A's next write to the session is refused by the journal.
-    let mut stale = client::connect(&ingest_a.url).await.unwrap();
-    let err = client::stream_frames(
-        &mut stale,
-        common::frames(ORG, "till", start_ms, &frames[30..]),
-        |_| {},
-    )
-    .await
-    .unwrap_err();
+    assert_one_session(&acks_b, &session_id);
+    // A frame still in flight on the old stream: refused as moved, and the stream ends.
+    let mut late = common::frames(ORG, "till", start_ms, &frames[30..]);
+    to_a.send(late.recv().await.unwrap()).await.unwrap();
+    drop(to_a);
+    let err = stream_a.await.unwrap().unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("moved to another ingest node"), "{text}");
     assert!(
-        format!("{err:#}").contains("moved to another ingest node"),
-        "{err:#}"
+        matches!(&err, client::ClientError::Status(s) if s.code() == tonic::Code::Unavailable),
+        "{text}"
     );
+    let acks_a = acked_a.lock().unwrap().clone();
+    assert_eq!(acks_a.len(), 20, "the refused frame has no ack");
 
     let closed = common::close_session(&ingest_b.url, ORG, &session_id).await;
     assert_eq!(
@@ -519,13 +686,7 @@ async fn a_node_whose_camera_moved_away_cannot_write_its_session_any_more() {
         closed.frames_described,
     )
     .await;
-    let accepted: BTreeSet<u64> = acks_a
-        .iter()
-        .chain(&acks_b)
-        .filter(|a| a.outcome == FrameOutcome::Accepted as i32)
-        .map(|a| a.frame_index)
-        .collect();
-    assert_eq!(accepted, recorded);
+    assert_eq!(accepted(acks_a.iter().chain(&acks_b)), recorded);
     drop((ingest_a, ingest_b, analyze));
 }
 

@@ -9,6 +9,7 @@ mod analysis;
 mod auth;
 mod cli;
 mod cluster;
+mod cluster_faults;
 mod crash;
 mod dashboard;
 mod docs;

@@ -90,7 +90,10 @@ fn start_node_with(args: &ClusterBenchArgs, role: &str, envs: &[(&str, &str)]) -
         // `--dev` prints its banner there on every start.
         .stderr(Stdio::null());
     if role != "all" {
-        command.env("CROW_PIPELINE__CLUSTER__NATS_URL", &args.nats);
+        command
+            .env("CROW_PIPELINE__CLUSTER__NATS_URL", &args.nats)
+            // Frames travel in the session journal: within NATS's default 1 MiB message.
+            .env("CROW_PIPELINE__LIMITS__MAX_FRAME_BYTES", "983040");
     }
     command.envs(envs.iter().copied());
     let mut child = command.spawn().context("starting crow serve")?;

@@ -25,6 +25,10 @@ pub enum PipelineError {
     /// The pipeline cannot take the request now (restarting actor, shutting down); retrying may succeed.
     #[error("pipeline unavailable: {0}")]
     Unavailable(String),
+    /// Another ingest node took the session over and writes it now; this node no longer does.
+    /// Retryable: reconnect (any ingest node takes the camera) and resend the frame.
+    #[error("session {0} has moved to another ingest node; reconnect and resend the frame")]
+    Moved(String),
     /// Storage failed.
     #[error("storage failure")]
     Storage(#[from] crow_storage::StorageError),

@@ -54,6 +54,10 @@ pub(crate) enum SessionOp {
     },
     /// The session was closed.
     Closed { session: SessionRecord },
+    /// `node` took the session over and writes it from here on: appended right after its replay, so
+    /// that the previous writer's next append is refused at once, not only when the new writer first
+    /// has something to say. Changes nothing in sled.
+    Resumed { node: String },
 }
 
 /// A [`SessionOp`] with the binary parts of a frame: its encoded bytes while it awaits description,
@@ -172,6 +176,7 @@ impl JournalEntry {
                 // A session closed here already (same journal) closes again to the same record.
                 store.close_session(session)?;
             }
+            SessionOp::Resumed { .. } => {}
         }
         Ok(())
     }
@@ -180,7 +185,8 @@ impl JournalEntry {
 /// Why a journal operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    /// Another node appended to the session since this writer last did: the session has moved.
+    /// Another node appended to the session since this writer last did (the session has moved), or
+    /// the journal this writer knew is gone (the session finished elsewhere).
     #[error("session {0} has moved to another ingest node")]
     Moved(String),
     /// NATS could not be reached or refused the operation.
@@ -201,9 +207,8 @@ pub enum JournalError {
 impl From<JournalError> for crate::PipelineError {
     fn from(e: JournalError) -> Self {
         match e {
-            JournalError::Moved(_) | JournalError::Unavailable(_) => {
-                crate::PipelineError::Unavailable(e.to_string())
-            }
+            JournalError::Moved(id) => crate::PipelineError::Moved(id),
+            JournalError::Unavailable(_) => crate::PipelineError::Unavailable(e.to_string()),
             JournalError::Corrupt { .. } => crate::PipelineError::Internal(e.to_string()),
             JournalError::Storage(e) => crate::PipelineError::Storage(e),
         }
@@ -234,6 +239,9 @@ pub(crate) struct SessionJournal {
     subject: String,
     /// Stream sequence of the last entry this writer knows of (0: none).
     last_seq: u64,
+    /// This writer's own id, part of each append's `Nats-Msg-Id`: JetStream answers a repeated id as
+    /// stored without checking the expected sequence, so two writers must never send the same id.
+    writer: uuid::Uuid,
 }
 
 impl SessionJournal {
@@ -244,6 +252,7 @@ impl SessionJournal {
             session_id: session_id.to_owned(),
             subject: format!("crow.sessions.{session_id}"),
             last_seq: 0,
+            writer: uuid::Uuid::new_v4(),
         }
     }
 
@@ -302,15 +311,18 @@ impl SessionJournal {
         Ok(applied)
     }
 
-    /// Deletes a finished session's journal: call it once the session is closed and every batch of it
-    /// has been handed on (the journal would only replay to the same state). `max_age` removes what a
-    /// crash leaves behind.
+    /// Deletes a finished session's journal but its last entry, the close: call it once the session is
+    /// closed and every batch of it has been handed on (the journal would only replay to the same
+    /// state). The close stays as the session's tombstone until `max_age`: a node replaying the session
+    /// later (its stale sled still says open) learns that it is closed, and a stale writer's next append
+    /// is refused. `max_age` also removes what a crash leaves behind.
     pub async fn forget(js: &jetstream::Context, session_id: &str) {
         let subject = format!("crow.sessions.{session_id}");
         let purged = match js.get_stream(SESSION_STREAM).await {
             Ok(stream) => stream
                 .purge()
                 .filter(subject)
+                .keep(1)
                 .await
                 .map(|r| r.purged)
                 .map_err(|e| e.to_string()),
@@ -331,9 +343,14 @@ impl SessionJournal {
     /// Appends one entry; returns once JetStream stored it. Fails with [`JournalError::Moved`] when
     /// another writer appended since this one's last append or replay. While NATS does not answer
     /// (a server failing over, a leader election) the append is retried for [`APPEND_RETRY`]; the
-    /// entry's `Nats-Msg-Id` (session and position) makes a retry of an append whose answer was lost
+    /// entry's `Nats-Msg-Id` (session, position and writer) makes a retry of an append whose answer was lost
     /// land once.
     pub async fn append(&mut self, entry: &JournalEntry) -> Result<(), JournalError> {
+        if self.last_seq == 0 && !matches!(entry.op, SessionOp::Opened { .. }) {
+            // Only the opening starts a journal: a writer that knows no entry of its session (its
+            // journal expired, or it never replayed one) must not start a second history of it.
+            return Err(JournalError::Moved(self.session_id.clone()));
+        }
         let payload = entry.encode();
         let deadline = tokio::time::Instant::now() + APPEND_RETRY;
         let mut pause = Duration::from_millis(50);
@@ -368,7 +385,13 @@ impl SessionJournal {
         );
         headers.insert(
             "Nats-Msg-Id",
-            format!("{}:{}", self.session_id, self.last_seq).as_str(),
+            format!(
+                "{}:{}:{}",
+                self.session_id,
+                self.last_seq,
+                self.writer.simple()
+            )
+            .as_str(),
         );
         let classify = |e: jetstream::context::PublishError| match e.kind() {
             Kind::WrongLastSequence => AppendFailure::Moved,
@@ -429,12 +452,25 @@ pub(crate) struct CameraSessions {
 pub(crate) struct CurrentSession {
     pub session_id: Option<String>,
     pub revision: Option<u64>,
+    /// The node serving the session.
+    pub node: Option<String>,
 }
 
+impl CurrentSession {
+    /// Whether the entry names `session_id` as served by a node other than `node`.
+    pub fn names_other_node(&self, session_id: &str, node: &str) -> bool {
+        self.session_id.as_deref() == Some(session_id)
+            && self.node.as_deref().is_some_and(|n| n != node)
+    }
+}
+
+/// A camera's entry: its current session and the node that serves it. The entry changes only by
+/// compare-and-set: when a session opens, and whenever another node takes the session over (the camera
+/// reconnected there, or its node died and a survivor adopted it).
 #[derive(Serialize, Deserialize)]
 struct CameraValue {
     session_id: String,
-    /// The node that opened the session (for operators; not used for decisions).
+    /// The node serving the session now: its owner, for as long as the node says it is alive.
     node: String,
 }
 
@@ -456,10 +492,8 @@ fn parse_camera_key(key: &str) -> Option<(String, String)> {
 pub(crate) struct CameraEntry {
     pub organization_id: String,
     pub camera_id: String,
-    /// The session and its revision, for a compare-and-set.
+    /// The session, the node serving it and the entry's revision, for a compare-and-set.
     pub current: CurrentSession,
-    /// The node that opened (or last adopted) the session.
-    pub node: String,
 }
 
 /// Key-value bucket of the live ingest nodes: each node puts its name every third of
@@ -569,15 +603,16 @@ impl CameraSessions {
             return Ok(CurrentSession {
                 session_id: None,
                 revision: None,
+                node: None,
             });
         };
-        let session_id = (entry.operation == jetstream::kv::Operation::Put)
+        let value = (entry.operation == jetstream::kv::Operation::Put)
             .then(|| serde_json::from_slice::<CameraValue>(&entry.value).ok())
-            .flatten()
-            .map(|v| v.session_id);
+            .flatten();
         Ok(CurrentSession {
-            session_id,
+            session_id: value.as_ref().map(|v| v.session_id.clone()),
             revision: Some(entry.revision),
+            node: value.map(|v| v.node),
         })
     }
 
@@ -603,15 +638,15 @@ impl CameraSessions {
                 current: CurrentSession {
                     session_id: Some(value.session_id),
                     revision: Some(entry.revision),
+                    node: Some(value.node),
                 },
-                node: value.node,
             });
         }
         Ok(out)
     }
 
-    /// Makes `session_id` the camera's current session if the bucket still holds what `seen` read.
-    /// `Ok(false)`: another node changed it first (read it again).
+    /// Makes `session_id`, served by `node`, the camera's current session if the bucket still holds
+    /// what `seen` read. `Ok(false)`: another node changed it first (read it again).
     pub async fn replace(
         &self,
         organization_id: &str,

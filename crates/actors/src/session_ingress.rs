@@ -2,6 +2,7 @@
 //! routes each camera's frames to its session actor through a [`FrameRouter`] (following hourly
 //! rollovers and actor restarts), answers session and keyframe lookups, and closes sessions.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crow_inference::FrameLimits;
@@ -159,6 +160,7 @@ impl SessionIngress {
             organization_id: organization_id.to_owned(),
             camera_id: camera_id.to_owned(),
             current: None,
+            moved: None,
         })
     }
 
@@ -190,6 +192,70 @@ impl SessionIngress {
             }
         }
         drained
+    }
+
+    /// Whether this node's sled holds the session as closed.
+    pub(crate) async fn is_closed(&self, session_id: &str) -> Result<bool, PipelineError> {
+        let id = session_id.to_owned();
+        Ok(self
+            .store
+            .run(move |s| s.get_session(&id))
+            .await?
+            .is_some_and(|s| s.status == crow_storage::SessionStatus::Closed))
+    }
+
+    /// The ids of the sessions whose actors run on this node.
+    pub(crate) async fn running(&self) -> Result<HashSet<String>, PipelineError> {
+        match self.supervisor.call(SupervisorMsg::Sessions, None).await {
+            Ok(CallResult::Success(sessions)) => {
+                Ok(sessions.into_iter().map(|(id, _)| id).collect())
+            }
+            _ => Err(PipelineError::Unavailable(
+                "pipeline is shutting down".into(),
+            )),
+        }
+    }
+
+    /// In a cluster: runs a session that the camera bucket says this node serves, resumed from its
+    /// journal, and emits its pending descriptions as batches once its in-flight descriptions are done
+    /// (waiting up to `drain_within`). Returns the batches emitted; `None`: the session is closed.
+    pub(crate) async fn resume_owned(
+        &self,
+        session_id: &str,
+        drain_within: Duration,
+    ) -> Result<Option<u64>, PipelineError> {
+        let id = session_id.to_owned();
+        let handle = match self
+            .supervisor
+            .call(
+                |reply| SupervisorMsg::Resume {
+                    session_id: id,
+                    reply,
+                },
+                None,
+            )
+            .await
+        {
+            Ok(CallResult::Success(result)) => result?,
+            _ => {
+                return Err(PipelineError::Unavailable(
+                    "pipeline is shutting down".into(),
+                ))
+            }
+        };
+        let Some(handle) = handle else {
+            return Ok(None);
+        };
+        match handle
+            .actor
+            .call(IngestSessionMsg::Drain, Some(drain_within))
+            .await
+        {
+            Ok(CallResult::Success(batches)) => Ok(Some(batches)),
+            _ => Err(PipelineError::Unavailable(format!(
+                "session {session_id} resumed; its descriptions are still running"
+            ))),
+        }
     }
 
     /// Fault injection for tests: makes the session's actor panic. Returns whether an actor was there.
@@ -290,6 +356,9 @@ pub struct FrameRouter {
     organization_id: String,
     camera_id: String,
     current: Option<SessionHandle>,
+    /// Another ingest node took this camera's session over while this router fed it: the camera talks
+    /// to that node now, and this router refuses further frames rather than take the session back.
+    moved: Option<String>,
 }
 
 impl FrameRouter {
@@ -301,6 +370,9 @@ impl FrameRouter {
         session_id: Option<&str>,
         frame: FrameInput,
     ) -> Result<FrameAck, PipelineError> {
+        if let Some(id) = &self.moved {
+            return Err(PipelineError::Moved(id.clone()));
+        }
         let deadline = tokio::time::Instant::now() + RESTART_WAIT;
         let mut pinned = session_id.map(str::to_owned);
         loop {
@@ -326,6 +398,11 @@ impl FrameRouter {
                     self.current = None;
                     // The next session is the camera's new open one, whatever the client pinned.
                     pinned = None;
+                }
+                Ok(CallResult::Success(Err(PipelineError::Moved(id)))) => {
+                    self.current = None;
+                    self.moved = Some(id.clone());
+                    return Err(PipelineError::Moved(id));
                 }
                 Ok(CallResult::Success(Err(e))) => return Err(e),
                 // The actor died with the frame in its mailbox: wait for its restart and resend.

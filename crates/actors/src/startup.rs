@@ -178,7 +178,13 @@ pub(crate) async fn start_with_describer(
     let model = load_text_model(&config.analysis).await?;
     let detector = load_detector(&config.perception).await?;
     let bus = match plan.bus {
-        true => Some(Bus::connect(&config.cluster).await?),
+        true => {
+            let node = match &config.cluster.node_id {
+                Some(node) => node.clone(),
+                None => store.node_id(role.as_str()).await?,
+            };
+            Some(Bus::connect(&config.cluster, node).await?)
+        }
         false => None,
     };
     if let (true, Some(bus)) = (plan.clustered_ingest, &bus) {
@@ -314,14 +320,18 @@ async fn check_ingest_bus(bus: &Bus, config: &PipelineConfig) -> Result<(), Pipe
     if let Some(nodes) = bus.nodes() {
         nodes.heartbeat(bus.node()).await?;
     }
-    // A frame awaiting description is journaled with its bytes (see `journal`).
+    // A frame awaiting description is journaled with its bytes (see `journal`): a frame the node takes
+    // must fit the servers' largest message, or it would be acknowledged by no node at all.
     let room = bus.max_payload().saturating_sub(JOURNAL_HEAD_ROOM);
     if config.limits.max_frame_bytes > room {
-        tracing::warn!(
-            max_payload = bus.max_payload(),
-            max_frame_bytes = config.limits.max_frame_bytes,
-            "frames over {room} bytes cannot be journaled and will fail: raise max_payload in the NATS servers' configuration or lower pipeline.limits.max_frame_bytes"
-        );
+        return Err(PipelineError::InvalidArgument(format!(
+            "pipeline.limits.max_frame_bytes is {} but the NATS servers take messages of at most {} bytes \
+             (max_payload), so a journal entry carries frames of at most {room} bytes: set \
+             CROW_PIPELINE__LIMITS__MAX_FRAME_BYTES={room} (or less) on every ingest node, or raise \
+             max_payload in the NATS servers' configuration",
+            config.limits.max_frame_bytes,
+            bus.max_payload()
+        )));
     }
     Ok(())
 }

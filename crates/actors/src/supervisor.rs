@@ -17,12 +17,21 @@ use crate::analyzer::{AnalyzerActor, AnalyzerArgs, AnalyzerMsg};
 use crate::cluster::Bus;
 use crate::describer_pool::DescriberPool;
 use crate::ingest_session::{IngestSessionActor, IngestSessionArgs, IngestSessionMsg};
-use crate::journal::{SessionJournal, SessionOp};
+use crate::journal::{JournalError, SessionJournal, SessionOp};
 use crate::live_ref::LiveRef;
 use crate::metrics_names as m;
 use crate::processor::{InteractionProcessor, ProcessorArgs, ProcessorMsg};
 use crate::retention::{RetentionActor, RetentionArgs, RetentionMsg};
 use crate::{PipelineConfig, PipelineError};
+
+/// Whether opening a cluster session may take it from the node that serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// The camera's frames (or a client naming the session) arrived here: this node takes it over.
+    Take,
+    /// Only while the camera bucket names this node (restarts, the resumption of its own sessions).
+    IfOwned,
+}
 
 /// A running session actor.
 #[derive(Clone)]
@@ -44,6 +53,12 @@ pub(crate) enum SupervisorMsg {
     Sessions(RpcReplyPort<Vec<(String, ActorRef<IngestSessionMsg>)>>),
     /// Restart a failed session actor (sent to itself after the backoff).
     Restart { session_id: String },
+    /// In a cluster: run a session that the camera bucket says this node serves, if it is not running
+    /// (`None`: it is closed).
+    Resume {
+        session_id: String,
+        reply: RpcReplyPort<Result<Option<SessionHandle>, PipelineError>>,
+    },
     /// Fault injection for tests: make a session actor panic.
     #[cfg(feature = "fault-injection")]
     InjectPanic {
@@ -175,11 +190,11 @@ impl Actor for CrowSupervisor {
                 Ok(busy)
             })
             .await?;
-        for session in busy {
-            {
+        // In a cluster, which sessions this node resumes is the camera bucket's to say, not its sled's:
+        // the orphan watch resumes the sessions that name this node (`cluster::orphans`).
+        if state.analyzer_args.handoff.is_none() {
+            for session in busy {
                 if let Err(e) = state.spawn_session(&myself, &session.id, None).await {
-                    // In a cluster the session may have moved on (or NATS is down): it resumes when
-                    // its camera comes back.
                     tracing::warn!(session_id = %session.id, error = %e, "open session not resumed at start");
                 }
             }
@@ -219,10 +234,28 @@ impl Actor for CrowSupervisor {
             SupervisorMsg::Restart { session_id } => {
                 if matches!(state.sessions.get(&session_id), Some(Slot::Restarting)) {
                     state.sessions.remove(&session_id);
-                    if let Err(e) = state.spawn_session(&myself, &session_id, None).await {
+                    let restarted = match state.analyzer_args.handoff.clone() {
+                        // In a cluster: only while the session is still this node's.
+                        Some(bus) => state
+                            .resume_owned(&myself, &bus, &session_id)
+                            .await
+                            .map(drop),
+                        None => state
+                            .spawn_session(&myself, &session_id, None)
+                            .await
+                            .map(drop),
+                    };
+                    if let Err(e) = restarted {
                         tracing::error!(session_id, error = %e, "session actor restart failed");
                     }
                 }
+            }
+            SupervisorMsg::Resume { session_id, reply } => {
+                let result = match state.analyzer_args.handoff.clone() {
+                    Some(bus) => state.resume_owned(&myself, &bus, &session_id).await,
+                    None => Err(PipelineError::Internal("not in a cluster".into())),
+                };
+                let _ = reply.send(result);
             }
             #[cfg(feature = "fault-injection")]
             SupervisorMsg::InjectPanic { session_id, reply } => {
@@ -331,9 +364,9 @@ impl SupervisorState {
     }
 
     /// [`SupervisorState::open`] on an ingest node of a cluster: sessions and each camera's current
-    /// session are the cluster's (see [`crate::journal`]), so a camera can arrive at any ingest node. A
-    /// session not running here is replayed from its journal before its actor starts; a camera with no
-    /// open session gets a new one, made its current session by compare-and-set.
+    /// session are the cluster's (see [`crate::journal`]), so a camera can arrive at any ingest node,
+    /// which takes its session over ([`Claim::Take`]). A camera with no open session gets a new one,
+    /// made its current session by compare-and-set.
     async fn open_in_cluster(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
@@ -344,7 +377,7 @@ impl SupervisorState {
     ) -> Result<SessionHandle, PipelineError> {
         if let Some(id) = session_id {
             return self
-                .open_cluster_session(myself, bus, organization_id, id)
+                .open_cluster_session(myself, bus, organization_id, id, Claim::Take)
                 .await?
                 .ok_or_else(|| PipelineError::SessionClosed(id.to_owned()));
         }
@@ -355,12 +388,16 @@ impl SupervisorState {
             let current = cameras.current(organization_id, camera_id).await?;
             if let Some(id) = &current.session_id {
                 match self
-                    .open_cluster_session(myself, bus, organization_id, id)
+                    .open_cluster_session(myself, bus, organization_id, id, Claim::Take)
                     .await
                 {
                     Ok(Some(handle)) => return Ok(handle),
                     // Closed, or never journaled (its opener died between the two steps): replace it.
-                    Ok(None) | Err(PipelineError::SessionNotFound(_)) => {}
+                    // (No compare-and-set was made on these paths: `current` is still what to
+                    // compare against.)
+                    Ok(None)
+                    | Err(PipelineError::SessionNotFound(_))
+                    | Err(PipelineError::SessionClosed(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -390,32 +427,96 @@ impl SupervisorState {
         }
     }
 
-    /// A cluster session by id, running here (replayed from its journal first if it was not). `None`:
-    /// the session is closed. Another organization's session, or one the cluster never saw, is
-    /// `SessionNotFound`.
+    /// A cluster session by id, running here: replayed from its journal first if it was not, made this
+    /// node's in the camera's entry (compare-and-set), and fenced (a [`SessionOp::Resumed`] entry, so
+    /// the previous writer's next append is refused). `None`: the session is closed. Another
+    /// organization's session, or one the cluster never saw, is `SessionNotFound`; a session that
+    /// another node serves is `Moved` under [`Claim::IfOwned`].
     async fn open_cluster_session(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         bus: &Bus,
         organization_id: &str,
         session_id: &str,
+        claim: Claim,
     ) -> Result<Option<SessionHandle>, PipelineError> {
         let not_found = || PipelineError::SessionNotFound(session_id.to_owned());
         // Only ids crow made name a journal subject.
         uuid::Uuid::parse_str(session_id).map_err(|_| not_found())?;
-        if let Some(session) = self.get_session(session_id).await? {
+        let cameras = bus
+            .cameras()
+            .ok_or_else(|| PipelineError::Internal("camera bucket not opened".into()))?;
+        let local = self.get_session(session_id).await?;
+        if let Some(session) = &local {
             if session.organization_id != organization_id {
                 return Err(not_found());
             }
-            if let Some(handle) = self.running(&session)? {
-                return Ok(Some(handle));
+            if let Some(handle) = self.running(session)? {
+                let entry = cameras.current(organization_id, &session.camera_id).await?;
+                if !entry.names_other_node(session_id, bus.node()) {
+                    return Ok(Some(handle));
+                }
+                // Another node took the session over since this actor started: it is stale.
+                if claim == Claim::IfOwned {
+                    return Err(PipelineError::Moved(session_id.to_owned()));
+                }
+                self.discard_local(session_id);
             }
         }
-        let journal = self.replay(bus, session_id).await?;
+        let (mut journal, entries) = self.replay(bus, session_id).await?;
+        if entries == 0 {
+            // The cluster holds nothing of it: never journaled, or finished and expired. A stale copy
+            // in this node's sled must not start a second history.
+            return Err(match local {
+                Some(_) => PipelineError::SessionClosed(session_id.to_owned()),
+                None => not_found(),
+            });
+        }
         let session = match self.get_session(session_id).await? {
             Some(s) if s.organization_id == organization_id => s,
             _ => return Err(not_found()),
         };
+        if session.status == SessionStatus::Closed {
+            return Ok(None);
+        }
+        let entry = cameras.current(organization_id, &session.camera_id).await?;
+        if entry.names_other_node(session_id, bus.node()) {
+            if claim == Claim::IfOwned {
+                return Err(PipelineError::Moved(session_id.to_owned()));
+            }
+            if !cameras
+                .replace(
+                    organization_id,
+                    &session.camera_id,
+                    &entry,
+                    session_id,
+                    bus.node(),
+                )
+                .await?
+            {
+                return Err(PipelineError::Unavailable(format!(
+                    "session {session_id} is being taken over by another node; retry"
+                )));
+            }
+        }
+        // The fence: once this entry is in, the previous writer cannot append (nor acknowledge) any
+        // more. An entry it appended since the replay makes the fence fail: catch up and try again.
+        let resumed = SessionOp::Resumed {
+            node: bus.node().to_owned(),
+        }
+        .into();
+        let mut tries = 0;
+        loop {
+            match journal.append(&resumed).await {
+                Ok(()) => break,
+                Err(JournalError::Moved(_)) if tries < 3 => {
+                    tries += 1;
+                    journal = self.replay(bus, session_id).await?.0;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let session = self.get_session(session_id).await?.ok_or_else(not_found)?;
         if session.status == SessionStatus::Closed {
             return Ok(None);
         }
@@ -425,10 +526,51 @@ impl SupervisorState {
         Ok(Some(SessionHandle { session, actor }))
     }
 
+    /// A session of this node (by the camera bucket) running here, resumed from its journal if it was
+    /// not: after this node restarted, or its actor failed. `None`: it is closed.
+    async fn resume_owned(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        bus: &Bus,
+        session_id: &str,
+    ) -> Result<Option<SessionHandle>, PipelineError> {
+        let organization_id = match self.get_session(session_id).await? {
+            Some(s) => s.organization_id,
+            // Not in this node's sled yet (adopted from a dead node): the journal says whose it is.
+            None => {
+                self.replay(bus, session_id).await?;
+                self.get_session(session_id)
+                    .await?
+                    .ok_or_else(|| PipelineError::SessionNotFound(session_id.to_owned()))?
+                    .organization_id
+            }
+        };
+        self.open_cluster_session(myself, bus, &organization_id, session_id, Claim::IfOwned)
+            .await
+    }
+
+    /// Stops this node's actor of a session another node took over, without restarting it.
+    fn discard_local(&mut self, session_id: &str) {
+        if let Some(Slot::Running(actor)) = self.sessions.remove(session_id) {
+            // Forgotten first, so that its termination does not clear the slot of the next actor.
+            self.actor_sessions.remove(&actor.get_id());
+            actor.stop(Some("moved to another node".into()));
+            metrics::counter!(m::SESSIONS_MOVED).increment(1);
+            tracing::info!(
+                session_id,
+                "session taken over by another ingest node; its actor here stopped"
+            );
+        }
+    }
+
     /// Brings this node's sled up to date with a session's journal; the journal's writer continues
     /// after its last entry. Batches the journal holds that this node has not handed on are handed to
     /// the analyzer (JetStream deduplicates what the previous node had published).
-    async fn replay(&self, bus: &Bus, session_id: &str) -> Result<SessionJournal, PipelineError> {
+    async fn replay(
+        &self,
+        bus: &Bus,
+        session_id: &str,
+    ) -> Result<(SessionJournal, usize), PipelineError> {
         let mut journal = SessionJournal::new(bus.jetstream().clone(), session_id);
         let entries = journal.replay(&self.store).await?;
         if entries > 0 {
@@ -458,7 +600,7 @@ impl SupervisorState {
                 }
             }
         }
-        Ok(journal)
+        Ok((journal, entries))
     }
 
     async fn spawn_session(
@@ -467,12 +609,11 @@ impl SupervisorState {
         session_id: &str,
         journal: Option<SessionJournal>,
     ) -> Result<ActorRef<IngestSessionMsg>, PipelineError> {
-        let journal = match (journal, self.analyzer_args.handoff.clone()) {
-            (Some(j), _) => Some(j),
-            // A restart (or a start-up resume) in a cluster: catch up with the journal first.
-            (None, Some(bus)) => Some(self.replay(&bus, session_id).await?),
-            (None, None) => None,
-        };
+        if journal.is_none() && self.analyzer_args.handoff.is_some() {
+            return Err(PipelineError::Internal(format!(
+                "session {session_id} would run without its journal"
+            )));
+        }
         let args = IngestSessionArgs {
             session_id: session_id.to_owned(),
             store: self.store.clone(),

@@ -22,6 +22,7 @@ pub fn status(e: PipelineError) -> Status {
         PipelineError::FailedPrecondition(m) => Status::failed_precondition(m),
         PipelineError::ResourceExhausted(m) => Status::resource_exhausted(m),
         PipelineError::Unavailable(m) => Status::unavailable(m),
+        e @ PipelineError::Moved(_) => Status::unavailable(e.to_string()),
         PipelineError::Storage(e) => storage_status(e),
         PipelineError::Internal(m) => internal("pipeline", m),
     }

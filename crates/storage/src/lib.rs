@@ -45,6 +45,7 @@ mod cameras;
 mod catalog;
 pub mod embeddings;
 mod error;
+mod identity;
 mod interactions;
 mod keys;
 mod model;

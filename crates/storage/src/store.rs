@@ -100,6 +100,8 @@ pub(crate) struct Inner {
     pub(crate) embedding_ids: Tree,
     /// `model` -> the embedding model of the stored vectors
     pub(crate) embedding_meta: Tree,
+    /// `name` -> value: facts about this database itself (see `identity.rs`)
+    pub(crate) meta: Tree,
     /// Sum of the keyframes' sizes (rebuilt from `keyframe_order` on open).
     pub(crate) keyframe_bytes: AtomicU64,
     /// The database directory (`None` for a temporary database).
@@ -207,6 +209,7 @@ impl Store {
                 embeddings: t("embeddings")?,
                 embedding_ids: t("embedding_ids")?,
                 embedding_meta: t("embedding_meta")?,
+                meta: t("meta")?,
                 keyframe_bytes: AtomicU64::new(keyframe_bytes),
                 path,
                 flush: GroupFlush {

@@ -109,7 +109,8 @@ pub struct ClusterConfig {
     /// the bytes of frames awaiting description) is kept. A camera can move to another ingest node
     /// within this time of its session's last entry; sessions last an hour.
     pub journal_max_age_ms: u64,
-    /// This node's name in the cluster (logs, the camera bucket); default: a fresh id per process.
+    /// This node's name in the cluster (logs, the camera bucket); default: `<role>-<id>`, made once
+    /// and kept in the data directory, so that a restarted node is the same node and keeps its sessions.
     pub node_id: Option<String>,
     /// An ingest node that has not said it is alive for this long is dead: another ingest node takes
     /// over each of its sessions whose camera did not come back and closes it, so that the frames the
@@ -208,9 +209,9 @@ fn token(s: &str) -> String {
 }
 
 impl Bus {
-    /// Connects (retrying while the servers are unreachable) and creates crow's streams and the
-    /// analyzers' consumer where they do not exist.
-    pub async fn connect(config: &ClusterConfig) -> Result<Bus, PipelineError> {
+    /// Connects (retrying while the servers are unreachable) as the node `node` and creates crow's
+    /// streams and the analyzers' consumer where they do not exist.
+    pub async fn connect(config: &ClusterConfig, node: String) -> Result<Bus, PipelineError> {
         let url = config.nats_url.clone().ok_or_else(|| {
             PipelineError::InvalidArgument("pipeline.cluster.nats_url is not set".into())
         })?;
@@ -228,10 +229,6 @@ impl Bus {
             .await
             .map_err(|e| PipelineError::Unavailable(format!("connecting to NATS at {url}: {e}")))?;
         let js = jetstream::new(client.clone());
-        let node = config
-            .node_id
-            .clone()
-            .unwrap_or_else(|| format!("{}-{}", config.role.as_str(), uuid::Uuid::now_v7()));
         let mut bus = Bus {
             client,
             js,
