@@ -42,6 +42,11 @@ pub(crate) struct StreamArgs {
     /// Leave the session open at the end instead of closing it (closing flushes the last batch).
     #[arg(long)]
     keep_open: bool,
+    /// When the server goes away mid-stream (restart, the session moved to another ingest node):
+    /// reconnect for up to this many seconds without an ack, resending the frames not acked (0: stop
+    /// at the first failure).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    reconnect_for: u64,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -94,6 +99,7 @@ pub(crate) async fn stream(args: StreamArgs) -> Result<()> {
     }
     options.first_frame_index = args.first_index;
     options.max_frames = args.max_frames;
+    options.reconnect_for = std::time::Duration::from_secs(args.reconnect_for);
 
     let total = crow::inference::MediaReader::open(&args.path, options.sample_fps)?.total_hint();
     let bar = match total {
@@ -137,6 +143,12 @@ pub(crate) async fn stream(args: StreamArgs) -> Result<()> {
         report.replayed,
         report.unreadable
     );
+    if report.reconnects > 0 {
+        println!(
+            "the server went away {} times; the stream reconnected and resent the frames not yet acknowledged",
+            report.reconnects
+        );
+    }
     let mut ingest = client::connect_with(&args.server.server, credentials).await?;
     for session_id in &report.session_ids {
         let session = if args.keep_open {

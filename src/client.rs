@@ -71,6 +71,9 @@ pub struct StreamOptions {
     pub first_frame_index: u64,
     /// Send at most this many frames.
     pub max_frames: Option<u64>,
+    /// How long to go on reconnecting after the server went away mid-stream (see
+    /// [`stream_frames_resending`]); zero gives up at the first failure.
+    pub reconnect_for: Duration,
 }
 
 impl StreamOptions {
@@ -85,6 +88,7 @@ impl StreamOptions {
             start_ms: crow_storage::now_ms(),
             first_frame_index: 0,
             max_frames: None,
+            reconnect_for: RECONNECT_FOR,
         }
     }
 }
@@ -116,6 +120,8 @@ pub struct StreamReport {
     pub unreadable: u64,
     /// Capture time of the first and last frame sent.
     pub captured_range_ms: Option<(i64, i64)>,
+    /// Times the stream reconnected after its server went away (and resent what was not acked).
+    pub reconnects: u64,
 }
 
 /// What a client presents: a bearer token and, for internal routes, the gateway key.
@@ -309,6 +315,136 @@ pub async fn stream_frames(
     result.map(|()| (sent, acks))
 }
 
+/// How long [`StreamOptions::new`] lets a stream reconnect after its server went away.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(60);
+
+/// Whether a stream that failed this way is worth reconnecting: the connection could not be made or
+/// broke, or the server said it cannot take frames now (`UNAVAILABLE`: shutting down, the camera's
+/// session moved to another ingest node, NATS failing over).
+fn worth_reconnecting(e: &ClientError) -> bool {
+    match e {
+        ClientError::Connect { .. } => true,
+        // A connection cut mid-stream surfaces as UNKNOWN (crow itself never answers it).
+        ClientError::Status(s) => {
+            matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+        }
+        _ => false,
+    }
+}
+
+/// [`stream_frames`] that rides out its server going away: after a failure that is
+/// [worth reconnecting](worth_reconnecting) it connects to `url` again (through a balancer, any ingest
+/// node; the node takes the camera's session over), for as long as `reconnect_for` passes without an
+/// ack, and first sends again every frame not acknowledged yet. A frame the cluster had recorded before
+/// the failure is answered from its record (`replayed`), so nothing is counted twice and every frame
+/// gets one ack. Returns the frames taken from `frames`, the acks in order, and the reconnections.
+pub async fn stream_frames_resending(
+    url: &str,
+    credentials: Credentials,
+    frames: mpsc::Receiver<Frame>,
+    mut on_ack: impl FnMut(&FrameAck) + Send,
+    reconnect_for: Duration,
+) -> Result<(u64, Vec<FrameAck>, u64), ClientError> {
+    let unacked = Arc::new(std::sync::Mutex::new(
+        std::collections::VecDeque::<Frame>::new(),
+    ));
+    let taken = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut source = frames;
+    let mut acks = Vec::new();
+    let mut reconnects = 0u64;
+    let mut last_progress = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let mut client = match connect_with(url, credentials.clone()).await {
+            Ok(c) => c,
+            // The first connection fails at once (a wrong address should not wait); a reconnection
+            // waits for the node (or the balancer's next one) to come back.
+            Err(e)
+                if reconnects > 0
+                    && worth_reconnecting(&e)
+                    && last_progress.elapsed() < reconnect_for =>
+            {
+                tracing::debug!(error = %e, "reconnecting");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let (tx, rx) = mpsc::channel::<Frame>(1);
+        let resend: Vec<Frame> = lock(&unacked).iter().cloned().collect();
+        let relay = tokio::spawn(relay(
+            source,
+            resend,
+            tx,
+            Arc::clone(&unacked),
+            Arc::clone(&taken),
+        ));
+        let streamed = stream_frames(&mut client, rx, |ack| {
+            let mut waiting = lock(&unacked);
+            if let Some(at) = waiting
+                .iter()
+                .position(|f| f.frame_index == ack.frame_index)
+            {
+                waiting.remove(at);
+            }
+            drop(waiting);
+            last_progress = tokio::time::Instant::now();
+            on_ack(ack);
+            acks.push(ack.clone());
+        })
+        .await;
+        source = relay
+            .await
+            .map_err(|e| ClientError::Protocol(format!("frame relay failed: {e}")))?;
+        match streamed {
+            Ok(_) => return Ok((taken.load(Ordering::Acquire), acks, reconnects)),
+            Err(e) if worth_reconnecting(&e) && last_progress.elapsed() < reconnect_for => {
+                tracing::warn!(error = %e, unacked = lock(&unacked).len(), "stream interrupted; reconnecting and resending what was not acked");
+                reconnects += 1;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Feeds one connection: first the frames to send again, then new ones from `source` (each kept in
+/// `unacked` until its ack), until `source` ends or the connection does; returns `source` for the next
+/// connection.
+async fn relay(
+    mut source: mpsc::Receiver<Frame>,
+    resend: Vec<Frame>,
+    tx: mpsc::Sender<Frame>,
+    unacked: Arc<std::sync::Mutex<std::collections::VecDeque<Frame>>>,
+    taken: Arc<std::sync::atomic::AtomicU64>,
+) -> mpsc::Receiver<Frame> {
+    for frame in resend {
+        if tx.send(frame).await.is_err() {
+            return source;
+        }
+    }
+    loop {
+        let frame = tokio::select! {
+            frame = source.recv() => frame,
+            () = tx.closed() => return source,
+        };
+        let Some(frame) = frame else {
+            return source;
+        };
+        lock(&unacked).push_back(frame.clone());
+        taken.fetch_add(1, Ordering::AcqRel);
+        if tx.send(frame).await.is_err() {
+            return source;
+        }
+    }
+}
+
 /// Reads `path` (video, image or folder), encodes frames as JPEG and streams them to `url`, with the
 /// credentials of the environment ([`Credentials::from_env`]).
 pub async fn stream_media(
@@ -328,7 +464,6 @@ pub async fn stream_media_with(
     options: &StreamOptions,
     mut on_ack: impl FnMut(&FrameAck) + Send,
 ) -> Result<StreamReport, ClientError> {
-    let mut client = connect_with(url, credentials).await?;
     let reader = MediaReader::open(path.as_ref(), options.sample_fps)?;
     let (frame_tx, frame_rx) = mpsc::channel::<Frame>(4);
     let opts = options.clone();
@@ -338,7 +473,15 @@ pub async fn stream_media_with(
     });
 
     let mut report = StreamReport::default();
-    let (sent, acks) = stream_frames(&mut client, frame_rx, |ack| on_ack(ack)).await?;
+    let (sent, acks, reconnects) = stream_frames_resending(
+        url,
+        credentials,
+        frame_rx,
+        |ack| on_ack(ack),
+        options.reconnect_for,
+    )
+    .await?;
+    report.reconnects = reconnects;
     let (unreadable, range) = match producer.await {
         Ok(Ok(v)) => v,
         Ok(Err((_, e))) => return Err(e.into()),

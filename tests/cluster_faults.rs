@@ -1,10 +1,16 @@
-//! Faults of the cluster's dependencies under a streaming camera: a PostgreSQL outage much longer than
-//! the analyzers' redelivery budget (`max_deliver` deliveries, `ack_wait_ms` apart). Nothing
-//! acknowledged is lost, nothing is stored twice, and no batch becomes a dead letter for the outage.
+//! Faults under a streaming camera: a PostgreSQL outage much longer than the analyzers' redelivery
+//! budget (`max_deliver` deliveries, `ack_wait_ms` apart), and a camera whose connections a balancer
+//! cuts and moves between ingest nodes. Nothing acknowledged is lost, nothing is stored twice, no batch
+//! becomes a dead letter for the outage, and a camera-hour stays one session.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+
+use crow::client::{self, StreamOptions};
+
+use crate::balancer::Balancer;
 use crate::cluster::{self, accepted, assert_one_session, expect_records, items, node_in, ORG};
 use crate::common;
 use crate::nats::NatsServer;
@@ -134,4 +140,78 @@ async fn a_long_postgresql_outage_spends_no_delivery_and_dead_letters_nothing() 
     );
     assert_eq!(messages_in(&nats_url, "CROW_DEAD_BATCHES").await, 0);
     drop((ingest, analyze, postgres));
+}
+
+/// `crow stream`'s client behind a balancer: its connection is cut twice mid-stream and the balancer
+/// sends it to the other ingest node each time. The client reconnects and resends what was not acked;
+/// each node takes the session over where the other stopped (the second move takes it back from a
+/// node whose actor is still running). One session, one ack per frame, every accepted frame in exactly
+/// one record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_behind_a_balancer_rides_out_cut_connections_and_node_changes() {
+    let nats = tokio::task::spawn_blocking(NatsServer::start)
+        .await
+        .unwrap();
+    let db = crate::pg::shared().database();
+    let (nats_url, pg_url) = (nats.url(), db.url.clone());
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    let ingest_a = node_in(dirs[0].path(), "ingest", &nats_url, &pg_url, "1", &[]);
+    let ingest_b = node_in(dirs[1].path(), "ingest", &nats_url, &pg_url, "1", &[]);
+    let analyze = node_in(dirs[2].path(), "analyze", &nats_url, &pg_url, "1", &[]);
+    let balancer = Balancer::start(&ingest_a.url).await;
+
+    let mut options = StreamOptions::new(ORG, "gate");
+    options.sample_fps = Some(4.0);
+    options.max_frames = Some(40);
+    options.start_ms = 1_763_000_000_000;
+    let acks = Arc::new(Mutex::new(Vec::<crow::proto::FrameAck>::new()));
+    let report = client::stream_media_with(
+        &balancer.url,
+        client::Credentials::default(),
+        common::data("vtest.avi"),
+        &options,
+        |ack| {
+            let mut acks = acks.lock().unwrap();
+            acks.push(ack.clone());
+            match acks.len() {
+                12 => {
+                    balancer.point_to(&ingest_b.url);
+                    balancer.cut();
+                }
+                28 => {
+                    balancer.point_to(&ingest_a.url);
+                    balancer.cut();
+                }
+                _ => {}
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let acks = acks.lock().unwrap().clone();
+    eprintln!("{report:?}");
+    assert_eq!(report.frames_sent, 40);
+    assert_eq!(report.acked, 40, "one ack per frame");
+    assert!(report.reconnects >= 2, "{report:?}");
+    let mut indexes: Vec<u64> = acks.iter().map(|a| a.frame_index).collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, (0..40).collect::<Vec<_>>());
+    let session_id = acks[0].session_id.clone();
+    assert_one_session(&acks, &session_id);
+
+    let closed = common::close_session(&balancer.url, ORG, &session_id).await;
+    assert_eq!(closed.frames_received, 40, "{closed:?}");
+    let recorded = expect_records(
+        &analyze.url,
+        closed.batches_emitted,
+        &[],
+        closed.frames_described,
+    )
+    .await;
+    assert_eq!(
+        accepted(&acks),
+        recorded,
+        "every accepted frame in one record"
+    );
+    drop((ingest_a, ingest_b, analyze, balancer));
 }

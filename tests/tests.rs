@@ -7,6 +7,7 @@ mod common;
 
 mod analysis;
 mod auth;
+mod balancer;
 mod cli;
 mod cluster;
 mod cluster_faults;
