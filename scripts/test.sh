@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs crow's whole test suite (unit tests of every crate and the integration tests in tests/), after the
-# idempotent set-up (scripts/setup.sh; scripts/setup-tools.sh for the clients the tests drive crow with:
-# Python grpcio, schemathesis, Chromium and playwright-core), clippy with the project's rules (on the
-# same build), the README's main job (scripts/demo.sh, checked by scripts/demo-check.sh), then the fuzz targets for a fixed
-# number of iterations (scripts/fuzz.sh). This is what CI runs. Arguments go to `cargo test`.
+# Runs crow's whole test suite after the idempotent set-up (scripts/setup.sh; scripts/setup-tools.sh for
+# the servers and clients the tests drive crow with: PostgreSQL, nats-server, Python grpcio,
+# schemathesis, Chromium and playwright-core): the unit tests of every crate and the integration tests in
+# tests/, linted with the project's clippy rules on the same build; then, alone, the tests that need the
+# machine to themselves; the README's main job (scripts/demo.sh, checked by scripts/demo-check.sh); and the
+# fuzz targets for a fixed number of iterations (scripts/fuzz.sh). This is what CI runs. Arguments go to
+# the first `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -15,6 +17,10 @@ CLIPPY_DRIVER="$(rustc --print sysroot)/bin/clippy-driver"
 [ -x "$CLIPPY_DRIVER" ] || rustup component add clippy
 export CLIPPY_DRIVER RUSTC_WORKSPACE_WRAPPER="$PWD/scripts/clippy-rustc"
 cargo test --workspace --all-targets "$@"
+# Tests that need the machine to themselves run alone, one after the other: the randomized fault schedule
+# over a whole cluster (tests/chaos.rs, minutes of faults on every dependency) and the runbook's lab
+# cluster (tests/runbook.rs, on the fixed ports and directory the docs name).
+cargo test --test tests -- --ignored --test-threads=1
 # The README's first command, the main job, runs as a new user would run it (its build is the tests').
 scripts/demo-check.sh
 # The fuzz crate is a workspace of its own, built with sanitizer flags: plain rustc.

@@ -17,14 +17,14 @@ use crate::nats::NatsServer;
 use crate::pg::PgServer;
 
 /// Orders for the thread that owns a private PostgreSQL server.
-enum PgOrder {
+pub(crate) enum PgOrder {
     Kill,
     Start(mpsc::Sender<()>),
 }
 
 /// A private PostgreSQL server on its own thread (its processes die with the thread that started them,
 /// so that thread lives as long as the test); returns the database URL and the order channel.
-fn private_postgres() -> (String, mpsc::Sender<PgOrder>) {
+pub(crate) fn private_postgres() -> (String, mpsc::Sender<PgOrder>) {
     let (url_tx, url_rx) = mpsc::channel();
     let (orders, inbox) = mpsc::channel::<PgOrder>();
     std::thread::spawn(move || {
@@ -45,7 +45,7 @@ fn private_postgres() -> (String, mpsc::Sender<PgOrder>) {
 }
 
 /// Messages in a JetStream stream.
-async fn messages_in(nats_url: &str, stream: &str) -> u64 {
+pub(crate) async fn messages_in(nats_url: &str, stream: &str) -> u64 {
     let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.unwrap());
     js.get_stream(stream)
         .await

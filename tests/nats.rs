@@ -117,6 +117,18 @@ impl NatsCluster {
         NatsCluster { servers }
     }
 
+    /// Starts server `i` again (after [`NatsServer::kill`]), routed to its peers.
+    pub fn restart(&mut self, i: usize) {
+        let peers: Vec<u16> = self
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, s)| s.cluster_port)
+            .collect();
+        self.servers[i].spawn(&peers);
+    }
+
     /// Every client URL, comma-separated (what crow's `nats_url` takes).
     pub fn urls(&self) -> String {
         self.servers
