@@ -614,7 +614,8 @@ async fn a_node_whose_camera_moved_away_cannot_write_its_session_any_more() {
     // No batch timeout during the test: node A's session actor writes nothing unless it gets a frame.
     let settings = [("CROW_PIPELINE__BATCH_TIMEOUT_MS", "600000")];
     let start = |role| node_with(role, &nats_url, &pg_url, "1", &settings);
-    let (ingest_a, _d1) = start("ingest");
+    let dir_a = tempfile::tempdir().unwrap();
+    let mut ingest_a = node_in(dir_a.path(), "ingest", &nats_url, &pg_url, "1", &settings);
     let (ingest_b, _d2) = start("ingest");
     let (analyze, _d3) = start("analyze");
     let frames = items(31);
@@ -687,7 +688,56 @@ async fn a_node_whose_camera_moved_away_cannot_write_its_session_any_more() {
     )
     .await;
     assert_eq!(accepted(acks_a.iter().chain(&acks_b)), recorded);
+
+    // Node A restarts with its stale view (the session open, 20 frames): it neither resumes nor revives
+    // the session; asked to close it, it answers what node B closed.
+    stop_gracefully(&mut ingest_a);
+    let ingest_a = node_in(dir_a.path(), "ingest", &nats_url, &pg_url, "1", &settings);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = common::close_session(&ingest_a.url, ORG, &session_id).await;
+    assert_eq!(
+        (again.frames_received, again.batches_emitted, again.status),
+        (
+            30,
+            closed.batches_emitted,
+            crow::proto::SessionStatus::Closed as i32
+        ),
+        "{again:?}"
+    );
+    assert_eq!(
+        summary(&ingest_a.url).await.cctv,
+        closed.batches_emitted,
+        "no second history"
+    );
     drop((ingest_a, ingest_b, analyze));
+}
+
+/// An ingest node whose frames would not fit a journal entry refuses to start, and says what to set.
+#[test]
+fn an_ingest_node_refuses_frames_larger_than_nats_carries() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = common::serve_command(
+        &dir.path().join("db"),
+        &[
+            ("CROW_STORAGE__BACKEND", "postgres"),
+            ("CROW_STORAGE__POSTGRES_URL", &pg::shared().database().url),
+            ("CROW_PIPELINE__CLUSTER__NATS_URL", &nats.url()),
+            common::PIXELS_ONLY,
+        ],
+    );
+    let out = command
+        .args(["--role", "ingest"])
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("max_payload")
+            && stderr.contains("CROW_PIPELINE__LIMITS__MAX_FRAME_BYTES=983040"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
