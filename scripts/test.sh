@@ -20,7 +20,7 @@ cargo test --workspace --all-targets "$@"
 # Tests that need the machine to themselves run alone, one after the other: the randomized fault schedule
 # over a whole cluster (tests/chaos.rs, minutes of faults on every dependency) and the runbook's lab
 # cluster (tests/runbook.rs, on the fixed ports and directory the docs name).
-cargo test --test tests -- --ignored --test-threads=1
+cargo test --test tests -- --ignored --test-threads=1 chaos:: runbook::
 # The README's first command, the main job, runs as a new user would run it (its build is the tests').
 scripts/demo-check.sh
 # The fuzz crate is a workspace of its own, built with sanitizer flags: plain rustc.

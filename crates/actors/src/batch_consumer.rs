@@ -33,6 +33,8 @@ const FETCH_EXPIRY: Duration = Duration::from_secs(5);
 pub(crate) async fn consume(bus: Bus, args: Arc<AnalyzerArgs>) {
     let slots = Arc::new(Semaphore::new(args.slots.max(1)));
     let progress_every = Duration::from_millis(bus.settings().ack_wait_ms) / 3;
+    // Looked up once, and again after a failure.
+    let mut analyzers: Option<jetstream::consumer::PullConsumer> = None;
     loop {
         // Wait for a free slot, then take every free slot there is.
         let Ok(first) = Arc::clone(&slots).acquire_owned().await else {
@@ -42,13 +44,16 @@ pub(crate) async fn consume(bus: Bus, args: Arc<AnalyzerArgs>) {
         while let Ok(p) = Arc::clone(&slots).try_acquire_owned() {
             permits.push(p);
         }
-        let consumer = match bus.analyzers().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the analyzers' consumer; retrying");
-                tokio::time::sleep(STORE_RETRY).await;
-                continue;
-            }
+        let consumer = match analyzers.take() {
+            Some(c) => c,
+            None => match bus.analyzers().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reach the analyzers' consumer; retrying");
+                    tokio::time::sleep(STORE_RETRY).await;
+                    continue;
+                }
+            },
         };
         let batch = consumer
             .fetch()
@@ -64,11 +69,13 @@ pub(crate) async fn consume(bus: Bus, args: Arc<AnalyzerArgs>) {
                 continue;
             }
         };
+        let mut fetched_cleanly = true;
         while let Some(message) = messages.next().await {
             let message = match message {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "batch fetch interrupted");
+                    fetched_cleanly = false;
                     break;
                 }
             };
@@ -77,6 +84,9 @@ pub(crate) async fn consume(bus: Bus, args: Arc<AnalyzerArgs>) {
                 break;
             };
             tokio::spawn(process(message, Arc::clone(&args), permit, progress_every));
+        }
+        if fetched_cleanly {
+            analyzers = Some(consumer);
         }
         // Unused permits go back with `permits`.
     }

@@ -245,8 +245,18 @@ impl Actor for CrowSupervisor {
                             .await
                             .map(drop),
                     };
-                    if let Err(e) = restarted {
-                        tracing::error!(session_id, error = %e, "session actor restart failed");
+                    match restarted {
+                        Ok(()) => {}
+                        // Another node took the session over meanwhile: it is that node's to run.
+                        Err(PipelineError::Moved(_)) => {
+                            tracing::info!(
+                                session_id,
+                                "session moved to another node; not restarted here"
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!(session_id, error = %e, "session actor restart failed");
+                        }
                     }
                 }
             }
