@@ -2,6 +2,7 @@
 // Tests may wait on threads and flush directly (clippy.toml forbids both in product code).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+mod agent;
 mod bench;
 mod cameras;
 mod config_file;
@@ -40,6 +41,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Stream a video file, an image or a folder of images to a server as a camera.
     Stream(stream::StreamArgs),
+    /// The on-premise CCTV daemon: pull cameras (RTSP, MJPEG, snapshots, files), spool every frame on
+    /// disk, forward the spool to the server.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// Create, get and list interaction records.
     #[command(subcommand)]
     Interactions(records::InteractionsCommand),
@@ -120,7 +125,10 @@ impl ServerArg {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Bench(_) | Command::Agent(_)
+    ) {
         die_quietly_on_closed_pipe();
     }
     let filter = || {
@@ -177,6 +185,7 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve::serve(args).await,
         Command::Stream(args) => stream::stream(args).await,
+        Command::Agent(cmd) => agent::agent(cmd).await,
         Command::Interactions(cmd) => records::interactions(cmd).await,
         Command::Summary(args) => records::summary(args).await,
         Command::DeadLetters(cmd) => records::dead_letters(cmd).await,

@@ -9,6 +9,7 @@
 //! | [`Config`] | every setting, loaded from TOML + `CROW_*` environment variables |
 //! | [`server`] | serve the gRPC API (`crow.v1`) for a running [`Crow`] |
 //! | [`infer`] | `crow serve --role infer`: the OpenAI-compatible inference server over llama.cpp models |
+//! | [`agent`] | `crow agent`: cameras (RTSP, MJPEG, snapshots, files) -> disk spool -> a crow server |
 //! | [`client`] | stream a video / image / folder to a crow server over gRPC |
 //! | [`tls`] | server and client TLS (certificates checked at load, failures explained) |
 //! | [`ingest`] | feed media straight into an in-process pipeline |
@@ -29,6 +30,7 @@
 // Tests may wait on threads and flush directly (clippy.toml forbids both in product code).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+pub mod agent;
 pub mod client;
 pub mod config;
 pub mod infer;

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod agent;
 mod analysis;
 mod auth;
 mod balancer;

@@ -30,6 +30,7 @@ pub mod gate;
 pub mod gate_footage;
 pub mod gguf;
 pub mod grammar;
+pub mod live;
 #[cfg(feature = "llama")]
 pub mod llama;
 #[cfg(feature = "llama")]
@@ -51,6 +52,7 @@ pub use frame::{
     ImageFormat,
 };
 pub use gate::{DuplicateGate, GateVerdict, Thumbnail};
+pub use live::{redact_url, LiveCapture, StreamInfo};
 pub use media::{MediaFrame, MediaReader};
 /// The OpenCV bindings this crate uses.
 pub use opencv;

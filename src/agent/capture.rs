@@ -1,0 +1,270 @@
+//! Capturing: one thread per camera takes frames from its source at the camera's rate and writes each
+//! to the camera's spool before anything else happens to it. A camera that fails to open, stalls or
+//! breaks is reopened with exponential backoff and jitter; its trouble never touches another camera.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crow_inference::{encode_jpeg, redact_url, LiveCapture, MediaReader};
+
+use super::config::{CameraSource, SourceKind};
+use super::spool::Spool;
+
+/// How a camera's capture is run.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureSettings {
+    /// See [`super::config::AgentConfig::open_timeout_ms`].
+    pub open_timeout_ms: u32,
+    /// See [`super::config::AgentConfig::read_timeout_ms`].
+    pub read_timeout_ms: u32,
+    /// See [`super::config::AgentConfig::reconnect_max_ms`].
+    pub reconnect_max_ms: u64,
+}
+
+/// Metric names of the agent.
+pub mod metric {
+    /// Frames taken from cameras and spooled, by camera.
+    pub const CAPTURED: &str = "crow_agent_frames_captured_total";
+    /// Frames pushed out of a full spool before the server had them, by camera.
+    pub const DROPPED: &str = "crow_agent_frames_dropped_total";
+    /// Times a camera was (re)opened after a failure, by camera.
+    pub const RECONNECTS: &str = "crow_agent_camera_reconnects_total";
+    /// 1 while a camera delivers frames, 0 while it is being reopened.
+    pub const UP: &str = "crow_agent_camera_up";
+    /// Milliseconds to decode-and-encode (or fetch) one captured frame.
+    pub const CAPTURE_MS: &str = "crow_agent_capture_ms";
+}
+
+fn now_ms() -> i64 {
+    crow_storage::now_ms()
+}
+
+/// Runs a camera's capture until `stop` is set or (a file or folder) its media ends; `wake` is
+/// notified after each spooled frame.
+pub fn run(
+    camera: &CameraSource,
+    settings: CaptureSettings,
+    spool: &Spool,
+    wake: &tokio::sync::Notify,
+    stop: &AtomicBool,
+) {
+    let labels = [
+        ("org_id", camera.organization_id.clone()),
+        ("camera_id", camera.camera_id.clone()),
+    ];
+    let captured = metrics::counter!(metric::CAPTURED, &labels);
+    let dropped = metrics::counter!(metric::DROPPED, &labels);
+    let up = metrics::gauge!(metric::UP, &labels);
+    let spend = metrics::histogram!(metric::CAPTURE_MS, &labels);
+    let keep = |captured_at_ms: i64, jpeg: &[u8]| match spool.push(captured_at_ms, jpeg) {
+        Ok((_, pushed_out)) => {
+            captured.increment(1);
+            if pushed_out > 0 {
+                dropped.increment(pushed_out);
+                tracing::warn!(camera_id = %camera.camera_id, dropped = pushed_out, "spool full: oldest frames dropped");
+            }
+            wake.notify_one();
+        }
+        Err(e) => tracing::error!(camera_id = %camera.camera_id, error = %e, "frame not spooled"),
+    };
+    let is_local = camera.kind == SourceKind::Stream && std::path::Path::new(&camera.url).exists();
+    if is_local {
+        replay(camera, &keep, stop, &up);
+        return;
+    }
+    let mut backoff = Backoff::new(settings.reconnect_max_ms);
+    let reconnects = metrics::counter!(metric::RECONNECTS, &labels);
+    let shown = redact_url(&camera.url);
+    let interval = Duration::from_secs_f64(1.0 / camera.fps);
+    let mut first = true;
+    while !stop.load(Ordering::Acquire) {
+        if !first {
+            reconnects.increment(1);
+            backoff.wait(stop);
+        }
+        first = false;
+        up.set(0.0);
+        let outcome = match camera.kind {
+            SourceKind::Stream => live(camera, settings, interval, &keep, stop, &up, &spend),
+            SourceKind::Snapshot => snapshots(camera, settings, interval, &keep, stop, &up, &spend),
+        };
+        match outcome {
+            Ok(()) => backoff.reset(),
+            Err(reason) => {
+                tracing::warn!(camera_id = %camera.camera_id, url = %shown, reason, "camera unavailable; reopening");
+            }
+        }
+    }
+    up.set(0.0);
+}
+
+/// A file or folder, sampled at the camera's rate of media time, timestamped from now.
+fn replay(
+    camera: &CameraSource,
+    keep: &impl Fn(i64, &[u8]),
+    stop: &AtomicBool,
+    up: &metrics::Gauge,
+) {
+    let reader = match MediaReader::open(&camera.url, Some(camera.fps)) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(camera_id = %camera.camera_id, error = %e, "cannot read the camera's media");
+            return;
+        }
+    };
+    up.set(1.0);
+    let start = now_ms();
+    for frame in reader {
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let Ok(frame) = frame else { continue };
+        match encode_jpeg(&frame.image, camera.jpeg_quality) {
+            Ok(jpeg) => keep(start + frame.position_ms, &jpeg),
+            Err(e) => {
+                tracing::warn!(camera_id = %camera.camera_id, error = %e, "frame not encoded")
+            }
+        }
+    }
+    up.set(0.0);
+}
+
+/// An RTSP or MJPEG stream: every frame is read (the decoder must keep up with the stream), one per
+/// `interval` of the agent's clock is encoded and spooled. Returns why it stopped.
+fn live(
+    camera: &CameraSource,
+    settings: CaptureSettings,
+    interval: Duration,
+    keep: &impl Fn(i64, &[u8]),
+    stop: &AtomicBool,
+    up: &metrics::Gauge,
+    spend: &metrics::Histogram,
+) -> Result<(), String> {
+    let mut capture = LiveCapture::open(
+        &camera.url,
+        settings.open_timeout_ms,
+        settings.read_timeout_ms,
+    )
+    .map_err(|e| e.to_string())?;
+    up.set(1.0);
+    let mut due = Instant::now();
+    while !stop.load(Ordering::Acquire) {
+        let started = Instant::now();
+        let image = capture.read().map_err(|e| e.to_string())?;
+        if started < due {
+            continue;
+        }
+        let jpeg = encode_jpeg(&image, camera.jpeg_quality).map_err(|e| e.to_string())?;
+        keep(now_ms(), &jpeg);
+        spend.record(started.elapsed().as_secs_f64() * 1000.0);
+        due += interval;
+        if due < Instant::now() {
+            due = Instant::now() + interval;
+        }
+    }
+    Ok(())
+}
+
+/// An HTTP snapshot URL polled once per `interval`; the JPEG is passed through as served.
+fn snapshots(
+    camera: &CameraSource,
+    settings: CaptureSettings,
+    interval: Duration,
+    keep: &impl Fn(i64, &[u8]),
+    stop: &AtomicBool,
+    up: &metrics::Gauge,
+    spend: &metrics::Histogram,
+) -> Result<(), String> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(u64::from(settings.read_timeout_ms)))
+        .connect_timeout(Duration::from_millis(u64::from(settings.open_timeout_ms)))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut due = Instant::now();
+    while !stop.load(Ordering::Acquire) {
+        let started = Instant::now();
+        // reqwest's errors name the URL: keep only what went wrong.
+        let response = client
+            .get(&camera.url)
+            .send()
+            .map_err(|e| format!("request failed ({})", error_kind(&e)))?;
+        if !response.status().is_success() {
+            return Err(format!("the camera answered {}", response.status()));
+        }
+        let bytes = response
+            .bytes()
+            .map_err(|e| format!("body failed ({})", error_kind(&e)))?;
+        if !bytes.starts_with(&[0xFF, 0xD8]) {
+            return Err("the snapshot is not a JPEG".into());
+        }
+        up.set(1.0);
+        keep(now_ms(), &bytes);
+        spend.record(started.elapsed().as_secs_f64() * 1000.0);
+        due += interval;
+        let now = Instant::now();
+        if due > now {
+            sleep_unless_stopped(due - now, stop);
+        } else {
+            due = now;
+        }
+    }
+    Ok(())
+}
+
+/// What kind of failure a reqwest error is, without its URL.
+fn error_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "broken"
+    }
+}
+
+/// Sleeps `total`, waking early when `stop` is set.
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+    let end = Instant::now() + total;
+    while !stop.load(Ordering::Acquire) {
+        let now = Instant::now();
+        if now >= end {
+            return;
+        }
+        // A capture thread waits here between tries; it is its own thread, not an async worker.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep((end - now).min(Duration::from_millis(100)));
+    }
+}
+
+/// Exponential backoff with jitter: 0.5 s, doubling up to the configured bound, each wait drawn
+/// between half and all of it.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(max_ms: u64) -> Backoff {
+        Backoff {
+            next: Duration::from_millis(500),
+            max: Duration::from_millis(max_ms.max(500)),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = Duration::from_millis(500);
+    }
+
+    fn wait(&mut self, stop: &AtomicBool) {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let jitter = 0.5 + f64::from(nanos % 1000) / 2000.0;
+        sleep_unless_stopped(self.next.mul_f64(jitter), stop);
+        self.next = (self.next * 2).min(self.max);
+    }
+}
+
+/// Shared by the capture threads and the agent: whether to stop.
+pub type StopFlag = Arc<AtomicBool>;

@@ -1,0 +1,215 @@
+//! `crow agent`'s configuration: the server, the spool and the cameras. Loaded from TOML
+//! (`crow agent --config agent.toml`), then `CROW_AGENT_*` environment variables (`CROW_AGENT_SERVER`,
+//! `CROW_AGENT_SPOOL_DIR`, …); the token comes from `CROW_TOKEN`, as for `crow stream`.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// What a camera's URL is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A stream the decoder reads: `rtsp://…`, an HTTP MJPEG stream, or a video file or folder of
+    /// images (replayed, as `crow stream` does).
+    #[default]
+    Stream,
+    /// An HTTP URL answering one JPEG per request (what ONVIF's GetSnapshotUri names), polled at the
+    /// camera's rate.
+    Snapshot,
+}
+
+/// One camera.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraSource {
+    /// The organization the camera belongs to.
+    pub organization_id: String,
+    /// The camera's id (its sessions and records are under it).
+    pub camera_id: String,
+    /// `rtsp://user:password@host/path`, `http://…`, or a file or folder path. The password is never
+    /// printed: logs, errors and `crow agent check` show the URL redacted.
+    pub url: String,
+    /// How the URL is read.
+    #[serde(default)]
+    pub kind: SourceKind,
+    /// Frames taken per second, by the agent's clock (files: of media time).
+    #[serde(default = "default_fps")]
+    pub fps: f64,
+    /// JPEG quality of the frames sent (1-100); snapshots are passed through as the camera served them.
+    #[serde(default = "default_quality")]
+    pub jpeg_quality: i32,
+}
+
+fn default_fps() -> f64 {
+    1.0
+}
+
+fn default_quality() -> i32 {
+    80
+}
+
+/// The agent's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// The crow server: an ingest node, or the balancer in front of the ingest nodes.
+    pub server: String,
+    /// Where frames wait until the server has acknowledged them (one directory per camera).
+    pub spool_dir: PathBuf,
+    /// Bytes a camera's spool holds at most; beyond, its oldest frames are dropped (and counted).
+    pub spool_max_bytes_per_camera: u64,
+    /// Bytes all cameras' spools hold at most together (cameras x per-camera bound must fit).
+    pub spool_max_bytes: u64,
+    /// How long a camera may fail to open before its next try, at most (backoff doubles up to it).
+    pub reconnect_max_ms: u64,
+    /// A stream is given up on when it does not open within this long.
+    pub open_timeout_ms: u32,
+    /// A stream that yields no frame for this long is reopened.
+    pub read_timeout_ms: u32,
+    /// The cameras.
+    pub cameras: Vec<CameraSource>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            server: "http://127.0.0.1:50051".into(),
+            spool_dir: PathBuf::from("crow-agent-spool"),
+            spool_max_bytes_per_camera: 1 << 30,
+            spool_max_bytes: 16 << 30,
+            reconnect_max_ms: 30_000,
+            open_timeout_ms: 10_000,
+            read_timeout_ms: 10_000,
+            cameras: Vec::new(),
+        }
+    }
+}
+
+/// An agent configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("agent configuration: {0}")]
+pub struct AgentConfigError(String);
+
+impl AgentConfig {
+    /// Loads defaults, then `file` (it must exist), then `CROW_AGENT_*` environment variables, and
+    /// checks the result.
+    pub fn load(file: &Path) -> Result<AgentConfig, AgentConfigError> {
+        if !file.exists() {
+            return Err(AgentConfigError(format!(
+                "{} does not exist (see examples/agent.toml)",
+                file.display()
+            )));
+        }
+        let config: AgentConfig = Figment::from(Serialized::defaults(AgentConfig::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("CROW_AGENT_"))
+            .extract()
+            .map_err(|e| AgentConfigError(e.to_string()))?;
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(AgentConfigError(problems.join("; ")));
+        }
+        Ok(config)
+    }
+
+    /// What is wrong with the values, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.cameras.is_empty() {
+            out.push("cameras: at least one [[cameras]] entry is needed".to_owned());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            for (key, id) in [
+                ("organization_id", &c.organization_id),
+                ("camera_id", &c.camera_id),
+            ] {
+                if let Err(e) = crow_storage::validate::id(key, id) {
+                    out.push(format!("cameras[{i}].{key}: {}", e.0));
+                }
+            }
+            if !seen.insert((c.organization_id.clone(), c.camera_id.clone())) {
+                out.push(format!(
+                    "cameras[{i}]: camera {}/{} is listed twice",
+                    c.organization_id, c.camera_id
+                ));
+            }
+            if !(c.fps.is_finite() && c.fps > 0.0 && c.fps <= 30.0) {
+                out.push(format!("cameras[{i}].fps: must be in (0, 30]"));
+            }
+            if !(1..=100).contains(&c.jpeg_quality) {
+                out.push(format!("cameras[{i}].jpeg_quality: must be 1..=100"));
+            }
+            if c.kind == SourceKind::Snapshot && !c.url.starts_with("http") {
+                out.push(format!(
+                    "cameras[{i}].url: a snapshot camera needs an http(s):// URL"
+                ));
+            }
+        }
+        let needed = self
+            .spool_max_bytes_per_camera
+            .saturating_mul(self.cameras.len() as u64);
+        if needed > self.spool_max_bytes {
+            out.push(format!(
+                "spool_max_bytes: {} cameras x spool_max_bytes_per_camera ({}) = {needed} exceeds it ({})",
+                self.cameras.len(),
+                self.spool_max_bytes_per_camera,
+                self.spool_max_bytes
+            ));
+        }
+        out
+    }
+
+    /// A camera's spool directory: `<spool_dir>/<org>/<camera>`.
+    pub fn spool_of(&self, camera: &CameraSource) -> PathBuf {
+        self.spool_dir
+            .join(&camera.organization_id)
+            .join(&camera.camera_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_name_their_keys() {
+        let config = AgentConfig {
+            spool_max_bytes: 10,
+            spool_max_bytes_per_camera: 8,
+            cameras: vec![
+                CameraSource {
+                    organization_id: "acme".into(),
+                    camera_id: "door".into(),
+                    url: "rtsp://x".into(),
+                    kind: SourceKind::Snapshot,
+                    fps: 0.0,
+                    jpeg_quality: 80,
+                },
+                CameraSource {
+                    organization_id: "acme".into(),
+                    camera_id: "door".into(),
+                    url: "/x".into(),
+                    kind: SourceKind::Stream,
+                    fps: 1.0,
+                    jpeg_quality: 0,
+                },
+            ],
+            ..AgentConfig::default()
+        };
+        let problems = config.problems().join("\n");
+        for needle in [
+            "cameras[0].fps",
+            "cameras[0].url",
+            "cameras[1]: camera acme/door is listed twice",
+            "cameras[1].jpeg_quality",
+            "spool_max_bytes: 2 cameras",
+        ] {
+            assert!(problems.contains(needle), "{needle} in {problems}");
+        }
+        assert!(AgentConfig::default().problems()[0].starts_with("cameras:"));
+    }
+}

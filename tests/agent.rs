@@ -1,0 +1,204 @@
+//! `crow agent` as a process against a real `crow serve`: frames of a folder camera go through the
+//! agent's disk spool to the server; captured while the server is down, they wait in the spool,
+//! survive the agent killed with SIGKILL, and reach the server exactly once when both are back.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crow::proto::CreateSessionRequest;
+
+use crate::common::{self, ServerProcess};
+
+const ORG: &str = "shop";
+
+/// A free loopback port (bound, then released for the server to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `crow serve --dev` on a port of the test's choosing (the agent's configuration names it first).
+fn server_on(port: u16, dir: &Path) -> ServerProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_crow"));
+    command
+        .args(["serve", "--dev", "--no-metrics", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir)
+        .env("CROW_LOG", "warn")
+        .env(common::PIXELS_ONLY.0, common::PIXELS_ONLY.1)
+        .stderr(Stdio::inherit());
+    common::spawn_server(command)
+}
+
+/// Writes the agent's configuration: one folder camera.
+fn agent_config(dir: &Path, port: u16, folder: &Path) -> std::path::PathBuf {
+    let path = dir.join("agent.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "server = \"http://127.0.0.1:{port}\"\nspool_dir = \"{}\"\n\n[[cameras]]\norganization_id = \"{ORG}\"\ncamera_id = \"till\"\nurl = \"{}\"\nfps = 2.0\n",
+            dir.join("spool").display(),
+            folder.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn agent(config: &Path, exit_when_done: bool) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_crow"));
+    command
+        .args(["agent", "run", "--config"])
+        .arg(config)
+        .env("CROW_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if exit_when_done {
+        command.arg("--exit-when-done");
+    }
+    command.spawn().unwrap()
+}
+
+/// Frame files waiting in a spool directory.
+fn spooled(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".jpg"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A folder of `n` JPEG frames of the sample video.
+fn folder_of_frames(n: usize) -> tempfile::TempDir {
+    let folder = tempfile::tempdir().unwrap();
+    for (i, (_, jpeg)) in common::jpeg_frames("vtest.avi", 2.0, n)
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(folder.path().join(format!("{i:04}.jpg")), jpeg).unwrap();
+    }
+    folder
+}
+
+/// The camera's open session on the server, with its counters.
+async fn session_of(url: &str, camera: &str) -> crow::proto::Session {
+    let mut c = crow::client::connect(url).await.unwrap();
+    c.create_session(CreateSessionRequest {
+        organization_id: ORG.into(),
+        camera_id: camera.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_spooled_while_the_server_is_down_survive_a_sigkill_and_arrive_once() {
+    let work = tempfile::tempdir().unwrap();
+    let frames = folder_of_frames(20);
+    let port = free_port();
+    let config = agent_config(work.path(), port, frames.path());
+    let spool = work.path().join("spool").join(ORG).join("till");
+
+    // No server yet: every frame waits in the spool.
+    let mut first = agent(&config, false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while spooled(&spool) < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} frames spooled",
+            spooled(&spool)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(spooled(&spool), 20, "a killed agent keeps its spool");
+
+    // The camera's folder is empty now: what reaches the server comes from the spool only.
+    for entry in std::fs::read_dir(frames.path()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = server_on(port, data.path());
+    let second = agent(&config, true);
+    let output = tokio::task::spawn_blocking(move || second.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}");
+    assert!(
+        report.contains(
+            "shop/till: 20 frames acknowledged by the server, 0 waiting in the spool, 0 dropped"
+        ),
+        "{report}"
+    );
+    assert_eq!(spooled(&spool), 0, "acknowledged frames leave the spool");
+    let session = session_of(&server.url, "till").await;
+    assert_eq!(session.frames_received, 20, "each frame once: {session:?}");
+    assert_eq!(session.last_frame_index, 19, "{session:?}");
+}
+
+/// `crow agent check` validates the configuration and probes each camera; a camera URL's password
+/// appears nowhere in what it prints, and a failed probe makes it exit 1.
+#[test]
+fn agent_check_probes_cameras_without_showing_passwords() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ok = Command::new(env!("CARGO_BIN_EXE_crow"))
+        .args(["agent", "check", "--config", "examples/agent.toml"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        printed.contains("[ ok ] shop/entrance examples/data/vtest.avi: media, 80 frames"),
+        "{printed}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "open_timeout_ms = 2000\nread_timeout_ms = 2000\n\n[[cameras]]\norganization_id = \"shop\"\ncamera_id = \"till\"\nurl = \"rtsp://viewer:hunter2-secret@127.0.0.1:{port}/cam\"\n\n[[cameras]]\norganization_id = \"shop\"\ncamera_id = \"snap\"\nurl = \"http://viewer:hunter2-secret@127.0.0.1:{port}/snap.jpg\"\nkind = \"snapshot\"\n"
+        ),
+    )
+    .unwrap();
+    let failed = Command::new(env!("CARGO_BIN_EXE_crow"))
+        .args(["agent", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&failed.stdout),
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert_eq!(failed.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("[FAIL] shop/till rtsp://viewer:***@127.0.0.1"),
+        "{all}"
+    );
+    assert!(
+        all.contains("[FAIL] shop/snap http://viewer:***@127.0.0.1"),
+        "{all}"
+    );
+    assert!(!all.contains("hunter2"), "the password leaked: {all}");
+}
