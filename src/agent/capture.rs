@@ -26,6 +26,8 @@ pub struct CaptureSettings {
 pub mod metric {
     /// Frames taken from cameras and spooled, by camera.
     pub const CAPTURED: &str = "crow_agent_frames_captured_total";
+    /// Frames the server acknowledged (and the spool forgot), by camera.
+    pub const SENT: &str = "crow_agent_frames_sent_total";
     /// Frames pushed out of a full spool before the server had them, by camera.
     pub const DROPPED: &str = "crow_agent_frames_dropped_total";
     /// Times a camera was (re)opened after a failure, by camera.

@@ -58,7 +58,7 @@ pub async fn run(
         ("org_id", camera.organization_id.clone()),
         ("camera_id", camera.camera_id.clone()),
     ];
-    let sent = metrics::counter!("crow_agent_frames_sent_total", &sent_label);
+    let sent = metrics::counter!(super::capture::metric::SENT, &sent_label);
     // Said once when the server goes away, not on every try.
     let mut unreachable_since: Option<std::time::Instant> = None;
     loop {
