@@ -322,11 +322,7 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
     let mut report = String::new();
     std::io::Read::read_to_string(agent.stdout.as_mut().unwrap(), &mut report).unwrap();
     assert!(status.success(), "{report}");
-    let acknowledged: u64 = report
-        .split_once("shop/door: ")
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no report: {report}"));
+    let acknowledged = acknowledged_in(&report, "door");
     assert!(report.contains(" 0 waiting in the spool"), "{report}");
     let session = session_of(&server.url, "door").await;
     assert_eq!(
@@ -340,4 +336,98 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
         "the password is in the log: {logged}"
     );
     drop(camera);
+}
+
+/// HTTP cameras (tests/cameras/http_camera.py): an MJPEG stream and a snapshot URL, cycling through
+/// frames of the sample video; killed when dropped.
+struct HttpCamera {
+    child: Child,
+    port: u16,
+}
+
+impl HttpCamera {
+    fn start(folder: &Path) -> HttpCamera {
+        let port = free_port();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(root.join("tests/cameras/http_camera.py"))
+            .arg(port.to_string())
+            .arg(folder)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready", "the HTTP camera did not start");
+        HttpCamera { child, port }
+    }
+}
+
+impl Drop for HttpCamera {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The frames the agent's exit report says the server acknowledged for `camera`.
+fn acknowledged_in(report: &str, camera: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{ORG}/{camera}: ")))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no report for {camera}: {report}"))
+}
+
+/// An MJPEG stream and a snapshot camera each reach the server through the agent, every acknowledged
+/// frame once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjpeg_and_snapshot_cameras_reach_the_server_through_the_agent() {
+    let frames = folder_of_frames(10);
+    let camera = HttpCamera::start(frames.path());
+    let data = tempfile::tempdir().unwrap();
+    let server = server_on(free_port(), data.path());
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("agent.toml");
+    let base = format!("http://127.0.0.1:{}", camera.port);
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"{}\"\nspool_dir = \"{}\"\n\n[[cameras]]\norganization_id = \"{ORG}\"\ncamera_id = \"aisle\"\nurl = \"{base}/video.mjpg\"\nfps = 2.0\n\n[[cameras]]\norganization_id = \"{ORG}\"\ncamera_id = \"back\"\nurl = \"{base}/snapshot.jpg\"\nkind = \"snapshot\"\nfps = 2.0\n",
+            server.url,
+            work.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let mut agent = agent(&config, false);
+    received_at_least(&server.url, "aisle", 4).await;
+    received_at_least(&server.url, "back", 4).await;
+    let term = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = agent.wait().unwrap();
+    let mut report = String::new();
+    std::io::Read::read_to_string(agent.stdout.as_mut().unwrap(), &mut report).unwrap();
+    assert!(status.success(), "{report}");
+    for camera in ["aisle", "back"] {
+        let session = session_of(&server.url, camera).await;
+        assert_eq!(
+            session.frames_received,
+            acknowledged_in(&report, camera),
+            "{camera}: {report}"
+        );
+    }
+    assert_eq!(
+        report.matches(" 0 waiting in the spool").count(),
+        2,
+        "{report}"
+    );
 }
