@@ -242,9 +242,16 @@ pub async fn connect_with(
         .max_encoding_message_size(64 * 1024 * 1024))
 }
 
+/// How long a stream waits for the server's answer to the call itself.
+const STREAM_ANSWER: Duration = Duration::from_secs(15);
+/// How long a stream with frames awaiting their acks waits for the next message from the server.
+const ACK_STALL: Duration = Duration::from_secs(30);
+
 /// Streams frames from `frames`, sending only while the server grants credits and no faster than the
 /// frame rate it announces; returns how many were sent and the acks in order. The request stream closes
-/// when `frames` does; `on_ack` sees each ack as it arrives.
+/// when `frames` does; `on_ack` sees each ack as it arrives. A server that does not answer the call
+/// within 15 s, or leaves frames without an ack for 30 s, ends the stream with `UNAVAILABLE` (worth a
+/// reconnect, see [`stream_frames_resending`]).
 pub async fn stream_frames(
     client: &mut IngestServiceClient<AuthChannel>,
     mut frames: mpsc::Receiver<Frame>,
@@ -256,6 +263,9 @@ pub async fn stream_frames(
     let (req_tx, req_rx) = mpsc::channel::<StreamFramesRequest>(1);
     let sender_credits = Arc::clone(&credits);
     let sender_fps = Arc::clone(&max_fps);
+    // Frames handed to the transport, for the stall check below.
+    let in_flight = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sender_in_flight = Arc::clone(&in_flight);
     let sender = tokio::spawn(async move {
         let mut sent = 0u64;
         let mut pacer: Option<tokio::time::Interval> = None;
@@ -283,16 +293,47 @@ pub async fn stream_frames(
                 break;
             }
             sent += 1;
+            sender_in_flight.store(sent, Ordering::Release);
         }
         sent
     });
-    let mut responses = client
-        .stream_frames(ReceiverStream::new(req_rx))
-        .await?
-        .into_inner();
+    // A server that takes the connection but never answers (stuck, or a half-open connection) is
+    // given up on, like one that refused: the caller may reconnect.
+    let answer = tokio::time::timeout(
+        STREAM_ANSWER,
+        client.stream_frames(ReceiverStream::new(req_rx)),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(tonic::Status::unavailable(format!(
+            "the server did not answer the stream within {} s",
+            STREAM_ANSWER.as_secs()
+        )))
+    });
+    let mut responses = match answer {
+        Ok(r) => r.into_inner(),
+        Err(status) => {
+            // The sender waits for credits that will never come: end it, which also frees whoever
+            // feeds `frames` (a caller waiting on it would wait forever).
+            credits.close();
+            sender.abort();
+            return Err(ClientError::Status(status));
+        }
+    };
     let mut acks = Vec::new();
     let result = loop {
-        match responses.next().await {
+        let next = match tokio::time::timeout(ACK_STALL, responses.next()).await {
+            Ok(next) => next,
+            // Silence is fine while nothing waits for an ack.
+            Err(_) if in_flight.load(Ordering::Acquire) <= acks.len() as u64 => continue,
+            Err(_) => {
+                break Err(ClientError::Status(tonic::Status::unavailable(format!(
+                    "no ack from the server for {} s",
+                    ACK_STALL.as_secs()
+                ))))
+            }
+        };
+        match next {
             Some(Ok(r)) => match r.event {
                 Some(Event::Credits(grant)) => {
                     max_fps.store(grant.max_frames_per_second, Ordering::Release);
@@ -311,8 +352,16 @@ pub async fn stream_frames(
         }
     };
     credits.close();
-    let sent = sender.await.unwrap_or(0);
-    result.map(|()| (sent, acks))
+    match result {
+        // The server ended the stream after our side closed: the sender is done.
+        Ok(()) => Ok((sender.await.unwrap_or(0), acks)),
+        Err(e) => {
+            // The call failed: the transport may never take the sender's next frame, so do not wait
+            // for it (dropping its channel also frees whoever feeds it).
+            sender.abort();
+            Err(e)
+        }
+    }
 }
 
 /// How long [`StreamOptions::new`] lets a stream reconnect after its server went away.

@@ -55,7 +55,10 @@ fn agent(config: &Path, exit_when_done: bool) -> Child {
     command
         .args(["agent", "run", "--config"])
         .arg(config)
-        .env("CROW_LOG", "warn")
+        .env(
+            "CROW_LOG",
+            std::env::var("AGENT_LOG").unwrap_or("warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if exit_when_done {
@@ -137,7 +140,7 @@ async fn frames_spooled_while_the_server_is_down_survive_a_sigkill_and_arrive_on
         .unwrap()
         .unwrap();
     let report = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{report}");
+    assert!(output.status.success(), "{:?} {report}", output.status);
     assert!(
         report.contains(
             "shop/till: 20 frames acknowledged by the server, 0 waiting in the spool, 0 dropped"
@@ -430,4 +433,82 @@ async fn mjpeg_and_snapshot_cameras_reach_the_server_through_the_agent() {
         2,
         "{report}"
     );
+}
+
+/// A spool too small for an outage keeps the newest frames: exactly the counted frames are missing,
+/// and they are the oldest ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_too_small_for_the_outage_drops_exactly_the_counted_oldest_frames() {
+    let work = tempfile::tempdir().unwrap();
+    let frames = folder_of_frames(20);
+    let largest = std::fs::read_dir(frames.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .max()
+        .unwrap();
+    let port = free_port();
+    let config = agent_config(work.path(), port, frames.path());
+    // Room for about six frames.
+    let bound = 6 * largest;
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("spool_max_bytes_per_camera = {bound}\nspool_max_bytes = {bound}\n{text}"),
+    )
+    .unwrap();
+    let spool = work.path().join("spool").join(ORG).join("till");
+
+    // The server is down while the camera's 20 frames are captured.
+    let agent = agent(&config, true);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let kept = loop {
+        let names: Vec<String> = std::fs::read_dir(&spool)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".jpg"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if std::fs::read_to_string(spool.join("next_index"))
+            .ok()
+            .as_deref()
+            == Some("20")
+        {
+            break names;
+        }
+        assert!(Instant::now() < deadline, "capture did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut indexes: Vec<u64> = kept
+        .iter()
+        .map(|n| n.split('-').next().unwrap().parse().unwrap())
+        .collect();
+    indexes.sort_unstable();
+    let k = indexes.len() as u64;
+    assert!((1..20).contains(&k), "{indexes:?}");
+    assert_eq!(
+        indexes,
+        (20 - k..20).collect::<Vec<_>>(),
+        "the newest frames are kept"
+    );
+
+    let data = tempfile::tempdir().unwrap();
+    let server = server_on(port, data.path());
+    let output = tokio::task::spawn_blocking(move || agent.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{:?} {report}", output.status);
+    assert!(
+        report.contains(&format!(
+            "{k} frames acknowledged by the server, 0 waiting in the spool, {} dropped",
+            20 - k
+        )),
+        "{report}"
+    );
+    let session = session_of(&server.url, "till").await;
+    assert_eq!(session.frames_received, k, "{session:?}");
+    assert_eq!(session.last_frame_index, 19, "{session:?}");
 }

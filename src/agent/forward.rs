@@ -91,6 +91,7 @@ pub async fn run(
                 }
             })
         };
+        tracing::debug!(camera_id = %camera.camera_id, spooled = spool.stats().frames, "forwarding the spool");
         let streamed = stream_frames_resending(
             &server,
             credentials.clone(),

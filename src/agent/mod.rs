@@ -94,6 +94,7 @@ pub async fn run(
                 .name(format!("capture-{}", camera.camera_id))
                 .spawn(move || {
                     capture::run(&source, settings, &spool, &wake, &stop);
+                    tracing::debug!(camera_id = %source.camera_id, "capture ended");
                     state.capture_ended.store(true, Ordering::Release);
                     wake.notify_one();
                 })
