@@ -206,6 +206,27 @@ fn agent_check_probes_cameras_without_showing_passwords() {
     assert!(!all.contains("hunter2"), "the password leaked: {all}");
 }
 
+/// Starts a test camera of tests/cameras/ with Debian's Python (which has GStreamer's bindings) and
+/// waits for its "ready" line.
+fn python_camera(script: &str, args: &[&str]) -> Child {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(root.join("tests/cameras").join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("Debian's python3 with python3-gi: run scripts/setup-tools.sh");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready", "{script} did not start");
+    child
+}
+
 /// A real RTSP camera: GStreamer's RTSP server (Debian) serving the sample footage as H.264 behind basic
 /// authentication; killed when dropped.
 struct RtspCamera {
@@ -215,23 +236,17 @@ struct RtspCamera {
 
 impl RtspCamera {
     fn start(port: u16) -> RtspCamera {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(root.join("tests/cameras/rtsp_camera.py"))
-            .arg(port.to_string())
-            .arg(common::data("vtest.avi"))
-            .args(["viewer", "hunter2-secret"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3-gi and GStreamer's RTSP server: run scripts/setup-tools.sh");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "ready", "the RTSP camera did not start");
+        let video = common::data("vtest.avi");
+        let port_text = port.to_string();
+        let child = python_camera(
+            "rtsp_camera.py",
+            &[
+                port_text.as_str(),
+                video.to_str().unwrap(),
+                "viewer",
+                "hunter2-secret",
+            ],
+        );
         RtspCamera { child, port }
     }
 
@@ -351,22 +366,11 @@ struct HttpCamera {
 impl HttpCamera {
     fn start(folder: &Path) -> HttpCamera {
         let port = free_port();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(root.join("tests/cameras/http_camera.py"))
-            .arg(port.to_string())
-            .arg(folder)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "ready", "the HTTP camera did not start");
+        let port_text = port.to_string();
+        let child = python_camera(
+            "http_camera.py",
+            &[port_text.as_str(), folder.to_str().unwrap()],
+        );
         HttpCamera { child, port }
     }
 }
