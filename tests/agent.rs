@@ -516,3 +516,45 @@ async fn a_spool_too_small_for_the_outage_drops_exactly_the_counted_oldest_frame
     assert_eq!(session.frames_received, k, "{session:?}");
     assert_eq!(session.last_frame_index, 19, "{session:?}");
 }
+
+/// SIGTERM while the server is away: the agent stops within seconds (it does not wait for the server),
+/// reports what stays in the spool, and the next start finds it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_the_server_away_exits_promptly_and_keeps_the_spool() {
+    let work = tempfile::tempdir().unwrap();
+    let frames = folder_of_frames(8);
+    let config = agent_config(work.path(), free_port(), frames.path());
+    let spool = work.path().join("spool").join(ORG).join("till");
+    let mut agent = agent(&config, false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while spooled(&spool) < 8 {
+        assert!(Instant::now() < deadline, "capture did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stopped_at = Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = agent.wait().unwrap();
+        let mut report = String::new();
+        std::io::Read::read_to_string(agent.stdout.as_mut().unwrap(), &mut report).unwrap();
+        (status, report)
+    })
+    .await
+    .unwrap();
+    let (status, report) = status;
+    assert!(status.success(), "{status:?} {report}");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        stopped_at.elapsed()
+    );
+    assert!(
+        report.contains("0 frames acknowledged by the server, 8 waiting in the spool"),
+        "{report}"
+    );
+    assert_eq!(spooled(&spool), 8);
+}

@@ -43,6 +43,16 @@ impl Default for Forwarding {
     }
 }
 
+/// How long a stopping agent waits for the acks of the frames in flight.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Resolves once `stop` is set.
+async fn stopping(stop: &AtomicBool) {
+    while !stop.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Forwards until the capture has ended and the spool is empty, or `stop` is set (then the frames in
 /// flight are acknowledged and the rest stay spooled for the next start).
 pub async fn run(
@@ -92,7 +102,7 @@ pub async fn run(
             })
         };
         tracing::debug!(camera_id = %camera.camera_id, spooled = spool.stats().frames, "forwarding the spool");
-        let streamed = stream_frames_resending(
+        let mut stream = Box::pin(stream_frames_resending(
             &server,
             credentials.clone(),
             rx,
@@ -101,8 +111,16 @@ pub async fn run(
                 let _ = acked_tx.send(ack.frame_index);
             },
             STREAM_PATIENCE,
-        )
-        .await;
+        ));
+        let streamed = tokio::select! {
+            streamed = &mut stream => streamed,
+            // Stopping: the frames in flight get a moment for their acks (the feeder sends no more);
+            // a server that is away does not hold the agent's exit. What is not acked stays spooled.
+            () = stopping(&stop) => tokio::time::timeout(STOP_GRACE, &mut stream)
+                .await
+                .unwrap_or_else(|_| Err(crate::client::ClientError::Protocol("stopped".into()))),
+        };
+        drop(stream);
         drop(acked_tx);
         let _ = forget.await;
         feeder.abort();
