@@ -12,15 +12,6 @@ use crate::common::{self, ServerProcess};
 
 const ORG: &str = "shop";
 
-/// A free loopback port (bound, then released for the server to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `crow serve --dev` on a port of the test's choosing (the agent's configuration names it first).
 fn server_on(port: u16, dir: &Path) -> ServerProcess {
     let mut command = Command::new(env!("CARGO_BIN_EXE_crow"));
@@ -67,6 +58,19 @@ fn agent(config: &Path, exit_when_done: bool) -> Child {
     command.spawn().unwrap()
 }
 
+/// Stops an agent with SIGTERM, as a service manager does; returns how it exited and what it printed.
+fn stop(mut agent: Child) -> (std::process::ExitStatus, String) {
+    let term = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = agent.wait().unwrap();
+    let mut report = String::new();
+    std::io::Read::read_to_string(agent.stdout.as_mut().unwrap(), &mut report).unwrap();
+    (status, report)
+}
+
 /// Frame files waiting in a spool directory.
 fn spooled(dir: &Path) -> usize {
     std::fs::read_dir(dir)
@@ -109,7 +113,7 @@ async fn session_of(url: &str, camera: &str) -> crow::proto::Session {
 async fn frames_spooled_while_the_server_is_down_survive_a_sigkill_and_arrive_once() {
     let work = tempfile::tempdir().unwrap();
     let frames = folder_of_frames(20);
-    let port = free_port();
+    let port = common::free_port();
     let config = agent_config(work.path(), port, frames.path());
     let spool = work.path().join("spool").join(ORG).join("till");
 
@@ -176,7 +180,7 @@ fn agent_check_probes_cameras_without_showing_passwords() {
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("agent.toml");
-    let port = free_port();
+    let port = common::free_port();
     std::fs::write(
         &config,
         format!(
@@ -285,9 +289,9 @@ async fn received_at_least(url: &str, camera: &str, n: u64) -> crow::proto::Sess
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
     let work = tempfile::tempdir().unwrap();
-    let camera = RtspCamera::start(free_port());
+    let camera = RtspCamera::start(common::free_port());
     let data = tempfile::tempdir().unwrap();
-    let server = server_on(free_port(), data.path());
+    let server = server_on(common::free_port(), data.path());
     let config = work.path().join("agent.toml");
     std::fs::write(
         &config,
@@ -299,9 +303,9 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
         ),
     )
     .unwrap();
-    let metrics_port = free_port();
+    let metrics_port = common::free_port();
     let log = work.path().join("agent.log");
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_crow"))
+    let agent = Command::new(env!("CARGO_BIN_EXE_crow"))
         .args(["agent", "run", "--config"])
         .arg(&config)
         .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
@@ -331,14 +335,7 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
     );
     assert!(!metrics.contains("hunter2"), "the password is in a metric");
 
-    let term = Command::new("kill")
-        .args(["-TERM", &agent.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = agent.wait().unwrap();
-    let mut report = String::new();
-    std::io::Read::read_to_string(agent.stdout.as_mut().unwrap(), &mut report).unwrap();
+    let (status, report) = stop(agent);
     assert!(status.success(), "{report}");
     let acknowledged = acknowledged_in(&report, "door");
     assert!(report.contains(" 0 waiting in the spool"), "{report}");
@@ -365,7 +362,7 @@ struct HttpCamera {
 
 impl HttpCamera {
     fn start(folder: &Path) -> HttpCamera {
-        let port = free_port();
+        let port = common::free_port();
         let port_text = port.to_string();
         let child = python_camera(
             "http_camera.py",
@@ -399,7 +396,7 @@ async fn mjpeg_and_snapshot_cameras_reach_the_server_through_the_agent() {
     let frames = folder_of_frames(10);
     let camera = HttpCamera::start(frames.path());
     let data = tempfile::tempdir().unwrap();
-    let server = server_on(free_port(), data.path());
+    let server = server_on(common::free_port(), data.path());
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("agent.toml");
     let base = format!("http://127.0.0.1:{}", camera.port);
@@ -412,17 +409,10 @@ async fn mjpeg_and_snapshot_cameras_reach_the_server_through_the_agent() {
         ),
     )
     .unwrap();
-    let mut agent = agent(&config, false);
+    let agent = agent(&config, false);
     received_at_least(&server.url, "aisle", 4).await;
     received_at_least(&server.url, "back", 4).await;
-    let term = Command::new("kill")
-        .args(["-TERM", &agent.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = agent.wait().unwrap();
-    let mut report = String::new();
-    std::io::Read::read_to_string(agent.stdout.as_mut().unwrap(), &mut report).unwrap();
+    let (status, report) = stop(agent);
     assert!(status.success(), "{report}");
     for camera in ["aisle", "back"] {
         let session = session_of(&server.url, camera).await;
@@ -450,7 +440,7 @@ async fn a_spool_too_small_for_the_outage_drops_exactly_the_counted_oldest_frame
         .map(|e| e.unwrap().metadata().unwrap().len())
         .max()
         .unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let config = agent_config(work.path(), port, frames.path());
     // Room for about six frames.
     let bound = 6 * largest;
@@ -523,29 +513,18 @@ async fn a_spool_too_small_for_the_outage_drops_exactly_the_counted_oldest_frame
 async fn sigterm_with_the_server_away_exits_promptly_and_keeps_the_spool() {
     let work = tempfile::tempdir().unwrap();
     let frames = folder_of_frames(8);
-    let config = agent_config(work.path(), free_port(), frames.path());
+    let config = agent_config(work.path(), common::free_port(), frames.path());
     let spool = work.path().join("spool").join(ORG).join("till");
-    let mut agent = agent(&config, false);
+    let agent = agent(&config, false);
     let deadline = Instant::now() + Duration::from_secs(60);
     while spooled(&spool) < 8 {
         assert!(Instant::now() < deadline, "capture did not finish");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &agent.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
     let stopped_at = Instant::now();
-    let status = tokio::task::spawn_blocking(move || {
-        let status = agent.wait().unwrap();
-        let mut report = String::new();
-        std::io::Read::read_to_string(agent.stdout.as_mut().unwrap(), &mut report).unwrap();
-        (status, report)
-    })
-    .await
-    .unwrap();
-    let (status, report) = status;
+    let (status, report) = tokio::task::spawn_blocking(move || stop(agent))
+        .await
+        .unwrap();
     assert!(status.success(), "{status:?} {report}");
     assert!(
         stopped_at.elapsed() < Duration::from_secs(15),

@@ -19,18 +19,10 @@ fn crow(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn serve_stream_list_summary_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let metrics = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", common::free_port());
     let mut server = Command::new(env!("CARGO_BIN_EXE_crow"))
         .args([
             "serve",
@@ -392,8 +384,8 @@ fn doctor_passes_a_working_setup_and_names_what_to_fix_in_a_broken_one() {
         format!(
             "data_dir = {:?}\nlisten = \"127.0.0.1:{}\"\nmetrics_listen = \"127.0.0.1:{}\"\n",
             dir.path().join("db"),
-            free_port(),
-            free_port()
+            common::free_port(),
+            common::free_port()
         ),
     )
     .unwrap();
@@ -418,7 +410,7 @@ fn doctor_passes_a_working_setup_and_names_what_to_fix_in_a_broken_one() {
              [tls]\ncert = {:?}\nkey = {:?}\n",
             dir.path().join("db"),
             taken.local_addr().unwrap(),
-            free_port(),
+            common::free_port(),
             dir.path().join("missing.crt"),
             dir.path().join("missing.key"),
         ),

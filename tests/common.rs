@@ -380,3 +380,12 @@ pub async fn open_when_released(path: PathBuf) -> crow::storage::Store {
     }
     crow::storage::Store::open(&path).unwrap()
 }
+
+/// A free loopback port (bound, then released for a server to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -2,19 +2,11 @@
 //! (`scripts/setup-tools.sh` installs it into `.tools/venv/bin/`), with JetStream, on free loopback
 //! ports, their storage in temporary directories. A server stops when dropped.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One nats-server process.
 pub struct NatsServer {
@@ -35,8 +27,8 @@ impl NatsServer {
 
     fn new(name: &str) -> NatsServer {
         NatsServer {
-            port: free_port(),
-            cluster_port: free_port(),
+            port: common::free_port(),
+            cluster_port: common::free_port(),
             name: name.into(),
             dir: tempfile::Builder::new()
                 .prefix("crow-nats-")

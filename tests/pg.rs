@@ -7,7 +7,6 @@
 //! (`PR_SET_PDEATHSIG`). [`PgServer::start`] is a server of the test's own, stopped on drop, for tests
 //! that restart it.
 
-use std::net::TcpListener;
 use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +16,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crow::storage::PgOptions;
+
+use crate::common;
 
 /// Where Debian installs PostgreSQL 15's programs.
 const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -50,14 +51,6 @@ fn command(program: &str) -> Command {
     c
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl PgServer {
     /// Makes a cluster and starts a server on it; it stops when dropped.
     pub fn start() -> PgServer {
@@ -86,7 +79,7 @@ impl PgServer {
             String::from_utf8_lossy(&out.stderr)
         );
         let mut server = PgServer {
-            port: free_port(),
+            port: common::free_port(),
             dir,
             child: None,
         };

@@ -42,14 +42,6 @@ fn input(image: &Mat) -> DescribeInput<'_> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `crow serve --role infer` on `port` with the repository's small models: one request generating at a
 /// time and one waiting (beyond that, HTTP 429), so a client that sent more than 2 at once would see
 /// refusals.
@@ -124,7 +116,7 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn an_unreachable_server_is_a_typed_error_and_bad_urls_fail_at_once() {
-    let port = free_port();
+    let port = common::free_port();
     // Nothing listens on `port` any more: the connection is refused.
     let pool = ServerPool::new(RemoteConfig {
         url: Some(format!("http://127.0.0.1:{port}/v1")),
@@ -158,7 +150,7 @@ fn an_unreachable_server_is_a_typed_error_and_bad_urls_fail_at_once() {
 /// health probe answers.
 #[test]
 fn a_pool_of_two_infer_nodes_spreads_load_fails_over_and_takes_a_node_back() {
-    let (port_a, port_b) = (free_port(), free_port());
+    let (port_a, port_b) = (common::free_port(), common::free_port());
     let a = infer_node(port_a, None);
     let mut b = infer_node(port_b, None);
     let pool = ServerPool::new(pool_config(&[a.url.clone(), b.url.clone()])).unwrap();
@@ -217,7 +209,7 @@ fn a_pool_of_two_infer_nodes_spreads_load_fails_over_and_takes_a_node_back() {
 /// (`Analyze` on a node: the pipeline test below.)
 #[test]
 fn text_tasks_on_an_infer_node_answer_by_the_schema() {
-    let node = infer_node(free_port(), Some("s3cret"));
+    let node = infer_node(common::free_port(), Some("s3cret"));
     let text = RemoteText::new(
         ServerPool::new(RemoteConfig {
             api_key: Some("s3cret".into()),
@@ -271,7 +263,7 @@ fn text_tasks_on_an_infer_node_answer_by_the_schema() {
 /// Bad input to an inference node gets a typed OpenAI-style error and the node keeps serving.
 #[test]
 fn an_infer_node_refuses_bad_requests_with_typed_errors() {
-    let node = infer_node(free_port(), Some("s3cret"));
+    let node = infer_node(common::free_port(), Some("s3cret"));
     let client = reqwest::blocking::Client::new();
     let url = format!("{}/v1/chat/completions", node.url);
     let post = |key: &str, body: &str| {
@@ -346,7 +338,10 @@ fn an_infer_node_refuses_bad_requests_with_typed_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_describes_and_analyses_on_two_infer_nodes() {
     let (a, b) = tokio::task::spawn_blocking(|| {
-        (infer_node(free_port(), None), infer_node(free_port(), None))
+        (
+            infer_node(common::free_port(), None),
+            infer_node(common::free_port(), None),
+        )
     })
     .await
     .unwrap();
