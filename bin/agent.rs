@@ -150,13 +150,27 @@ fn probe(
             ))
         }
         SourceKind::Stream => {
-            let mut capture =
-                LiveCapture::open(&camera.url, open_ms, read_ms).map_err(|e| e.to_string())?;
-            let frame = capture.read().map_err(|e| e.to_string())?;
-            let info = capture.info();
-            let _ = frame;
+            let options = camera.live_options(open_ms, read_ms);
+            // FFmpeg names the codec; the agent itself reads RTSP through GStreamer, so that path is
+            // tried too (a frame each).
+            let mut probe = LiveCapture::probe(&camera.url, &options).map_err(|e| e.to_string())?;
+            probe.read().map_err(|e| e.to_string())?;
+            let info = probe.info().clone();
+            drop(probe);
+            let path = if camera.url.starts_with("rtsp") {
+                let mut capture =
+                    LiveCapture::open(&camera.url, &options).map_err(|e| e.to_string())?;
+                capture.read().map_err(|e| e.to_string())?;
+                format!(
+                    ", read over {:?} decoding {:?}",
+                    camera.transport, camera.decode
+                )
+                .to_lowercase()
+            } else {
+                String::new()
+            };
             Ok(format!(
-                "stream, {} {}x{} at {:.1} fps",
+                "stream, {} {}x{} at {:.1} fps{path}",
                 info.codec.as_deref().unwrap_or("unknown codec"),
                 info.width,
                 info.height,

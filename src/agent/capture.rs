@@ -6,9 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crow_inference::{encode_jpeg, redact_url, LiveCapture, MediaReader};
+use crow_inference::opencv::{core::Size, imgproc, prelude::*};
+use crow_inference::{
+    encode_jpeg, redact_url, DecodeMode, LiveCapture, LiveOptions, Mat, MediaReader,
+};
 
-use super::config::{CameraSource, SourceKind};
+use super::config::{CameraSource, DecodeChoice, SourceKind};
 use super::spool::Spool;
 
 /// How a camera's capture is run.
@@ -79,6 +82,9 @@ pub fn run(
     let reconnects = metrics::counter!(metric::RECONNECTS, &labels);
     let shown = redact_url(&camera.url);
     let interval = Duration::from_secs_f64(1.0 / camera.fps);
+    let mut decode = camera
+        .live_options(settings.open_timeout_ms, settings.read_timeout_ms)
+        .decode;
     let mut first = true;
     while !stop.load(Ordering::Acquire) {
         if !first {
@@ -88,17 +94,67 @@ pub fn run(
         first = false;
         up.set(0.0);
         let outcome = match camera.kind {
-            SourceKind::Stream => live(camera, settings, interval, &keep, stop, &up, &spend),
-            SourceKind::Snapshot => snapshots(camera, settings, interval, &keep, stop, &up, &spend),
+            SourceKind::Stream => {
+                let options = LiveOptions {
+                    decode,
+                    ..camera.live_options(settings.open_timeout_ms, settings.read_timeout_ms)
+                };
+                live(camera, &options, interval, &keep, stop, &up, &spend)
+            }
+            SourceKind::Snapshot => snapshots(camera, settings, interval, &keep, stop, &up, &spend)
+                .map_err(LiveEnd::Failed),
         };
         match outcome {
             Ok(()) => backoff.reset(),
-            Err(reason) => {
+            Err(LiveEnd::KeyFramesTooRare { every_ms }) => {
+                // Not a failure: reopen at once, decoding every frame from now on.
+                tracing::info!(
+                    camera_id = %camera.camera_id,
+                    key_frame_every_ms = every_ms,
+                    wanted_every_ms = interval.as_millis() as u64,
+                    "the camera's key frames are rarer than its fps wants: decoding every frame"
+                );
+                decode = DecodeMode::Full;
+                first = true;
+            }
+            Err(LiveEnd::Failed(reason)) => {
                 tracing::warn!(camera_id = %camera.camera_id, url = %shown, reason, "camera unavailable; reopening");
             }
         }
     }
     up.set(0.0);
+}
+
+/// Why a live capture ended before the agent stopped.
+enum LiveEnd {
+    /// The stream failed to open, stalled or broke.
+    Failed(String),
+    /// Decoding only key frames, they came less often than the camera's rate wants (`decode =
+    /// "auto"`): the measured interval between them.
+    KeyFramesTooRare { every_ms: u64 },
+}
+
+impl From<String> for LiveEnd {
+    fn from(reason: String) -> LiveEnd {
+        LiveEnd::Failed(reason)
+    }
+}
+
+/// The frame as sent: scaled down to the camera's `max_width` when wider, then JPEG-encoded.
+fn encode(camera: &CameraSource, image: &Mat) -> Result<Vec<u8>, String> {
+    let width = u32::try_from(image.cols()).unwrap_or(0);
+    if camera.max_width == 0 || width <= camera.max_width {
+        return encode_jpeg(image, camera.jpeg_quality).map_err(|e| e.to_string());
+    }
+    let scale = f64::from(camera.max_width) / f64::from(width);
+    let size = Size::new(
+        camera.max_width as i32,
+        ((f64::from(image.rows()) * scale).round() as i32).max(1),
+    );
+    let mut small = Mat::default();
+    imgproc::resize(image, &mut small, size, 0.0, 0.0, imgproc::INTER_AREA)
+        .map_err(|e| e.to_string())?;
+    encode_jpeg(&small, camera.jpeg_quality).map_err(|e| e.to_string())
 }
 
 /// A file or folder, sampled at the camera's rate of media time, timestamped from now.
@@ -122,7 +178,7 @@ fn replay(
             break;
         }
         let Ok(frame) = frame else { continue };
-        match encode_jpeg(&frame.image, camera.jpeg_quality) {
+        match encode(camera, &frame.image) {
             Ok(jpeg) => keep(start + frame.position_ms, &jpeg),
             Err(e) => {
                 tracing::warn!(camera_id = %camera.camera_id, error = %e, "frame not encoded")
@@ -132,37 +188,77 @@ fn replay(
     up.set(0.0);
 }
 
-/// An RTSP or MJPEG stream: every frame is read (the decoder must keep up with the stream), one per
-/// `interval` of the agent's clock is encoded and spooled. Returns why it stopped.
+/// Frames a key-frame-only capture measures before judging their interval.
+const KEY_FRAMES_MEASURED: u32 = 4;
+
+/// An RTSP or MJPEG stream, sampled by the stream's clock: a frame is taken once per `interval` of
+/// stream time (a quarter interval early is on time, so key frames exactly one interval apart are all
+/// taken), stamped with the agent's clock at the stream's start plus its stream time (re-anchored
+/// when the two drift apart by more than 2 s, e.g. after a camera's clock jump). Returns why it
+/// stopped.
 fn live(
     camera: &CameraSource,
-    settings: CaptureSettings,
+    options: &LiveOptions,
     interval: Duration,
     keep: &impl Fn(i64, &[u8]),
     stop: &AtomicBool,
     up: &metrics::Gauge,
     spend: &metrics::Histogram,
-) -> Result<(), String> {
-    let mut capture = LiveCapture::open(
-        &camera.url,
-        settings.open_timeout_ms,
-        settings.read_timeout_ms,
-    )
-    .map_err(|e| e.to_string())?;
+) -> Result<(), LiveEnd> {
+    let mut capture = LiveCapture::open(&camera.url, options).map_err(|e| e.to_string())?;
     up.set(1.0);
-    let mut due = Instant::now();
+    let interval_ms = interval.as_secs_f64() * 1000.0;
+    let opened = Instant::now();
+    let mut anchor_ms = now_ms();
+    let mut first_stream_ms: Option<f64> = None;
+    let mut last_t = f64::NEG_INFINITY;
+    let mut due_t = 0.0;
+    // Key frames decoded, and the stream time of the first, for `decode = "auto"`.
+    let mut decoded = 0u32;
+    let mut first_decoded_t = 0.0;
     while !stop.load(Ordering::Acquire) {
+        let frame = capture.read().map_err(|e| e.to_string())?;
         let started = Instant::now();
-        let image = capture.read().map_err(|e| e.to_string())?;
-        if started < due {
+        let wall_t = opened.elapsed().as_secs_f64() * 1000.0;
+        // The stream's clock when it has one that moves forward, the agent's otherwise (MJPEG).
+        let t = match (frame.stream_ms.is_finite(), first_stream_ms) {
+            (true, Some(first)) if frame.stream_ms - first > last_t => frame.stream_ms - first,
+            (true, None) => {
+                first_stream_ms = Some(frame.stream_ms);
+                0.0
+            }
+            _ => wall_t.max(last_t + 1.0),
+        };
+        last_t = t;
+        if options.decode == DecodeMode::KeyFrames && camera.decode == DecodeChoice::Auto {
+            if decoded == 0 {
+                first_decoded_t = t;
+            }
+            decoded += 1;
+            if decoded > KEY_FRAMES_MEASURED {
+                let every = (t - first_decoded_t) / f64::from(decoded - 1);
+                if every > interval_ms * 1.5 {
+                    return Err(LiveEnd::KeyFramesTooRare {
+                        every_ms: every as u64,
+                    });
+                }
+            }
+        }
+        if t + interval_ms / 4.0 < due_t {
             continue;
         }
-        let jpeg = encode_jpeg(&image, camera.jpeg_quality).map_err(|e| e.to_string())?;
-        keep(now_ms(), &jpeg);
+        let mut captured_at = anchor_ms + t as i64;
+        let now = now_ms();
+        if (captured_at - now).abs() > 2000 {
+            anchor_ms = now - t as i64;
+            captured_at = now;
+        }
+        let jpeg = encode(camera, &frame.image)?;
+        keep(captured_at, &jpeg);
         spend.record(started.elapsed().as_secs_f64() * 1000.0);
-        due += interval;
-        if due < Instant::now() {
-            due = Instant::now() + interval;
+        due_t += interval_ms;
+        if due_t < t {
+            due_t = t + interval_ms;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crow_inference::{DecodeMode, LiveOptions, RtspTransport};
 use figment::providers::{Env, Format as _, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,31 @@ pub enum SourceKind {
     /// An HTTP URL answering one JPEG per request (what ONVIF's GetSnapshotUri names), polled at the
     /// camera's rate.
     Snapshot,
+}
+
+/// How an RTSP camera's packets travel (`transport = "tcp"` or `"udp"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// Interleaved in the RTSP connection: works through NAT and firewalls.
+    #[default]
+    Tcp,
+    /// RTP over UDP, where the camera offers it.
+    Udp,
+}
+
+/// Which frames of an RTSP stream are decoded (`decode = "auto"`, `"key_frames"` or `"full"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodeChoice {
+    /// Key frames only while they come at least as often as the camera's `fps` wants (measured on the
+    /// stream); every frame otherwise.
+    #[default]
+    Auto,
+    /// Key frames only, whatever their interval.
+    KeyFrames,
+    /// Every frame.
+    Full,
 }
 
 /// One camera.
@@ -41,6 +67,35 @@ pub struct CameraSource {
     /// JPEG quality of the frames sent (1-100); snapshots are passed through as the camera served them.
     #[serde(default = "default_quality")]
     pub jpeg_quality: i32,
+    /// Frames wider than this are scaled down (aspect kept) before they are encoded; 0 keeps the
+    /// camera's size. Snapshots are passed through as served.
+    #[serde(default = "default_max_width")]
+    pub max_width: u32,
+    /// RTSP transport.
+    #[serde(default)]
+    pub transport: Transport,
+    /// RTSP decoding.
+    #[serde(default)]
+    pub decode: DecodeChoice,
+}
+
+impl CameraSource {
+    /// How the camera's stream is opened: RTSP transport as configured, key frames only unless
+    /// `decode = "full"` (`"auto"` starts with key frames and measures them).
+    pub fn live_options(&self, open_timeout_ms: u32, read_timeout_ms: u32) -> LiveOptions {
+        LiveOptions {
+            open_timeout_ms,
+            read_timeout_ms,
+            transport: match self.transport {
+                Transport::Tcp => RtspTransport::Tcp,
+                Transport::Udp => RtspTransport::Udp,
+            },
+            decode: match self.decode {
+                DecodeChoice::Full => DecodeMode::Full,
+                DecodeChoice::Auto | DecodeChoice::KeyFrames => DecodeMode::KeyFrames,
+            },
+        }
+    }
 }
 
 fn default_fps() -> f64 {
@@ -49,6 +104,10 @@ fn default_fps() -> f64 {
 
 fn default_quality() -> i32 {
     80
+}
+
+fn default_max_width() -> u32 {
+    1280
 }
 
 /// The agent's settings.
@@ -188,6 +247,9 @@ mod tests {
                     kind: SourceKind::Snapshot,
                     fps: 0.0,
                     jpeg_quality: 80,
+                    max_width: 1280,
+                    transport: Transport::Tcp,
+                    decode: DecodeChoice::Auto,
                 },
                 CameraSource {
                     organization_id: "acme".into(),
@@ -196,6 +258,9 @@ mod tests {
                     kind: SourceKind::Stream,
                     fps: 1.0,
                     jpeg_quality: 0,
+                    max_width: 0,
+                    transport: Transport::Udp,
+                    decode: DecodeChoice::Full,
                 },
             ],
             ..AgentConfig::default()

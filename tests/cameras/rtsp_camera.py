@@ -1,11 +1,15 @@
-"""A real RTSP camera for crow's tests: GStreamer's RTSP server (Debian's gir1.2-gst-rtsp-server-1.0)
-serving a video file as H.264 at /cam, looped, optionally behind basic authentication.
+"""A real RTSP camera for crow's tests and benchmarks: GStreamer's RTSP server (Debian's
+gir1.2-gst-rtsp-server-1.0) serving a video file at /cam, optionally behind basic authentication.
 
     python3 tests/cameras/rtsp_camera.py PORT VIDEO [USER PASSWORD]
+        [--size 640x360] [--fps 10] [--key-every 10] [--codec h264|h265]
 
+The file is re-encoded live (x264 or x265, a key frame every `--key-every` frames); a shared media,
+so clients joining later see the same stream (vtest.avi lasts 79 s).
 Prints "ready" once it listens; runs until killed.
 """
 
+import argparse
 import sys
 
 import gi
@@ -14,28 +18,44 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
+parser = argparse.ArgumentParser()
+parser.add_argument("port")
+parser.add_argument("video")
+parser.add_argument("user", nargs="?")
+parser.add_argument("password", nargs="?")
+# 640x360 at 10 frames/s with a key frame every second: a small camera that a 2-core test machine
+# encodes in real time.
+parser.add_argument("--size", default="640x360")
+parser.add_argument("--fps", type=int, default=10)
+parser.add_argument("--key-every", type=int, default=10)
+parser.add_argument("--codec", choices=["h264", "h265"], default="h264")
+args = parser.parse_args()
+
 Gst.init(None)
-port, video = sys.argv[1], sys.argv[2]
+width, height = args.size.split("x")
+encoder = {
+    "h264": f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.key_every} "
+    "! rtph264pay name=pay0 pt=96",
+    "h265": f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={args.key_every} "
+    "! rtph265pay name=pay0 pt=96",
+}[args.codec]
+
 
 server = GstRtspServer.RTSPServer()
 server.set_address("127.0.0.1")
-server.set_service(port)
+server.set_service(args.port)
 factory = GstRtspServer.RTSPMediaFactory()
-# 640x360 at 10 frames/s with a key frame every second: a small camera that a 2-core test machine
-# encodes in real time.
 factory.set_launch(
-    f"( filesrc location={video} ! decodebin ! videoconvert ! videoscale "
-    "! video/x-raw,width=640,height=360 ! videorate ! video/x-raw,framerate=10/1 "
-    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 "
-    "! rtph264pay name=pay0 pt=96 )"
+    f"( filesrc location={args.video} ! decodebin ! videoconvert ! videoscale "
+    f"! video/x-raw,width={width},height={height} ! videorate "
+    f"! video/x-raw,framerate={args.fps}/1 ! {encoder} )"
 )
 factory.set_shared(True)
-if len(sys.argv) > 4:
-    user, password = sys.argv[3], sys.argv[4]
+if args.user is not None:
     auth = GstRtspServer.RTSPAuth()
     token = GstRtspServer.RTSPToken()
     token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "camera")
-    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
     server.set_auth(auth)
     permissions = GstRtspServer.RTSPPermissions()
     permissions.add_role("camera")
@@ -44,6 +64,6 @@ if len(sys.argv) > 4:
     factory.set_permissions(permissions)
 server.get_mount_points().add_factory("/cam", factory)
 if server.attach(None) == 0:
-    sys.exit(f"cannot listen on port {port}")
+    sys.exit(f"cannot listen on port {args.port}")
 print("ready", flush=True)
 GLib.MainLoop().run()

@@ -52,7 +52,9 @@ pub use frame::{
     ImageFormat,
 };
 pub use gate::{DuplicateGate, GateVerdict, Thumbnail};
-pub use live::{redact_url, LiveCapture, StreamInfo};
+pub use live::{
+    redact_url, DecodeMode, LiveCapture, LiveFrame, LiveOptions, RtspTransport, StreamInfo,
+};
 pub use media::{MediaFrame, MediaReader};
 /// The OpenCV bindings this crate uses.
 pub use opencv;

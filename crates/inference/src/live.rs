@@ -45,32 +45,120 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// How an RTSP camera's packets travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP connection: one TCP connection, through NAT and firewalls.
+    #[default]
+    Tcp,
+    /// RTP over UDP, where the camera offers it: less delay, but lost packets are lost frames.
+    Udp,
+}
+
+/// Which frames of a stream are decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DecodeMode {
+    /// Every frame: needed when frames are wanted more often than the camera sends key frames.
+    #[default]
+    Full,
+    /// Only key frames (the others are dropped before the decoder): about a third of the CPU of a
+    /// full decode when one frame per key-frame interval is enough.
+    KeyFrames,
+}
+
+/// How a live stream is opened and read.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveOptions {
+    /// A stream that does not open within this long is given up on.
+    pub open_timeout_ms: u32,
+    /// A stream that yields no frame for this long fails (reopen it).
+    pub read_timeout_ms: u32,
+    /// RTSP only.
+    pub transport: RtspTransport,
+    /// RTSP only (an MJPEG stream's frames are all key frames).
+    pub decode: DecodeMode,
+}
+
+/// One decoded frame of a live stream.
+pub struct LiveFrame {
+    /// The picture (BGR).
+    pub image: Mat,
+    /// The frame's time on the stream's clock, in ms from the stream's start.
+    pub stream_ms: f64,
+}
+
+/// A GStreamer launch line reading `url` (RTSP) into OpenCV: depayloaded and parsed (H.264 or H.265,
+/// whatever the camera sends), delta frames dropped before the decoder when only key frames are
+/// wanted, then decoded to BGR.
+fn rtsp_pipeline(url: &str, options: &LiveOptions) -> String {
+    let quoted = url.replace('\\', "\\\\").replace('"', "\\\"");
+    let protocols = match options.transport {
+        RtspTransport::Tcp => "tcp",
+        RtspTransport::Udp => "udp",
+    };
+    let micros = u64::from(options.read_timeout_ms) * 1000;
+    let keep = match options.decode {
+        DecodeMode::Full => "",
+        DecodeMode::KeyFrames => "identity drop-buffer-flags=delta-unit ! ",
+    };
+    format!(
+        "rtspsrc location=\"{quoted}\" protocols={protocols} latency=200 timeout={micros} \
+         tcp-timeout={micros} ! parsebin ! {keep}decodebin ! videoconvert ! video/x-raw,format=BGR \
+         ! appsink sync=false max-buffers=2 drop=true"
+    )
+}
+
 impl LiveCapture {
-    /// Opens `url` (`rtsp://…`, `http://…` MJPEG) with FFmpeg, giving up after `open_timeout_ms`; a read
-    /// that gets no frame for `read_timeout_ms` fails.
-    pub fn open(
+    /// Opens `url`: `rtsp://…` through GStreamer (transport and decoding as `options` say), an HTTP
+    /// MJPEG stream through FFmpeg.
+    pub fn open(url: &str, options: &LiveOptions) -> Result<LiveCapture, InferenceError> {
+        if url.starts_with("rtsp://") || url.starts_with("rtsps://") {
+            Self::open_with(
+                url,
+                &rtsp_pipeline(url, options),
+                videoio::CAP_GSTREAMER,
+                options,
+            )
+        } else {
+            Self::open_with(url, url, videoio::CAP_FFMPEG, options)
+        }
+    }
+
+    /// Opens `url` with FFmpeg, which names the codec (for `crow agent check`'s report).
+    pub fn probe(url: &str, options: &LiveOptions) -> Result<LiveCapture, InferenceError> {
+        Self::open_with(url, url, videoio::CAP_FFMPEG, options)
+    }
+
+    fn open_with(
         url: &str,
-        open_timeout_ms: u32,
-        read_timeout_ms: u32,
+        source: &str,
+        backend: i32,
+        options: &LiveOptions,
     ) -> Result<LiveCapture, InferenceError> {
+        quiet_opencv();
         let shown = redact_url(url);
         let media_err = |reason: String| InferenceError::Media {
             path: shown.clone(),
             reason,
         };
-        let params = Vector::from_slice(&[
-            videoio::CAP_PROP_OPEN_TIMEOUT_MSEC,
-            i32::try_from(open_timeout_ms).unwrap_or(i32::MAX),
-            videoio::CAP_PROP_READ_TIMEOUT_MSEC,
-            i32::try_from(read_timeout_ms).unwrap_or(i32::MAX),
-        ]);
-        let capture =
-            videoio::VideoCapture::from_file_with_params(url, videoio::CAP_FFMPEG, &params)
-                // OpenCV's message may repeat the URL: never show it.
-                .map_err(|_| media_err("the stream cannot be opened".into()))?;
+        // OpenCV 4.6's GStreamer backend refuses the timeout properties (the pipeline's `rtspsrc`
+        // carries them instead).
+        let params = if backend == videoio::CAP_GSTREAMER {
+            Vector::new()
+        } else {
+            Vector::from_slice(&[
+                videoio::CAP_PROP_OPEN_TIMEOUT_MSEC,
+                i32::try_from(options.open_timeout_ms).unwrap_or(i32::MAX),
+                videoio::CAP_PROP_READ_TIMEOUT_MSEC,
+                i32::try_from(options.read_timeout_ms).unwrap_or(i32::MAX),
+            ])
+        };
+        let capture = videoio::VideoCapture::from_file_with_params(source, backend, &params)
+            // OpenCV's message may repeat the URL: never show it.
+            .map_err(|_| media_err("the stream cannot be opened".into()))?;
         if !capture.is_opened().unwrap_or(false) {
             return Err(media_err(
-                "no answer, or not a stream FFmpeg can read (check the address, the credentials and the transport)"
+                "no answer, or not a stream crow can read (check the address, the credentials and the transport)"
                     .into(),
             ));
         }
@@ -102,9 +190,9 @@ impl LiveCapture {
         &self.info
     }
 
-    /// The next decoded frame (BGR). Fails when the stream ended, stalled past the read timeout, or
-    /// broke: reopen it.
-    pub fn read(&mut self) -> Result<Mat, InferenceError> {
+    /// The next decoded frame. Fails when the stream ended, stalled past the read timeout, or broke:
+    /// reopen it.
+    pub fn read(&mut self) -> Result<LiveFrame, InferenceError> {
         let mut image = Mat::default();
         let ok = self.capture.read(&mut image).unwrap_or(false);
         if !ok || image.empty() {
@@ -113,8 +201,21 @@ impl LiveCapture {
                 reason: "no frame: the stream ended or stalled".into(),
             });
         }
-        Ok(image)
+        let stream_ms = self
+            .capture
+            .get(videoio::CAP_PROP_POS_MSEC)
+            .unwrap_or(f64::NAN);
+        Ok(LiveFrame { image, stream_ms })
     }
+}
+
+/// OpenCV's own warnings (which may quote a URL with its password) are not printed: crow reports
+/// what failed itself.
+fn quiet_opencv() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = opencv::core::set_log_level(opencv::core::LogLevel::LOG_LEVEL_SILENT);
+    });
 }
 
 #[cfg(test)]
