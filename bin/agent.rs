@@ -16,6 +16,19 @@ pub(crate) enum AgentCommand {
     Run(RunArgs),
     /// Check the configuration and probe every camera once (codec, resolution, frame rate).
     Check(CheckArgs),
+    /// One line per camera of the running agent: up or down, last frame, spool, counts. Exits 1 when
+    /// the agent is not running or a camera is down.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct StatusArgs {
+    /// The agent's TOML configuration (its `spool_dir` holds the status).
+    #[arg(long)]
+    config: PathBuf,
+    /// Print the status as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -46,7 +59,25 @@ pub(crate) async fn agent(command: AgentCommand) -> Result<()> {
     match command {
         AgentCommand::Run(args) => run(args).await,
         AgentCommand::Check(args) => check(args).await,
+        AgentCommand::Status(args) => status(args),
     }
+}
+
+fn status(args: StatusArgs) -> Result<()> {
+    let config = AgentConfig::load(&args.config)?;
+    let status = crow::agent::status::read(&config.spool_dir)?;
+    let now = crow::storage::now_ms();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        for line in status.lines(now) {
+            println!("{line}");
+        }
+    }
+    if !status.is_live(now) || status.cameras.iter().any(|c| !c.up) {
+        return Err(crate::Reported.into());
+    }
+    Ok(())
 }
 
 async fn run(args: RunArgs) -> Result<()> {

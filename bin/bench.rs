@@ -1,5 +1,6 @@
 //! `crow bench`: ratios measured in one run (see docs/benchmarks.md), one file per benchmark.
 
+mod agent;
 mod auth;
 mod cluster;
 mod describe;
@@ -14,6 +15,10 @@ use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub(crate) enum BenchCommand {
+    /// `crow agent` against a live RTSP camera: CPU per camera with key-frame-only decoding against
+    /// full decoding, the spool's drain rate after an outage against the capture rate, frames captured
+    /// against recorded, and bytes per camera-hour of the sending options.
+    Agent(agent::AgentBenchArgs),
     /// Ingest throughput over gRPC against a plain OpenCV decode loop.
     Ingest(ingest::IngestBenchArgs),
     /// Vision describe latency and tokens/s, against llama.cpp's own llama-mtmd-cli on the same input.
@@ -42,6 +47,7 @@ pub(crate) enum BenchCommand {
 
 pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Agent(args) => agent::run(args).await,
         BenchCommand::Ingest(args) => ingest::ingest(args).await,
         BenchCommand::Describe(args) => {
             tokio::task::spawn_blocking(move || describe::describe(args)).await?

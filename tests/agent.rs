@@ -271,6 +271,15 @@ impl Drop for RtspCamera {
     }
 }
 
+/// `crow agent status --config CONFIG`.
+fn agent_status(config: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_crow"))
+        .args(["agent", "status", "--config"])
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
 /// Waits until the camera's session on the server has received at least `n` frames.
 async fn received_at_least(url: &str, camera: &str, n: u64) -> crow::proto::Session {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -339,6 +348,25 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
         "{metrics}"
     );
     assert!(!metrics.contains("hunter2"), "the password is in a metric");
+    for gauge in [
+        "crow_agent_spool_frames",
+        "crow_agent_spool_oldest_age_seconds",
+        "crow_agent_last_frame_age_seconds",
+    ] {
+        assert!(metrics.contains(gauge), "{gauge} in {metrics}");
+    }
+    // `crow agent status`: one line per camera, up, with its last frame seconds ago.
+    let shown = agent_status(&config);
+    assert!(shown.status.success(), "{shown:?}");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("agent running"), "{text}");
+    let line = text.lines().find(|l| l.starts_with("shop/door")).unwrap();
+    assert!(line.contains(" up "), "{line}");
+    assert!(line.contains("last frame "), "{line}");
+    assert!(
+        !text.contains("hunter2"),
+        "the password in the status: {text}"
+    );
 
     let (status, report) = stop(agent);
     assert!(status.success(), "{report}");
@@ -349,6 +377,11 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
         session.frames_received, acknowledged,
         "each captured frame once: {report}"
     );
+    // Stopped: the status says so, and the command fails (for a monitoring check).
+    let shown = agent_status(&config);
+    assert!(!shown.status.success());
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("agent NOT running"), "{text}");
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("camera unavailable; reopening"), "{logged}");
     // Key frames every second cannot give 2 frames/s: `decode = "auto"` measured that and decodes

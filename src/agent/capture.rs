@@ -2,7 +2,7 @@
 //! to the camera's spool before anything else happens to it. A camera that fails to open, stalls or
 //! breaks is reopened with exponential backoff and jitter; its trouble never touches another camera.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,21 +37,58 @@ pub mod metric {
     pub const RECONNECTS: &str = "crow_agent_camera_reconnects_total";
     /// 1 while a camera delivers frames, 0 while it is being reopened.
     pub const UP: &str = "crow_agent_camera_up";
-    /// Milliseconds to decode-and-encode (or fetch) one captured frame.
+    /// Milliseconds to scale and encode a taken frame (snapshots: to fetch it).
     pub const CAPTURE_MS: &str = "crow_agent_capture_ms";
+    /// Frames waiting in a camera's spool.
+    pub const SPOOL_FRAMES: &str = "crow_agent_spool_frames";
+    /// Bytes waiting in a camera's spool.
+    pub const SPOOL_BYTES: &str = "crow_agent_spool_bytes";
+    /// Age of the oldest frame waiting in a camera's spool (0 when empty).
+    pub const SPOOL_OLDEST_AGE: &str = "crow_agent_spool_oldest_age_seconds";
+    /// Seconds since a camera's last captured frame.
+    pub const LAST_FRAME_AGE: &str = "crow_agent_last_frame_age_seconds";
 }
 
 fn now_ms() -> i64 {
     crow_storage::now_ms()
 }
 
+/// A camera's capture as `crow agent status` shows it (the metrics carry the same counts).
+#[derive(Debug, Default)]
+pub struct CameraHealth {
+    /// Whether the camera delivers frames now.
+    pub up: AtomicBool,
+    /// Whether only key frames are decoded now.
+    pub key_frames_only: AtomicBool,
+    /// Frames captured and spooled.
+    pub captured: AtomicU64,
+    /// Times the camera was reopened.
+    pub reconnects: AtomicU64,
+    /// Capture time of the last frame (ms since the epoch; 0 before the first).
+    pub last_frame_ms: AtomicI64,
+}
+
+/// Whether the camera is up, in its gauge and its health.
+struct Liveness<'a> {
+    gauge: metrics::Gauge,
+    health: &'a CameraHealth,
+}
+
+impl Liveness<'_> {
+    fn set(&self, up: bool) {
+        self.gauge.set(if up { 1.0 } else { 0.0 });
+        self.health.up.store(up, Ordering::Release);
+    }
+}
+
 /// Runs a camera's capture until `stop` is set or (a file or folder) its media ends; `wake` is
-/// notified after each spooled frame.
+/// notified after each spooled frame; `health` follows it.
 pub fn run(
     camera: &CameraSource,
     settings: CaptureSettings,
     spool: &Spool,
     wake: &tokio::sync::Notify,
+    health: &CameraHealth,
     stop: &AtomicBool,
 ) {
     let labels = [
@@ -60,11 +97,18 @@ pub fn run(
     ];
     let captured = metrics::counter!(metric::CAPTURED, &labels);
     let dropped = metrics::counter!(metric::DROPPED, &labels);
-    let up = metrics::gauge!(metric::UP, &labels);
+    let up = Liveness {
+        gauge: metrics::gauge!(metric::UP, &labels),
+        health,
+    };
     let spend = metrics::histogram!(metric::CAPTURE_MS, &labels);
     let keep = |captured_at_ms: i64, jpeg: &[u8]| match spool.push(captured_at_ms, jpeg) {
         Ok((_, pushed_out)) => {
             captured.increment(1);
+            health.captured.fetch_add(1, Ordering::AcqRel);
+            health
+                .last_frame_ms
+                .store(captured_at_ms, Ordering::Release);
             if pushed_out > 0 {
                 dropped.increment(pushed_out);
                 tracing::warn!(camera_id = %camera.camera_id, dropped = pushed_out, "spool full: oldest frames dropped");
@@ -89,16 +133,20 @@ pub fn run(
     while !stop.load(Ordering::Acquire) {
         if !first {
             reconnects.increment(1);
+            health.reconnects.fetch_add(1, Ordering::AcqRel);
             backoff.wait(stop);
         }
         first = false;
-        up.set(0.0);
+        up.set(false);
         let outcome = match camera.kind {
             SourceKind::Stream => {
                 let options = LiveOptions {
                     decode,
                     ..camera.live_options(settings.open_timeout_ms, settings.read_timeout_ms)
                 };
+                health
+                    .key_frames_only
+                    .store(decode == DecodeMode::KeyFrames, Ordering::Release);
                 live(camera, &options, interval, &keep, stop, &up, &spend)
             }
             SourceKind::Snapshot => snapshots(camera, settings, interval, &keep, stop, &up, &spend)
@@ -122,7 +170,7 @@ pub fn run(
             }
         }
     }
-    up.set(0.0);
+    up.set(false);
 }
 
 /// Why a live capture ended before the agent stopped.
@@ -158,12 +206,7 @@ fn encode(camera: &CameraSource, image: &Mat) -> Result<Vec<u8>, String> {
 }
 
 /// A file or folder, sampled at the camera's rate of media time, timestamped from now.
-fn replay(
-    camera: &CameraSource,
-    keep: &impl Fn(i64, &[u8]),
-    stop: &AtomicBool,
-    up: &metrics::Gauge,
-) {
+fn replay(camera: &CameraSource, keep: &impl Fn(i64, &[u8]), stop: &AtomicBool, up: &Liveness) {
     let reader = match MediaReader::open(&camera.url, Some(camera.fps)) {
         Ok(r) => r,
         Err(e) => {
@@ -171,7 +214,7 @@ fn replay(
             return;
         }
     };
-    up.set(1.0);
+    up.set(true);
     let start = now_ms();
     for frame in reader {
         if stop.load(Ordering::Acquire) {
@@ -185,7 +228,7 @@ fn replay(
             }
         }
     }
-    up.set(0.0);
+    up.set(false);
 }
 
 /// Frames a key-frame-only capture measures before judging their interval.
@@ -202,11 +245,11 @@ fn live(
     interval: Duration,
     keep: &impl Fn(i64, &[u8]),
     stop: &AtomicBool,
-    up: &metrics::Gauge,
+    up: &Liveness,
     spend: &metrics::Histogram,
 ) -> Result<(), LiveEnd> {
     let mut capture = LiveCapture::open(&camera.url, options).map_err(|e| e.to_string())?;
-    up.set(1.0);
+    up.set(true);
     let interval_ms = interval.as_secs_f64() * 1000.0;
     let opened = Instant::now();
     let mut anchor_ms = now_ms();
@@ -271,7 +314,7 @@ fn snapshots(
     interval: Duration,
     keep: &impl Fn(i64, &[u8]),
     stop: &AtomicBool,
-    up: &metrics::Gauge,
+    up: &Liveness,
     spend: &metrics::Histogram,
 ) -> Result<(), String> {
     let client = reqwest::blocking::Client::builder()
@@ -296,7 +339,7 @@ fn snapshots(
         if !bytes.starts_with(&[0xFF, 0xD8]) {
             return Err("the snapshot is not a JPEG".into());
         }
-        up.set(1.0);
+        up.set(true);
         keep(now_ms(), &bytes);
         spend.record(started.elapsed().as_secs_f64() * 1000.0);
         due += interval;

@@ -25,6 +25,8 @@ pub struct Forwarding {
     pub acknowledged: AtomicU64,
     /// Set once the capture has ended (a file replayed to its end, or the agent stopping).
     pub capture_ended: AtomicBool,
+    /// Whether the last attempt to reach the server succeeded.
+    pub reachable: AtomicBool,
 }
 
 impl Forwarding {
@@ -33,6 +35,7 @@ impl Forwarding {
         Forwarding {
             acknowledged: AtomicU64::new(0),
             capture_ended: AtomicBool::new(false),
+            reachable: AtomicBool::new(true),
         }
     }
 }
@@ -108,6 +111,7 @@ pub async fn run(
             rx,
             |ack| {
                 sent.increment(1);
+                state.reachable.store(true, Ordering::Release);
                 let _ = acked_tx.send(ack.frame_index);
             },
             STREAM_PATIENCE,
@@ -126,6 +130,9 @@ pub async fn run(
         feeder.abort();
         if streamed.is_ok() {
             unreachable_since = None;
+            state.reachable.store(true, Ordering::Release);
+        } else {
+            state.reachable.store(false, Ordering::Release);
         }
         match streamed {
             Ok(_) => {

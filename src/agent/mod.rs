@@ -10,11 +10,13 @@
 //! | [`spool`] | one camera's bounded on-disk queue of frames |
 //! | [`capture`] | one thread per camera: source -> JPEG -> spool, reopening with backoff |
 //! | [`forward`] | one task per camera: spool -> server -> acknowledged frames leave the spool |
+//! | [`status`] | `<spool_dir>/status.json`, rewritten every 2 s, for `crow agent status` |
 
 pub mod capture;
 pub mod config;
 pub mod forward;
 pub mod spool;
+pub mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -68,6 +70,7 @@ pub async fn run(
         reconnect_max_ms: config.reconnect_max_ms,
     };
     let mut cameras = Vec::new();
+    let mut watched = Vec::new();
     // Forwarders still running: the agent is done when none is (with `exit_when_done`).
     let (running, mut still) = tokio::sync::watch::channel(config.cameras.len());
     for camera in &config.cameras {
@@ -82,18 +85,20 @@ pub async fn run(
         let spool = Arc::new(spool);
         let wake = Arc::new(Notify::new());
         let state = Arc::new(forward::Forwarding::new());
+        let health = Arc::new(capture::CameraHealth::default());
         let capture = {
-            let (source, spool, wake, state, stop) = (
+            let (source, spool, wake, state, health, stop) = (
                 camera.clone(),
                 Arc::clone(&spool),
                 Arc::clone(&wake),
                 Arc::clone(&state),
+                Arc::clone(&health),
                 Arc::clone(&stop),
             );
             std::thread::Builder::new()
                 .name(format!("capture-{}", camera.camera_id))
                 .spawn(move || {
-                    capture::run(&source, settings, &spool, &wake, &stop);
+                    capture::run(&source, settings, &spool, &wake, &health, &stop);
                     tracing::debug!(camera_id = %source.camera_id, "capture ended");
                     state.capture_ended.store(true, Ordering::Release);
                     wake.notify_one();
@@ -125,8 +130,21 @@ pub async fn run(
             spooled = spool.stats().frames,
             "camera started"
         );
+        watched.push(Watched {
+            camera: camera.clone(),
+            spool: Arc::clone(&spool),
+            state: Arc::clone(&state),
+            health,
+        });
         cameras.push((camera.clone(), spool, state, capture, forwarder));
     }
+    let watched = Arc::new(watched);
+    let reporter = tokio::spawn(report_status(
+        config.spool_dir.clone(),
+        config.server.clone(),
+        Arc::clone(&watched),
+        Arc::clone(&stop),
+    ));
     if exit_when_done {
         tokio::select! {
             _ = still.wait_for(|n| *n == 0) => {}
@@ -136,6 +154,7 @@ pub async fn run(
         shutdown.await;
     }
     stop.store(true, Ordering::Release);
+    let _ = reporter.await;
     let mut reports = Vec::new();
     for (camera, spool, state, capture, forwarder) in cameras {
         let _ = forwarder.await;
@@ -148,5 +167,82 @@ pub async fn run(
             dropped: stats.dropped,
         });
     }
+    let last = snapshot(&config.server, &watched, false);
+    let dir = config.spool_dir.clone();
+    let _ = tokio::task::spawn_blocking(move || status::write(&dir, &last)).await;
     Ok(reports)
+}
+
+/// What the status reporter watches of one camera.
+struct Watched {
+    camera: config::CameraSource,
+    spool: Arc<spool::Spool>,
+    state: Arc<forward::Forwarding>,
+    health: Arc<capture::CameraHealth>,
+}
+
+/// The agent's status now.
+fn snapshot(server: &str, cameras: &[Watched], running: bool) -> status::AgentStatus {
+    let now = crow_storage::now_ms();
+    status::AgentStatus {
+        pid: std::process::id(),
+        written_at_ms: now,
+        running,
+        server: server.to_owned(),
+        cameras: cameras
+            .iter()
+            .map(|w| {
+                let spooled = w.spool.stats();
+                let last = w.health.last_frame_ms.load(Ordering::Acquire);
+                status::CameraStatus {
+                    camera: format!("{}/{}", w.camera.organization_id, w.camera.camera_id),
+                    url: crow_inference::redact_url(&w.camera.url),
+                    up: w.health.up.load(Ordering::Acquire),
+                    key_frames_only: w.health.key_frames_only.load(Ordering::Acquire),
+                    last_frame_ms: (last != 0).then_some(last),
+                    captured: w.health.captured.load(Ordering::Acquire),
+                    sent: w.state.acknowledged.load(Ordering::Acquire),
+                    dropped: spooled.dropped,
+                    reconnects: w.health.reconnects.load(Ordering::Acquire),
+                    server_reachable: w.state.reachable.load(Ordering::Acquire),
+                    spooled_frames: spooled.frames,
+                    spooled_bytes: spooled.bytes,
+                    oldest_spooled_ms: spooled.oldest_captured_at_ms,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Every [`status::EVERY`] until `stop`: the spool gauges, and the status file for `crow agent status`.
+async fn report_status(
+    spool_dir: std::path::PathBuf,
+    server: String,
+    cameras: Arc<Vec<Watched>>,
+    stop: capture::StopFlag,
+) {
+    use capture::metric;
+    while !stop.load(Ordering::Acquire) {
+        let now = snapshot(&server, &cameras, true);
+        for c in &now.cameras {
+            let (org, camera) = c.camera.split_once('/').unwrap_or(("", &c.camera));
+            let labels = [("org_id", org.to_owned()), ("camera_id", camera.to_owned())];
+            let age =
+                |t: Option<i64>| t.map_or(0.0, |t| (now.written_at_ms - t).max(0) as f64 / 1000.0);
+            metrics::gauge!(metric::SPOOL_FRAMES, &labels).set(c.spooled_frames as f64);
+            metrics::gauge!(metric::SPOOL_BYTES, &labels).set(c.spooled_bytes as f64);
+            metrics::gauge!(metric::SPOOL_OLDEST_AGE, &labels).set(age(c.oldest_spooled_ms));
+            metrics::gauge!(metric::LAST_FRAME_AGE, &labels).set(age(c.last_frame_ms));
+        }
+        let dir = spool_dir.clone();
+        match tokio::task::spawn_blocking(move || status::write(&dir, &now)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "agent status not written"),
+            Err(_) => return,
+        }
+        let deadline = tokio::time::Instant::now() + status::EVERY;
+        while !stop.load(Ordering::Acquire) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 }
