@@ -210,6 +210,49 @@ fn agent_check_probes_cameras_without_showing_passwords() {
     assert!(!all.contains("hunter2"), "the password leaked: {all}");
 }
 
+/// The commands of docs/agent.md as written, on examples/agent.toml (its file camera), with the server
+/// and the spool set by `CROW_AGENT_*` variables: `run --exit-when-done` sends the file's 80 frames
+/// and exits; `status` then shows the camera's counts and says the agent is not running (exit 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_configuration_runs_and_reports_its_status() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = tempfile::tempdir().unwrap();
+    let server = server_on(common::free_port(), data.path());
+    let spool = tempfile::tempdir().unwrap();
+    let command = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_crow"));
+        c.args(args)
+            .args(["--config", "examples/agent.toml"])
+            .current_dir(root)
+            .env("CROW_AGENT_SERVER", &server.url)
+            .env("CROW_AGENT_SPOOL_DIR", spool.path())
+            .env("CROW_LOG", "warn");
+        c
+    };
+    let run = command(&["agent", "run", "--exit-when-done"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{report}");
+    assert!(
+        report.contains("shop/entrance: 80 frames acknowledged by the server, 0 waiting"),
+        "{report}"
+    );
+    let status = command(&["agent", "status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{text}");
+    assert!(text.contains("agent NOT running"), "{text}");
+    assert!(text.contains("captured 80, sent 80, dropped 0"), "{text}");
+    let json = command(&["agent", "status", "--json"]).output().unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["cameras"][0]["camera"], "shop/entrance");
+    assert_eq!(value["cameras"][0]["spooled_frames"], 0);
+    assert_eq!(
+        session_of(&server.url, "entrance").await.frames_received,
+        80
+    );
+}
+
 /// Starts a test camera of tests/cameras/ with Debian's Python (which has GStreamer's bindings) and
 /// waits for its "ready" line.
 fn python_camera(script: &str, args: &[&str]) -> Child {
@@ -371,7 +414,8 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
     let (status, report) = stop(agent);
     assert!(status.success(), "{report}");
     let acknowledged = acknowledged_in(&report, "door");
-    assert!(report.contains(" 0 waiting in the spool"), "{report}");
+    // A frame captured as the agent stopped may wait in the spool for the next start.
+    assert!(report.contains(" 0 dropped"), "{report}");
     let session = session_of(&server.url, "door").await;
     assert_eq!(
         session.frames_received, acknowledged,
@@ -461,13 +505,13 @@ async fn a_live_camera_rides_out_a_minute_without_its_server() {
         "{} frames spooled in a minute",
         times.len()
     );
-    // One frame a second by the camera's clock (a key frame each); the camera's file may end and
-    // restart within the minute, which re-anchors its clock once.
-    let steady = times
-        .windows(2)
-        .filter(|w| (w[1] - w[0] - 1000).abs() <= 50)
-        .count();
-    assert!(steady + 3 >= times.len(), "capture times {times:?}");
+    // One frame a second by the camera's clock (a key frame each). Not every step is exact: the
+    // camera's file may end and restart within the minute (its clock starts again, re-anchored), and
+    // on a loaded machine UDP may lose a key frame (a 2 s step).
+    let gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let steady = gaps.iter().filter(|g| (**g - 1000).abs() <= 50).count();
+    assert!(steady * 5 >= gaps.len() * 4, "capture time steps {gaps:?}");
+    assert!(gaps.iter().all(|g| *g >= 500), "capture time steps {gaps:?}");
 
     let server = server_on(port, data.path());
     let back = Instant::now();

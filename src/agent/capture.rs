@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crow_inference::opencv::{core::Size, imgproc, prelude::*};
 use crow_inference::{
-    encode_jpeg, redact_url, DecodeMode, LiveCapture, LiveOptions, Mat, MediaReader,
+    encode_jpeg, redact_url, DecodeMode, LiveCapture, LiveImage, LiveOptions, Mat, MediaReader,
 };
 
 use super::config::{CameraSource, DecodeChoice, SourceKind};
@@ -296,7 +296,10 @@ fn live(
             anchor_ms = now - t as i64;
             captured_at = now;
         }
-        let jpeg = encode(camera, &frame.image)?;
+        let jpeg = match frame.image {
+            LiveImage::Jpeg(bytes) => bytes,
+            LiveImage::Bgr(image) => encode(camera, &image)?,
+        };
         keep(captured_at, &jpeg);
         spend.record(started.elapsed().as_secs_f64() * 1000.0);
         due_t += interval_ms;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crow_inference::{DecodeMode, LiveOptions, RtspTransport};
+use crow_inference::{DecodeMode, JpegOutput, LiveOptions, RtspTransport};
 use figment::providers::{Env, Format as _, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -94,6 +94,11 @@ impl CameraSource {
                 DecodeChoice::Full => DecodeMode::Full,
                 DecodeChoice::Auto | DecodeChoice::KeyFrames => DecodeMode::KeyFrames,
             },
+            take_fps: self.fps,
+            jpeg: Some(JpegOutput {
+                quality: self.jpeg_quality,
+                max_width: self.max_width,
+            }),
         }
     }
 }

@@ -53,7 +53,8 @@ pub use frame::{
 };
 pub use gate::{DuplicateGate, GateVerdict, Thumbnail};
 pub use live::{
-    redact_url, DecodeMode, LiveCapture, LiveFrame, LiveOptions, RtspTransport, StreamInfo,
+    redact_url, DecodeMode, JpegOutput, LiveCapture, LiveFrame, LiveImage, LiveOptions,
+    RtspTransport, StreamInfo,
 };
 pub use media::{MediaFrame, MediaReader};
 /// The OpenCV bindings this crate uses.

@@ -27,6 +27,8 @@ pub struct LiveCapture {
     info: StreamInfo,
     /// The URL with any password replaced, for errors.
     shown: String,
+    /// Whether the pipeline gives JPEG frames.
+    jpeg: bool,
 }
 
 /// A URL with the password of its user info replaced by `***`, fit for logs, errors and metrics.
@@ -77,12 +79,35 @@ pub struct LiveOptions {
     pub transport: RtspTransport,
     /// RTSP only (an MJPEG stream's frames are all key frames).
     pub decode: DecodeMode,
+    /// Frames per second the reader takes: when every frame is decoded, those beyond twice this rate
+    /// are dropped right after the decoder, before conversion (RTSP).
+    pub take_fps: f64,
+    /// RTSP: frames come out as JPEG, encoded by the pipeline from the decoder's YUV (no conversion to
+    /// BGR and back), scaled down when wider than this; `None` gives BGR pictures.
+    pub jpeg: Option<JpegOutput>,
+}
+
+/// JPEG frames straight out of the decoding pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JpegOutput {
+    /// JPEG quality, 1-100.
+    pub quality: i32,
+    /// Frames wider than this are scaled down, aspect kept; 0 keeps the camera's size.
+    pub max_width: u32,
+}
+
+/// A frame's picture, as the reader was asked for it.
+pub enum LiveImage {
+    /// Decoded pixels (BGR).
+    Bgr(Mat),
+    /// A JPEG (see [`LiveOptions::jpeg`]).
+    Jpeg(Vec<u8>),
 }
 
 /// One decoded frame of a live stream.
 pub struct LiveFrame {
-    /// The picture (BGR).
-    pub image: Mat,
+    /// The picture.
+    pub image: LiveImage,
     /// The frame's time on the stream's clock, in ms from the stream's start.
     pub stream_ms: f64,
 }
@@ -90,20 +115,37 @@ pub struct LiveFrame {
 /// A GStreamer launch line reading `url` (RTSP) into OpenCV: depayloaded and parsed (H.264 or H.265,
 /// whatever the camera sends), delta frames dropped before the decoder when only key frames are
 /// wanted, then decoded to BGR.
-fn rtsp_pipeline(url: &str, options: &LiveOptions) -> String {
+fn rtsp_pipeline(url: &str, options: &LiveOptions, scale_to: Option<(u32, u32)>) -> String {
     let quoted = url.replace('\\', "\\\\").replace('"', "\\\"");
     let protocols = match options.transport {
         RtspTransport::Tcp => "tcp",
         RtspTransport::Udp => "udp",
     };
     let micros = u64::from(options.read_timeout_ms) * 1000;
-    let keep = match options.decode {
-        DecodeMode::Full => "",
-        DecodeMode::KeyFrames => "identity drop-buffer-flags=delta-unit ! ",
+    let (before, after) = match options.decode {
+        DecodeMode::Full => (
+            String::new(),
+            format!(
+                "videorate drop-only=true max-rate={} ! ",
+                (options.take_fps * 2.0).ceil().max(1.0) as u32
+            ),
+        ),
+        DecodeMode::KeyFrames => (
+            "identity drop-buffer-flags=delta-unit ! ".to_owned(),
+            String::new(),
+        ),
+    };
+    let output = match (options.jpeg, scale_to) {
+        (None, _) => "videoconvert ! video/x-raw,format=BGR".to_owned(),
+        (Some(jpeg), None) => format!("videoconvert ! jpegenc quality={}", jpeg.quality),
+        (Some(jpeg), Some((width, height))) => format!(
+            "videoconvert ! videoscale ! video/x-raw,width={width},height={height} ! jpegenc quality={}",
+            jpeg.quality
+        ),
     };
     format!(
         "rtspsrc location=\"{quoted}\" protocols={protocols} latency=200 timeout={micros} \
-         tcp-timeout={micros} ! parsebin ! {keep}decodebin ! videoconvert ! video/x-raw,format=BGR \
+         tcp-timeout={micros} ! parsebin ! {before}decodebin ! {after}{output} \
          ! appsink sync=false max-buffers=2 drop=true"
     )
 }
@@ -112,16 +154,38 @@ impl LiveCapture {
     /// Opens `url`: `rtsp://…` through GStreamer (transport and decoding as `options` say), an HTTP
     /// MJPEG stream through FFmpeg.
     pub fn open(url: &str, options: &LiveOptions) -> Result<LiveCapture, InferenceError> {
-        if url.starts_with("rtsp://") || url.starts_with("rtsps://") {
-            Self::open_with(
-                url,
-                &rtsp_pipeline(url, options),
-                videoio::CAP_GSTREAMER,
-                options,
-            )
-        } else {
-            Self::open_with(url, url, videoio::CAP_FFMPEG, options)
+        if !(url.starts_with("rtsp://") || url.starts_with("rtsps://")) {
+            return Self::open_with(url, url, videoio::CAP_FFMPEG, options);
         }
+        let pipeline = rtsp_pipeline(url, options, None);
+        let mut capture = Self::open_with(url, &pipeline, videoio::CAP_GSTREAMER, options)?;
+        capture.jpeg = options.jpeg.is_some();
+        let Some(jpeg) = options.jpeg.filter(|j| j.max_width > 0) else {
+            return Ok(capture);
+        };
+        // The camera's size shows in its first frame; one wider than wanted is reopened with the
+        // scaled size spelled out (a width range alone lets the scaler change the pixel shape instead).
+        let LiveImage::Jpeg(first) = capture.read()?.image else {
+            return Ok(capture);
+        };
+        let (width, height) =
+            crate::probe_dimensions(&first, crate::ImageFormat::Jpeg).map_err(|e| {
+                InferenceError::Media {
+                    path: capture.shown.clone(),
+                    reason: format!("the pipeline's JPEG is unreadable: {e}"),
+                }
+            })?;
+        if width <= jpeg.max_width {
+            return Ok(capture);
+        }
+        let scaled_height =
+            (u64::from(height) * u64::from(jpeg.max_width) / u64::from(width)) as u32;
+        let size = (jpeg.max_width & !1, (scaled_height & !1).max(2));
+        drop(capture);
+        let pipeline = rtsp_pipeline(url, options, Some(size));
+        let mut capture = Self::open_with(url, &pipeline, videoio::CAP_GSTREAMER, options)?;
+        capture.jpeg = true;
+        Ok(capture)
     }
 
     /// Opens `url` with FFmpeg, which names the codec (for `crow agent check`'s report).
@@ -182,6 +246,7 @@ impl LiveCapture {
             capture,
             info,
             shown,
+            jpeg: false,
         })
     }
 
@@ -205,6 +270,19 @@ impl LiveCapture {
             .capture
             .get(videoio::CAP_PROP_POS_MSEC)
             .unwrap_or(f64::NAN);
+        let image = if self.jpeg {
+            // OpenCV hands an encoded frame over as one row of bytes.
+            let bytes = image.data_bytes().map(<[u8]>::to_vec).unwrap_or_default();
+            if !bytes.starts_with(&[0xFF, 0xD8]) {
+                return Err(InferenceError::Media {
+                    path: self.shown.clone(),
+                    reason: "the pipeline gave a frame that is not a JPEG".into(),
+                });
+            }
+            LiveImage::Jpeg(bytes)
+        } else {
+            LiveImage::Bgr(image)
+        };
         Ok(LiveFrame { image, stream_ms })
     }
 }
