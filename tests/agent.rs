@@ -342,7 +342,8 @@ async fn received_at_least(url: &str, camera: &str, n: u64) -> crow::proto::Sess
 
 /// An RTSP camera through the agent to the server; the camera's server is killed and restarted and
 /// the agent reconnects and goes on; SIGTERM flushes the acks. Every frame the agent captured is on
-/// the server once, and the camera's password is in no log line and no metric.
+/// the server once, and the camera's password (read from a file of its own) is in no log line, no
+/// metric and no status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
     let work = tempfile::tempdir().unwrap();
@@ -350,13 +351,17 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
     let data = tempfile::tempdir().unwrap();
     let server = server_on(common::free_port(), data.path());
     let config = work.path().join("agent.toml");
+    // The password lives in a file of its own, not in the configuration.
+    let secret = work.path().join("door.password");
+    std::fs::write(&secret, "hunter2-secret\n").unwrap();
     std::fs::write(
         &config,
         format!(
-            "server = \"{}\"\nspool_dir = \"{}\"\nreconnect_max_ms = 2000\nopen_timeout_ms = 5000\nread_timeout_ms = 3000\n\n[[cameras]]\norganization_id = \"{ORG}\"\ncamera_id = \"door\"\nurl = \"{}\"\nfps = 2.0\n",
+            "server = \"{}\"\nspool_dir = \"{}\"\nreconnect_max_ms = 2000\nopen_timeout_ms = 5000\nread_timeout_ms = 3000\n\n[[cameras]]\norganization_id = \"{ORG}\"\ncamera_id = \"door\"\nurl = \"{}\"\npassword_file = \"{}\"\nfps = 2.0\n",
             server.url,
             work.path().join("spool").display(),
-            camera.url()
+            camera.url().replace(":hunter2-secret@", "@"),
+            secret.display()
         ),
     )
     .unwrap();
@@ -511,7 +516,10 @@ async fn a_live_camera_rides_out_a_minute_without_its_server() {
     let gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     let steady = gaps.iter().filter(|g| (**g - 1000).abs() <= 50).count();
     assert!(steady * 5 >= gaps.len() * 4, "capture time steps {gaps:?}");
-    assert!(gaps.iter().all(|g| *g >= 500), "capture time steps {gaps:?}");
+    assert!(
+        gaps.iter().all(|g| *g >= 500),
+        "capture time steps {gaps:?}"
+    );
 
     let server = server_on(port, data.path());
     let back = Instant::now();

@@ -60,6 +60,8 @@ fn camera(id: String, url: &str, decode: DecodeChoice) -> CameraSource {
         max_width: 1280,
         transport: Transport::Tcp,
         decode,
+        password_file: None,
+        password_env: None,
     }
 }
 

@@ -77,9 +77,42 @@ pub struct CameraSource {
     /// RTSP decoding.
     #[serde(default)]
     pub decode: DecodeChoice,
+    /// A file holding the camera's password (its first line), put into the URL's user info at start
+    /// (`url = "rtsp://viewer@host/…"`), so the configuration file holds no secret.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// An environment variable holding the camera's password, as `password_file`.
+    #[serde(default)]
+    pub password_env: Option<String>,
 }
 
 impl CameraSource {
+    /// Puts the password of `password_file` or `password_env` into the URL (in memory only: logs,
+    /// errors, metrics and status show the URL redacted). The error names the key at fault.
+    fn resolve_password(&mut self) -> Result<(), String> {
+        let password = match (&self.password_file, &self.password_env) {
+            (None, None) => return Ok(()),
+            (Some(_), Some(_)) => {
+                return Err("password_file: set password_file or password_env, not both".into())
+            }
+            (Some(file), None) => std::fs::read_to_string(file)
+                .map_err(|e| format!("password_file: {} cannot be read: {e}", file.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            (None, Some(var)) => std::env::var(var)
+                .map_err(|_| format!("password_env: the environment variable {var} is not set"))?,
+        };
+        let key = if self.password_file.is_some() {
+            "password_file"
+        } else {
+            "password_env"
+        };
+        self.url = with_password(&self.url, &password).map_err(|e| format!("{key}: {e}"))?;
+        Ok(())
+    }
+
     /// How the camera's stream is opened: RTSP transport as configured, key frames only unless
     /// `decode = "full"` (`"auto"` starts with key frames and measures them).
     pub fn live_options(&self, open_timeout_ms: u32, read_timeout_ms: u32) -> LiveOptions {
@@ -101,6 +134,35 @@ impl CameraSource {
             }),
         }
     }
+}
+
+/// `url` with `password` in its user info (`scheme://user:password@host/…`), the password
+/// percent-encoded; the URL must name a user and no password.
+fn with_password(url: &str, password: &str) -> Result<String, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("the url has no scheme (rtsp://, http://)")?;
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (user, host) = rest[..authority_end]
+        .rsplit_once('@')
+        .ok_or("the url names no user: write it as rtsp://user@host/… and the password goes in")?;
+    if user.contains(':') {
+        return Err("the url already holds a password: remove it from the url".into());
+    }
+    let encoded: String = password
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    Ok(format!(
+        "{scheme}://{user}:{encoded}@{host}{}",
+        &rest[authority_end..]
+    ))
 }
 
 fn default_fps() -> f64 {
@@ -172,7 +234,13 @@ impl AgentConfig {
             .merge(Env::prefixed("CROW_AGENT_"))
             .extract()
             .map_err(|e| AgentConfigError(e.to_string()))?;
-        let problems = config.problems();
+        let mut config = config;
+        let mut problems = config.problems();
+        for (i, camera) in config.cameras.iter_mut().enumerate() {
+            if let Err(e) = camera.resolve_password() {
+                problems.push(format!("cameras[{i}].{e}"));
+            }
+        }
         if !problems.is_empty() {
             return Err(AgentConfigError(problems.join("; ")));
         }
@@ -240,6 +308,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_password_from_a_file_or_the_environment_goes_into_the_url() {
+        assert_eq!(
+            with_password("rtsp://viewer@10.0.0.7:554/live", "p@ss:w/rd").unwrap(),
+            "rtsp://viewer:p%40ss%3Aw%2Frd@10.0.0.7:554/live"
+        );
+        assert!(with_password("rtsp://10.0.0.7/live", "x")
+            .unwrap_err()
+            .contains("names no user"));
+        assert!(with_password("rtsp://a:b@h/x", "x")
+            .unwrap_err()
+            .contains("already holds a password"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("till.password");
+        std::fs::write(&secret, "hunter2\n").unwrap();
+        let file = dir.path().join("agent.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[cameras]]\norganization_id = \"shop\"\ncamera_id = \"till\"\nurl = \"rtsp://viewer@cam/1\"\npassword_file = \"{}\"\n\n[[cameras]]\norganization_id = \"shop\"\ncamera_id = \"door\"\nurl = \"rtsp://viewer@cam/2\"\npassword_env = \"CROW_TEST_UNSET_CAMERA_PASSWORD\"\n",
+                secret.display()
+            ),
+        )
+        .unwrap();
+        let err = AgentConfig::load(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("cameras[1].password_env: the environment variable CROW_TEST_UNSET_CAMERA_PASSWORD is not set"),
+            "{err}"
+        );
+        std::fs::write(
+            &file,
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .replace("password_env = \"CROW_TEST_UNSET_CAMERA_PASSWORD\"\n", ""),
+        )
+        .unwrap();
+        let config = AgentConfig::load(&file).unwrap();
+        assert_eq!(config.cameras[0].url, "rtsp://viewer:hunter2@cam/1");
+    }
+
+    #[test]
     fn problems_name_their_keys() {
         let config = AgentConfig {
             spool_max_bytes: 10,
@@ -255,6 +364,8 @@ mod tests {
                     max_width: 1280,
                     transport: Transport::Tcp,
                     decode: DecodeChoice::Auto,
+                    password_file: None,
+                    password_env: None,
                 },
                 CameraSource {
                     organization_id: "acme".into(),
@@ -266,6 +377,8 @@ mod tests {
                     max_width: 0,
                     transport: Transport::Udp,
                     decode: DecodeChoice::Full,
+                    password_file: None,
+                    password_env: None,
                 },
             ],
             ..AgentConfig::default()
