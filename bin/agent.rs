@@ -181,27 +181,37 @@ fn probe(
             ))
         }
         SourceKind::Stream => {
+            // Read the way the daemon reads it: one frame through the same pipeline.
             let options = camera.live_options(open_ms, read_ms);
-            // FFmpeg names the codec; the agent itself reads RTSP through GStreamer, so that path is
-            // tried too (a frame each).
-            let mut probe = LiveCapture::probe(&camera.url, &options).map_err(|e| e.to_string())?;
-            probe.read().map_err(|e| e.to_string())?;
-            let info = probe.info().clone();
-            drop(probe);
-            let path = if camera.url.starts_with("rtsp") {
-                let mut capture =
-                    LiveCapture::open(&camera.url, &options).map_err(|e| e.to_string())?;
-                capture.read().map_err(|e| e.to_string())?;
+            let mut capture =
+                LiveCapture::open(&camera.url, &options).map_err(|e| e.to_string())?;
+            capture.read().map_err(|e| e.to_string())?;
+            let info = capture.info();
+            let how = if camera.url.starts_with("rtsp") {
                 format!(
-                    ", read over {:?} decoding {:?}",
-                    camera.transport, camera.decode
+                    ", {} over {}, decoding {}",
+                    if info.fps > 0.0 {
+                        ""
+                    } else {
+                        "rate not announced"
+                    },
+                    match camera.transport {
+                        crow::agent::config::Transport::Tcp => "TCP",
+                        crow::agent::config::Transport::Udp => "UDP",
+                    },
+                    match camera.decode {
+                        crow::agent::config::DecodeChoice::Auto =>
+                            "key frames while frequent enough",
+                        crow::agent::config::DecodeChoice::KeyFrames => "key frames only",
+                        crow::agent::config::DecodeChoice::Full => "every frame",
+                    }
                 )
-                .to_lowercase()
+                .replace(",  over", ", over")
             } else {
                 String::new()
             };
             Ok(format!(
-                "stream, {} {}x{} at {:.1} fps{path}",
+                "stream, {} {}x{} at {:.1} fps{how}",
                 info.codec.as_deref().unwrap_or("unknown codec"),
                 info.width,
                 info.height,

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs what crow needs on Debian (bookworm): build tools, OpenCV, protoc, and the sample media from
+# Installs what crow needs on Debian (bookworm): build tools, OpenCV, protoc, GStreamer (crow agent's RTSP
+# cameras: the library to build against, and the RTSP source, parsers, decoders and JPEG encoder it
+# runs), and the sample media from
 # Debian's opencv-doc package, copied into examples/data/. Idempotent: re-running skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(clang libclang-dev cmake pkg-config libopencv-dev protobuf-compiler opencv-doc python3-venv python3-pip libssl-dev)
+PACKAGES=(clang libclang-dev cmake pkg-config libopencv-dev protobuf-compiler opencv-doc python3-venv python3-pip libssl-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-libav)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

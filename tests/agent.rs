@@ -385,6 +385,20 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
     let before = session_of(&server.url, "door").await.frames_received;
     let camera = RtspCamera::start(port);
     received_at_least(&server.url, "door", before + 4).await;
+    // The camera stalls (its connection open, no frames) past read_timeout_ms, then recovers: the
+    // agent notices the stall, reopens, and goes on.
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &camera.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    signal("-CONT");
+    let before = session_of(&server.url, "door").await.frames_received;
+    received_at_least(&server.url, "door", before + 4).await;
     let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .await
         .unwrap()
@@ -433,6 +447,7 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
     assert!(text.contains("agent NOT running"), "{text}");
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("camera unavailable; reopening"), "{logged}");
+    assert!(logged.contains("the camera stalled"), "{logged}");
     // Key frames every second cannot give 2 frames/s: `decode = "auto"` measured that and decodes
     // every frame.
     assert!(

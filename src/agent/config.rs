@@ -128,10 +128,10 @@ impl CameraSource {
                 DecodeChoice::Auto | DecodeChoice::KeyFrames => DecodeMode::KeyFrames,
             },
             take_fps: self.fps,
-            jpeg: Some(JpegOutput {
+            jpeg: JpegOutput {
                 quality: self.jpeg_quality,
                 max_width: self.max_width,
-            }),
+            },
         }
     }
 }

@@ -22,6 +22,7 @@
 // Tests may wait on threads and flush directly (clippy.toml forbids both in product code).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+pub mod camera;
 pub mod describer;
 pub mod detector;
 mod error;
@@ -38,10 +39,12 @@ mod llama_log;
 pub mod media;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub mod rtsp;
 pub mod text;
 pub mod tracker;
 pub mod zones;
 
+pub use camera::LiveCapture;
 pub use describer::{
     DescribeInput, Description, FrameDescriber, OpenCvSceneDescriber, DEFAULT_VISION_PROMPT,
 };
@@ -53,8 +56,8 @@ pub use frame::{
 };
 pub use gate::{DuplicateGate, GateVerdict, Thumbnail};
 pub use live::{
-    redact_url, DecodeMode, JpegOutput, LiveCapture, LiveFrame, LiveImage, LiveOptions,
-    RtspTransport, StreamInfo,
+    redact_url, DecodeMode, JpegOutput, LiveFrame, LiveImage, LiveOptions, RtspTransport,
+    StreamInfo,
 };
 pub use media::{MediaFrame, MediaReader};
 /// The OpenCV bindings this crate uses.
