@@ -253,6 +253,96 @@ async fn the_example_configuration_runs_and_reports_its_status() {
     );
 }
 
+/// The agent as a store installs it: the server speaks TLS (a certificate of the store's CA) and wants a
+/// token. Without one the agent says the server refused its credentials and keeps the frames; with a
+/// camera-role token of the organization (`CROW_TOKEN`) and the CA (`CROW_TLS_CA`) every frame arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_sends_over_tls_with_a_camera_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = crate::tls::Pki::new(dir.path(), "store");
+    let (cert, key) = pki.leaf("server", &["localhost", "127.0.0.1"], false);
+    let auth = crow::auth::AuthConfig {
+        secret: Some("a-test-secret-of-at-least-32-bytes!!".into()),
+        ..Default::default()
+    };
+    let crow = crow::Crow::builder().temporary().build().await.unwrap();
+    let tls = crow::tls::ServerTls::load(&crow::tls::TlsConfig {
+        cert: Some(cert),
+        key: Some(key),
+        ..Default::default()
+    })
+    .unwrap()
+    .unwrap();
+    let server = crow::server::spawn_with(
+        crow.pipeline().clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        crow::server::ServeOptions::new(crow::auth::Authenticator::new(&auth).unwrap())
+            .with_tls(tls),
+    )
+    .await
+    .unwrap();
+    let folder = folder_of_frames(6);
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"{}\"\nspool_dir = \"{}\"\n\n[[cameras]]\norganization_id = \"{ORG}\"\ncamera_id = \"till\"\nurl = \"{}\"\nfps = 2.0\n",
+            server.url(),
+            dir.path().join("spool").display(),
+            folder.path().display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("agent.log");
+    let agent = |token: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_crow"));
+        command
+            .args(["agent", "run", "--config"])
+            .arg(&config)
+            .env("CROW_TLS_CA", pki.path("store-ca.crt"))
+            .env("CROW_LOG", "warn")
+            .env_remove("CROW_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+        if let Some(token) = token {
+            command.env("CROW_TOKEN", token).arg("--exit-when-done");
+        }
+        command.spawn().unwrap()
+    };
+
+    let refused = agent(None);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, report) = stop(refused);
+    assert!(status.success(), "{report}");
+    assert!(
+        report.contains("0 frames acknowledged by the server, 6 waiting in the spool"),
+        "{report}"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("the server refused the agent's credentials"),
+        "{logged}"
+    );
+
+    let token = crow::auth::mint_hs256(&auth, "agent", &[ORG.to_owned()], "camera", 600).unwrap();
+    let sent = agent(Some(&token)).wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&sent.stdout);
+    assert!(sent.status.success(), "{report}");
+    // The 6 frames the refused run kept, and the 6 this run captured.
+    assert!(
+        report.contains("12 frames acknowledged by the server, 0 waiting"),
+        "{report}"
+    );
+    let session = crow
+        .store()
+        .open_session_for_camera(ORG, "till")
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.counters.received, 12);
+    server.shutdown().await;
+    crow.shutdown().await;
+}
+
 /// Starts a test camera of tests/cameras/ with Debian's Python (which has GStreamer's bindings) and
 /// waits for its "ready" line.
 fn python_camera(script: &str, args: &[&str]) -> Child {

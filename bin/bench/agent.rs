@@ -32,7 +32,7 @@ pub(crate) struct AgentBenchArgs {
     /// Seconds each decoding mode runs.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
-    /// Seconds the server is away in the drain measurement.
+    /// Seconds the server is away in the drain measurement (0 skips the drain and bytes figures).
     #[arg(long, default_value_t = 120)]
     outage_seconds: u64,
 }
@@ -46,6 +46,9 @@ pub(super) async fn run(args: AgentBenchArgs) -> Result<()> {
         crow::inference::redact_url(&args.rtsp)
     );
     decode(&args).await?;
+    if args.outage_seconds == 0 {
+        return Ok(());
+    }
     drain(&args).await
 }
 

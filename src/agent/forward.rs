@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, Notify};
 
 use super::config::CameraSource;
 use super::spool::Spool;
-use crate::client::{stream_frames_resending, Credentials};
+use crate::client::{stream_frames_resending, ClientError, Credentials};
 
 /// How long one stream rides out an unreachable server before the forwarder starts a new one from the
 /// spool (nothing is lost either way: the frames wait in the spool).
@@ -144,14 +144,24 @@ pub async fn run(
                 }
             }
             Err(e) => {
+                // Credentials the server refuses do not mend by themselves: said as such, retried
+                // less often (a token renewed in the environment needs a restart; one the server's
+                // keys come to accept does not).
+                let refused = matches!(&e, ClientError::Status(s)
+                    if matches!(s.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied));
                 if unreachable_since.is_none() {
-                    tracing::warn!(camera_id = %camera.camera_id, error = %e, "server unreachable; frames wait in the spool");
+                    if refused {
+                        tracing::error!(camera_id = %camera.camera_id, error = %e, "the server refused the agent's credentials: set CROW_TOKEN to a camera-role token of the camera's organization (crow token --org ORG --role camera); frames wait in the spool");
+                    } else {
+                        tracing::warn!(camera_id = %camera.camera_id, error = %e, "server unreachable; frames wait in the spool");
+                    }
                     unreachable_since = Some(std::time::Instant::now());
                 }
-                if stop.load(Ordering::Acquire) {
-                    return;
+                let pause = Duration::from_secs(if refused { 10 } else { 1 });
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = stopping(&stop) => return,
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }

@@ -39,7 +39,6 @@ mod llama_log;
 pub mod media;
 #[cfg(feature = "remote")]
 pub mod remote;
-pub mod rtsp;
 pub mod text;
 pub mod tracker;
 pub mod zones;

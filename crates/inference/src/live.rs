@@ -1,7 +1,7 @@
 //! What live camera streams are and how they are read: the options ([`LiveOptions`]), the frames
 //! ([`LiveFrame`]), what a stream says about itself ([`StreamInfo`]), and [`redact_url`], which keeps a
-//! camera's password out of logs. The readers are [`crate::camera::LiveCapture`] (RTSP through
-//! [`crate::rtsp`], HTTP MJPEG through OpenCV's FFmpeg backend).
+//! camera's password out of logs. The reader is [`crate::camera::LiveCapture`] (RTSP and HTTP MJPEG
+//! through a GStreamer pipeline).
 
 use opencv::core::Mat;
 
@@ -64,7 +64,7 @@ pub struct LiveOptions {
     pub read_timeout_ms: u32,
     /// RTSP only.
     pub transport: RtspTransport,
-    /// RTSP only (an MJPEG stream's frames are all key frames).
+    /// RTSP only (an MJPEG stream's frames are all key frames, passed through).
     pub decode: DecodeMode,
     /// Frames per second the reader takes: when every frame is decoded, those beyond twice this rate
     /// are dropped right after the decoder, before conversion (RTSP).
@@ -85,9 +85,9 @@ pub struct JpegOutput {
 
 /// A frame's picture.
 pub enum LiveImage {
-    /// Decoded pixels (BGR): HTTP MJPEG streams.
+    /// Decoded pixels (BGR).
     Bgr(Mat),
-    /// A JPEG (see [`LiveOptions::jpeg`]): RTSP streams.
+    /// A JPEG (see [`LiveOptions::jpeg`]): what live streams give.
     Jpeg(Vec<u8>),
 }
 
