@@ -114,7 +114,14 @@ impl CrowBuilder {
         let store = if self.temporary {
             storage::Store::temporary()?
         } else {
-            storage::Store::open(self.data_dir.unwrap_or_else(|| PathBuf::from("crow-data")))?
+            let dir = self
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("crow-data"));
+            // Opening reads the database (and may wait for its lock): blocking work.
+            tokio::task::spawn_blocking(move || storage::Store::open(dir))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?
         };
         let records: storage::Records = match self.records {
             None => Arc::new(store.clone()),

@@ -159,13 +159,38 @@ pub(crate) fn tx_put<T: Serialize>(
     Ok(())
 }
 
+/// How long [`Store::open`] waits for a database directory's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether sled failed to open because another handle holds the directory's file lock.
+fn is_lock_conflict(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
 impl Store {
     /// Opens (or creates) the database in `dir`.
+    ///
+    /// The directory's lock is waited for up to 2 s: a database of this process that was
+    /// just dropped releases it only when sled's background flusher has stopped. Held longer, the
+    /// lock is another process's and the error says so.
     pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.as_ref())
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+            .mode(sled::Mode::HighThroughput);
+        let waiting_since = std::time::Instant::now();
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if is_lock_conflict(&e) && waiting_since.elapsed() < LOCK_WAIT =>
+                {
+                    // Opening is blocking work already (callers on async threads use spawn_blocking);
+                    // this wait happens only while another handle holds the lock.
+                    #[allow(clippy::disallowed_methods)]
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         Self::from_db(db, Some(dir.as_ref().to_owned()))
     }
 
