@@ -234,11 +234,53 @@ fn replay(camera: &CameraSource, keep: &impl Fn(i64, &[u8]), stop: &AtomicBool, 
 /// Frames a key-frame-only capture measures before judging their interval.
 const KEY_FRAMES_MEASURED: u32 = 4;
 
+/// How far (ms) a frame may arrive behind its capture time before it counts as behind.
+const MAX_BEHIND_MS: i64 = 2000;
+/// Frames in a row behind that re-anchor a [`CaptureClock`].
+const BEHIND_FRAMES: u32 = 3;
+
+/// Maps a stream's clock onto the agent's: a frame's capture time is its stream time plus the
+/// smallest (arrival - stream time) seen so far, so it is never later than the frame's arrival and
+/// only rises. A stream that stays more than 2 s behind that for 3 frames in a row (a camera's clock
+/// jump, a camera running slow) is re-anchored by the least of those frames' lateness; one late
+/// burst is not.
+#[derive(Debug, Default)]
+struct CaptureClock {
+    offset_ms: Option<i64>,
+    behind_run: u32,
+    least_behind_ms: i64,
+}
+
+impl CaptureClock {
+    /// The capture time (ms since the epoch) of a frame at `stream_ms` that arrived at `arrival_ms`.
+    fn stamp(&mut self, stream_ms: f64, arrival_ms: i64) -> i64 {
+        let t = stream_ms as i64;
+        let mut offset = self
+            .offset_ms
+            .map_or(arrival_ms - t, |o| o.min(arrival_ms - t));
+        let behind = arrival_ms - (t + offset);
+        if behind > MAX_BEHIND_MS {
+            self.least_behind_ms = if self.behind_run == 0 {
+                behind
+            } else {
+                self.least_behind_ms.min(behind)
+            };
+            self.behind_run += 1;
+            if self.behind_run >= BEHIND_FRAMES {
+                offset += self.least_behind_ms;
+                self.behind_run = 0;
+            }
+        } else {
+            self.behind_run = 0;
+        }
+        self.offset_ms = Some(offset);
+        t + offset
+    }
+}
+
 /// An RTSP or MJPEG stream, sampled by the stream's clock: a frame is taken once per `interval` of
 /// stream time (a quarter interval early is on time, so key frames exactly one interval apart are all
-/// taken), stamped with the agent's clock at the stream's start plus its stream time (re-anchored
-/// when the two drift apart by more than 2 s, e.g. after a camera's clock jump). Returns why it
-/// stopped.
+/// taken), stamped by a [`CaptureClock`]. Returns why it stopped.
 fn live(
     camera: &CameraSource,
     options: &LiveOptions,
@@ -252,7 +294,7 @@ fn live(
     up.set(true);
     let interval_ms = interval.as_secs_f64() * 1000.0;
     let opened = Instant::now();
-    let mut anchor_ms = now_ms();
+    let mut clock = CaptureClock::default();
     let mut first_stream_ms: Option<f64> = None;
     let mut last_t = f64::NEG_INFINITY;
     let mut due_t = 0.0;
@@ -290,12 +332,7 @@ fn live(
         if t + interval_ms / 4.0 < due_t {
             continue;
         }
-        let mut captured_at = anchor_ms + t as i64;
-        let now = now_ms();
-        if (captured_at - now).abs() > 2000 {
-            anchor_ms = now - t as i64;
-            captured_at = now;
-        }
+        let captured_at = clock.stamp(t, now_ms());
         let jpeg = match frame.image {
             LiveImage::Jpeg(bytes) => bytes,
             LiveImage::Bgr(image) => encode(camera, &image)?,
@@ -412,3 +449,36 @@ impl Backoff {
 
 /// Shared by the capture threads and the agent: whether to stop.
 pub type StopFlag = Arc<AtomicBool>;
+
+#[cfg(test)]
+mod tests {
+    use super::CaptureClock;
+
+    #[test]
+    fn capture_times_follow_the_stream_never_lead_arrival_and_only_rise() {
+        let mut clock = CaptureClock::default();
+        // Anchored at the first frame's arrival; the next arrive 100-600 ms late (network, decoder).
+        assert_eq!(clock.stamp(0.0, 10_000), 10_000);
+        assert_eq!(clock.stamp(1000.0, 11_300), 11_000);
+        assert_eq!(clock.stamp(2000.0, 12_600), 12_000);
+        // One frame arriving earlier than any before moves the anchor back: never in the future.
+        assert_eq!(clock.stamp(3000.0, 12_900), 12_900);
+        assert_eq!(clock.stamp(4000.0, 13_950), 13_900);
+        // A burst 2.5 s late (a stall) keeps the stream's spacing.
+        assert_eq!(clock.stamp(5000.0, 17_500), 14_900);
+        assert_eq!(clock.stamp(6000.0, 17_550), 15_900);
+        assert_eq!(clock.stamp(7000.0, 17_600), 16_900);
+    }
+
+    #[test]
+    fn a_stream_that_stays_behind_is_re_anchored_forward() {
+        let mut clock = CaptureClock::default();
+        // A camera whose clock runs at half speed: each frame arrives 500 ms further behind.
+        let stamps: Vec<i64> = (0..9)
+            .map(|i| clock.stamp(500.0 * i as f64, 1000 * i))
+            .collect();
+        // Up to 2 s behind it is followed; the third frame in a row beyond that is re-anchored by the
+        // least lateness of the three (2.5 s), and the stream's spacing goes on from there.
+        assert_eq!(stamps, [0, 500, 1000, 1500, 2000, 2500, 3000, 6000, 6500]);
+    }
+}

@@ -2,10 +2,10 @@
 gir1.2-gst-rtsp-server-1.0) serving a video file at /cam, optionally behind basic authentication.
 
     python3 tests/cameras/rtsp_camera.py PORT VIDEO [USER PASSWORD]
-        [--size 640x360] [--fps 10] [--key-every 10] [--codec h264|h265]
+        [--size 640x360] [--fps 10] [--key-every 10] [--codec h264|h265] [--repeat 1]
 
-The file is re-encoded live (x264 or x265, a key frame every `--key-every` frames); a shared media,
-so clients joining later see the same stream (vtest.avi lasts 79 s).
+The file is re-encoded live (x264 or x265, a key frame every `--key-every` frames), played `--repeat`
+times in a row; a shared media, so clients joining later see the same stream (vtest.avi lasts 79 s).
 Prints "ready" once it listens; runs until killed.
 """
 
@@ -29,6 +29,8 @@ parser.add_argument("--size", default="640x360")
 parser.add_argument("--fps", type=int, default=10)
 parser.add_argument("--key-every", type=int, default=10)
 parser.add_argument("--codec", choices=["h264", "h265"], default="h264")
+# The file played this many times in a row (GStreamer's concat): a camera that outlasts a benchmark.
+parser.add_argument("--repeat", type=int, default=1)
 args = parser.parse_args()
 
 Gst.init(None)
@@ -45,10 +47,13 @@ server = GstRtspServer.RTSPServer()
 server.set_address("127.0.0.1")
 server.set_service(args.port)
 factory = GstRtspServer.RTSPMediaFactory()
+sources = " ".join(
+    f"filesrc location={args.video} ! decodebin ! videoconvert ! c." for _ in range(args.repeat)
+)
 factory.set_launch(
-    f"( filesrc location={args.video} ! decodebin ! videoconvert ! videoscale "
+    f"( concat name=c ! videoconvert ! videoscale "
     f"! video/x-raw,width={width},height={height} ! videorate "
-    f"! video/x-raw,framerate={args.fps}/1 ! {encoder} )"
+    f"! video/x-raw,framerate={args.fps}/1 ! {encoder} {sources} )"
 )
 factory.set_shared(True)
 if args.user is not None:

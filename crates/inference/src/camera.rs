@@ -73,9 +73,10 @@ fn mjpeg_launch_line(options: &LiveOptions, scale_to: Option<(u32, u32)>) -> Str
 
 /// The launch line of an RTSP camera, without its URL (set as a property, never parsed or printed).
 fn launch_line(options: &LiveOptions, scale_to: Option<(u32, u32)>) -> String {
-    let protocols = match options.transport {
-        RtspTransport::Tcp => "tcp",
-        RtspTransport::Udp => "udp",
+    // TCP delivers in order: no jitter buffer needed. UDP may reorder: 200 ms of it.
+    let (protocols, latency) = match options.transport {
+        RtspTransport::Tcp => ("tcp", 0),
+        RtspTransport::Udp => ("udp", 200),
     };
     let (before, after) = match options.decode {
         DecodeMode::Full => (
@@ -91,7 +92,7 @@ fn launch_line(options: &LiveOptions, scale_to: Option<(u32, u32)>) -> String {
         format!("videoscale ! video/x-raw,width={w},height={h} ! ")
     });
     format!(
-        "rtspsrc name=src protocols={protocols} latency=200 ! parsebin ! identity name=parsed {before} \
+        "rtspsrc name=src protocols={protocols} latency={latency} ! parsebin ! identity name=parsed {before} \
          ! decodebin ! {after}videoconvert ! {scale}jpegenc quality={} \
          ! appsink name=sink sync=false max-buffers=2 drop=true",
         options.jpeg.quality
@@ -214,6 +215,18 @@ impl LiveCapture {
                 }
                 src.set_property("timeout", options.open_timeout_ms.div_ceil(1000).max(1));
             }
+        }
+        if options.decode == DecodeMode::KeyFrames {
+            // One key frame a second needs no decoder threads of its own (frame threading only adds
+            // wake-ups and a frame of delay).
+            pipeline.connect_deep_element_added(|_, _, element| {
+                let is_decoder = element
+                    .factory()
+                    .is_some_and(|f| f.name().starts_with("avdec_"));
+                if is_decoder && element.has_property("max-threads", None) {
+                    element.set_property("max-threads", 1i32);
+                }
+            });
         }
         let sink = pipeline
             .by_name("sink")
