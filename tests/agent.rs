@@ -547,11 +547,12 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
     std::fs::write(
         &config,
         format!(
-            "server = \"{}\"\nspool_dir = \"{}\"\nreconnect_max_ms = 2000\nopen_timeout_ms = 5000\nread_timeout_ms = 3000\n\n[[cameras]]\norganization_id = \"{ORG}\"\ncamera_id = \"door\"\nurl = \"{}\"\npassword_file = \"{}\"\nfps = 2.0\n",
+            "server = \"{}\"\nspool_dir = \"{}\"\nreconnect_max_ms = 2000\nopen_timeout_ms = 5000\nread_timeout_ms = 3000\n\n[[cameras]]\norganization_id = \"{ORG}\"\ncamera_id = \"door\"\nurl = \"{}\"\npassword_file = \"{}\"\nfps = 2.0\n\n[[cameras]]\norganization_id = \"{ORG}\"\ncamera_id = \"dead\"\nurl = \"rtsp://127.0.0.1:{}/cam\"\n",
             server.url,
             work.path().join("spool").display(),
             camera.url().replace(":hunter2-secret@", "@"),
-            secret.display()
+            secret.display(),
+            common::free_port()
         ),
     )
     .unwrap();
@@ -607,14 +608,21 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
     ] {
         assert!(metrics.contains(gauge), "{gauge} in {metrics}");
     }
-    // `crow agent status`: one line per camera, up, with its last frame seconds ago.
+    // `crow agent status`: one line per camera, with its last frame seconds ago; a camera down fails
+    // the command (for a monitoring check).
     let shown = agent_status(&config);
-    assert!(shown.status.success(), "{shown:?}");
+    assert_eq!(shown.status.code(), Some(1), "{shown:?}");
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("agent running"), "{text}");
     let line = text.lines().find(|l| l.starts_with("shop/door")).unwrap();
     assert!(line.contains(" up "), "{line}");
     assert!(line.contains("last frame "), "{line}");
+    // A camera that never answers (nothing listens at its address) beside it: down, retried, and no
+    // trouble for the door camera, which delivered all along.
+    let dead = text.lines().find(|l| l.starts_with("shop/dead")).unwrap();
+    assert!(dead.contains(" DOWN "), "{dead}");
+    assert!(dead.contains("no frame yet"), "{dead}");
+    assert!(!dead.contains("reconnects 0"), "{dead}");
     assert!(
         !text.contains("hunter2"),
         "the password in the status: {text}"
