@@ -443,6 +443,82 @@ async fn the_describer_sees_every_busy_stretch_and_no_idle_frame() {
     t.stop().await;
 }
 
+/// People leave and the scene stays still (frames the near-duplicate gate skips before the
+/// detector): their tracks end and occupancy returns to 0 within seconds of the last sighting, not when
+/// the next person appears or the session closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_who_leave_a_still_scene_end_their_tracks_within_seconds() {
+    let footage = gate_footage(&common::data("vtest.avi"), 2).unwrap();
+    // Each idle stretch is still: its first frame over and over (no blinking sign).
+    let mut items: Vec<(u64, i64, Vec<u8>, ImageFormat)> = Vec::new();
+    let mut still: Option<Vec<u8>> = None;
+    for (i, m) in footage.frames.iter().enumerate() {
+        let jpeg = if footage.is_busy(i) {
+            still = None;
+            encode_jpeg(m, 80).unwrap()
+        } else {
+            still
+                .get_or_insert_with(|| encode_jpeg(m, 80).unwrap())
+                .clone()
+        };
+        items.push((i as u64, i as i64 * 1000, jpeg, ImageFormat::Jpeg));
+    }
+    let t = TestServer::start(PipelineConfig::default()).await;
+    let acks = common::send(&t.url, common::frames("acme", "still", START_MS, &items)).await;
+    let skipped = acks
+        .iter()
+        .filter(|a| a.outcome == FrameOutcome::SkippedDuplicate as i32)
+        .count();
+    assert!(
+        skipped > 40,
+        "the still stretches are duplicates: {skipped} skipped"
+    );
+    let closed = common::close_session(&t.url, "acme", &acks[0].session_id).await;
+    let records = session_records(&t.url, "acme", &closed.session_id, closed.batches_emitted).await;
+    let log = event_log(&records);
+    let mut occupancy: Vec<(u64, u64)> = records
+        .iter()
+        .flat_map(|r| data(r)["occupancy"].as_array().cloned().unwrap_or_default())
+        .map(|o| {
+            (
+                o["frame_index"].as_u64().unwrap(),
+                o["people"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    occupancy.sort_unstable();
+    // A track ends once unseen for more than 3 s: by the 5th frame after its stretch, 1 frame/s.
+    let max_lost_frames = 5;
+    for stretch in &footage.busy {
+        let (start, end) = (stretch.start as u64, stretch.end as u64);
+        let started: Vec<u64> = log
+            .iter()
+            .filter(|(f, kind, _, _)| kind == "track_started" && (start..end).contains(f))
+            .map(|(_, _, _, track)| *track)
+            .collect();
+        assert!(
+            !started.is_empty(),
+            "nobody tracked in {stretch:?}: {log:?}"
+        );
+        for track in started {
+            let ended = log
+                .iter()
+                .find(|(_, kind, _, t)| kind == "track_ended" && *t == track)
+                .map(|(f, _, _, _)| *f);
+            assert!(
+                ended.is_some_and(|f| f < end + max_lost_frames),
+                "track {track} of {stretch:?} ended at {ended:?}: {log:?}"
+            );
+        }
+        let people_after = occupancy
+            .iter()
+            .rfind(|(f, _)| *f < end + max_lost_frames)
+            .map(|(_, n)| *n);
+        assert_eq!(people_after, Some(0), "{occupancy:?}");
+    }
+    t.stop().await;
+}
+
 /// The records of one session once there are `expected` of them (the analyzer writes them
 /// asynchronously), for at most 20 s.
 async fn session_records(

@@ -395,6 +395,13 @@ impl IngestSessionState {
         } else if outcome == FrameOutcome::Accepted && !room {
             outcome = FrameOutcome::Shed;
         }
+        // A duplicate skips the detector and the describer, never the scene's clock: it shows the
+        // people of the frame it duplicates, where they were.
+        let mut scene_moved = people.is_some();
+        if let (FrameOutcome::SkippedDuplicate { .. }, Some(scene)) = (&outcome, &mut self.scene) {
+            scene.observe_unchanged(frame.frame_index, frame.captured_at_ms);
+            scene_moved = true;
+        }
 
         // Count the frame and write it in one transaction with the session's counters.
         let mut session = self.session.clone();
@@ -408,8 +415,8 @@ impl IngestSessionState {
             FrameOutcome::Gated { .. } => c.gated += 1,
             FrameOutcome::Shed => c.shed += 1,
         }
-        // The scene changed only if the detector looked at this frame (the stored copy is current otherwise).
-        if let Some(scene) = self.scene.as_ref().filter(|_| people.is_some()) {
+        // The scene changed only if it saw this frame (the stored copy is current otherwise).
+        if let Some(scene) = self.scene.as_ref().filter(|_| scene_moved) {
             session.scene = scene.to_json();
         }
         // Rejected frames do not move the session's clock or position: they may be garbage.

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use crow_inference::zones::{crossing, polygon_contains, Crossing, Point};
-use crow_inference::{Detection, Track, TrackChange, Tracker, TrackerState};
+use crow_inference::{BBox, Detection, Track, TrackChange, Tracker, TrackerState};
 use crow_storage::{CameraConfig, OccupancySample, TrackEvent, TrackEventKind};
 use serde::{Deserialize, Serialize};
 
@@ -23,9 +23,20 @@ use crate::config::PerceptionConfig;
 struct Visit {
     entered_frame: u64,
     entered_ms: i64,
+    /// The last detection with the feet inside (`entered_ms` until a later one).
+    #[serde(default)]
+    last_inside_ms: Option<i64>,
     /// The enter frame was described (its keyframe is evidence).
     entered_described: bool,
     dwell_reported: bool,
+}
+
+impl Visit {
+    /// The visit's dwell: from the first to the last detection with the feet inside. The one
+    /// definition `zone_dwell`, `zone_exit` and the products they name share.
+    fn dwell_ms(&self) -> i64 {
+        self.last_inside_ms.unwrap_or(self.entered_ms) - self.entered_ms
+    }
 }
 
 /// What the scene remembers of one confirmed track.
@@ -57,6 +68,20 @@ pub(crate) struct SceneState {
     /// Capture time of the last frame the gate sent to the describer.
     #[serde(default)]
     last_described_ms: Option<i64>,
+    /// The people (outside the masks) of the last frame the detector looked at: what a frame the
+    /// near-duplicate gate finds unchanged shows.
+    #[serde(default)]
+    last_people: Vec<Detection>,
+}
+
+/// What one frame's tracking yielded.
+struct Followed {
+    /// Each person of the frame with the id of the track it belongs to.
+    tracked: Vec<(u64, Detection)>,
+    /// The events of the frame.
+    events: Vec<TrackEvent>,
+    /// Reasons to describe the frame: (track, reason, urgent).
+    reasons: Vec<(u64, String, bool)>,
 }
 
 /// The gate's decision for one frame.
@@ -153,65 +178,13 @@ impl Scene {
             .filter(|d| !masks.iter().any(|m| polygon_contains(m, d.bbox.foot())))
             .copied()
             .collect();
-        let (changes, ids) = self.tracker.update(&people, frame_index, at_ms);
-        let tracked: Vec<(u64, Detection)> = ids.into_iter().zip(people.iter().copied()).collect();
-
-        let mut events = Vec::new();
-        // (track, reason, urgent): zone entries and dwells are described at once, the rest at most once
-        // per `min_describe_interval_ms`.
-        let mut reasons: Vec<(u64, String, bool)> = Vec::new();
-        // A person not yet shown to the describer is worth a look, before the track is confirmed: a
-        // camera sending sparse frames may never show them twice. Until a frame that shows them is
-        // described, they stay new.
-        for (id, _) in &tracked {
-            let shown = self
-                .state
-                .tracks
-                .get(id)
-                .is_some_and(|t| t.first_described.is_some());
-            if !shown {
-                reasons.push((*id, format!("new person {id}"), false));
-            }
-        }
-        for change in &changes {
-            match change {
-                TrackChange::Confirmed(id) | TrackChange::Seen(id) => {
-                    let Some(track) = self.tracker.tracks().iter().find(|t| t.id == *id).cloned()
-                    else {
-                        continue;
-                    };
-                    if matches!(change, TrackChange::Confirmed(_)) {
-                        let mut e = event(TrackEventKind::TrackStarted, &track, None);
-                        e.evidence_frames.extend(
-                            self.state
-                                .tracks
-                                .get(&track.id)
-                                .and_then(|t| t.first_described),
-                        );
-                        events.push(e);
-                    }
-                    self.follow(&track, &mut events, &mut reasons);
-                }
-                TrackChange::Missed(_) => {}
-                TrackChange::Ended(track) => self.end(track, frame_index, at_ms, &mut events),
-            }
-        }
-
-        let people_now = self
-            .tracker
-            .tracks()
-            .iter()
-            .filter(|t| t.confirmed(self.tracker.config()))
-            .count() as u32;
-        if people_now != self.state.people {
-            self.state.people = people_now;
-            self.state.pending_occupancy.push(OccupancySample {
-                frame_index,
-                at_ms,
-                people: people_now,
-            });
-        }
-
+        let Followed {
+            tracked,
+            mut events,
+            mut reasons,
+        } = self.track(&people, frame_index, at_ms);
+        let nobody = people.is_empty();
+        self.state.last_people = people;
         // The cap: a track that has been described often enough triggers nothing more.
         let cap = self.config.max_describes_per_track;
         let capped: Vec<u64> = reasons
@@ -229,7 +202,7 @@ impl Scene {
             .state
             .last_described_ms
             .is_some_and(|t| at_ms.saturating_sub(t) < self.config.min_describe_interval_ms as i64);
-        let verdict = if people.is_empty() {
+        let verdict = if nobody {
             Verdict::NoPerson
         } else if reasons.is_empty() {
             Verdict::Gated(if capped.is_empty() {
@@ -269,27 +242,126 @@ impl Scene {
             }
             Verdict::Describe(reasons.into_iter().map(|(_, r, _)| r).collect())
         };
+        self.settle(events);
+        (verdict, tracked)
+    }
+
+    /// Queues a frame's events for the next batch and forgets the tentative tracks the tracker
+    /// dropped.
+    fn settle(&mut self, mut events: Vec<TrackEvent>) {
         for e in &mut events {
             e.evidence_frames.sort_unstable();
             e.evidence_frames.dedup();
         }
-        // Forget tentative tracks the tracker dropped.
         let live: Vec<u64> = self.tracker.tracks().iter().map(|t| t.id).collect();
         self.state.tracks.retain(|id, _| live.contains(id));
         self.state.pending_events.extend(events);
-        (verdict, tracked)
     }
 
-    /// Zone visits, dwell, tripwires and movement of a track detected on this frame.
+    /// A frame the near-duplicate gate found unchanged since the last one the detector looked at: it
+    /// shows the same people where they were, so the scene's clock moves on with them (dwell grows,
+    /// people who left before that frame age out and their tracks end), and nothing is described.
+    pub(crate) fn observe_unchanged(&mut self, frame_index: u64, at_ms: i64) {
+        let people = std::mem::take(&mut self.state.last_people);
+        let followed = self.track(&people, frame_index, at_ms);
+        self.state.last_people = people;
+        self.settle(followed.events);
+    }
+
+    /// Updates the tracker with one frame's people and follows every confirmed track.
+    fn track(&mut self, people: &[Detection], frame_index: u64, at_ms: i64) -> Followed {
+        let (changes, ids) = self.tracker.update(people, frame_index, at_ms);
+        let tracked: Vec<(u64, Detection)> = ids.into_iter().zip(people.iter().copied()).collect();
+
+        let mut events = Vec::new();
+        // (track, reason, urgent): zone entries and dwells are described at once, the rest at most once
+        // per `min_describe_interval_ms`.
+        let mut reasons: Vec<(u64, String, bool)> = Vec::new();
+        // A person not yet shown to the describer is worth a look, before the track is confirmed: a
+        // camera sending sparse frames may never show them twice. Until a frame that shows them is
+        // described, they stay new.
+        for (id, _) in &tracked {
+            let shown = self
+                .state
+                .tracks
+                .get(id)
+                .is_some_and(|t| t.first_described.is_some());
+            if !shown {
+                reasons.push((*id, format!("new person {id}"), false));
+            }
+        }
+        for change in &changes {
+            match change {
+                TrackChange::Confirmed(id) | TrackChange::Seen(id) => {
+                    let Some(track) = self.tracker.tracks().iter().find(|t| t.id == *id).cloned()
+                    else {
+                        continue;
+                    };
+                    let confirmed_now = matches!(change, TrackChange::Confirmed(_));
+                    if confirmed_now {
+                        let mut e = event(TrackEventKind::TrackStarted, &track, None);
+                        e.evidence_frames.extend(
+                            self.state
+                                .tracks
+                                .get(&track.id)
+                                .and_then(|t| t.first_described),
+                        );
+                        events.push(e);
+                    }
+                    // Where the detector saw the feet on this frame (the track's box is smoothed,
+                    // and lags a walker).
+                    let Some(seen) = tracked.iter().find(|(t, _)| t == id).map(|(_, d)| d.bbox)
+                    else {
+                        continue;
+                    };
+                    self.follow(&track, seen, confirmed_now, &mut events, &mut reasons);
+                }
+                TrackChange::Missed(_) => {}
+                TrackChange::Ended(track) => self.end(track, frame_index, at_ms, &mut events),
+            }
+        }
+
+        let people_now = self
+            .tracker
+            .tracks()
+            .iter()
+            .filter(|t| t.confirmed(self.tracker.config()))
+            .count() as u32;
+        if people_now != self.state.people {
+            self.state.people = people_now;
+            self.state.pending_occupancy.push(OccupancySample {
+                frame_index,
+                at_ms,
+                people: people_now,
+            });
+        }
+
+        Followed {
+            tracked,
+            events,
+            reasons,
+        }
+    }
+
+    /// Zone visits, dwell, tripwires and movement of a track detected on this frame at `seen`. A track confirmed
+    /// on this frame is first placed where it was first detected, so a zone it stood in and a line it
+    /// crossed since then count from that detection (its events carry this frame, the one that
+    /// confirmed them).
     fn follow(
         &mut self,
         track: &Track,
+        seen: BBox,
+        confirmed_now: bool,
         events: &mut Vec<TrackEvent>,
         reasons: &mut Vec<(u64, String, bool)>,
     ) {
-        let foot = track.bbox.foot();
+        let foot = seen.foot();
         let movement = self.config.movement_threshold;
         let scene = self.state.tracks.entry(track.id).or_default();
+        let first = track.first_bbox.filter(|_| confirmed_now);
+        if let Some(first) = first {
+            scene.foot = Some(first.foot());
+        }
         let previous_foot = scene.foot.replace(foot);
         if let Some(d) = scene.described_foot {
             if distance(d, foot) >= movement {
@@ -300,21 +372,33 @@ impl Scene {
             return;
         };
         for zone in &camera.zones {
+            let enter = |visits: &mut BTreeMap<String, Visit>,
+                         events: &mut Vec<TrackEvent>,
+                         frame: u64,
+                         at_ms: i64| {
+                visits.insert(
+                    zone.id.clone(),
+                    Visit {
+                        entered_frame: frame,
+                        entered_ms: at_ms,
+                        last_inside_ms: Some(at_ms),
+                        entered_described: false,
+                        dwell_reported: false,
+                    },
+                );
+                let mut e = event(TrackEventKind::ZoneEnter, track, Some(&zone.id));
+                e.product_ids = zone.product_ids.clone();
+                events.push(e);
+            };
+            if let Some(first) = first {
+                if polygon_contains(&zone.polygon, first.foot()) {
+                    enter(&mut scene.visits, events, track.first_frame, track.first_ms);
+                }
+            }
             let inside = polygon_contains(&zone.polygon, foot);
             match (inside, scene.visits.get_mut(&zone.id)) {
                 (true, None) => {
-                    scene.visits.insert(
-                        zone.id.clone(),
-                        Visit {
-                            entered_frame: track.last_frame,
-                            entered_ms: track.last_ms,
-                            entered_described: false,
-                            dwell_reported: false,
-                        },
-                    );
-                    let mut e = event(TrackEventKind::ZoneEnter, track, Some(&zone.id));
-                    e.product_ids = zone.product_ids.clone();
-                    events.push(e);
+                    enter(&mut scene.visits, events, track.last_frame, track.last_ms);
                     reasons.push((
                         track.id,
                         format!("person {} entered {}", track.id, zone.id),
@@ -322,11 +406,11 @@ impl Scene {
                     ));
                 }
                 (true, Some(visit)) => {
-                    let dwell = track.last_ms - visit.entered_ms;
-                    if !visit.dwell_reported && dwell >= zone.min_dwell_ms as i64 {
+                    visit.last_inside_ms = Some(track.last_ms);
+                    if !visit.dwell_reported && visit.dwell_ms() >= zone.min_dwell_ms as i64 {
                         visit.dwell_reported = true;
                         let mut e = event(TrackEventKind::ZoneDwell, track, Some(&zone.id));
-                        e.dwell_ms = Some(dwell);
+                        e.dwell_ms = Some(visit.dwell_ms());
                         e.product_ids = zone.product_ids.clone();
                         if visit.entered_described {
                             e.evidence_frames.push(visit.entered_frame);
@@ -341,7 +425,7 @@ impl Scene {
                 }
                 (false, Some(visit)) => {
                     let mut e = event(TrackEventKind::ZoneExit, track, Some(&zone.id));
-                    e.dwell_ms = Some(track.last_ms - visit.entered_ms);
+                    e.dwell_ms = Some(visit.dwell_ms());
                     e.product_ids = zone.product_ids.clone();
                     if visit.entered_described {
                         e.evidence_frames.push(visit.entered_frame);
@@ -367,7 +451,7 @@ impl Scene {
     }
 
     /// A track ended, declared on frame `frame_index`: its open visits end, then the track. Dwell
-    /// times run to where it was last seen; the events belong to the frame that declared them, so that
+    /// times run to its last detection inside; the events belong to the frame that declared them, so that
     /// they fall in the batch of that frame.
     fn end(&mut self, track: &Track, frame_index: u64, at_ms: i64, events: &mut Vec<TrackEvent>) {
         let declared = |mut e: TrackEvent| {
@@ -385,7 +469,7 @@ impl Scene {
             };
             for (zone, visit) in scene.visits {
                 let mut e = event(TrackEventKind::ZoneExit, track, Some(&zone));
-                e.dwell_ms = Some(track.last_ms - visit.entered_ms);
+                e.dwell_ms = Some(visit.dwell_ms());
                 e.product_ids = products(&zone);
                 if visit.entered_described {
                     e.evidence_frames.push(visit.entered_frame);
@@ -439,7 +523,6 @@ fn event(kind: TrackEventKind, track: &Track, place: Option<&str>) -> TrackEvent
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crow_inference::BBox;
     use crow_storage::{LineConfig, ZoneConfig};
 
     fn person(x: f32, y: f32) -> Detection {
@@ -576,5 +659,100 @@ mod tests {
             .filter(|e| e.kind == TrackEventKind::TrackStarted)
             .count();
         assert_eq!(started, 1, "{events:?}");
+    }
+
+    #[test]
+    fn a_dwell_of_exactly_the_minimum_is_a_dwell_and_exit_and_dwell_agree() {
+        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
+        scene.set_camera(Some(camera()));
+        // Outside, then inside the shelf zone at 1, 2 and 3 s (2 s from first to last, the zone's
+        // minimum), then outside.
+        let xs = [0.35, 0.47, 0.47, 0.47, 0.63];
+        for (f, x) in xs.iter().enumerate() {
+            scene.observe(&[person(*x - 0.03, 0.5)], f as u64, f as i64 * 1000, true);
+        }
+        let (events, _) = scene.take_through(10);
+        let dwell: Vec<i64> = events
+            .iter()
+            .filter(|e| e.kind == TrackEventKind::ZoneDwell)
+            .map(|e| e.dwell_ms.unwrap())
+            .collect();
+        let exit: Vec<i64> = events
+            .iter()
+            .filter(|e| e.kind == TrackEventKind::ZoneExit)
+            .map(|e| e.dwell_ms.unwrap())
+            .collect();
+        assert_eq!(dwell, vec![2000], "{events:#?}");
+        assert_eq!(exit, vec![2000], "{events:#?}");
+    }
+
+    #[test]
+    fn a_crossing_between_the_first_two_detections_counts() {
+        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
+        scene.set_camera(Some(camera()));
+        // First seen just left of the door line (x 0.8), then right of it: confirmed on the second
+        // detection, with the crossing. Starting inside the shelf zone counts that visit from the first
+        // detection too.
+        scene.observe(&[person(0.72, 0.5)], 0, 0, true);
+        scene.observe(&[person(0.82, 0.5)], 1, 1000, true);
+        let mut other = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
+        other.set_camera(Some(camera()));
+        other.observe(&[person(0.47, 0.5)], 0, 0, true);
+        other.observe(&[person(0.47, 0.5)], 1, 1000, true);
+        other.observe(&[person(0.47, 0.5)], 2, 2000, true);
+        let (events, _) = scene.take_through(10);
+        use TrackEventKind::*;
+        assert_eq!(
+            kinds(&events),
+            vec![(TrackStarted, None), (LineOut, Some("door".into()))]
+        );
+        let (events, _) = other.take_through(10);
+        let shelf = Some("shelf".to_owned());
+        assert_eq!(
+            kinds(&events),
+            vec![
+                (TrackStarted, None),
+                (ZoneEnter, shelf.clone()),
+                (ZoneDwell, shelf)
+            ],
+            "the 2 s dwell counts from the first detection: {events:#?}"
+        );
+    }
+
+    #[test]
+    fn unchanged_frames_keep_a_standing_person_and_end_one_who_left() {
+        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
+        scene.set_camera(Some(camera()));
+        // Someone stands in the shelf zone: two detected frames, then frames the near-duplicate gate
+        // finds unchanged. They are still there: the visit's dwell grows to the zone's minimum.
+        scene.observe(&[person(0.44, 0.5)], 0, 0, true);
+        scene.observe(&[person(0.44, 0.5)], 1, 1000, true);
+        for f in 2..6 {
+            scene.observe_unchanged(f, f as i64 * 1000);
+        }
+        let (events, occupancy) = scene.take_through(10);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == TrackEventKind::ZoneDwell && e.dwell_ms == Some(2000)),
+            "{events:#?}"
+        );
+        assert!(!events.iter().any(|e| e.kind == TrackEventKind::TrackEnded));
+        assert_eq!(occupancy.last().map(|o| o.people), Some(1));
+        // They leave: one detected frame without them, then a still, empty scene. The track ends once
+        // it has been gone for longer than max_lost_ms, and occupancy returns to 0.
+        scene.observe(&[], 6, 6000, true);
+        for f in 7..15 {
+            scene.observe_unchanged(f, f as i64 * 1000);
+        }
+        let (events, occupancy) = scene.take_through(20);
+        let ended: Vec<&TrackEvent> = events
+            .iter()
+            .filter(|e| e.kind == TrackEventKind::TrackEnded)
+            .collect();
+        assert_eq!(ended.len(), 1, "{events:#?}");
+        // Last seen (unchanged) at 5 s; gone for more than 3 s at 9 s.
+        assert_eq!(ended[0].at_ms, 9000);
+        assert_eq!(occupancy.last().map(|o| o.people), Some(0));
     }
 }

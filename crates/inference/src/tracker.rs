@@ -1,6 +1,7 @@
 //! A multi-object tracker in the manner of SORT: each person detection of a frame is associated with the
-//! track whose *predicted* box (constant-velocity motion) it overlaps most, greedily by affinity; what is
-//! left unmatched starts a tentative track, and a track missed for more than `max_misses` updates ends.
+//! track whose *predicted* box (constant-velocity motion, per second of capture time) it overlaps most,
+//! greedily by affinity; what is left unmatched starts a tentative track, and a track not detected for
+//! longer than `max_lost_ms` of capture time ends, however many frames that took.
 //!
 //! Coordinates are normalised to the frame (0..1), so the tracker does not care about resolution. Its
 //! whole state is plain data ([`TrackerState`], serde), so a session actor can store it with every frame
@@ -68,8 +69,9 @@ pub struct TrackerConfig {
     /// centre (and of a similar size) still continues the track: people walk far between frames at
     /// low frame rates.
     pub max_centre_distance: f32,
-    /// A track ends after this many consecutive updates without a detection.
-    pub max_misses: u32,
+    /// A track ends at the first update at which it has not been detected for longer than this (ms of
+    /// capture time): by time, not by a count of frames, so it means the same at any frame rate.
+    pub max_lost_ms: u32,
     /// Detections needed before a track is confirmed (counted, evented); fewer is noise.
     pub min_hits: u32,
 }
@@ -79,7 +81,7 @@ impl Default for TrackerConfig {
         TrackerConfig {
             iou_threshold: 0.2,
             max_centre_distance: 1.0,
-            max_misses: 3,
+            max_lost_ms: 3_000,
             min_hits: 2,
         }
     }
@@ -92,12 +94,15 @@ pub struct Track {
     pub id: u64,
     /// Last detected box (after smoothing).
     pub bbox: BBox,
-    /// Velocity of x, y, w, h per update.
+    /// Velocity of x, y, w, h per second of capture time.
     velocity: [f32; 4],
     /// Detections associated so far.
     pub hits: u32,
     /// Consecutive updates without a detection.
     pub misses: u32,
+    /// The box of the first detection (where a count of crossings starts).
+    #[serde(default)]
+    pub first_bbox: Option<BBox>,
     /// Frame and time of the first detection.
     pub first_frame: u64,
     /// See `first_frame`, ms since the epoch.
@@ -121,9 +126,9 @@ impl Track {
         self.score_sum / self.hits.max(1) as f32
     }
 
-    /// The box where the track is expected `steps` updates after its last detection.
-    fn predicted(&self, steps: u32) -> BBox {
-        let s = steps as f32;
+    /// The box where the track is expected at `at_ms`.
+    fn predicted(&self, at_ms: i64) -> BBox {
+        let s = (at_ms - self.last_ms).max(0) as f32 / 1000.0;
         BBox {
             x: self.bbox.x + self.velocity[0] * s,
             y: self.bbox.y + self.velocity[1] * s,
@@ -151,7 +156,7 @@ pub enum TrackChange {
     Seen(u64),
     /// A confirmed track was not detected on this frame (it may come back).
     Missed(u64),
-    /// A confirmed track ended (missed too long); its last state.
+    /// A confirmed track ended (not detected for longer than `max_lost_ms`); its last state.
     Ended(Track),
 }
 
@@ -200,7 +205,7 @@ impl Tracker {
         // Affinity of every (track, detection) pair that may match, best first.
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, track) in self.state.tracks.iter().enumerate() {
-            let predicted = track.predicted(track.misses + 1);
+            let predicted = track.predicted(at_ms);
             for (di, d) in detections.iter().enumerate() {
                 if let Some(a) = affinity(&predicted, &d.bbox, &config) {
                     pairs.push((a, ti, di));
@@ -224,8 +229,8 @@ impl Tracker {
                 Some(ti) => {
                     let track = &mut self.state.tracks[ti];
                     let was_confirmed = track.confirmed(&config);
-                    let steps = (track.misses + 1) as f32;
-                    let p = track.predicted(track.misses + 1);
+                    let seconds = (at_ms - track.last_ms) as f32 / 1000.0;
+                    let p = track.predicted(at_ms);
                     let m = d.bbox;
                     let smoothed = BBox {
                         x: p.x + ALPHA * (m.x - p.x),
@@ -233,14 +238,17 @@ impl Tracker {
                         w: p.w + ALPHA * (m.w - p.w),
                         h: p.h + ALPHA * (m.h - p.h),
                     };
-                    let measured_v = [
-                        (smoothed.x - track.bbox.x) / steps,
-                        (smoothed.y - track.bbox.y) / steps,
-                        (smoothed.w - track.bbox.w) / steps,
-                        (smoothed.h - track.bbox.h) / steps,
-                    ];
-                    for (v, mv) in track.velocity.iter_mut().zip(measured_v) {
-                        *v += BETA * (mv - *v);
+                    // Two frames at the same capture time say nothing about speed.
+                    if seconds > 0.0 {
+                        let measured_v = [
+                            (smoothed.x - track.bbox.x) / seconds,
+                            (smoothed.y - track.bbox.y) / seconds,
+                            (smoothed.w - track.bbox.w) / seconds,
+                            (smoothed.h - track.bbox.h) / seconds,
+                        ];
+                        for (v, mv) in track.velocity.iter_mut().zip(measured_v) {
+                            *v += BETA * (mv - *v);
+                        }
                     }
                     track.bbox = smoothed;
                     track.hits += 1;
@@ -260,6 +268,7 @@ impl Tracker {
                         id: self.state.last_id,
                         bbox: d.bbox,
                         velocity: [0.0; 4],
+                        first_bbox: Some(d.bbox),
                         hits: 1,
                         misses: 0,
                         first_frame: frame_index,
@@ -294,7 +303,8 @@ impl Tracker {
             let mut track = track;
             track.misses += 1;
             let confirmed = track.confirmed(&config);
-            if track.misses > config.max_misses || (!confirmed && track.misses > 1) {
+            let lost_ms = at_ms - track.last_ms;
+            if lost_ms > i64::from(config.max_lost_ms) || (!confirmed && track.misses > 1) {
                 if confirmed {
                     changes.push(TrackChange::Ended(track));
                 }
@@ -388,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn a_track_ends_after_max_misses_and_noise_is_never_confirmed() {
+    fn a_track_ends_by_time_at_any_frame_rate_and_noise_is_never_confirmed() {
         let config = TrackerConfig::default();
         let mut t = Tracker::new(config, TrackerState::default());
         t.update(&[det(0.5, 0.5)], 0, 0);
@@ -397,13 +407,36 @@ mod tests {
         // A one-frame blip elsewhere: tentative, dropped silently.
         let (c, _) = t.update(&[det(0.51, 0.5), det(0.1, 0.1)], 2, 2000);
         assert_eq!(c, vec![TrackChange::Seen(1)]);
+        // Gone after 2 s: at 5 frames/s the track lives through 3 s of empty frames (15 of them) and
+        // ends on the first frame more than 3 s after it was last seen.
         let mut all = Vec::new();
-        for f in 3..=(3 + config.max_misses as u64) {
-            let (c, _) = t.update(&[], f, f as i64 * 1000);
+        let mut ended_at = None;
+        for f in 3..40u64 {
+            let at = 2000 + (f - 2) as i64 * 200;
+            let (c, _) = t.update(&[], f, at);
+            if !ended(&c).is_empty() && ended_at.is_none() {
+                ended_at = Some(at);
+            }
             all.extend(c);
         }
         assert_eq!(ended(&all), vec![1]);
+        assert_eq!(ended_at, Some(2000 + i64::from(config.max_lost_ms) + 200));
         assert!(t.tracks().is_empty());
+    }
+
+    #[test]
+    fn speed_is_per_second_so_a_gap_in_frames_is_predicted_across() {
+        let mut t = Tracker::new(TrackerConfig::default(), TrackerState::default());
+        // A walker at 0.1 of the frame per second, seen every 200 ms, then not for 2 s (frames lost
+        // upstream), then again where their speed puts them: the same track.
+        for f in 0..10u64 {
+            let x = 0.1 + 0.02 * f as f32;
+            t.update(&[det(x, 0.4)], f, f as i64 * 200);
+        }
+        let x = 0.1 + 0.02 * 19.0;
+        let (c, ids) = t.update(&[det(x, 0.4)], 10, 19 * 200);
+        assert_eq!(c, vec![TrackChange::Seen(1)], "{:?}", t.tracks());
+        assert_eq!(ids, vec![1]);
     }
 
     #[test]
