@@ -136,8 +136,12 @@ pub struct PerceptionConfig {
     pub detector: DetectorChoice,
     /// The SSD's frozen graph, installed by `scripts/setup-models.sh`.
     pub model: PathBuf,
-    /// Detections scoring below this (0..1) are ignored.
+    /// Detections scoring at least this (0..1) are people: they continue tracks and start new ones.
     pub min_score: f32,
+    /// Detections scoring from this up to `min_score` only continue a confirmed track that no
+    /// confident detection continued (ByteTrack's second pass: a person the detector is unsure of for
+    /// a frame, partly hidden or turning, keeps their track); they start none. Below it: ignored.
+    pub low_score: f32,
     /// Association, confirmation and track end.
     pub tracker: crow_inference::TrackerConfig,
     /// A person's feet moving this far (fraction of the frame) since their last described frame is
@@ -156,6 +160,7 @@ impl Default for PerceptionConfig {
             detector: DetectorChoice::Ssd,
             model: PathBuf::from("models/ssdlite-person/frozen_inference_graph.pb"),
             min_score: 0.5,
+            low_score: 0.3,
             tracker: crow_inference::TrackerConfig::default(),
             movement_threshold: 0.25,
             max_describes_per_track: 4,
@@ -358,6 +363,12 @@ impl PipelineConfig {
         );
         if !(0.0..=1.0).contains(&self.perception.min_score) {
             out.push(("perception.min_score", "must be between 0 and 1".to_owned()));
+        }
+        if !(0.0..=self.perception.min_score).contains(&self.perception.low_score) {
+            out.push((
+                "perception.low_score",
+                "must be between 0 and perception.min_score".to_owned(),
+            ));
         }
         if !(0.0..=1.0).contains(&self.perception.movement_threshold) {
             out.push((

@@ -366,7 +366,11 @@ impl IngestSessionState {
                 .await
                 .map_err(|e| PipelineError::Internal(format!("detector task: {e}")))?
                 .map_err(|e| PipelineError::Internal(format!("person detection: {e}")))?;
-            metrics::counter!(m::DETECTIONS).increment(detections.len() as u64);
+            let confident = detections
+                .iter()
+                .filter(|d| d.score >= self.config.perception.min_score)
+                .count();
+            metrics::counter!(m::DETECTIONS).increment(confident as u64);
             if let Some(scene) = &mut self.scene {
                 let (verdict, tracked) =
                     scene.observe(&detections, frame.frame_index, frame.captured_at_ms, room);

@@ -73,7 +73,7 @@ pub const FRAMES_NO_PERSON: &str = "crow_frames_no_person_total";
 pub const FRAMES_GATED: &str = "crow_frames_gated_total";
 /// Frames worth describing that the describer had no room for (`describer_overload = "shed"`).
 pub const FRAMES_SHED: &str = "crow_frames_shed_total";
-/// People detected, summed over frames.
+/// People detected (at or above `perception.min_score`), summed over frames.
 pub const DETECTIONS: &str = "crow_person_detections_total";
 /// CCTV batches analysed without the text model because the backlog was over
 /// `analysis.max_batch_backlog`.

@@ -68,8 +68,8 @@ pub(crate) struct SceneState {
     /// Capture time of the last frame the gate sent to the describer.
     #[serde(default)]
     last_described_ms: Option<i64>,
-    /// The people (outside the masks) of the last frame the detector looked at: what a frame the
-    /// near-duplicate gate finds unchanged shows.
+    /// The tracked people (outside the masks) of the last frame the detector looked at: what a
+    /// frame the near-duplicate gate finds unchanged shows.
     #[serde(default)]
     last_people: Vec<Detection>,
 }
@@ -173,18 +173,17 @@ impl Scene {
         room: bool,
     ) -> (Verdict, Vec<(u64, Detection)>) {
         let masks: &[Vec<[f32; 2]>] = self.camera.as_ref().map_or(&[], |c| &c.masks);
-        let people: Vec<Detection> = detections
+        let (people, weak): (Vec<Detection>, Vec<Detection>) = detections
             .iter()
             .filter(|d| !masks.iter().any(|m| polygon_contains(m, d.bbox.foot())))
-            .copied()
-            .collect();
+            .partition(|d| d.score >= self.config.min_score);
         let Followed {
             tracked,
             mut events,
             mut reasons,
-        } = self.track(&people, frame_index, at_ms);
-        let nobody = people.is_empty();
-        self.state.last_people = people;
+        } = self.track(&people, &weak, frame_index, at_ms);
+        let nobody = tracked.is_empty();
+        self.state.last_people = tracked.iter().map(|(_, d)| *d).collect();
         // The cap: a track that has been described often enough triggers nothing more.
         let cap = self.config.max_describes_per_track;
         let capped: Vec<u64> = reasons
@@ -263,15 +262,21 @@ impl Scene {
     /// people who left before that frame age out and their tracks end), and nothing is described.
     pub(crate) fn observe_unchanged(&mut self, frame_index: u64, at_ms: i64) {
         let people = std::mem::take(&mut self.state.last_people);
-        let followed = self.track(&people, frame_index, at_ms);
+        let followed = self.track(&people, &[], frame_index, at_ms);
         self.state.last_people = people;
         self.settle(followed.events);
     }
 
-    /// Updates the tracker with one frame's people and follows every confirmed track.
-    fn track(&mut self, people: &[Detection], frame_index: u64, at_ms: i64) -> Followed {
-        let (changes, ids) = self.tracker.update(people, frame_index, at_ms);
-        let tracked: Vec<(u64, Detection)> = ids.into_iter().zip(people.iter().copied()).collect();
+    /// Updates the tracker with one frame's people (and weak detections, which may only continue a
+    /// track) and follows every confirmed track.
+    fn track(
+        &mut self,
+        people: &[Detection],
+        weak: &[Detection],
+        frame_index: u64,
+        at_ms: i64,
+    ) -> Followed {
+        let (changes, tracked) = self.tracker.update(people, weak, frame_index, at_ms);
 
         let mut events = Vec::new();
         // (track, reason, urgent): zone entries and dwells are described at once, the rest at most once

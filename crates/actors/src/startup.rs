@@ -355,7 +355,12 @@ async fn load_vision(config: &LlamaConfig) -> Result<Arc<VisionModel>, PipelineE
 async fn load_detector(
     config: &PerceptionConfig,
 ) -> Result<Option<Arc<DetectorPool>>, PipelineError> {
-    let (choice, model, min_score) = (config.detector, config.model.clone(), config.min_score);
+    // The detector returns the weak detections too: the tracker's second pass uses them.
+    let (choice, model, min_score) = (
+        config.detector,
+        config.model.clone(),
+        config.low_score.min(config.min_score),
+    );
     if choice == DetectorChoice::Off {
         return Ok(None);
     }

@@ -7,6 +7,7 @@
 //! whole state is plain data ([`TrackerState`], serde), so a session actor can store it with every frame
 //! and a restarted actor continues the same tracks with the same ids: nobody is counted twice.
 
+use pathfinding::prelude::{kuhn_munkres, Matrix};
 use serde::{Deserialize, Serialize};
 
 /// An axis-aligned box in normalised frame coordinates: `x`, `y` of the top-left corner, `w`, `h`.
@@ -193,75 +194,45 @@ impl Tracker {
         &self.state.tracks
     }
 
-    /// Associates one frame's detections with the live tracks. Returns what changed for confirmed
-    /// tracks, in track id order, and for each detection the id of the track it now belongs to.
+    /// Associates one frame's detections with the live tracks, in the manner of ByteTrack: first the
+    /// confident detections (`high`) with every live track, by an optimal assignment (Kuhn-Munkres over
+    /// the pairs' affinities, not greedily); then the weak ones (`low`, which alone would be noise) with
+    /// the confirmed tracks still unmatched, so a person the detector is unsure of for a frame (partly
+    /// hidden, turning) keeps their track. Unmatched confident detections start tentative tracks;
+    /// unmatched weak ones are dropped. Returns what changed for confirmed tracks, in track id order,
+    /// and each detection that now belongs to a track with that track's id (confident ones first).
     pub fn update(
         &mut self,
-        detections: &[Detection],
+        high: &[Detection],
+        low: &[Detection],
         frame_index: u64,
         at_ms: i64,
-    ) -> (Vec<TrackChange>, Vec<u64>) {
+    ) -> (Vec<TrackChange>, Vec<(u64, Detection)>) {
         let config = self.config;
-        // Affinity of every (track, detection) pair that may match, best first.
-        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-        for (ti, track) in self.state.tracks.iter().enumerate() {
-            let predicted = track.predicted(at_ms);
-            for (di, d) in detections.iter().enumerate() {
-                if let Some(a) = affinity(&predicted, &d.bbox, &config) {
-                    pairs.push((a, ti, di));
-                }
-            }
-        }
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        let mut track_of = vec![None; detections.len()];
+        let live: Vec<usize> = (0..self.state.tracks.len()).collect();
+        let first = assign(&self.state.tracks, &live, high, at_ms, &config);
         let mut matched = vec![false; self.state.tracks.len()];
-        for (_, ti, di) in pairs {
-            if matched[ti] || track_of[di].is_some() {
-                continue;
-            }
-            matched[ti] = true;
-            track_of[di] = Some(ti);
+        for (ti, _) in &first {
+            matched[*ti] = true;
+        }
+        let waiting: Vec<usize> = live
+            .into_iter()
+            .filter(|ti| !matched[*ti] && self.state.tracks[*ti].confirmed(&config))
+            .collect();
+        let second = assign(&self.state.tracks, &waiting, low, at_ms, &config);
+        for (ti, _) in &second {
+            matched[*ti] = true;
         }
 
         let mut changes = Vec::new();
-        for (di, d) in detections.iter().enumerate() {
-            match track_of[di] {
-                Some(ti) => {
-                    let track = &mut self.state.tracks[ti];
-                    let was_confirmed = track.confirmed(&config);
-                    let seconds = (at_ms - track.last_ms) as f32 / 1000.0;
-                    let p = track.predicted(at_ms);
-                    let m = d.bbox;
-                    let smoothed = BBox {
-                        x: p.x + ALPHA * (m.x - p.x),
-                        y: p.y + ALPHA * (m.y - p.y),
-                        w: p.w + ALPHA * (m.w - p.w),
-                        h: p.h + ALPHA * (m.h - p.h),
-                    };
-                    // Two frames at the same capture time say nothing about speed.
-                    if seconds > 0.0 {
-                        let measured_v = [
-                            (smoothed.x - track.bbox.x) / seconds,
-                            (smoothed.y - track.bbox.y) / seconds,
-                            (smoothed.w - track.bbox.w) / seconds,
-                            (smoothed.h - track.bbox.h) / seconds,
-                        ];
-                        for (v, mv) in track.velocity.iter_mut().zip(measured_v) {
-                            *v += BETA * (mv - *v);
-                        }
-                    }
-                    track.bbox = smoothed;
-                    track.hits += 1;
-                    track.misses = 0;
-                    track.last_frame = frame_index;
-                    track.last_ms = at_ms;
-                    track.score_sum += d.score;
-                    if !was_confirmed && track.confirmed(&config) {
-                        changes.push(TrackChange::Confirmed(track.id));
-                    } else if was_confirmed {
-                        changes.push(TrackChange::Seen(track.id));
-                    }
-                }
+        let mut tracked = Vec::with_capacity(high.len() + second.len());
+        let mut continued = vec![None; high.len()];
+        for (ti, di) in first {
+            continued[di] = Some(ti);
+        }
+        for (di, d) in high.iter().enumerate() {
+            let id = match continued[di] {
+                Some(ti) => self.continue_track(ti, d, frame_index, at_ms, &mut changes),
                 None => {
                     self.state.last_id += 1;
                     let track = Track {
@@ -280,16 +251,17 @@ impl Tracker {
                     if track.confirmed(&config) {
                         changes.push(TrackChange::Confirmed(track.id));
                     }
-                    track_of[di] = Some(self.state.tracks.len());
                     self.state.tracks.push(track);
                     matched.push(true);
+                    self.state.last_id
                 }
-            }
+            };
+            tracked.push((id, *d));
         }
-        let ids: Vec<u64> = track_of
-            .iter()
-            .map(|t| t.map_or(0, |ti| self.state.tracks[ti].id))
-            .collect();
+        for (ti, di) in second {
+            let id = self.continue_track(ti, &low[di], frame_index, at_ms, &mut changes);
+            tracked.push((id, low[di]));
+        }
 
         let mut kept = Vec::with_capacity(self.state.tracks.len());
         for (track, was_matched) in std::mem::take(&mut self.state.tracks)
@@ -320,7 +292,55 @@ impl Tracker {
             TrackChange::Confirmed(id) | TrackChange::Seen(id) | TrackChange::Missed(id) => *id,
             TrackChange::Ended(t) => t.id,
         });
-        (changes, ids)
+        (changes, tracked)
+    }
+
+    /// Continues track `ti` with detection `d`: the box smoothed against the prediction (alpha-beta),
+    /// the speed re-estimated. Returns the track's id.
+    fn continue_track(
+        &mut self,
+        ti: usize,
+        d: &Detection,
+        frame_index: u64,
+        at_ms: i64,
+        changes: &mut Vec<TrackChange>,
+    ) -> u64 {
+        let config = self.config;
+        let track = &mut self.state.tracks[ti];
+        let was_confirmed = track.confirmed(&config);
+        let seconds = (at_ms - track.last_ms) as f32 / 1000.0;
+        let p = track.predicted(at_ms);
+        let m = d.bbox;
+        let smoothed = BBox {
+            x: p.x + ALPHA * (m.x - p.x),
+            y: p.y + ALPHA * (m.y - p.y),
+            w: p.w + ALPHA * (m.w - p.w),
+            h: p.h + ALPHA * (m.h - p.h),
+        };
+        // Two frames at the same capture time say nothing about speed.
+        if seconds > 0.0 {
+            let measured_v = [
+                (smoothed.x - track.bbox.x) / seconds,
+                (smoothed.y - track.bbox.y) / seconds,
+                (smoothed.w - track.bbox.w) / seconds,
+                (smoothed.h - track.bbox.h) / seconds,
+            ];
+            for (v, mv) in track.velocity.iter_mut().zip(measured_v) {
+                *v += BETA * (mv - *v);
+            }
+        }
+        track.bbox = smoothed;
+        track.hits += 1;
+        track.misses = 0;
+        track.last_frame = frame_index;
+        track.last_ms = at_ms;
+        track.score_sum += d.score;
+        if !was_confirmed && track.confirmed(&config) {
+            changes.push(TrackChange::Confirmed(track.id));
+        } else if was_confirmed {
+            changes.push(TrackChange::Seen(track.id));
+        }
+        track.id
     }
 
     /// Ends every live track (the session closes): the confirmed ones are returned.
@@ -331,6 +351,44 @@ impl Tracker {
             .filter(|t| t.confirmed(&config))
             .collect()
     }
+}
+
+/// Affinities are scaled to integers for the assignment.
+const AFFINITY_SCALE: f32 = 1_000_000.0;
+/// The weight of a pair that may not match: below any sum of allowed pairs.
+const FORBIDDEN: i64 = -1_000_000_000_000;
+
+/// The assignment of `detections` to the tracks `candidates` (indexes into `tracks`) that maximises the
+/// summed affinity over allowed pairs; each track and detection in at most one pair. Returns (track
+/// index, detection index) pairs.
+fn assign(
+    tracks: &[Track],
+    candidates: &[usize],
+    detections: &[Detection],
+    at_ms: i64,
+    config: &TrackerConfig,
+) -> Vec<(usize, usize)> {
+    let (n, m) = (candidates.len(), detections.len());
+    if n == 0 || m == 0 {
+        return Vec::new();
+    }
+    // One column per detection, then one "unmatched" column per track (weight 0), so every track has
+    // a column and leaving a track unmatched beats any forbidden pair.
+    let mut weights = Matrix::new(n, m + n, 0i64);
+    for (row, ti) in candidates.iter().enumerate() {
+        let predicted = tracks[*ti].predicted(at_ms);
+        for (col, d) in detections.iter().enumerate() {
+            weights[(row, col)] = affinity(&predicted, &d.bbox, config)
+                .map_or(FORBIDDEN, |a| (a * AFFINITY_SCALE).round() as i64);
+        }
+    }
+    let (_, columns) = kuhn_munkres(&weights);
+    columns
+        .into_iter()
+        .enumerate()
+        .filter(|(row, col)| *col < m && weights[(*row, *col)] > 0)
+        .map(|(row, col)| (candidates[row], col))
+        .collect()
 }
 
 /// How well a detection continues a track, or `None` if it cannot. Overlap matches always rank above
@@ -388,7 +446,7 @@ mod tests {
                 12 | 13 => vec![a],
                 _ => vec![a, b],
             };
-            let (changes, _) = t.update(&dets, f, f as i64 * 1000);
+            let (changes, _) = t.update(&dets, &[], f, f as i64 * 1000);
             assert!(ended(&changes).is_empty(), "frame {f}: {changes:?}");
             ids.push(t.tracks().iter().map(|t| t.id).collect::<Vec<_>>());
         }
@@ -401,11 +459,11 @@ mod tests {
     fn a_track_ends_by_time_at_any_frame_rate_and_noise_is_never_confirmed() {
         let config = TrackerConfig::default();
         let mut t = Tracker::new(config, TrackerState::default());
-        t.update(&[det(0.5, 0.5)], 0, 0);
-        let (c, _) = t.update(&[det(0.51, 0.5)], 1, 1000);
+        t.update(&[det(0.5, 0.5)], &[], 0, 0);
+        let (c, _) = t.update(&[det(0.51, 0.5)], &[], 1, 1000);
         assert_eq!(c, vec![TrackChange::Confirmed(1)]);
         // A one-frame blip elsewhere: tentative, dropped silently.
-        let (c, _) = t.update(&[det(0.51, 0.5), det(0.1, 0.1)], 2, 2000);
+        let (c, _) = t.update(&[det(0.51, 0.5), det(0.1, 0.1)], &[], 2, 2000);
         assert_eq!(c, vec![TrackChange::Seen(1)]);
         // Gone after 2 s: at 5 frames/s the track lives through 3 s of empty frames (15 of them) and
         // ends on the first frame more than 3 s after it was last seen.
@@ -413,7 +471,7 @@ mod tests {
         let mut ended_at = None;
         for f in 3..40u64 {
             let at = 2000 + (f - 2) as i64 * 200;
-            let (c, _) = t.update(&[], f, at);
+            let (c, _) = t.update(&[], &[], f, at);
             if !ended(&c).is_empty() && ended_at.is_none() {
                 ended_at = Some(at);
             }
@@ -431,28 +489,73 @@ mod tests {
         // upstream), then again where their speed puts them: the same track.
         for f in 0..10u64 {
             let x = 0.1 + 0.02 * f as f32;
-            t.update(&[det(x, 0.4)], f, f as i64 * 200);
+            t.update(&[det(x, 0.4)], &[], f, f as i64 * 200);
         }
         let x = 0.1 + 0.02 * 19.0;
-        let (c, ids) = t.update(&[det(x, 0.4)], 10, 19 * 200);
+        let (c, tracked) = t.update(&[det(x, 0.4)], &[], 10, 19 * 200);
         assert_eq!(c, vec![TrackChange::Seen(1)], "{:?}", t.tracks());
-        assert_eq!(ids, vec![1]);
+        assert_eq!(
+            tracked.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            vec![1]
+        );
     }
 
     #[test]
     fn state_round_trips_so_a_restart_continues_the_same_tracks() {
         let mut t = Tracker::new(TrackerConfig::default(), TrackerState::default());
         for f in 0..3 {
-            t.update(&[det(0.2 + 0.03 * f as f32, 0.4)], f, 0);
+            t.update(&[det(0.2 + 0.03 * f as f32, 0.4)], &[], f, 0);
         }
         let saved = serde_json::to_string(t.state()).unwrap();
         let mut resumed = Tracker::new(
             TrackerConfig::default(),
             serde_json::from_str(&saved).unwrap(),
         );
-        let (c, ids) = resumed.update(&[det(0.29, 0.4)], 3, 0);
+        let (c, tracked) = resumed.update(&[det(0.29, 0.4)], &[], 3, 0);
         assert_eq!(c, vec![TrackChange::Seen(1)]);
-        assert_eq!(ids, vec![1]);
+        assert_eq!(
+            tracked.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            vec![1]
+        );
+    }
+
+    #[test]
+    fn the_assignment_is_optimal_where_greedy_matching_swaps_people() {
+        // Two people walking right, A behind B. On the third frame A's detection lies closer to B's
+        // prediction than to A's, and B's own detection is far ahead: greedy matching by best pair
+        // gives B A's detection, A gets none and B's detection starts a new track (an identity
+        // switch). The optimal assignment keeps both.
+        let mut t = Tracker::new(TrackerConfig::default(), TrackerState::default());
+        let at = |x: f32| det(x, 0.4);
+        t.update(&[at(0.30), at(0.40)], &[], 0, 0);
+        t.update(&[at(0.32), at(0.42)], &[], 1, 1000);
+        // Predicted: A at 0.321, B at 0.421. A's detection at 0.38 (affinity 0.71 with A, 0.80 with
+        // B), B's at 0.53 (0.46 with B, too far for A).
+        let (_, tracked) = t.update(&[at(0.38), at(0.53)], &[], 2, 2000);
+        let ids: Vec<u64> = tracked.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, vec![1, 2], "{:?}", t.tracks());
+    }
+
+    #[test]
+    fn a_weak_detection_keeps_a_track_but_starts_none() {
+        let mut t = Tracker::new(TrackerConfig::default(), TrackerState::default());
+        for f in 0..3u64 {
+            t.update(&[det(0.2 + 0.01 * f as f32, 0.4)], &[], f, f as i64 * 1000);
+        }
+        // The detector is unsure for a frame (a low score): it continues the confirmed track...
+        let weak = Detection {
+            score: 0.3,
+            ..det(0.23, 0.4)
+        };
+        let noise = Detection {
+            score: 0.3,
+            ..det(0.7, 0.1)
+        };
+        let (c, tracked) = t.update(&[], &[weak, noise], 3, 3000);
+        assert_eq!(c, vec![TrackChange::Seen(1)]);
+        assert_eq!(tracked, vec![(1, weak)]);
+        // ...and a weak detection elsewhere starts nothing.
+        assert_eq!(t.tracks().len(), 1);
     }
 
     #[test]
