@@ -476,24 +476,14 @@ impl Drop for RtspCamera {
 async fn records_of(url: &str, session_id: &str) -> Vec<crow::proto::Interaction> {
     let closed = common::close_session(url, ORG, session_id).await;
     assert!(closed.batches_emitted > 0, "no batch: {closed:?}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mine: Vec<_> = common::list_all(url, ORG, 500)
-            .await
-            .into_iter()
-            .filter(|r| r.session_id == session_id)
-            .collect();
-        if mine.len() as u64 >= closed.batches_emitted {
-            return mine;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} records",
-            mine.len(),
-            closed.batches_emitted
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let records =
+        common::wait_for_session_records(url, ORG, session_id, closed.batches_emitted).await;
+    assert_eq!(
+        records.len() as u64,
+        closed.batches_emitted,
+        "one record per batch"
+    );
+    records
 }
 
 /// The top-level keys of a record's data, sorted: what kind of record it is.

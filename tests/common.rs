@@ -282,6 +282,28 @@ pub async fn wait_for_interactions(url: &str, org: &str, expected: u64) -> Vec<I
     }
 }
 
+/// Lists one session's records until there are `expected` of them (the analyzer writes them
+/// asynchronously), for at most 60 s; returns the last listing.
+pub async fn wait_for_session_records(
+    url: &str,
+    org: &str,
+    session_id: &str,
+    expected: u64,
+) -> Vec<Interaction> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let found: Vec<Interaction> = list_all(url, org, 500)
+            .await
+            .into_iter()
+            .filter(|i| i.session_id == session_id)
+            .collect();
+        if found.len() as u64 >= expected || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Closes a session over gRPC and checks the protocol's promise that every received frame has exactly one
 /// outcome.
 pub async fn close_session(url: &str, org: &str, session_id: &str) -> crow::proto::Session {

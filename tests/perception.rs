@@ -88,7 +88,9 @@ async fn stream_vtest(
         .unwrap();
     assert_eq!(report.acked, frames);
     let closed = common::close_session(url, org, &report.session_ids[0]).await;
-    let records = session_records(url, org, &closed.session_id, closed.batches_emitted).await;
+    let records =
+        common::wait_for_session_records(url, org, &closed.session_id, closed.batches_emitted)
+            .await;
     assert_eq!(
         records.len() as u64,
         closed.batches_emitted,
@@ -474,7 +476,13 @@ async fn people_who_leave_a_still_scene_end_their_tracks_within_seconds() {
         "the still stretches are duplicates: {skipped} skipped"
     );
     let closed = common::close_session(&t.url, "acme", &acks[0].session_id).await;
-    let records = session_records(&t.url, "acme", &closed.session_id, closed.batches_emitted).await;
+    let records = common::wait_for_session_records(
+        &t.url,
+        "acme",
+        &closed.session_id,
+        closed.batches_emitted,
+    )
+    .await;
     let log = event_log(&records);
     let mut occupancy: Vec<(u64, u64)> = records
         .iter()
@@ -517,28 +525,6 @@ async fn people_who_leave_a_still_scene_end_their_tracks_within_seconds() {
         assert_eq!(people_after, Some(0), "{occupancy:?}");
     }
     t.stop().await;
-}
-
-/// The records of one session once there are `expected` of them (the analyzer writes them
-/// asynchronously), for at most 20 s.
-async fn session_records(
-    url: &str,
-    org: &str,
-    session_id: &str,
-    expected: u64,
-) -> Vec<Interaction> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let found: Vec<Interaction> = common::list_all(url, org, 50)
-            .await
-            .into_iter()
-            .filter(|i| i.session_id == session_id)
-            .collect();
-        if found.len() as u64 == expected || std::time::Instant::now() > deadline {
-            return found;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 /// Every event of a camera's records: (frame, kind, place, track).
@@ -611,7 +597,9 @@ async fn tracks_survive_a_session_actor_restart_without_counting_twice() {
             .await;
         }
         let closed = common::close_session(&t.url, "acme", &session_id).await;
-        let records = session_records(&t.url, "acme", &session_id, closed.batches_emitted).await;
+        let records =
+            common::wait_for_session_records(&t.url, "acme", &session_id, closed.batches_emitted)
+                .await;
         assert_eq!(records.len() as u64, closed.batches_emitted);
         logs.push(event_log(&records));
     }

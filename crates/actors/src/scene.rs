@@ -562,14 +562,20 @@ mod tests {
         }
     }
 
+    /// A new scene of the test camera.
+    fn watching() -> Scene {
+        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
+        scene.set_camera(Some(camera()));
+        scene
+    }
+
     fn kinds(events: &[TrackEvent]) -> Vec<(TrackEventKind, Option<String>)> {
         events.iter().map(|e| (e.kind, e.place.clone())).collect()
     }
 
     #[test]
     fn a_walker_enters_dwells_leaves_and_crosses_the_line() {
-        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
-        scene.set_camera(Some(camera()));
+        let mut scene = watching();
         let mut verdicts = Vec::new();
         // Walks right: 0.2 -> 0.47 (in the shelf zone, 3 s) -> 0.9 (across the line), one frame a second.
         let xs = [
@@ -630,8 +636,7 @@ mod tests {
 
     #[test]
     fn masked_people_and_empty_frames_are_not_people() {
-        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
-        scene.set_camera(Some(camera()));
+        let mut scene = watching();
         for f in 0..5 {
             // Feet inside the mask on the left edge.
             let (v, _) = scene.observe(&[person(0.02, 0.5)], f, f as i64 * 1000, true);
@@ -644,8 +649,7 @@ mod tests {
 
     #[test]
     fn the_state_survives_a_restart_without_counting_twice() {
-        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
-        scene.set_camera(Some(camera()));
+        let mut scene = watching();
         for f in 0..3 {
             scene.observe(
                 &[person(0.2 + 0.01 * f as f32, 0.5)],
@@ -668,8 +672,7 @@ mod tests {
 
     #[test]
     fn a_dwell_of_exactly_the_minimum_is_a_dwell_and_exit_and_dwell_agree() {
-        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
-        scene.set_camera(Some(camera()));
+        let mut scene = watching();
         // Outside, then inside the shelf zone at 1, 2 and 3 s (2 s from first to last, the zone's
         // minimum), then outside.
         let xs = [0.35, 0.47, 0.47, 0.47, 0.63];
@@ -693,15 +696,13 @@ mod tests {
 
     #[test]
     fn a_crossing_between_the_first_two_detections_counts() {
-        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
-        scene.set_camera(Some(camera()));
+        let mut scene = watching();
         // First seen just left of the door line (x 0.8), then right of it: confirmed on the second
         // detection, with the crossing. Starting inside the shelf zone counts that visit from the first
         // detection too.
         scene.observe(&[person(0.72, 0.5)], 0, 0, true);
         scene.observe(&[person(0.82, 0.5)], 1, 1000, true);
-        let mut other = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
-        other.set_camera(Some(camera()));
+        let mut other = watching();
         other.observe(&[person(0.47, 0.5)], 0, 0, true);
         other.observe(&[person(0.47, 0.5)], 1, 1000, true);
         other.observe(&[person(0.47, 0.5)], 2, 2000, true);
@@ -726,8 +727,7 @@ mod tests {
 
     #[test]
     fn unchanged_frames_keep_a_standing_person_and_end_one_who_left() {
-        let mut scene = Scene::resume(PerceptionConfig::default(), &serde_json::Value::Null);
-        scene.set_camera(Some(camera()));
+        let mut scene = watching();
         // Someone stands in the shelf zone: two detected frames, then frames the near-duplicate gate
         // finds unchanged. They are still there: the visit's dwell grows to the zone's minimum.
         scene.observe(&[person(0.44, 0.5)], 0, 0, true);
