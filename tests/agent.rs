@@ -612,6 +612,7 @@ async fn an_rtsp_camera_reaches_the_server_through_the_agent_and_its_restart() {
     let dead = text.lines().find(|l| l.starts_with("shop/dead")).unwrap();
     assert!(dead.contains(" DOWN "), "{dead}");
     assert!(dead.contains("no frame yet"), "{dead}");
+    assert!(!dead.contains("key frames"), "{dead}");
     assert!(!dead.contains("reconnects 0"), "{dead}");
     assert!(
         !text.contains("hunter2"),

@@ -174,7 +174,12 @@ impl AgentStatus {
                 c.sent,
                 c.dropped,
                 c.reconnects,
-                if c.key_frames_only { ", key frames only" } else { "" }
+                // The decode mode of a stream that delivered; a camera never reached has none yet.
+                if c.key_frames_only && c.last_frame_ms.is_some() {
+                    ", key frames only"
+                } else {
+                    ""
+                }
             ));
         }
         out
@@ -224,6 +229,21 @@ mod tests {
         assert!(
             lines.contains("spool 3 frames (3.0 MiB, oldest 3.5 s ago), server unreachable"),
             "{lines}"
+        );
+        assert!(lines.contains(", key frames only"), "{lines}");
+        let never = AgentStatus {
+            cameras: vec![CameraStatus {
+                up: false,
+                last_frame_ms: None,
+                ..camera(false)
+            }],
+            ..status.clone()
+        };
+        let lines = never.lines(10_500).join("\n");
+        assert!(lines.contains("no frame yet"), "{lines}");
+        assert!(
+            !lines.contains("key frames"),
+            "no stream, no decode mode: {lines}"
         );
         // Old news: the agent is not running any more.
         let lines = status.lines(10_000 + STALE_AFTER_MS + 1).join("\n");
