@@ -391,16 +391,13 @@ pub fn spawn_server(mut command: Command) -> ServerProcess {
     }
 }
 
-/// Opens the store once the stopped pipeline's sled has released its lock (its background threads may
-/// hold it for a moment after the last handle drops).
+/// Opens the store of a stopped pipeline (`Store::open` waits for its sled to release the lock), off
+/// the async threads.
 pub async fn open_when_released(path: PathBuf) -> crow::storage::Store {
-    for _ in 0..100 {
-        if let Ok(store) = crow::storage::Store::open(&path) {
-            return store;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    crow::storage::Store::open(&path).unwrap()
+    tokio::task::spawn_blocking(move || crow::storage::Store::open(&path))
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// A free loopback port (bound, then released for a server to take).

@@ -403,8 +403,8 @@ impl IngestSessionState {
         // people of the frame it duplicates, where they were.
         let mut scene_moved = people.is_some();
         if let (FrameOutcome::SkippedDuplicate { .. }, Some(scene)) = (&outcome, &mut self.scene) {
-            scene.observe_unchanged(frame.frame_index, frame.captured_at_ms);
-            scene_moved = true;
+            // Written with the frame only if it changed (an empty, still scene stays as stored).
+            scene_moved = scene.observe_unchanged(frame.frame_index, frame.captured_at_ms);
         }
 
         // Count the frame and write it in one transaction with the session's counters.

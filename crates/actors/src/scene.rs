@@ -260,11 +260,16 @@ impl Scene {
     /// A frame the near-duplicate gate found unchanged since the last one the detector looked at: it
     /// shows the same people where they were, so the scene's clock moves on with them (dwell grows,
     /// people who left before that frame age out and their tracks end), and nothing is described.
-    pub(crate) fn observe_unchanged(&mut self, frame_index: u64, at_ms: i64) {
+    /// Returns whether the scene changed (an empty scene without tracks stays as it is).
+    pub(crate) fn observe_unchanged(&mut self, frame_index: u64, at_ms: i64) -> bool {
+        if self.tracker.tracks().is_empty() && self.state.last_people.is_empty() {
+            return false;
+        }
         let people = std::mem::take(&mut self.state.last_people);
         let followed = self.track(&people, &[], frame_index, at_ms);
         self.state.last_people = people;
         self.settle(followed.events);
+        true
     }
 
     /// Updates the tracker with one frame's people (and weak detections, which may only continue a

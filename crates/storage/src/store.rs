@@ -171,8 +171,8 @@ impl Store {
     /// Opens (or creates) the database in `dir`.
     ///
     /// The directory's lock is waited for up to 2 s: a database of this process that was
-    /// just dropped releases it only when sled's background flusher has stopped. Held longer, the
-    /// lock is another process's and the error says so.
+    /// just dropped releases it only when sled's background flusher has stopped. Held longer (by
+    /// another process), the open fails with sled's lock error.
     pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
         let config = sled::Config::new()
             .path(dir.as_ref())
