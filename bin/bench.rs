@@ -9,6 +9,7 @@ mod list;
 mod perception;
 mod scratch;
 mod search;
+mod truth;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -43,6 +44,10 @@ pub(crate) enum BenchCommand {
     /// the similarity floor calibrated on it, and the vector index with 1,000,000 records against a
     /// brute-force scan.
     Search(search::SearchBenchArgs),
+    /// crow's counts against footage with exact truth at several scales and crowd sizes: detector
+    /// recall by person height and visibility, precision, identity switches, door in/out, display
+    /// visits, dwell per visit, occupancy per frame, detector calls per frame.
+    Truth(truth::TruthBenchArgs),
 }
 
 pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
@@ -58,5 +63,6 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Analyzer(args) => perception::analyzer(args).await,
         BenchCommand::Cluster(args) => cluster::run(args).await,
         BenchCommand::Search(args) => search::run(args).await,
+        BenchCommand::Truth(args) => truth::run(args).await,
     }
 }

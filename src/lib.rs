@@ -37,6 +37,7 @@ pub mod infer;
 pub mod ingest;
 pub mod server;
 pub mod tls;
+pub mod truth;
 
 pub use config::{Config, ConfigError, ConfigProblem};
 pub use crow_actors as actors;

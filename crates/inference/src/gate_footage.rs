@@ -76,7 +76,7 @@ pub fn gate_footage(video: &Path, stretches: usize) -> Result<GateFootage, Infer
 }
 
 /// The per-pixel median of same-sized frames.
-fn median(frames: &[&Mat]) -> Result<Mat, InferenceError> {
+pub(crate) fn median(frames: &[&Mat]) -> Result<Mat, InferenceError> {
     let mut out = frames[0].try_clone().map_err(cv("copying frame"))?;
     let planes: Vec<&[u8]> = frames
         .iter()

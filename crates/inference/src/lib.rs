@@ -41,6 +41,7 @@ pub mod media;
 pub mod remote;
 pub mod text;
 pub mod tracker;
+pub mod truth_footage;
 pub mod zones;
 
 pub use camera::LiveCapture;
