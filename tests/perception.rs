@@ -610,3 +610,44 @@ async fn tracks_survive_a_session_actor_restart_without_counting_twice() {
     );
     t.stop().await;
 }
+
+/// crow's counts against footage with exact truth (`crow bench truth` measures the whole set): 5 minutes
+/// of large people (130-280 px), at most 3 in view: walkers, visitors at the display, groups of 2-3,
+/// pairs crossing at the door, one person standing at the display for a minute. The goals of issue 29
+/// that hold here are asserted as goals; the others at the level measured on 2026-12-07, so that a
+/// change that makes them worse fails (docs/benchmarks.md has the figures of every scenario).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_on_labelled_footage_meet_the_goals() {
+    use crow::inference::truth_footage::{truth_footage, PersonScale, TruthSpec};
+    let spec = TruthSpec {
+        seconds: 300,
+        fps: 1.0,
+        max_in_view: 3,
+        scale: PersonScale::Large,
+        bursts: None,
+        seed: 1,
+    };
+    let footage = truth_footage(&common::data("vtest.avi"), spec).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = crow::truth::measure(
+        std::sync::Arc::new(footage),
+        PipelineConfig::default(),
+        &dir.path().join("data"),
+    )
+    .await
+    .unwrap();
+    println!("{report}");
+    assert!(report.people >= 40, "{report}");
+    assert!(report.recall_from_60px.value() >= 0.9, "{report}");
+    assert!(report.precision.value() >= 0.95, "{report}");
+    assert!(report.id_switches_per_100() <= 2.0, "{report}");
+    assert!(report.dwell_error_s <= 1.0, "{report}");
+    assert!(report.visits_paired >= 25, "{report}");
+    // Not yet at the goals (within 5 %, occupancy 0.2 per frame): no worse than measured (19 and 16 %
+    // at the door, 13 % of visits, 20 % of dwells, 0.34).
+    assert!(report.door_in.error() <= 0.2, "{report}");
+    assert!(report.door_out.error() <= 0.2, "{report}");
+    assert!(report.visits.error() <= 0.15, "{report}");
+    assert!(report.dwells.error() <= 0.25, "{report}");
+    assert!(report.occupancy_error <= 0.35, "{report}");
+}

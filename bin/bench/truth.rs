@@ -57,6 +57,9 @@ pub(crate) struct TruthBenchArgs {
     /// Script seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The SSD's input size, WIDTHxHEIGHT pixels (perception.detector_input).
+    #[arg(long, value_parser = parse_size, default_value = "300x300")]
+    detector_input: [u32; 2],
     /// Also write every 10th frame of each scenario here as PNG, the true boxes drawn (green: in
     /// full view, yellow: partly hidden, red: mostly hidden).
     #[arg(long)]
@@ -99,6 +102,18 @@ fn save_frames(footage: &TruthFootage, dir: &Path, prefix: &str) -> Result<()> {
     Ok(())
 }
 
+fn parse_size(s: &str) -> Result<[u32; 2], String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("{s:?}: give WIDTHxHEIGHT pixels, e.g. 640x480"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|e| format!("{v:?}: {e} (give WIDTHxHEIGHT pixels, e.g. 640x480)"))
+    };
+    Ok([n(w)?, n(h)?])
+}
+
 fn parse_bursts(s: &str) -> Result<(u32, u32), String> {
     let (busy, idle) = s
         .split_once(':')
@@ -122,10 +137,12 @@ pub(crate) async fn run(args: TruthBenchArgs) -> Result<()> {
         ],
     };
     println!(
-        "input: people cut out of {} walking scripted paths on its background; {} s per scenario at {} frames/s; door line x = 0.5, display zone right of it; machine: {} cores",
+        "input: people cut out of {} walking scripted paths on its background; {} s per scenario at {} frames/s; door line x = 0.5, display zone right of it; detector input {}x{}; machine: {} cores",
         args.video.display(),
         args.seconds,
         args.fps,
+        args.detector_input[0],
+        args.detector_input[1],
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     for (scale, max_in_view) in scenarios {
@@ -155,7 +172,9 @@ pub(crate) async fn run(args: TruthBenchArgs) -> Result<()> {
             tokio::task::spawn_blocking(move || save_frames(&footage, &dir, &prefix)).await??;
         }
         let dir = temp_dir("truth");
-        let report = crow::truth::measure(footage, PipelineConfig::default(), &dir).await;
+        let mut config = PipelineConfig::default();
+        config.perception.detector_input = args.detector_input;
+        let report = crow::truth::measure(footage, config, &dir).await;
         remove_when_released(&dir).await;
         println!("{}", report?);
     }

@@ -136,6 +136,11 @@ pub struct PerceptionConfig {
     pub detector: DetectorChoice,
     /// The SSD's frozen graph, installed by `scripts/setup-models.sh`.
     pub model: PathBuf,
+    /// Width and height in pixels every frame is resized to for the SSD. 300 x 300 as trained finds
+    /// people from about 130 px tall in a 768 x 576 frame; 640 x 480 finds people of 60-130 px
+    /// (recall 0.45 -> 0.89 measured by `crow bench truth`) at about 3.5x the detector's CPU, and
+    /// may see people in large background shapes (mask those). 32..=4096 each.
+    pub detector_input: [u32; 2],
     /// Detections scoring at least this (0..1) are people: they continue tracks and start new ones.
     pub min_score: f32,
     /// Detections scoring from this up to `min_score` only continue a confirmed track that no
@@ -159,6 +164,7 @@ impl Default for PerceptionConfig {
         PerceptionConfig {
             detector: DetectorChoice::Ssd,
             model: PathBuf::from("models/ssdlite-person/frozen_inference_graph.pb"),
+            detector_input: crow_inference::detector::SSD_TRAINED_INPUT,
             min_score: 0.5,
             low_score: 0.3,
             tracker: crow_inference::TrackerConfig::default(),
@@ -361,6 +367,17 @@ impl PipelineConfig {
             "retention.sweep_interval_ms",
             self.retention.sweep_interval_ms,
         );
+        if self
+            .perception
+            .detector_input
+            .iter()
+            .any(|v| !(32..=4096).contains(v))
+        {
+            out.push((
+                "perception.detector_input",
+                "width and height must each be 32..=4096 pixels, e.g. [640, 480]".to_owned(),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.perception.min_score) {
             out.push(("perception.min_score", "must be between 0 and 1".to_owned()));
         }

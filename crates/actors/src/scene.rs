@@ -544,6 +544,7 @@ mod tests {
                 h: 0.2,
             },
             score: 0.8,
+            appearance: None,
         }
     }
 

@@ -356,9 +356,10 @@ async fn load_detector(
     config: &PerceptionConfig,
 ) -> Result<Option<Arc<DetectorPool>>, PipelineError> {
     // The detector returns the weak detections too: the tracker's second pass uses them.
-    let (choice, model, min_score) = (
+    let (choice, model, input, min_score) = (
         config.detector,
         config.model.clone(),
+        config.detector_input,
         config.low_score.min(config.min_score),
     );
     if choice == DetectorChoice::Off {
@@ -366,7 +367,7 @@ async fn load_detector(
     }
     let pool = tokio::task::spawn_blocking(move || match choice {
         DetectorChoice::Hog => DetectorPool::hog(min_score).map(|p| (p, None)),
-        _ => DetectorPool::load(&model, min_score),
+        _ => DetectorPool::load(&model, input, min_score),
     })
     .await
     .map_err(|e| PipelineError::Internal(format!("detector loader: {e}")))?
@@ -377,7 +378,9 @@ async fn load_detector(
             reason = %why,
             "person detector model unavailable: falling back to OpenCV's HOG detector, which is slower and misses small or partly hidden people (scripts/setup-models.sh installs the model)"
         ),
-        None => tracing::info!(detector = pool.kind().name(), "person detector loaded"),
+        None => {
+            tracing::info!(detector = pool.kind().name(), input = ?input, "person detector loaded")
+        }
     }
     Ok(Some(Arc::new(pool)))
 }

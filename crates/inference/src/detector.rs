@@ -17,13 +17,13 @@ use opencv::core::{self, Mat, Rect, Scalar, Size, Vector};
 use opencv::prelude::*;
 use opencv::{dnn, imgproc, objdetect};
 
-use crate::tracker::{BBox, Detection};
+use crate::tracker::{Appearance, BBox, Detection, APPEARANCE_HALF_BINS};
 use crate::{cv, InferenceError};
 
 /// The text graph OpenCV 4.6 needs to import the frozen SSDLite graph.
 const SSD_TEXT_GRAPH: &[u8] = include_bytes!("../assets/ssdlite_person_300.pbtxt");
-/// The network's input side, pixels.
-const SSD_INPUT: i32 = 300;
+/// The network's input, width and height in pixels, as trained: every frame is resized to it.
+pub const SSD_TRAINED_INPUT: [u32; 2] = [300, 300];
 /// Frames wider than this are downscaled before HOG detection.
 const HOG_MAX_WIDTH: i32 = 960;
 
@@ -47,7 +47,8 @@ impl DetectorKind {
 }
 
 enum Engine {
-    Ssd(dnn::Net),
+    /// The network and its input size.
+    Ssd(dnn::Net, Size),
     Hog(objdetect::HOGDescriptor),
 }
 
@@ -57,14 +58,22 @@ pub struct PersonDetector {
 }
 
 impl PersonDetector {
-    /// The SSD detector from the frozen graph's bytes.
+    /// The SSD detector from the frozen graph's bytes, at its trained input size.
     pub fn ssd(model: &[u8]) -> Result<PersonDetector, InferenceError> {
+        PersonDetector::ssd_with_input(model, SSD_TRAINED_INPUT)
+    }
+
+    /// The SSD detector with frames resized to `input` (width, height) pixels. Its anchors keep their
+    /// size in pixels, so a larger input finds smaller people (and costs about the ratio of pixels
+    /// more); `crow bench truth` measures recall, precision and cost per input size.
+    pub fn ssd_with_input(model: &[u8], input: [u32; 2]) -> Result<PersonDetector, InferenceError> {
         let model = Vector::<u8>::from_slice(model);
         let config = Vector::<u8>::from_slice(SSD_TEXT_GRAPH);
         let net = dnn::read_net_from_tensorflow_buffer(&model, &config)
             .map_err(cv("loading the person detector network"))?;
+        let side = |v: u32| v.clamp(32, 4096) as i32;
         Ok(PersonDetector {
-            engine: Engine::Ssd(net),
+            engine: Engine::Ssd(net, Size::new(side(input[0]), side(input[1]))),
         })
     }
 
@@ -83,7 +92,7 @@ impl PersonDetector {
     /// Which detector this is.
     pub fn kind(&self) -> DetectorKind {
         match self.engine {
-            Engine::Ssd(_) => DetectorKind::Ssd,
+            Engine::Ssd(..) => DetectorKind::Ssd,
             Engine::Hog(_) => DetectorKind::Hog,
         }
     }
@@ -96,7 +105,7 @@ impl PersonDetector {
     ) -> Result<Vec<Detection>, InferenceError> {
         let (w, h) = (image.cols().max(1) as f32, image.rows().max(1) as f32);
         let mut found = match &mut self.engine {
-            Engine::Ssd(net) => detect_ssd(net, image)?,
+            Engine::Ssd(net, input) => detect_ssd(net, *input, image)?,
             Engine::Hog(hog) => detect_hog(hog, image)?
                 .into_iter()
                 .map(|(r, weight)| Detection {
@@ -108,20 +117,28 @@ impl PersonDetector {
                     },
                     // The SVM margin squashed into 0..1.
                     score: (1.0 / (1.0 + (-weight).exp())) as f32,
+                    appearance: None,
                 })
                 .collect(),
         };
         found.retain(|d| d.score >= min_score && d.bbox.w > 0.0 && d.bbox.h > 0.0);
         found.sort_by(|a, b| b.score.total_cmp(&a.score));
+        for d in &mut found {
+            d.appearance = appearance(image, &d.bbox)?;
+        }
         Ok(found)
     }
 }
 
-fn detect_ssd(net: &mut dnn::Net, image: &Mat) -> Result<Vec<Detection>, InferenceError> {
+fn detect_ssd(
+    net: &mut dnn::Net,
+    input: Size,
+    image: &Mat,
+) -> Result<Vec<Detection>, InferenceError> {
     let blob = dnn::blob_from_image(
         image,
         1.0,
-        Size::new(SSD_INPUT, SSD_INPUT),
+        input,
         Scalar::default(),
         true,
         false,
@@ -155,9 +172,47 @@ fn detect_ssd(net: &mut dnn::Net, image: &Mat) -> Result<Vec<Detection>, Inferen
                     h: (y2 - y1).max(0.0),
                 },
                 score: row[2],
+                appearance: None,
             }
         })
         .collect())
+}
+
+/// What the person in `bbox` looks like: hue histograms (8 bins) of the coloured pixels and grey-level
+/// histograms (4 bins) of the rest, over the middle half of the box's width, for the upper body (10-50 %
+/// of its height) and the legs (50-90 %): clothes, little background. `None` for boxes under 8 x 16
+/// pixels.
+fn appearance(image: &Mat, bbox: &BBox) -> Result<Option<Appearance>, InferenceError> {
+    let (w, h) = (image.cols(), image.rows());
+    let px = |v: f32, side: i32| ((v * side as f32).round() as i32).clamp(0, side);
+    let (x0, x1) = (px(bbox.x + bbox.w * 0.25, w), px(bbox.x + bbox.w * 0.75, w));
+    let (y0, mid, y1) = (
+        px(bbox.y + bbox.h * 0.1, h),
+        px(bbox.y + bbox.h * 0.5, h),
+        px(bbox.y + bbox.h * 0.9, h),
+    );
+    if x1 - x0 < 4 || mid - y0 < 8 || y1 - mid < 8 {
+        return Ok(None);
+    }
+    let roi = Mat::roi(image, Rect::new(x0, y0, x1 - x0, y1 - y0))
+        .and_then(|r| r.try_clone())
+        .map_err(cv("cutting a person out"))?;
+    let mut hsv = Mat::default();
+    imgproc::cvt_color_def(&roi, &mut hsv, imgproc::COLOR_BGR2HSV)
+        .map_err(cv("converting a person to HSV"))?;
+    let bytes = hsv.data_bytes().map_err(cv("reading a person's colours"))?;
+    let (cols, split) = ((x1 - x0) as usize, (mid - y0) as usize);
+    let mut halves = [[0u32; APPEARANCE_HALF_BINS]; 2];
+    for (i, p) in bytes.chunks_exact(3).enumerate() {
+        let (hue, sat, val) = (p[0] as usize, p[1], p[2] as usize);
+        let bin = if sat >= 60 && val >= 40 {
+            (hue * 8 / 180).min(7)
+        } else {
+            8 + (val * 4 / 256).min(3)
+        };
+        halves[usize::from(i / cols >= split)][bin] += 1;
+    }
+    Ok(Appearance::from_counts(&halves[0], &halves[1]))
 }
 
 /// HOG people detection: boxes in the frame's pixels with their SVM margin.
@@ -210,24 +265,29 @@ fn detect_hog(
 pub struct DetectorPool {
     kind: DetectorKind,
     model: Option<Arc<Vec<u8>>>,
+    /// The SSD's input size.
+    input: [u32; 2],
     idle: Mutex<Vec<PersonDetector>>,
     min_score: f32,
 }
 
 impl DetectorPool {
-    /// The SSD detector from `model` (the frozen graph) if the file exists and loads; otherwise the
-    /// HOG fallback, with the reason in the second value (for the caller to log).
+    /// The SSD detector from `model` (the frozen graph) at `input` (width, height) pixels if the file
+    /// exists and loads; otherwise the HOG fallback, with the reason in the second value (for the
+    /// caller to log).
     pub fn load(
         model: &Path,
+        input: [u32; 2],
         min_score: f32,
     ) -> Result<(DetectorPool, Option<String>), InferenceError> {
         let fallback = match std::fs::read(model) {
-            Ok(bytes) => match PersonDetector::ssd(&bytes) {
+            Ok(bytes) => match PersonDetector::ssd_with_input(&bytes, input) {
                 Ok(first) => {
                     return Ok((
                         DetectorPool {
                             kind: DetectorKind::Ssd,
                             model: Some(Arc::new(bytes)),
+                            input,
                             idle: Mutex::new(vec![first]),
                             min_score,
                         },
@@ -246,6 +306,7 @@ impl DetectorPool {
         Ok(DetectorPool {
             kind: DetectorKind::Hog,
             model: None,
+            input: SSD_TRAINED_INPUT,
             idle: Mutex::new(vec![PersonDetector::hog()?]),
             min_score,
         })
@@ -262,7 +323,7 @@ impl DetectorPool {
         let mut detector = match idle {
             Some(d) => d,
             None => match &self.model {
-                Some(bytes) => PersonDetector::ssd(bytes)?,
+                Some(bytes) => PersonDetector::ssd_with_input(bytes, self.input)?,
                 None => PersonDetector::hog()?,
             },
         };
@@ -278,6 +339,7 @@ impl std::fmt::Debug for DetectorPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DetectorPool")
             .field("kind", &self.kind)
+            .field("input", &self.input)
             .field("min_score", &self.min_score)
             .finish()
     }

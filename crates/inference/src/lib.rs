@@ -64,7 +64,9 @@ pub use media::{MediaFrame, MediaReader};
 pub use opencv;
 /// OpenCV's image type, re-exported so that callers need no direct dependency on the bindings.
 pub use opencv::core::Mat;
-pub use tracker::{BBox, Detection, Track, TrackChange, Tracker, TrackerConfig, TrackerState};
+pub use tracker::{
+    Appearance, BBox, Detection, Track, TrackChange, Tracker, TrackerConfig, TrackerState,
+};
 
 /// Converts an OpenCV error into the crate's error with context.
 pub(crate) fn cv(context: &'static str) -> impl FnOnce(opencv::Error) -> InferenceError {

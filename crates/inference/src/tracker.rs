@@ -58,6 +58,61 @@ pub struct Detection {
     pub bbox: BBox,
     /// The detector's score, 0..1.
     pub score: f32,
+    /// What the person looks like (the detector measures it on the frame), if the box is big enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appearance: Option<Appearance>,
+}
+
+/// Bins per body half: 8 hues for coloured pixels, then 4 grey levels for the rest.
+pub const APPEARANCE_HALF_BINS: usize = 12;
+
+/// What a person looks like: colour histograms of the upper and the lower half of their box (clothes),
+/// each half summing to 255. The same person seen at another size or place matches; people in
+/// different clothes do not, so the tracker does not hand one person's track to a neighbour who walks
+/// into their predicted place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appearance(pub [u8; 2 * APPEARANCE_HALF_BINS]);
+
+impl Appearance {
+    /// From the pixel counts per bin of the upper and the lower half; `None` when a half has too few
+    /// pixels to say anything.
+    pub fn from_counts(
+        upper: &[u32; APPEARANCE_HALF_BINS],
+        lower: &[u32; APPEARANCE_HALF_BINS],
+    ) -> Option<Appearance> {
+        let mut out = [0u8; 2 * APPEARANCE_HALF_BINS];
+        for (half, counts) in [upper, lower].iter().enumerate() {
+            let total: u32 = counts.iter().sum();
+            if total < 16 {
+                return None;
+            }
+            for (bin, c) in counts.iter().enumerate() {
+                out[half * APPEARANCE_HALF_BINS + bin] =
+                    ((u64::from(*c) * 255 + u64::from(total) / 2) / u64::from(total)) as u8;
+            }
+        }
+        Some(Appearance(out))
+    }
+
+    /// Histogram intersection of both halves: 0 (nothing in common) ..= 1 (the same colours).
+    pub fn similarity(&self, other: &Appearance) -> f32 {
+        let common: u32 = self
+            .0
+            .iter()
+            .zip(other.0.iter())
+            .map(|(a, b)| u32::from(*a.min(b)))
+            .sum();
+        (common as f32 / 510.0).min(1.0)
+    }
+
+    /// This appearance moved towards `other` by `weight` (0..1).
+    fn blend(&self, other: &Appearance, weight: f32) -> Appearance {
+        let mut out = self.0;
+        for (o, b) in out.iter_mut().zip(other.0.iter()) {
+            *o = (f32::from(*o) + weight * (f32::from(*b) - f32::from(*o))).round() as u8;
+        }
+        Appearance(out)
+    }
 }
 
 /// Tracker settings.
@@ -114,6 +169,9 @@ pub struct Track {
     pub last_ms: i64,
     /// Sum of the detector scores of its detections (mean = `score_sum / hits`).
     pub score_sum: f32,
+    /// What the person looks like, averaged over their detections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appearance: Option<Appearance>,
 }
 
 impl Track {
@@ -172,6 +230,13 @@ pub struct Tracker {
 const ALPHA: f32 = 0.7;
 /// Weight of the new velocity estimate against the previous one.
 const BETA: f32 = 0.5;
+/// Weight of a detection's appearance against the track's.
+const APPEARANCE_UPDATE: f32 = 0.3;
+/// Appearance similarity at and below which a pair's affinity is cut to a twentieth; from it up to
+/// `APPEARANCE_FULL` the cut eases off.
+const APPEARANCE_FLOOR: f32 = 0.3;
+/// Appearance similarity from which a pair keeps its whole motion affinity.
+const APPEARANCE_FULL: f32 = 0.8;
 
 impl Tracker {
     /// A tracker resuming from `state` (use `TrackerState::default()` for a new session).
@@ -247,6 +312,7 @@ impl Tracker {
                         last_frame: frame_index,
                         last_ms: at_ms,
                         score_sum: d.score,
+                        appearance: d.appearance,
                     };
                     if track.confirmed(&config) {
                         changes.push(TrackChange::Confirmed(track.id));
@@ -276,7 +342,10 @@ impl Tracker {
             track.misses += 1;
             let confirmed = track.confirmed(&config);
             let lost_ms = at_ms - track.last_ms;
-            if lost_ms > i64::from(config.max_lost_ms) || (!confirmed && track.misses > 1) {
+            // A person whose predicted box has left the frame walked out: gone now, not after
+            // `max_lost_ms` (occupancy would count them for that long).
+            let left = outside_frame(&track.predicted(at_ms));
+            if left || lost_ms > i64::from(config.max_lost_ms) || (!confirmed && track.misses > 1) {
                 if confirmed {
                     changes.push(TrackChange::Ended(track));
                 }
@@ -325,11 +394,32 @@ impl Tracker {
                 (smoothed.w - track.bbox.w) / seconds,
                 (smoothed.h - track.bbox.h) / seconds,
             ];
-            for (v, mv) in track.velocity.iter_mut().zip(measured_v) {
-                *v += BETA * (mv - *v);
+            if track.hits == 1 {
+                // The second detection gives the first speed: taken whole (from the raw boxes), or
+                // a walker's prediction lags a full step behind at low frame rates.
+                let raw = [
+                    (m.x - track.bbox.x) / seconds,
+                    (m.y - track.bbox.y) / seconds,
+                    (m.w - track.bbox.w) / seconds,
+                    (m.h - track.bbox.h) / seconds,
+                ];
+                track.velocity = raw;
+            } else {
+                for (v, mv) in track.velocity.iter_mut().zip(measured_v) {
+                    *v += BETA * (mv - *v);
+                }
             }
         }
-        track.bbox = smoothed;
+        // On the second detection the prediction knew no speed: the measurement stands as it is.
+        track.bbox = if track.hits == 1 && seconds > 0.0 {
+            m
+        } else {
+            smoothed
+        };
+        track.appearance = match (track.appearance, d.appearance) {
+            (Some(a), Some(b)) => Some(a.blend(&b, APPEARANCE_UPDATE)),
+            (a, b) => a.or(b),
+        };
         track.hits += 1;
         track.misses = 0;
         track.last_frame = frame_index;
@@ -351,6 +441,12 @@ impl Tracker {
             .filter(|t| t.confirmed(&config))
             .collect()
     }
+}
+
+/// Whether a box's centre lies outside the frame or its bottom below it: its person walked out.
+fn outside_frame(b: &BBox) -> bool {
+    let (cx, cy) = b.centre();
+    !(0.0..=1.0).contains(&cx) || !(0.0..=1.0).contains(&cy) || b.y > 1.0
 }
 
 /// Affinities are scaled to integers for the assignment.
@@ -376,9 +472,11 @@ fn assign(
     // a column and leaving a track unmatched beats any forbidden pair.
     let mut weights = Matrix::new(n, m + n, 0i64);
     for (row, ti) in candidates.iter().enumerate() {
-        let predicted = tracks[*ti].predicted(at_ms);
+        let track = &tracks[*ti];
+        let predicted = track.predicted(at_ms);
         for (col, d) in detections.iter().enumerate() {
             weights[(row, col)] = affinity(&predicted, &d.bbox, config)
+                .map(|a| a * resemblance(track.appearance.as_ref(), d.appearance.as_ref()))
                 .map_or(FORBIDDEN, |a| (a * AFFINITY_SCALE).round() as i64);
         }
     }
@@ -389,6 +487,18 @@ fn assign(
         .filter(|(row, col)| *col < m && weights[(*row, *col)] > 0)
         .map(|(row, col)| (candidates[row], col))
         .collect()
+}
+
+/// How much of a pair's motion affinity its appearance leaves: 1 for the same clothes, down to 0.05
+/// for different ones (never 0: a person's look changes with light and pose, so motion still decides
+/// when nobody else fits); 1 when either side was too small to measure.
+fn resemblance(track: Option<&Appearance>, detection: Option<&Appearance>) -> f32 {
+    match (track, detection) {
+        (Some(a), Some(b)) => ((a.similarity(b) - APPEARANCE_FLOOR)
+            / (APPEARANCE_FULL - APPEARANCE_FLOOR))
+            .clamp(0.05, 1.0),
+        _ => 1.0,
+    }
 }
 
 /// How well a detection continues a track, or `None` if it cannot. Overlap matches always rank above
@@ -420,6 +530,7 @@ mod tests {
                 h: 0.2,
             },
             score: 0.9,
+            appearance: None,
         }
     }
 
@@ -480,6 +591,40 @@ mod tests {
         assert_eq!(ended(&all), vec![1]);
         assert_eq!(ended_at, Some(2000 + i64::from(config.max_lost_ms) + 200));
         assert!(t.tracks().is_empty());
+    }
+
+    #[test]
+    fn a_person_walking_out_of_the_frame_ends_at_once() {
+        let mut t = Tracker::new(TrackerConfig::default(), TrackerState::default());
+        // Walking right at 0.15 of the frame per second, last seen with the box's centre at 0.955.
+        for f in 0..6u64 {
+            let x = 0.18 + 0.15 * f as f32;
+            let (c, _) = t.update(&[det(x, 0.4)], &[], f, f as i64 * 1000);
+            assert!(ended(&c).is_empty(), "frame {f}: {c:?}");
+        }
+        let (c, _) = t.update(&[], &[], 6, 6000);
+        assert_eq!(ended(&c), vec![1], "predicted outside the frame: gone");
+        // One who stops being detected in the middle of the frame is only missed.
+        let mut t = Tracker::new(TrackerConfig::default(), TrackerState::default());
+        for f in 0..3u64 {
+            t.update(&[det(0.4 + 0.01 * f as f32, 0.4)], &[], f, f as i64 * 1000);
+        }
+        let (c, _) = t.update(&[], &[], 3, 3000);
+        assert_eq!(c, vec![TrackChange::Missed(1)]);
+    }
+
+    #[test]
+    fn a_walker_at_one_frame_per_second_is_predicted_a_full_step_ahead() {
+        // 0.15 of the frame per second, boxes 0.05 wide: consecutive boxes never overlap.
+        let mut t = Tracker::new(TrackerConfig::default(), TrackerState::default());
+        t.update(&[det(0.1, 0.4)], &[], 0, 0);
+        t.update(&[det(0.25, 0.4)], &[], 1, 1000);
+        let predicted = t.tracks()[0].predicted(2000);
+        assert!(
+            (predicted.x - 0.4).abs() < 0.03,
+            "predicted at {} instead of 0.4",
+            predicted.x
+        );
     }
 
     #[test]

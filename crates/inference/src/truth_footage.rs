@@ -150,6 +150,8 @@ pub struct TruthCounts {
     pub door_in: u32,
     /// Crossings of [`DOOR`] walking right.
     pub door_out: u32,
+    /// Each crossing of [`DOOR`]: the person, the frame after it, the way.
+    pub crossings: Vec<(u32, u64, Crossing)>,
     /// Visits to [`DISPLAY`].
     pub visits: Vec<TruthVisit>,
     /// People with their feet in the frame, per frame.
@@ -355,8 +357,7 @@ impl PathBuilder {
         let (t, x0, y0) = self.at();
         let (mx, my) = per_metre(self.scale, (y0 + y) / 2.0, self.aspect);
         let metres = (((x - x0) / mx).powi(2) + ((y - y0) / my).powi(2)).sqrt();
-        self.path
-            .push((t + f64::from(metres / self.speed), x, y));
+        self.path.push((t + f64::from(metres / self.speed), x, y));
         self
     }
 
@@ -368,8 +369,7 @@ impl PathBuilder {
         while t + 2.0 < seconds {
             t += 2.0;
             let sway = (rng.range(-0.05, 0.05) * mx, rng.range(-0.03, 0.03) * my);
-            self.path
-                .push((t0 + f64::from(t), x + sway.0, y + sway.1));
+            self.path.push((t0 + f64::from(t), x + sway.0, y + sway.1));
         }
         self.path.push((t0 + f64::from(seconds), x, y));
         self
@@ -377,7 +377,10 @@ impl PathBuilder {
 
     /// The path shifted to start at `t0`.
     fn at_time(self, t0: f64) -> Vec<(f64, f32, f32)> {
-        self.path.into_iter().map(|(t, x, y)| (t + t0, x, y)).collect()
+        self.path
+            .into_iter()
+            .map(|(t, x, y)| (t + t0, x, y))
+            .collect()
     }
 }
 
@@ -406,7 +409,8 @@ fn act(kind: Act, rng: &mut Rng, scale: PersonScale, aspect: f32) -> Vec<Vec<(f6
         Act::Walk => {
             let speed = rng.range(1.0, 1.5);
             let (left, y0, y1, speed) = walker(rng, speed);
-            let p = PathBuilder::start(edge(left), y0, speed, scale, aspect).walk_to(edge(!left), y1);
+            let p =
+                PathBuilder::start(edge(left), y0, speed, scale, aspect).walk_to(edge(!left), y1);
             vec![p.at_time(0.0)]
         }
         Act::Visit | Act::Stand => {
@@ -645,8 +649,8 @@ impl TruthFootage {
         for (id, feet, height) in &shown {
             let sprite = &self.sprites[self.people[*id as usize].sprite];
             let ph = (height * h as f32).round().max(4.0) as i32;
-            let pw = ((sprite.image.cols() as f32 * ph as f32 / sprite.image.rows() as f32)
-                .round() as i32)
+            let pw = ((sprite.image.cols() as f32 * ph as f32 / sprite.image.rows() as f32).round()
+                as i32)
                 .max(2);
             let mut img = Mat::default();
             let mut mask = Mat::default();
@@ -769,6 +773,9 @@ impl TruthFootage {
                         Some(Crossing::Out) => counts.door_out += 1,
                         None => {}
                     }
+                    if let Some(way) = crossing(DOOR.0, DOOR.1, from, feet) {
+                        counts.crossings.push((id as u32, i as u64, way));
+                    }
                 }
                 previous = Some(feet);
                 if polygon_contains(&DISPLAY, feet) {
@@ -831,7 +838,10 @@ mod tests {
         for p in &people {
             let span = p.span();
             let window = (span.start / 180.0).floor() * 180.0;
-            assert!(span.end <= window + 60.0, "{span:?} outside its busy minute");
+            assert!(
+                span.end <= window + 60.0,
+                "{span:?} outside its busy minute"
+            );
         }
     }
 
