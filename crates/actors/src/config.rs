@@ -138,7 +138,7 @@ pub struct PerceptionConfig {
     pub model: PathBuf,
     /// Width and height in pixels every frame is resized to for the SSD. 300 x 300 as trained finds
     /// people from about 130 px tall in a 768 x 576 frame; 640 x 480 finds people of 60-130 px
-    /// (recall 0.45 -> 0.89 measured by `crow bench truth`) at about 3.5x the detector's CPU, and
+    /// (recall 0.53 -> 0.90 measured by `crow bench truth`) at about 2.5x the detector's CPU, and
     /// may see people in large background shapes (mask those). 32..=4096 each.
     pub detector_input: [u32; 2],
     /// Detections scoring at least this (0..1) are people: they continue tracks and start new ones.
