@@ -643,11 +643,11 @@ async fn counts_on_labelled_footage_meet_the_goals() {
     assert!(report.id_switches_per_100() <= 2.0, "{report}");
     assert!(report.dwell_error_s <= 1.0, "{report}");
     assert!(report.visits_paired >= 25, "{report}");
-    // Not yet at the goals (within 5 %, occupancy 0.2 per frame): no worse than measured (19 and 16 %
-    // at the door, 13 % of visits, 20 % of dwells, 0.34).
+    assert!(report.occupancy_error <= 0.2, "{report}");
+    // Not yet at the goal (within 5 %): no worse than measured (19 and 16 % at the door, 13 % of
+    // visits, 20 % of dwells).
     assert!(report.door_in.error() <= 0.2, "{report}");
     assert!(report.door_out.error() <= 0.2, "{report}");
     assert!(report.visits.error() <= 0.15, "{report}");
     assert!(report.dwells.error() <= 0.25, "{report}");
-    assert!(report.occupancy_error <= 0.35, "{report}");
 }

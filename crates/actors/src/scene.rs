@@ -331,11 +331,14 @@ impl Scene {
             }
         }
 
+        // People in view: confirmed tracks (also while they coast through a missed detection), and
+        // people detected on this frame whose track is not confirmed yet (a newcomer is in the scene
+        // from their first detection, not their second).
         let people_now = self
             .tracker
             .tracks()
             .iter()
-            .filter(|t| t.confirmed(self.tracker.config()))
+            .filter(|t| t.confirmed(self.tracker.config()) || t.last_frame == frame_index)
             .count() as u32;
         if people_now != self.state.people {
             self.state.people = people_now;
