@@ -1,7 +1,9 @@
-//! A multi-object tracker in the manner of SORT: each person detection of a frame is associated with the
-//! track whose *predicted* box (constant-velocity motion, per second of capture time) it overlaps most,
-//! greedily by affinity; what is left unmatched starts a tentative track, and a track not detected for
-//! longer than `max_lost_ms` of capture time ends, however many frames that took.
+//! A multi-object tracker in the manner of SORT and ByteTrack: each person detection of a frame is
+//! associated with a track by its *predicted* box (constant-velocity motion, per second of capture time)
+//! and its appearance (colours of the upper body and the legs), by an optimal assignment over all pairs;
+//! weak detections may only continue tracks; what is left unmatched starts a tentative track, and a track
+//! not detected for longer than `max_lost_ms` of capture time ends, however many frames that took (or at
+//! once when its prediction has left the frame).
 //!
 //! Coordinates are normalised to the frame (0..1), so the tracker does not care about resolution. Its
 //! whole state is plain data ([`TrackerState`], serde), so a session actor can store it with every frame
@@ -679,6 +681,44 @@ mod tests {
         let (_, tracked) = t.update(&[at(0.38), at(0.53)], &[], 2, 2000);
         let ids: Vec<u64> = tracked.iter().map(|(id, _)| *id).collect();
         assert_eq!(ids, vec![1, 2], "{:?}", t.tracks());
+    }
+
+    #[test]
+    fn appearance_keeps_two_people_who_turn_back_from_swapping_tracks() {
+        let dressed = |x: f32, hue_bin: usize| Detection {
+            appearance: {
+                let mut half = [0u32; APPEARANCE_HALF_BINS];
+                half[hue_bin] = 100;
+                Appearance::from_counts(&half, &half)
+            },
+            ..det(x, 0.4)
+        };
+        // A (red) walks right, B (blue) walks left; on the third frame both turn back where they
+        // stand. By motion alone each detection lies where the other was predicted: the tracks swap.
+        let run = |red: usize, blue: usize| {
+            let mut t = Tracker::new(TrackerConfig::default(), TrackerState::default());
+            t.update(&[dressed(0.30, red), dressed(0.60, blue)], &[], 0, 0);
+            t.update(&[dressed(0.40, red), dressed(0.50, blue)], &[], 1, 1000);
+            let (_, tracked) = t.update(&[dressed(0.42, red), dressed(0.48, blue)], &[], 2, 2000);
+            tracked
+                .iter()
+                .map(|(id, d)| (*id, d.bbox.x))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            run(0, 0),
+            vec![(2, 0.42), (1, 0.48)],
+            "same clothes: motion decides"
+        );
+        assert_eq!(
+            run(0, 5),
+            vec![(1, 0.42), (2, 0.48)],
+            "red stays red, blue stays blue"
+        );
+        let (red, blue) = (dressed(0.0, 0), dressed(0.0, 5));
+        let (red, blue) = (red.appearance.unwrap(), blue.appearance.unwrap());
+        assert_eq!(red.similarity(&red), 1.0);
+        assert_eq!(red.similarity(&blue), 0.0);
     }
 
     #[test]
