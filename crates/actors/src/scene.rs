@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crow_inference::zones::{crossing, polygon_contains, Crossing, Point};
+use crow_inference::zones::{crossing, polygon_contains, signed_distance, Crossing, Point};
 use crow_inference::{BBox, Detection, Track, TrackChange, Tracker, TrackerState};
 use crow_storage::{CameraConfig, OccupancySample, TrackEvent, TrackEventKind};
 use serde::{Deserialize, Serialize};
@@ -39,13 +39,28 @@ impl Visit {
     }
 }
 
+/// The side of a tripwire a track was last seen clearly on, and where its feet were then.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct LineSide {
+    /// On the side a crossing "in" ends on.
+    inside: bool,
+    /// The feet.
+    at: Point,
+}
+
+/// Feet closer to a tripwire than this fraction of the person's box height are on neither side once a
+/// side is known: a crossing is counted when the feet are clearly on the other side, so a person
+/// standing on the line, or a box jittering across it, is not counted in and out again.
+const LINE_MARGIN: f32 = 0.1;
+
 /// What the scene remembers of one confirmed track.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct TrackScene {
+    /// Tripwire id -> the side the track was last seen clearly on.
+    #[serde(default)]
+    line_sides: BTreeMap<String, LineSide>,
     /// Zone id -> the visit in progress.
     visits: BTreeMap<String, Visit>,
-    /// Feet at the last detection.
-    foot: Option<Point>,
     /// Feet in the last described frame that showed the track.
     described_foot: Option<Point>,
     /// Frames described because of this track.
@@ -372,10 +387,6 @@ impl Scene {
         let movement = self.config.movement_threshold;
         let scene = self.state.tracks.entry(track.id).or_default();
         let first = track.first_bbox.filter(|_| confirmed_now);
-        if let Some(first) = first {
-            scene.foot = Some(first.foot());
-        }
-        let previous_foot = scene.foot.replace(foot);
         if let Some(d) = scene.described_foot {
             if distance(d, foot) >= movement {
                 reasons.push((track.id, format!("person {} moved", track.id), false));
@@ -449,10 +460,33 @@ impl Scene {
                 (false, None) => {}
             }
         }
-        if let Some(from) = previous_foot {
-            for line in &camera.lines {
-                let (a, b) = ((line.a[0], line.a[1]), (line.b[0], line.b[1]));
-                if let Some(way) = crossing(a, b, from, foot) {
+        // Where the feet were clearly on one side of each tripwire: from the first detection (for a
+        // track confirmed now), then this one.
+        let sightings: Vec<BBox> = first.into_iter().chain([seen]).collect();
+        for line in &camera.lines {
+            let (a, b) = ((line.a[0], line.a[1]), (line.b[0], line.b[1]));
+            for sighting in &sightings {
+                let feet = sighting.foot();
+                let distance = signed_distance(a, b, feet);
+                // Near the wire the side counts only until a clear one is known (a track first seen
+                // on the line still counts its crossing).
+                if distance == 0.0
+                    || (distance.abs() < LINE_MARGIN * sighting.h
+                        && scene.line_sides.contains_key(&line.id))
+                {
+                    continue;
+                }
+                let now = LineSide {
+                    inside: distance > 0.0,
+                    at: feet,
+                };
+                let before = scene.line_sides.insert(line.id.clone(), now);
+                let Some(before) = before.filter(|b| b.inside != now.inside) else {
+                    continue;
+                };
+                // On the other side now; counted if the way there passed through the wire (not
+                // around one of its ends).
+                if let Some(way) = crossing(a, b, before.at, feet) {
                     let kind = match way {
                         Crossing::In => TrackEventKind::LineIn,
                         Crossing::Out => TrackEventKind::LineOut,
@@ -580,6 +614,39 @@ mod tests {
 
     fn kinds(events: &[TrackEvent]) -> Vec<(TrackEventKind, Option<String>)> {
         events.iter().map(|e| (e.kind, e.place.clone())).collect()
+    }
+
+    /// The door events of a person whose feet are at `xs` (one frame a second) until the session ends.
+    fn door_events(xs: &[f32]) -> Vec<TrackEventKind> {
+        let mut scene = watching();
+        for (f, x) in xs.iter().enumerate() {
+            scene.observe(&[person(*x - 0.03, 0.5)], f as u64, f as i64 * 1000, true);
+        }
+        let end = xs.len() as u64;
+        scene.finish(end, end as i64 * 1000);
+        let (events, _) = scene.take_through(end);
+        events
+            .iter()
+            .filter(|e| e.place.as_deref() == Some("door"))
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    #[test]
+    fn a_person_standing_on_the_line_is_counted_once() {
+        use TrackEventKind::LineOut;
+        // Walks up to the door (x = 0.8), stands on it with the feet jittering across it, walks on.
+        let xs = [
+            0.70, 0.75, 0.78, 0.795, 0.805, 0.797, 0.804, 0.799, 0.806, 0.85, 0.9,
+        ];
+        assert_eq!(door_events(&xs), vec![LineOut]);
+        // First seen on the line: the crossing still counts.
+        assert_eq!(door_events(&[0.795, 0.83, 0.86]), vec![LineOut]);
+        // Turns back on the line without crossing it: nothing.
+        assert_eq!(
+            door_events(&[0.72, 0.76, 0.79, 0.805, 0.79, 0.75]),
+            Vec::<TrackEventKind>::new()
+        );
     }
 
     #[test]

@@ -37,6 +37,17 @@ fn cross(a: Point, b: Point, p: Point) -> f32 {
     (b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0)
 }
 
+/// How far `p` lies from the line through `a` and `b` (in the frame's normalised units), positive on the
+/// side a crossing [`Crossing::In`] ends on.
+pub fn signed_distance(a: Point, b: Point, p: Point) -> f32 {
+    let length = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+    if length == 0.0 {
+        0.0
+    } else {
+        cross(a, b, p) / length
+    }
+}
+
 /// Whether the step `from -> to` crosses the segment `a - b`, and which way. A step that only touches
 /// the wire does not cross it.
 pub fn crossing(a: Point, b: Point, from: Point, to: Point) -> Option<Crossing> {
