@@ -274,21 +274,16 @@ impl fmt::Display for TruthReport {
     }
 }
 
-/// Greedy one-to-one matching of `a` to `b` by IoU (best pairs first), pairs with IoU >= `least`.
-fn match_boxes(a: &[BBox], b: &[BBox], least: f32) -> Vec<(usize, usize)> {
-    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-    for (i, x) in a.iter().enumerate() {
-        for (j, y) in b.iter().enumerate() {
-            let iou = x.iou(y);
-            if iou >= least {
-                pairs.push((iou, i, j));
-            }
-        }
-    }
-    pairs.sort_by(|p, q| q.0.total_cmp(&p.0));
-    let (mut used_a, mut used_b) = (vec![false; a.len()], vec![false; b.len()]);
+/// One-to-one pairs from scored candidates `(score, a, b)`, best first: each index pairs at most once.
+fn pair_greedily(
+    mut candidates: Vec<(f64, usize, usize)>,
+    a: usize,
+    b: usize,
+) -> Vec<(usize, usize)> {
+    candidates.sort_by(|p, q| q.0.total_cmp(&p.0));
+    let (mut used_a, mut used_b) = (vec![false; a], vec![false; b]);
     let mut out = Vec::new();
-    for (_, i, j) in pairs {
+    for (_, i, j) in candidates {
         if !used_a[i] && !used_b[j] {
             used_a[i] = true;
             used_b[j] = true;
@@ -296,6 +291,20 @@ fn match_boxes(a: &[BBox], b: &[BBox], least: f32) -> Vec<(usize, usize)> {
         }
     }
     out
+}
+
+/// One-to-one matching of boxes `a` to `b` by IoU (best pairs first), pairs with IoU >= `least`.
+fn match_boxes(a: &[BBox], b: &[BBox], least: f32) -> Vec<(usize, usize)> {
+    let mut candidates = Vec::new();
+    for (i, x) in a.iter().enumerate() {
+        for (j, y) in b.iter().enumerate() {
+            let iou = x.iou(y);
+            if iou >= least {
+                candidates.push((f64::from(iou), i, j));
+            }
+        }
+    }
+    pair_greedily(candidates, a.len(), b.len())
 }
 
 /// What the pipeline showed for one frame.
@@ -583,15 +592,8 @@ fn score(footage: &TruthFootage, observed: &[Observed], events: &[TrackEvent]) -
             }
         }
     }
-    pairs.sort_by(|p, q| q.0.total_cmp(&p.0));
-    let (mut used_t, mut used_c) = (vec![false; counts.visits.len()], vec![false; visits.len()]);
     let mut dwell_error = 0.0;
-    for (_, t, c) in pairs {
-        if used_t[t] || used_c[c] {
-            continue;
-        }
-        used_t[t] = true;
-        used_c[c] = true;
+    for (t, c) in pair_greedily(pairs, counts.visits.len(), visits.len()) {
         let truth = (counts.visits[t].last_frame - counts.visits[t].first_frame) as f64 / fps;
         let crow = (visits[c].1 - visits[c].0) / fps;
         dwell_error += (truth - crow).abs();
