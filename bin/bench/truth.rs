@@ -60,6 +60,10 @@ pub(crate) struct TruthBenchArgs {
     /// The SSD's input size, WIDTHxHEIGHT pixels (perception.detector_input).
     #[arg(long, value_parser = parse_size, default_value = "300x300")]
     detector_input: [u32; 2],
+    /// Turn the near-duplicate gate off (duplicate_threshold = 0): the detector sees every frame, to
+    /// check that what the gate skips changes no count.
+    #[arg(long)]
+    no_duplicate_gate: bool,
     /// Also write every 10th frame of each scenario here as PNG, the true boxes drawn (green: in
     /// full view, yellow: partly hidden, red: mostly hidden).
     #[arg(long)]
@@ -174,6 +178,9 @@ pub(crate) async fn run(args: TruthBenchArgs) -> Result<()> {
         let dir = temp_dir("truth");
         let mut config = PipelineConfig::default();
         config.perception.detector_input = args.detector_input;
+        if args.no_duplicate_gate {
+            config.duplicate_threshold = 0.0;
+        }
         let report = crow::truth::measure(footage, config, &dir).await;
         remove_when_released(&dir).await;
         println!("{}", report?);
