@@ -382,7 +382,7 @@ fn worth_reconnecting(e: &ClientError) -> bool {
 }
 
 /// [`stream_frames`] that rides out its server going away: after a failure that is
-/// [worth reconnecting](worth_reconnecting) it connects to `url` again (through a balancer, any ingest
+/// worth reconnecting it connects to `url` again (through a balancer, any ingest
 /// node; the node takes the camera's session over), for as long as `reconnect_for` passes without an
 /// ack, and first sends again every frame not acknowledged yet. A frame the cluster had recorded before
 /// the failure is answered from its record (`replayed`), so nothing is counted twice and every frame

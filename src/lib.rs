@@ -13,6 +13,7 @@
 //! | [`client`] | stream a video / image / folder to a crow server over gRPC |
 //! | [`tls`] | server and client TLS (certificates checked at load, failures explained) |
 //! | [`ingest`] | feed media straight into an in-process pipeline |
+//! | [`truth`] | measure crow's counts against footage with exact truth (`crow bench truth`) |
 //! | [`storage`] | durable records: sled ([`storage::Store`]) or PostgreSQL ([`storage::PgStore`]), one [`storage::RecordStore`] trait |
 //! | [`inference`] | OpenCV decoding, duplicate gate, frame describers ([`inference::FrameDescriber`]) |
 //! | [`actors`] | the supervised ractor pipeline ([`actors::Pipeline`]) |

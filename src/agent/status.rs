@@ -1,6 +1,6 @@
 //! The agent's status, for `crow agent status`: the running agent writes it to
 //! `<spool_dir>/status.json` every [`EVERY`] and once more as it exits; the command reads it and prints
-//! one line per camera. A status older than [`STALE_AFTER`] is from an agent that stopped or hangs.
+//! one line per camera. A status older than [`STALE_AFTER_MS`] is from an agent that stopped or hangs.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! from memory. Input: the frame resized to 300x300, RGB, 0-255 at scale 1.0; output: `[1, 1, N, 7]` rows
 //! of `(image, class, score, x1, y1, x2, y2)` in normalised coordinates.
 //!
-//! Without the model file, [`PersonDetector::load`] falls back to OpenCV's built-in HOG people detector
+//! Without the model file, [`DetectorPool::load`] falls back to OpenCV's built-in HOG people detector
 //! and says so: it is slower and misses people that are small, seated or partly hidden.
 
 use std::path::Path;
