@@ -9,6 +9,7 @@ mod list;
 mod perception;
 mod scratch;
 mod search;
+mod sessions;
 mod truth;
 
 use anyhow::Result;
@@ -48,6 +49,9 @@ pub(crate) enum BenchCommand {
     /// recall by person height and visibility, precision, identity switches, door in/out, display
     /// visits, dwell per visit, occupancy per frame, detector calls per frame.
     Truth(truth::TruthBenchArgs),
+    /// Resident memory per open camera session with 16 and 64 cameras streaming at once through one
+    /// pipeline (detector on).
+    Sessions(sessions::SessionsBenchArgs),
 }
 
 pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
@@ -64,5 +68,6 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Cluster(args) => cluster::run(args).await,
         BenchCommand::Search(args) => search::run(args).await,
         BenchCommand::Truth(args) => truth::run(args).await,
+        BenchCommand::Sessions(args) => sessions::run(args).await,
     }
 }

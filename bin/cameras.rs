@@ -27,7 +27,8 @@ pub(crate) enum CamerasCommand {
         #[arg(long)]
         camera: String,
         /// JSON file: {"zones": [{"id", "polygon": [[x, y], ...], "product_ids": [...],
-        /// "min_dwell_ms"}], "lines": [{"id", "a": [x, y], "b": [x, y]}], "masks": [[[x, y], ...]]}.
+        /// "min_dwell_ms"}], "lines": [{"id", "a": [x, y], "b": [x, y]}], "masks": [[[x, y], ...]],
+        /// "detector_input": [width, height]}.
         file: Option<PathBuf>,
         /// A zone: "ID:x,y x,y x,y[:PRODUCT,PRODUCT[:MIN_DWELL_MS]]" (repeatable).
         #[arg(long = "zone")]
@@ -38,6 +39,10 @@ pub(crate) enum CamerasCommand {
         /// A region whose detections are ignored: "x,y x,y x,y ..." (repeatable).
         #[arg(long = "mask")]
         masks: Vec<String>,
+        /// The person detector's input for this camera, WIDTHxHEIGHT pixels (e.g. 640x480 for a wide
+        /// view whose people are 60-130 px tall); default: the server's perception.detector_input.
+        #[arg(long, value_parser = crate::parse_size)]
+        detector_input: Option<[u32; 2]>,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -82,6 +87,8 @@ struct CameraFile {
     lines: Vec<LineConfig>,
     #[serde(default)]
     masks: Vec<Vec<[f32; 2]>>,
+    #[serde(default)]
+    detector_input: Option<[u32; 2]>,
 }
 
 fn points(text: &str, what: &str) -> Result<Vec<[f32; 2]>> {
@@ -179,6 +186,9 @@ fn to_proto(org: &str, camera: &str, c: CameraFile) -> proto::Camera {
                 polygon: m.into_iter().map(pt).collect(),
             })
             .collect(),
+        detector_input: c
+            .detector_input
+            .map(|[width, height]| proto::DetectorInput { width, height }),
         updated_at_ms: 0,
     }
 }
@@ -198,6 +208,7 @@ fn to_json(c: &proto::Camera) -> serde_json::Value {
             .collect::<Vec<_>>(),
         "masks": c.masks.iter().map(|m| m.polygon.iter().map(|p| [p.x, p.y]).collect::<Vec<_>>())
             .collect::<Vec<_>>(),
+        "detector_input": c.detector_input.map(|d| [d.width, d.height]),
         "updated_at_ms": c.updated_at_ms,
     })
 }
@@ -211,6 +222,7 @@ pub(crate) async fn cameras(cmd: CamerasCommand) -> Result<()> {
             zones,
             lines,
             masks,
+            detector_input,
             server,
         } => {
             let mut config = match &file {
@@ -219,7 +231,7 @@ pub(crate) async fn cameras(cmd: CamerasCommand) -> Result<()> {
                         .with_context(|| format!("reading {}", f.display()))?;
                     serde_json::from_str(&text).with_context(|| {
                         format!(
-                            "{}: expected {{\"zones\", \"lines\", \"masks\"}}",
+                            "{}: expected {{\"zones\", \"lines\", \"masks\", \"detector_input\"}}",
                             f.display()
                         )
                     })?
@@ -235,13 +247,20 @@ pub(crate) async fn cameras(cmd: CamerasCommand) -> Result<()> {
             for m in &masks {
                 config.masks.push(points(m, "--mask")?);
             }
+            if detector_input.is_some() {
+                config.detector_input = detector_input;
+            }
             let mut client = CameraServiceClient::new(channel(&server).await?);
             let stored = client
                 .upsert_camera(to_proto(&org, &camera, config))
                 .await?
                 .into_inner();
+            let input = stored.detector_input.map_or_else(
+                || "the server's detector input".to_owned(),
+                |d| format!("detector input {}x{}", d.width, d.height),
+            );
             println!(
-                "camera {camera} of {org}: {} zones, {} tripwires, {} masks",
+                "camera {camera} of {org}: {} zones, {} tripwires, {} masks, {input}",
                 stored.zones.len(),
                 stored.lines.len(),
                 stored.masks.len()

@@ -124,6 +124,7 @@ impl ServerArg {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    return_large_buffers_to_the_os();
     let cli = Cli::parse();
     if !matches!(
         cli.command,
@@ -170,6 +171,32 @@ async fn main() -> std::process::ExitCode {
 #[derive(Debug, thiserror::Error)]
 #[error("the command failed; see above")]
 pub(crate) struct Reported;
+
+/// A size in pixels given as WIDTHxHEIGHT, e.g. 640x480.
+pub(crate) fn parse_size(s: &str) -> Result<[u32; 2], String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("{s:?}: give WIDTHxHEIGHT pixels, e.g. 640x480"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|e| format!("{v:?}: {e} (give WIDTHxHEIGHT pixels, e.g. 640x480)"))
+    };
+    Ok([n(w)?, n(h)?])
+}
+
+/// Decoded frames (a 768 x 576 frame is 1.3 MB) and the detector's tensors are allocated and freed on
+/// every frame, on many threads. glibc's malloc serves such blocks from `mmap` at first but raises its
+/// threshold each time one is freed, after which they come from per-thread heaps that keep the freed
+/// memory: a server streaming 16 cameras then held ~10 MB more per open session (`crow bench
+/// sessions`). A fixed threshold of 128 KiB keeps every large block on `mmap`, returned when freed.
+fn return_large_buffers_to_the_os() {
+    // SAFETY: mallopt only sets a malloc parameter; any value is valid for M_MMAP_THRESHOLD up to
+    // 32 MiB, and a failure (0) leaves glibc's default in place.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
 
 /// Client commands end quietly when their reader goes away (`crow interactions list | head`), as Unix
 /// tools do: Rust ignores SIGPIPE, which turns a closed stdout into a panic in `println!`. Servers (and

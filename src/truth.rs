@@ -14,7 +14,9 @@ use bytes::Bytes;
 
 use crate::actors::{FrameInput, PipelineError};
 use crate::inference::truth_footage::{PersonTruth, TruthFootage, DISPLAY, DOOR};
-use crate::inference::{encode_jpeg, BBox, ImageFormat, InferenceError, PersonDetector, Track};
+use crate::inference::{
+    encode_jpeg, BBox, DetectionFilter, ImageFormat, InferenceError, PersonDetector, Track,
+};
 use crate::storage::{
     CameraConfig, FrameOutcome, LineConfig, StorageError, TrackEvent, TrackEventKind, ZoneConfig,
 };
@@ -138,6 +140,13 @@ pub struct TruthReport {
     pub recall_mostly_hidden: Ratio,
     /// Detections that are a person.
     pub precision: Ratio,
+    /// The place where the detector saw nobody most often: (the box, frames, mean score). A steady
+    /// false positive (a statue, a mannequin, a shape in the lawn) shows here; mask it or let motion
+    /// evidence reject it.
+    pub steady_false_positive: Option<(BBox, usize, f32)>,
+    /// Confirmed tracks detected on a frame that are a person (IoU >= 0.3 with a true box at least half
+    /// visible): the precision of the people crow counts.
+    pub track_precision: Ratio,
     /// Median of (detected box bottom - true feet) / true height, people in full view.
     pub foot_bias: f64,
     /// Boxes of people at least half visible that a confirmed track covered, and identity switches
@@ -210,6 +219,21 @@ impl fmt::Display for TruthReport {
             f,
             "  detector precision:                      {} (goal >= 0.95)",
             self.precision
+        )?;
+        if let Some((b, frames, score)) = self.steady_false_positive {
+            writeln!(
+                f,
+                "  most frequent false positive:            {frames} frames at x {:.2}-{:.2}, y {:.2}-{:.2}, mean score {score:.2}",
+                b.x,
+                b.x + b.w,
+                b.y,
+                b.y + b.h
+            )?;
+        }
+        writeln!(
+            f,
+            "  people counted (confirmed tracks) precision: {}",
+            self.track_precision
         )?;
         writeln!(
             f,
@@ -307,10 +331,25 @@ fn match_boxes(a: &[BBox], b: &[BBox], least: f32) -> Vec<(usize, usize)> {
     pair_greedily(candidates, a.len(), b.len())
 }
 
+/// The box most false positives overlap (IoU >= 0.5): (that box, how many, their mean score).
+fn steadiest(false_positives: &[(BBox, f32)]) -> Option<(BBox, usize, f32)> {
+    false_positives
+        .iter()
+        .map(|(b, _)| {
+            let near: Vec<f32> = false_positives
+                .iter()
+                .filter(|(o, _)| o.iou(b) >= 0.5)
+                .map(|(_, s)| *s)
+                .collect();
+            (*b, near.len(), near.iter().sum::<f32>() / near.len() as f32)
+        })
+        .max_by_key(|(_, n, _)| *n)
+}
+
 /// What the pipeline showed for one frame.
 struct Observed {
     truth: Vec<PersonTruth>,
-    detections: Vec<BBox>,
+    detections: Vec<(BBox, f32)>,
     /// Confirmed tracks detected on this frame: (id, box).
     tracks: Vec<(u64, BBox)>,
     occupancy: u32,
@@ -333,7 +372,10 @@ pub async fn measure(
         )));
     }
     config.analysis.model = None;
-    let min_score = config.perception.min_score;
+    let filter = DetectionFilter {
+        min_score: config.perception.min_score,
+        max_width_to_height: config.perception.max_width_to_height,
+    };
     let min_hits = config.perception.tracker.min_hits;
     let model = config.perception.model.clone();
     let input = config.perception.detector_input;
@@ -371,6 +413,7 @@ pub async fn measure(
                 b: [DOOR.1 .0, DOOR.1 .1],
             }],
             masks: Vec::new(),
+            detector_input: None,
             updated_at_ms: 0,
         })
         .await?;
@@ -399,7 +442,7 @@ pub async fn measure(
                     path: "detector".into(),
                     reason: "poisoned".into(),
                 })?
-                .detect(&decoded.image, min_score)?;
+                .detect(&decoded.image, &filter)?;
             Ok::<_, InferenceError>((truth, jpeg, detections, started.elapsed()))
         })
         .await
@@ -437,7 +480,7 @@ pub async fn measure(
             serde_json::from_value(session.scene["tracker"]["tracks"].clone()).unwrap_or_default();
         observed.push(Observed {
             truth,
-            detections: detections.iter().map(|d| d.bbox).collect(),
+            detections: detections.iter().map(|d| (d.bbox, d.score)).collect(),
             tracks: tracks
                 .iter()
                 .filter(|t| t.hits >= min_hits && t.last_frame == i as u64)
@@ -491,11 +534,18 @@ fn score(footage: &TruthFootage, observed: &[Observed], events: &[TrackEvent]) -
         ..TruthReport::default()
     };
     let mut bias = Vec::new();
+    let mut false_positives: Vec<(BBox, f32)> = Vec::new();
     let mut last_track: std::collections::HashMap<u32, u64> = Default::default();
     let mut occupancy_error = 0.0;
     for (i, o) in observed.iter().enumerate() {
         let truth_boxes: Vec<BBox> = o.truth.iter().map(|p| p.bbox).collect();
-        let found = match_boxes(&truth_boxes, &o.detections, 0.5);
+        let detected: Vec<BBox> = o.detections.iter().map(|(b, _)| *b).collect();
+        let found = match_boxes(&truth_boxes, &detected, 0.5);
+        for (j, (b, score)) in o.detections.iter().enumerate() {
+            if !found.iter().any(|(_, d)| *d == j) {
+                false_positives.push((*b, *score));
+            }
+        }
         for (k, p) in o.truth.iter().enumerate() {
             let hit = found.iter().find(|(t, _)| *t == k).map(|(_, d)| *d);
             if p.visible >= 0.9 {
@@ -508,7 +558,7 @@ fn score(footage: &TruthFootage, observed: &[Observed], events: &[TrackEvent]) -
                     report.recall_from_60px.add(hit.is_some());
                 }
                 if let Some(d) = hit {
-                    let d = o.detections[d];
+                    let d = detected[d];
                     bias.push(f64::from((d.y + d.h - (p.bbox.y + p.bbox.h)) / p.bbox.h));
                 }
             } else if p.visible >= 0.5 {
@@ -525,6 +575,8 @@ fn score(footage: &TruthFootage, observed: &[Observed], events: &[TrackEvent]) -
         let seen_boxes: Vec<BBox> = seen.iter().map(|p| p.bbox).collect();
         let track_boxes: Vec<BBox> = o.tracks.iter().map(|(_, b)| *b).collect();
         let pairs = match_boxes(&seen_boxes, &track_boxes, 0.3);
+        report.track_precision.total += track_boxes.len();
+        report.track_precision.hits += pairs.len();
         for (k, p) in seen.iter().enumerate() {
             let track = pairs
                 .iter()
@@ -540,6 +592,7 @@ fn score(footage: &TruthFootage, observed: &[Observed], events: &[TrackEvent]) -
         occupancy_error += (f64::from(o.occupancy) - f64::from(counts.occupancy[i])).abs();
     }
     report.occupancy_error = occupancy_error / observed.len().max(1) as f64;
+    report.steady_false_positive = steadiest(&false_positives);
     bias.sort_by(f64::total_cmp);
     report.foot_bias = bias.get(bias.len() / 2).copied().unwrap_or(0.0);
 

@@ -342,6 +342,58 @@ async fn a_tripwire_counts_both_directions_the_same_each_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_uses_its_own_detector_input() {
+    // The same frames through two cameras: one at the server's detector input, one whose frames are
+    // shrunk to 32 x 32 pixels for the detector, where vtest.avi's people are 4-6 px tall: that camera
+    // sees nobody, so its own setting is what ran.
+    let t = TestServer::start(PipelineConfig::default()).await;
+    let mut no_person = Vec::new();
+    for (camera, input) in [("server-input", None), ("tiny-input", Some((32, 32)))] {
+        let stored = configure(
+            &t.url,
+            Camera {
+                organization_id: "acme".into(),
+                camera_id: camera.into(),
+                detector_input: input
+                    .map(|(width, height)| crow::proto::DetectorInput { width, height }),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(
+            stored.detector_input.map(|d| (d.width, d.height)),
+            input,
+            "stored as given"
+        );
+        let (closed, _) = stream_vtest(&t.url, "acme", camera, 1.0, 12).await;
+        let detected = closed.frames_received - closed.frames_skipped - closed.frames_rejected;
+        no_person.push((closed.frames_no_person, detected));
+    }
+    assert_eq!(no_person[0].0, 0, "people on every frame: {no_person:?}");
+    assert_eq!(
+        no_person[1].0, no_person[1].1,
+        "nobody at 32 x 32: {no_person:?}"
+    );
+    // Out of range: refused with the rule, nothing stored.
+    let mut c = CameraServiceClient::connect(t.url.clone()).await.unwrap();
+    let err = c
+        .upsert_camera(Camera {
+            organization_id: "acme".into(),
+            camera_id: "too-small".into(),
+            detector_input: Some(crow::proto::DetectorInput {
+                width: 16,
+                height: 480,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("32..=4096"), "{}", err.message());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_camera_configuration_is_refused_with_its_reason() {
     let t = TestServer::start(PipelineConfig::default()).await;
     let mut c = CameraServiceClient::connect(t.url.clone()).await.unwrap();

@@ -12,7 +12,7 @@ use crow::inference::gate_footage::gate_footage;
 use crow::inference::opencv::core::{self as cvcore, Mat};
 use crow::inference::opencv::imgcodecs;
 use crow::inference::opencv::prelude::*;
-use crow::inference::{encode_jpeg, ImageFormat, MediaReader, PersonDetector};
+use crow::inference::{encode_jpeg, DetectionFilter, ImageFormat, MediaReader, PersonDetector};
 use crow::storage::{CameraConfig, FrameOutcome, ZoneConfig};
 use crow::{Crow, DescriberKind, PipelineConfig};
 
@@ -156,12 +156,13 @@ pub(crate) async fn detector(args: DetectorBenchArgs) -> Result<()> {
             let bytes = std::fs::read(&model).with_context(|| {
                 format!("{} (scripts/setup-models.sh installs it)", model.display())
             })?;
+            let filter = DetectionFilter::with_min_score(0.5);
             let measure = |mut d: PersonDetector| -> Result<(f64, f64)> {
-                d.detect(&images[0], 0.5)?;
+                d.detect(&images[0], &filter)?;
                 let start = Instant::now();
                 let mut people = 0;
                 for m in &images {
-                    people += d.detect(m, 0.5)?.len();
+                    people += d.detect(m, &filter)?.len();
                 }
                 Ok((
                     images.len() as f64 / start.elapsed().as_secs_f64(),
@@ -265,6 +266,7 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
                 }],
                 lines: Vec::new(),
                 masks: Vec::new(),
+                detector_input: None,
                 updated_at_ms: 0,
             })
             .await?;

@@ -26,3 +26,16 @@ pub(crate) async fn remove_when_released(dir: &Path) {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Resident memory of this process, bytes (Linux).
+pub(crate) fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}

@@ -16,6 +16,7 @@ use crow::storage::{Interaction, InteractionFilter, Product, RecordStore, Source
 use serde::Deserialize;
 
 use super::list::percentile;
+use super::scratch::rss_bytes;
 use crate::records::ProductFile;
 
 #[derive(Args)]
@@ -609,19 +610,6 @@ fn unit(v: Vec<f32>) -> Vec<f32> {
         .sqrt()
         .max(f32::EPSILON);
     v.into_iter().map(|x| x / n).collect()
-}
-
-/// Resident memory of this process, bytes (Linux).
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// A small deterministic generator (xorshift) with a normal draw (Box-Muller).

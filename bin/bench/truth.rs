@@ -58,7 +58,7 @@ pub(crate) struct TruthBenchArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// The SSD's input size, WIDTHxHEIGHT pixels (perception.detector_input).
-    #[arg(long, value_parser = parse_size, default_value = "300x300")]
+    #[arg(long, value_parser = crate::parse_size, default_value = "300x300")]
     detector_input: [u32; 2],
     /// Turn the near-duplicate gate off (duplicate_threshold = 0): the detector sees every frame, to
     /// check that what the gate skips changes no count.
@@ -104,18 +104,6 @@ fn save_frames(footage: &TruthFootage, dir: &Path, prefix: &str) -> Result<()> {
         imgcodecs::imwrite(&path, &image, &core::Vector::new())?;
     }
     Ok(())
-}
-
-fn parse_size(s: &str) -> Result<[u32; 2], String> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or_else(|| format!("{s:?}: give WIDTHxHEIGHT pixels, e.g. 640x480"))?;
-    let n = |v: &str| {
-        v.trim()
-            .parse::<u32>()
-            .map_err(|e| format!("{v:?}: {e} (give WIDTHxHEIGHT pixels, e.g. 640x480)"))
-    };
-    Ok([n(w)?, n(h)?])
 }
 
 fn parse_bursts(s: &str) -> Result<(u32, u32), String> {

@@ -147,6 +147,10 @@ pub struct PerceptionConfig {
     /// confident detection continued (ByteTrack's second pass: a person the detector is unsure of for
     /// a frame, partly hidden or turning, keeps their track); they start none. Below it: ignored.
     pub low_score: f32,
+    /// Boxes wider than this times their height (in pixels) are not people: a walking person is
+    /// 0.3-0.6, a crouching one up to about 0.9; the SSD's steady false positives on background shapes
+    /// are as wide as tall or wider. Raise it for cameras looking straight down. Above 0.
+    pub max_width_to_height: f32,
     /// Association, confirmation and track end.
     pub tracker: crow_inference::TrackerConfig,
     /// A person's feet moving this far (fraction of the frame) since their last described frame is
@@ -167,6 +171,7 @@ impl Default for PerceptionConfig {
             detector_input: crow_inference::detector::SSD_TRAINED_INPUT,
             min_score: 0.5,
             low_score: 0.3,
+            max_width_to_height: crow_inference::detector::DEFAULT_MAX_WIDTH_TO_HEIGHT,
             tracker: crow_inference::TrackerConfig::default(),
             movement_threshold: 0.25,
             max_describes_per_track: 4,
@@ -371,7 +376,7 @@ impl PipelineConfig {
             .perception
             .detector_input
             .iter()
-            .any(|v| !(32..=4096).contains(v))
+            .any(|v| !crow_storage::validate::DETECTOR_INPUT_SIDES.contains(v))
         {
             out.push((
                 "perception.detector_input",
@@ -380,6 +385,14 @@ impl PipelineConfig {
         }
         if !(0.0..=1.0).contains(&self.perception.min_score) {
             out.push(("perception.min_score", "must be between 0 and 1".to_owned()));
+        }
+        if self.perception.max_width_to_height.is_nan()
+            || self.perception.max_width_to_height <= 0.0
+        {
+            out.push((
+                "perception.max_width_to_height",
+                "must be above 0 (a person is about 0.3-0.9 as wide as tall)".to_owned(),
+            ));
         }
         if !(0.0..=self.perception.min_score).contains(&self.perception.low_score) {
             out.push((

@@ -362,7 +362,8 @@ impl IngestSessionState {
         if let (Some((image, _)), Some(detector)) = (&accepted, self.detector.clone()) {
             self.refresh_camera().await;
             let image = Arc::clone(image);
-            let detections = tokio::task::spawn_blocking(move || detector.detect(&image))
+            let input = self.scene.as_ref().and_then(Scene::detector_input);
+            let detections = tokio::task::spawn_blocking(move || detector.detect(&image, input))
                 .await
                 .map_err(|e| PipelineError::Internal(format!("detector task: {e}")))?
                 .map_err(|e| PipelineError::Internal(format!("person detection: {e}")))?;

@@ -148,6 +148,11 @@ impl Scene {
         serde_json::to_value(state).unwrap_or_default()
     }
 
+    /// The camera's own detector input, if it sets one.
+    pub(crate) fn detector_input(&self) -> Option<[u32; 2]> {
+        self.camera.as_ref().and_then(|c| c.detector_input)
+    }
+
     /// Uses this camera configuration from the next frame on.
     pub(crate) fn set_camera(&mut self, camera: Option<CameraConfig>) {
         self.camera = camera;
@@ -601,6 +606,7 @@ mod tests {
                 b: [0.8, 1.0],
             }],
             masks: vec![vec![[0.0, 0.0], [0.1, 0.0], [0.1, 1.0], [0.0, 1.0]]],
+            detector_input: None,
             updated_at_ms: 0,
         }
     }

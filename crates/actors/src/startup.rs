@@ -8,7 +8,7 @@ use std::time::Duration;
 use crow_inference::llama::{LlamaSettings, TextModel, VisionModel};
 use crow_inference::remote::{RemoteDescriber, RemoteText, ServerPool};
 use crow_inference::text::TextGenerator;
-use crow_inference::{DetectorPool, OpenCvSceneDescriber};
+use crow_inference::{DetectionFilter, DetectorPool, OpenCvSceneDescriber};
 use crow_storage::{Records, Store};
 use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
@@ -356,18 +356,17 @@ async fn load_detector(
     config: &PerceptionConfig,
 ) -> Result<Option<Arc<DetectorPool>>, PipelineError> {
     // The detector returns the weak detections too: the tracker's second pass uses them.
-    let (choice, model, input, min_score) = (
-        config.detector,
-        config.model.clone(),
-        config.detector_input,
-        config.low_score.min(config.min_score),
-    );
+    let (choice, model, input) = (config.detector, config.model.clone(), config.detector_input);
+    let filter = DetectionFilter {
+        min_score: config.low_score.min(config.min_score),
+        max_width_to_height: config.max_width_to_height,
+    };
     if choice == DetectorChoice::Off {
         return Ok(None);
     }
     let pool = tokio::task::spawn_blocking(move || match choice {
-        DetectorChoice::Hog => DetectorPool::hog(min_score).map(|p| (p, None)),
-        _ => DetectorPool::load(&model, input, min_score),
+        DetectorChoice::Hog => DetectorPool::hog(filter).map(|p| (p, None)),
+        _ => DetectorPool::load(&model, input, filter),
     })
     .await
     .map_err(|e| PipelineError::Internal(format!("detector loader: {e}")))?

@@ -136,6 +136,9 @@ pub(crate) fn camera(c: &crow_storage::CameraConfig) -> proto::Camera {
             })
             .collect(),
         updated_at_ms: c.updated_at_ms,
+        detector_input: c
+            .detector_input
+            .map(|[width, height]| proto::DetectorInput { width, height }),
     }
 }
 
@@ -171,6 +174,7 @@ pub(crate) fn from_camera(c: proto::Camera) -> crow_storage::CameraConfig {
             .into_iter()
             .map(|m| m.polygon.iter().map(|p| from_point(Some(p))).collect())
             .collect(),
+        detector_input: c.detector_input.map(|d| [d.width, d.height]),
         updated_at_ms: 0,
     }
 }

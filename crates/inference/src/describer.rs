@@ -9,7 +9,7 @@ use opencv::prelude::*;
 use opencv::{imgproc, video};
 use serde_json::json;
 
-use crate::detector::PersonDetector;
+use crate::detector::{DetectionFilter, PersonDetector};
 use crate::frame::grey_thumbnail;
 use crate::tracker::Detection;
 use crate::{cv, InferenceError};
@@ -83,7 +83,9 @@ impl OpenCvSceneDescriber {
     fn people(&mut self, input: &DescribeInput<'_>) -> Result<Vec<Detection>, InferenceError> {
         match input.people {
             Some(people) => Ok(people.to_vec()),
-            None => self.hog.detect(input.image, 0.0),
+            None => self
+                .hog
+                .detect(input.image, &DetectionFilter::with_min_score(0.0)),
         }
     }
 

@@ -11,7 +11,7 @@
 //! and says so: it is slower and misses people that are small, seated or partly hidden.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use opencv::core::{self, Mat, Rect, Scalar, Size, Vector};
 use opencv::prelude::*;
@@ -26,6 +26,38 @@ const SSD_TEXT_GRAPH: &[u8] = include_bytes!("../assets/ssdlite_person_300.pbtxt
 pub const SSD_TRAINED_INPUT: [u32; 2] = [300, 300];
 /// Frames wider than this are downscaled before HOG detection.
 const HOG_MAX_WIDTH: i32 = 960;
+
+/// Which detections are people: sure enough, and shaped like a person in the frame's pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectionFilter {
+    /// Detections scoring below this (0..1) are dropped.
+    pub min_score: f32,
+    /// Boxes wider than this times their height, in pixels, are dropped: a standing or walking person
+    /// is 0.3-0.6 as wide as tall, a crouching one up to about 0.9, while the SSD's steady false
+    /// positives on background shapes (a patch of lawn, a shelf end) are as wide as tall or wider.
+    /// Raise it for cameras looking straight down.
+    pub max_width_to_height: f32,
+}
+
+impl DetectionFilter {
+    /// The default shape limit with `min_score`.
+    pub fn with_min_score(min_score: f32) -> DetectionFilter {
+        DetectionFilter {
+            min_score,
+            max_width_to_height: DEFAULT_MAX_WIDTH_TO_HEIGHT,
+        }
+    }
+
+    fn keeps(&self, d: &Detection, width_px: f32, height_px: f32) -> bool {
+        d.score >= self.min_score
+            && d.bbox.w > 0.0
+            && d.bbox.h > 0.0
+            && d.bbox.w * width_px <= self.max_width_to_height * d.bbox.h * height_px
+    }
+}
+
+/// [`DetectionFilter::max_width_to_height`] by default.
+pub const DEFAULT_MAX_WIDTH_TO_HEIGHT: f32 = 1.0;
 
 /// Which detector runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +121,14 @@ impl PersonDetector {
         })
     }
 
+    /// The SSD's input size, width and height in pixels (`None` for HOG).
+    pub fn input(&self) -> Option<[u32; 2]> {
+        match &self.engine {
+            Engine::Ssd(_, size) => Some([size.width as u32, size.height as u32]),
+            Engine::Hog(_) => None,
+        }
+    }
+
     /// Which detector this is.
     pub fn kind(&self) -> DetectorKind {
         match self.engine {
@@ -97,11 +137,11 @@ impl PersonDetector {
         }
     }
 
-    /// People in a BGR frame with a score of at least `min_score`, best first.
+    /// People in a BGR frame that pass `filter`, best first.
     pub fn detect(
         &mut self,
         image: &Mat,
-        min_score: f32,
+        filter: &DetectionFilter,
     ) -> Result<Vec<Detection>, InferenceError> {
         let (w, h) = (image.cols().max(1) as f32, image.rows().max(1) as f32);
         let mut found = match &mut self.engine {
@@ -121,7 +161,7 @@ impl PersonDetector {
                 })
                 .collect(),
         };
-        found.retain(|d| d.score >= min_score && d.bbox.w > 0.0 && d.bbox.h > 0.0);
+        found.retain(|d| filter.keeps(d, w, h));
         found.sort_by(|a, b| b.score.total_cmp(&a.score));
         for d in &mut found {
             d.appearance = appearance(image, &d.bbox)?;
@@ -260,15 +300,26 @@ fn detect_hog(
         .collect())
 }
 
-/// Detector instances shared by every session: each call borrows an idle instance (building one when
-/// all are busy), so concurrent sessions detect in parallel on the blocking threads.
+/// Detector instances shared by every session: each call borrows an idle instance of the input size
+/// it asks for, building one when none is idle, up to one instance per core in all (a call beyond
+/// that waits for one: more would not detect faster, and each instance holds its network's buffers,
+/// tens of MB). Concurrent sessions detect in parallel on the blocking threads.
 pub struct DetectorPool {
     kind: DetectorKind,
     model: Option<Arc<Vec<u8>>>,
-    /// The SSD's input size.
+    /// The SSD's input size when a call names none.
     input: [u32; 2],
-    idle: Mutex<Vec<PersonDetector>>,
-    min_score: f32,
+    instances: Mutex<Instances>,
+    returned: Condvar,
+    /// Most instances alive at once.
+    max_instances: usize,
+    filter: DetectionFilter,
+}
+
+/// The pool's instances: those idle, and how many exist.
+struct Instances {
+    idle: Vec<PersonDetector>,
+    alive: usize,
 }
 
 impl DetectorPool {
@@ -278,19 +329,19 @@ impl DetectorPool {
     pub fn load(
         model: &Path,
         input: [u32; 2],
-        min_score: f32,
+        filter: DetectionFilter,
     ) -> Result<(DetectorPool, Option<String>), InferenceError> {
         let fallback = match std::fs::read(model) {
             Ok(bytes) => match PersonDetector::ssd_with_input(&bytes, input) {
                 Ok(first) => {
                     return Ok((
-                        DetectorPool {
-                            kind: DetectorKind::Ssd,
-                            model: Some(Arc::new(bytes)),
+                        DetectorPool::with_first(
+                            DetectorKind::Ssd,
+                            Some(bytes),
                             input,
-                            idle: Mutex::new(vec![first]),
-                            min_score,
-                        },
+                            first,
+                            filter,
+                        ),
                         None,
                     ))
                 }
@@ -298,18 +349,39 @@ impl DetectorPool {
             },
             Err(e) => format!("{} cannot be read ({e})", model.display()),
         };
-        Ok((DetectorPool::hog(min_score)?, Some(fallback)))
+        Ok((DetectorPool::hog(filter)?, Some(fallback)))
     }
 
     /// A pool of HOG detectors.
-    pub fn hog(min_score: f32) -> Result<DetectorPool, InferenceError> {
-        Ok(DetectorPool {
-            kind: DetectorKind::Hog,
-            model: None,
-            input: SSD_TRAINED_INPUT,
-            idle: Mutex::new(vec![PersonDetector::hog()?]),
-            min_score,
-        })
+    pub fn hog(filter: DetectionFilter) -> Result<DetectorPool, InferenceError> {
+        Ok(DetectorPool::with_first(
+            DetectorKind::Hog,
+            None,
+            SSD_TRAINED_INPUT,
+            PersonDetector::hog()?,
+            filter,
+        ))
+    }
+
+    fn with_first(
+        kind: DetectorKind,
+        model: Option<Vec<u8>>,
+        input: [u32; 2],
+        first: PersonDetector,
+        filter: DetectionFilter,
+    ) -> DetectorPool {
+        DetectorPool {
+            kind,
+            model: model.map(Arc::new),
+            input,
+            instances: Mutex::new(Instances {
+                idle: vec![first],
+                alive: 1,
+            }),
+            returned: Condvar::new(),
+            max_instances: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            filter,
+        }
     }
 
     /// Which detector the pool runs.
@@ -317,21 +389,69 @@ impl DetectorPool {
         self.kind
     }
 
-    /// People in a BGR frame. Blocking (OpenCV): call it from a blocking thread.
-    pub fn detect(&self, image: &Mat) -> Result<Vec<Detection>, InferenceError> {
-        let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
-        let mut detector = match idle {
-            Some(d) => d,
-            None => match &self.model {
-                Some(bytes) => PersonDetector::ssd_with_input(bytes, self.input)?,
-                None => PersonDetector::hog()?,
-            },
-        };
-        let result = detector.detect(image, self.min_score);
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(detector);
-        }
+    /// The SSD's input size when a call names none.
+    pub fn input(&self) -> [u32; 2] {
+        self.input
+    }
+
+    /// People in a BGR frame, the SSD's input `input` pixels (`None`: the pool's). Blocking (OpenCV,
+    /// and waiting for an instance when every core's is busy): call it from a blocking thread.
+    pub fn detect(
+        &self,
+        image: &Mat,
+        input: Option<[u32; 2]>,
+    ) -> Result<Vec<Detection>, InferenceError> {
+        let input = input.unwrap_or(self.input);
+        let mut detector = self.borrow(input)?;
+        let result = detector.detect(image, &self.filter);
+        self.give_back(detector);
         result
+    }
+
+    /// An instance for `input`: an idle one, a new one while there is room, else one made from the
+    /// next instance given back.
+    fn borrow(&self, input: [u32; 2]) -> Result<PersonDetector, InferenceError> {
+        let fits = |d: &PersonDetector| self.kind == DetectorKind::Hog || d.input() == Some(input);
+        let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(i) = instances.idle.iter().position(fits) {
+                return Ok(instances.idle.swap_remove(i));
+            }
+            if instances.alive < self.max_instances || !instances.idle.is_empty() {
+                // Room for one more, or an idle instance of another size to replace.
+                if instances.alive >= self.max_instances {
+                    instances.idle.pop();
+                } else {
+                    instances.alive += 1;
+                }
+                drop(instances);
+                let built = match &self.model {
+                    Some(bytes) => PersonDetector::ssd_with_input(bytes, input),
+                    None => PersonDetector::hog(),
+                };
+                if built.is_err() {
+                    self.instances
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .alive -= 1;
+                    self.returned.notify_one();
+                }
+                return built;
+            }
+            instances = self
+                .returned
+                .wait(instances)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn give_back(&self, detector: PersonDetector) {
+        self.instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .idle
+            .push(detector);
+        self.returned.notify_one();
     }
 }
 
@@ -340,7 +460,46 @@ impl std::fmt::Debug for DetectorPool {
         f.debug_struct("DetectorPool")
             .field("kind", &self.kind)
             .field("input", &self.input)
-            .field("min_score", &self.min_score)
+            .field("max_instances", &self.max_instances)
+            .field("filter", &self.filter)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detection(w: f32, h: f32, score: f32) -> Detection {
+        Detection {
+            bbox: BBox {
+                x: 0.1,
+                y: 0.1,
+                w,
+                h,
+            },
+            score,
+            appearance: None,
+        }
+    }
+
+    #[test]
+    fn the_filter_keeps_person_shapes_in_pixels() {
+        let filter = DetectionFilter::with_min_score(0.5);
+        // 768 x 576: a walker 40 x 100 px, a crouching person 80 x 90 px.
+        let (w, h) = (768.0, 576.0);
+        assert!(filter.keeps(&detection(40.0 / w, 100.0 / h, 0.9), w, h));
+        assert!(filter.keeps(&detection(80.0 / w, 90.0 / h, 0.9), w, h));
+        // A patch of lawn as wide as tall or wider (300 x 270 px), however sure the detector is.
+        assert!(!filter.keeps(&detection(300.0 / w, 270.0 / h, 0.9), w, h));
+        // The same normalised box is a person in a frame half as wide.
+        assert!(filter.keeps(&detection(300.0 / w, 270.0 / h, 0.9), w / 2.0, h));
+        assert!(!filter.keeps(&detection(40.0 / w, 100.0 / h, 0.4), w, h));
+        assert!(!filter.keeps(&detection(0.0, 100.0 / h, 0.9), w, h));
+        let overhead = DetectionFilter {
+            max_width_to_height: 2.0,
+            ..filter
+        };
+        assert!(overhead.keeps(&detection(300.0 / w, 270.0 / h, 0.9), w, h));
     }
 }

@@ -48,7 +48,7 @@ pub use camera::LiveCapture;
 pub use describer::{
     DescribeInput, Description, FrameDescriber, OpenCvSceneDescriber, DEFAULT_VISION_PROMPT,
 };
-pub use detector::{DetectorKind, DetectorPool, PersonDetector};
+pub use detector::{DetectionFilter, DetectorKind, DetectorPool, PersonDetector};
 pub use error::{DecodeError, InferenceError};
 pub use frame::{
     decode_frame, encode_jpeg, probe_dimensions, validate_frame, DecodedFrame, FrameLimits,

@@ -423,6 +423,11 @@ pub struct CameraConfig {
     /// Masked regions (polygons).
     #[serde(default)]
     pub masks: Vec<Vec<[f32; 2]>>,
+    /// Width and height in pixels this camera's frames are resized to for the person detector, when
+    /// it differs from the server's `perception.detector_input` (a wide view with small people needs
+    /// a larger input; a close one does with less). 32..=4096 each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector_input: Option<[u32; 2]>,
     /// Last upsert, ms since the Unix epoch.
     #[serde(default)]
     pub updated_at_ms: i64,

@@ -187,6 +187,8 @@ pub fn event(req: CreateInteraction, limits: &EventLimits) -> Result<NewInteract
 
 /// Most zones, tripwires or masks per camera.
 pub const MAX_CAMERA_SHAPES: usize = 32;
+/// The person detector's input width and height, pixels.
+pub const DETECTOR_INPUT_SIDES: std::ops::RangeInclusive<u32> = 32..=4096;
 /// Most corners of one polygon.
 pub const MAX_POLYGON_POINTS: usize = 64;
 /// Most products one zone may be mapped to.
@@ -269,6 +271,17 @@ pub fn camera(c: &crate::CameraConfig) -> Result<(), Invalid> {
     }
     for (i, m) in c.masks.iter().enumerate() {
         polygon(&format!("mask {i}"), m)?;
+    }
+    if let Some(input) = c.detector_input {
+        if !input.iter().all(|v| DETECTOR_INPUT_SIDES.contains(v)) {
+            return Err(invalid(format!(
+                "detector_input is width and height in pixels, each {}..={}, got {}x{}",
+                DETECTOR_INPUT_SIDES.start(),
+                DETECTOR_INPUT_SIDES.end(),
+                input[0],
+                input[1]
+            )));
+        }
     }
     Ok(())
 }

@@ -70,6 +70,8 @@ pub struct Camera {
     pub zones: Vec<Zone>,
     pub lines: Vec<Tripwire>,
     pub masks: Vec<Mask>,
+    /// This camera's detector input; absent: the server's `perception.detector_input`.
+    pub detector_input: Option<DetectorInput>,
     /// Last upsert.
     #[schema(format = DateTime)]
     pub updated_at: Option<String>,
@@ -85,6 +87,21 @@ pub struct CameraConfig {
     pub lines: Vec<Tripwire>,
     #[serde(default)]
     pub masks: Vec<Mask>,
+    /// Pixels this camera's frames are resized to for the person detector (32..=4096 each); absent:
+    /// the server's `perception.detector_input`.
+    #[serde(default)]
+    pub detector_input: Option<DetectorInput>,
+}
+
+/// The size frames are resized to for the person detector: larger finds smaller people and costs about
+/// the ratio of pixels more.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorInput {
+    /// Pixels, 32..=4096.
+    pub width: u32,
+    /// Pixels, 32..=4096.
+    pub height: u32,
 }
 
 impl From<proto::Camera> for Camera {
@@ -118,6 +135,10 @@ impl From<proto::Camera> for Camera {
                     polygon: polygon(m.polygon),
                 })
                 .collect(),
+            detector_input: c.detector_input.map(|d| DetectorInput {
+                width: d.width,
+                height: d.height,
+            }),
             updated_at: format_optional_ms(c.updated_at_ms),
         }
     }
@@ -155,6 +176,10 @@ impl CameraConfig {
                     polygon: proto_polygon(m.polygon),
                 })
                 .collect(),
+            detector_input: self.detector_input.map(|d| proto::DetectorInput {
+                width: d.width,
+                height: d.height,
+            }),
             updated_at_ms: 0,
         }
     }
