@@ -655,3 +655,123 @@ fn score(footage: &TruthFootage, observed: &[Observed], events: &[TrackEvent]) -
     report.dwell_error_s = dwell_error / report.visits_paired.max(1) as f64;
     report
 }
+
+/// People boxed by hand on frames of a real video (`tests/data/truth/vtest-people.json`): what the
+/// composed footage cannot show, the detector on real people.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LabelledFrames {
+    /// The video's file name (looked up next to the labels' `video` argument).
+    pub video: String,
+    /// The frames' sampling rate: `frame` indexes [`crate::inference::MediaReader`]'s samples at it.
+    pub sample_fps: f64,
+    /// Width and height of the frames, pixels.
+    pub frame_size: [u32; 2],
+    /// How the labels were made.
+    pub how: String,
+    /// The labelled frames.
+    pub frames: Vec<LabelledFrame>,
+}
+
+/// One labelled frame.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LabelledFrame {
+    /// Index among the video's samples at `sample_fps`.
+    pub frame: usize,
+    /// Every person in view: x, y, width, height in pixels.
+    pub people: Vec<[f32; 4]>,
+}
+
+/// The detector against hand-labelled real frames.
+#[derive(Debug, Clone, Default)]
+pub struct LabelledReport {
+    /// Frames compared.
+    pub frames: usize,
+    /// Labelled people found (a detection with IoU >= 0.5).
+    pub recall: Ratio,
+    /// Labelled people at least 60 px tall found.
+    pub recall_from_60px: Ratio,
+    /// Detections on a labelled person.
+    pub precision: Ratio,
+    /// Mean time of one detector call, ms.
+    pub detector_ms: f64,
+}
+
+impl fmt::Display for LabelledReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "recall {} (>= 60 px: {}), precision {}, {:.1} ms per call, over {} frames",
+            self.recall, self.recall_from_60px, self.precision, self.detector_ms, self.frames
+        )
+    }
+}
+
+/// Runs `detector` with `filter` on the labelled frames of `video` and compares. Blocking (OpenCV).
+pub fn measure_labelled(
+    labels: &LabelledFrames,
+    video: &Path,
+    detector: &mut PersonDetector,
+    filter: &DetectionFilter,
+) -> Result<LabelledReport, TruthError> {
+    let samples = crate::inference::MediaReader::open(video, Some(labels.sample_fps))?;
+    let wanted: std::collections::HashMap<usize, &LabelledFrame> =
+        labels.frames.iter().map(|f| (f.frame, f)).collect();
+    let mut report = LabelledReport::default();
+    let mut took = Duration::ZERO;
+    for (i, sample) in samples.enumerate() {
+        let Some(label) = wanted.get(&i) else {
+            continue;
+        };
+        let image = sample?.image;
+        let (w, h) = {
+            use crate::inference::opencv::prelude::MatTraitConst;
+            (image.cols() as f32, image.rows() as f32)
+        };
+        if [w as u32, h as u32] != labels.frame_size {
+            return Err(TruthError::Other(format!(
+                "{}: frames are {w}x{h}, the labels are for {}x{}",
+                video.display(),
+                labels.frame_size[0],
+                labels.frame_size[1]
+            )));
+        }
+        let started = Instant::now();
+        let found: Vec<BBox> = detector
+            .detect(&image, filter)?
+            .iter()
+            .map(|d| d.bbox)
+            .collect();
+        took += started.elapsed();
+        let truth: Vec<BBox> = label
+            .people
+            .iter()
+            .map(|b| BBox {
+                x: b[0] / w,
+                y: b[1] / h,
+                w: b[2] / w,
+                h: b[3] / h,
+            })
+            .collect();
+        let pairs = match_boxes(&truth, &found, 0.5);
+        for (k, b) in label.people.iter().enumerate() {
+            let hit = pairs.iter().any(|(t, _)| *t == k);
+            report.recall.add(hit);
+            if b[3] >= 60.0 {
+                report.recall_from_60px.add(hit);
+            }
+        }
+        report.precision.total += found.len();
+        report.precision.hits += pairs.len();
+        report.frames += 1;
+    }
+    if report.frames != labels.frames.len() {
+        return Err(TruthError::Other(format!(
+            "{} has {} of the {} labelled frames",
+            video.display(),
+            report.frames,
+            labels.frames.len()
+        )));
+    }
+    report.detector_ms = took.as_secs_f64() * 1000.0 / report.frames.max(1) as f64;
+    Ok(report)
+}

@@ -68,6 +68,68 @@ pub(crate) struct TruthBenchArgs {
     /// full view, yellow: partly hidden, red: mostly hidden).
     #[arg(long)]
     save_frames: Option<PathBuf>,
+    /// Instead of composed footage: the detector against people boxed by hand on VIDEO's own frames
+    /// (e.g. tests/data/truth/vtest-people.json), at 300x300, 640x480 and --detector-input, with and
+    /// without the box shape rule.
+    #[arg(long)]
+    labelled: Option<PathBuf>,
+}
+
+/// The detector on hand-labelled real frames, per input size, with and without the shape rule.
+fn labelled(labels: &Path, video: &Path, input: [u32; 2]) -> Result<()> {
+    use anyhow::Context;
+    use crow::inference::{DetectionFilter, PersonDetector};
+    let text =
+        std::fs::read_to_string(labels).with_context(|| format!("reading {}", labels.display()))?;
+    let labelled: crow::truth::LabelledFrames =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", labels.display()))?;
+    anyhow::ensure!(
+        video.file_name().is_some_and(|n| *n == *labelled.video),
+        "{} labels frames of {}, not of {}",
+        labels.display(),
+        labelled.video,
+        video.display()
+    );
+    let people: usize = labelled.frames.iter().map(|f| f.people.len()).sum();
+    println!(
+        "input: {people} people boxed by hand on {} frames of {} ({} frame/s samples); machine: {} cores",
+        labelled.frames.len(),
+        video.display(),
+        labelled.sample_fps,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let config = PipelineConfig::default();
+    let model = std::fs::read(&config.perception.model).with_context(|| {
+        format!(
+            "{} (scripts/setup-models.sh installs it)",
+            config.perception.model.display()
+        )
+    })?;
+    let mut inputs = vec![[300, 300], [640, 480]];
+    if !inputs.contains(&input) {
+        inputs.push(input);
+    }
+    for size in inputs {
+        let mut detector = PersonDetector::ssd_with_input(&model, size)?;
+        for rule in [true, false] {
+            let filter = DetectionFilter {
+                min_score: config.perception.min_score,
+                max_width_to_height: if rule {
+                    config.perception.max_width_to_height
+                } else {
+                    f32::MAX
+                },
+            };
+            let report = crow::truth::measure_labelled(&labelled, video, &mut detector, &filter)?;
+            println!(
+                "  {}x{}, shape rule {}: {report}",
+                size[0],
+                size[1],
+                if rule { "on " } else { "off" }
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Writes every 10th frame with its true boxes to `dir`.
@@ -119,6 +181,10 @@ fn parse_bursts(s: &str) -> Result<(u32, u32), String> {
 }
 
 pub(crate) async fn run(args: TruthBenchArgs) -> Result<()> {
+    if let Some(labels) = &args.labelled {
+        let (labels, video, input) = (labels.clone(), args.video.clone(), args.detector_input);
+        return tokio::task::spawn_blocking(move || labelled(&labels, &video, input)).await?;
+    }
     let scenarios: Vec<(Scale, usize)> = match args.scale {
         Some(scale) => vec![(scale, args.max_in_view)],
         None => vec![
