@@ -501,6 +501,43 @@ async fn the_describer_sees_every_busy_stretch_and_no_idle_frame() {
 /// detector): their tracks end and occupancy returns to 0 within seconds of the last sighting, not when
 /// the next person appears or the session closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_standing_still_are_detected_again_every_few_seconds() {
+    // One frame of vtest.avi with its people, sent 21 times at 1 frame/s: every frame after the first
+    // is a near-duplicate, yet the detector looks again every `redetect_interval_ms` (5 s) while
+    // someone is tracked; with the interval at 0 it never does.
+    let frame = crow::inference::MediaReader::open(common::data("vtest.avi"), None)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let jpeg = encode_jpeg(&frame.image, 85).unwrap();
+    let items: Vec<(u64, i64, Vec<u8>, ImageFormat)> = (0..21)
+        .map(|i| (i, i as i64 * 1000, jpeg.clone(), ImageFormat::Jpeg))
+        .collect();
+    let mut skipped = Vec::new();
+    for interval in [5_000, 0] {
+        let mut config = PipelineConfig::default();
+        config.perception.redetect_interval_ms = interval;
+        let t = TestServer::start(config).await;
+        let acks = common::send(&t.url, common::frames("acme", "still", START_MS, &items)).await;
+        let detected: Vec<usize> = acks
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.outcome != FrameOutcome::SkippedDuplicate as i32)
+            .map(|(i, _)| i)
+            .collect();
+        skipped.push(acks.len() - detected.len());
+        if interval > 0 {
+            assert_eq!(detected, [0, 5, 10, 15, 20], "frames the detector saw");
+        } else {
+            assert_eq!(detected, [0], "frames the detector saw");
+        }
+        t.stop().await;
+    }
+    assert_eq!(skipped, [16, 20]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_who_leave_a_still_scene_end_their_tracks_within_seconds() {
     let footage = gate_footage(&common::data("vtest.avi"), 2).unwrap();
     // Each idle stretch is still: its first frame over and over (no blinking sign).

@@ -151,6 +151,10 @@ pub struct PerceptionConfig {
     /// 0.3-0.6, a crouching one up to about 0.9; the SSD's steady false positives on background shapes
     /// are as wide as tall or wider. Raise it for cameras looking straight down. Above 0.
     pub max_width_to_height: f32,
+    /// While someone is tracked, a frame the near-duplicate gate would skip is still detected when
+    /// the detector last looked this many ms of capture time ago or more: a person standing still, or
+    /// moving less than the gate sees (far away, slowly), is looked at again at this rate. 0 = never.
+    pub redetect_interval_ms: u64,
     /// Association, confirmation and track end.
     pub tracker: crow_inference::TrackerConfig,
     /// A person's feet moving this far (fraction of the frame) since their last described frame is
@@ -172,6 +176,7 @@ impl Default for PerceptionConfig {
             min_score: 0.5,
             low_score: 0.3,
             max_width_to_height: crow_inference::detector::DEFAULT_MAX_WIDTH_TO_HEIGHT,
+            redetect_interval_ms: 5_000,
             tracker: crow_inference::TrackerConfig::default(),
             movement_threshold: 0.25,
             max_describes_per_track: 4,

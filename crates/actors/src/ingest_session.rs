@@ -349,9 +349,18 @@ impl IngestSessionState {
         }
         metrics::counter!(m::FRAMES_RECEIVED).increment(1);
 
+        // A near-duplicate is detected anyway while people are tracked and the detector has not
+        // looked for `perception.redetect_interval_ms`.
+        let detection_due = self.detector.is_some()
+            && self.scene.as_ref().is_some_and(|s| {
+                s.detection_due(
+                    frame.captured_at_ms,
+                    self.config.perception.redetect_interval_ms,
+                )
+            });
         let outcome = match self.check_order(&frame) {
             Some(reason) => (rejected(reason), None),
-            None => self.gate(&frame),
+            None => self.gate(&frame, detection_due),
         };
         let (mut outcome, accepted) = outcome;
         // Under `describer_overload = "shed"`, a frame the describers have no room for is not described.
@@ -536,7 +545,12 @@ impl IngestSessionState {
 
     /// Runs the near-duplicate gate on a prepared frame. Returns the outcome and, if accepted, the image
     /// and its thumbnail.
-    fn gate(&self, frame: &FrameInput) -> (FrameOutcome, Option<(Arc<Mat>, Thumbnail)>) {
+    /// The near-duplicate gate; `keep` keeps a near-duplicate for the detector.
+    fn gate(
+        &self,
+        frame: &FrameInput,
+        keep: bool,
+    ) -> (FrameOutcome, Option<(Arc<Mat>, Thumbnail)>) {
         let prepared = match &frame.frame {
             Ok(p) => p,
             Err(refusal) => return (rejected(refusal.to_string()), None),
@@ -545,10 +559,10 @@ impl IngestSessionState {
             .gate
             .judge(self.gate_reference.as_ref(), prepared.thumbnail())
         {
-            GateVerdict::Duplicate { difference } => {
+            GateVerdict::Duplicate { difference } if !keep => {
                 (FrameOutcome::SkippedDuplicate { difference }, None)
             }
-            GateVerdict::Keep { .. } => (
+            GateVerdict::Duplicate { .. } | GateVerdict::Keep { .. } => (
                 FrameOutcome::Accepted,
                 Some((Arc::clone(prepared.image()), prepared.thumbnail().clone())),
             ),

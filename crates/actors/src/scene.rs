@@ -87,6 +87,9 @@ pub(crate) struct SceneState {
     /// frame the near-duplicate gate finds unchanged shows.
     #[serde(default)]
     last_people: Vec<Detection>,
+    /// Capture time of the last frame the detector looked at.
+    #[serde(default)]
+    last_detected_ms: Option<i64>,
 }
 
 /// What one frame's tracking yielded.
@@ -204,6 +207,7 @@ impl Scene {
         } = self.track(&people, &weak, frame_index, at_ms);
         let nobody = tracked.is_empty();
         self.state.last_people = tracked.iter().map(|(_, d)| *d).collect();
+        self.state.last_detected_ms = Some(at_ms);
         // The cap: a track that has been described often enough triggers nothing more.
         let cap = self.config.max_describes_per_track;
         let capped: Vec<u64> = reasons
@@ -281,6 +285,19 @@ impl Scene {
     /// shows the same people where they were, so the scene's clock moves on with them (dwell grows,
     /// people who left before that frame age out and their tracks end), and nothing is described.
     /// Returns whether the scene changed (an empty scene without tracks stays as it is).
+    /// Whether a frame at `at_ms` should be detected even if it is a near-duplicate: someone is
+    /// tracked and the detector last looked `interval_ms` or more ago (0: never). A person standing
+    /// still, or moving less than the duplicate gate sees (a small person far away), is looked at again
+    /// at that rate, so their track follows where they are.
+    pub(crate) fn detection_due(&self, at_ms: i64, interval_ms: u64) -> bool {
+        interval_ms > 0
+            && !self.tracker.tracks().is_empty()
+            && self
+                .state
+                .last_detected_ms
+                .is_none_or(|t| at_ms.saturating_sub(t) >= interval_ms as i64)
+    }
+
     pub(crate) fn observe_unchanged(&mut self, frame_index: u64, at_ms: i64) -> bool {
         if self.tracker.tracks().is_empty() && self.state.last_people.is_empty() {
             return false;
