@@ -28,7 +28,7 @@ pub(crate) enum CamerasCommand {
         camera: String,
         /// JSON file: {"zones": [{"id", "polygon": [[x, y], ...], "product_ids": [...],
         /// "min_dwell_ms"}], "lines": [{"id", "a": [x, y], "b": [x, y]}], "masks": [[[x, y], ...]],
-        /// "detector_input": [width, height]}.
+        /// "detector_input": [width, height], "detector_tiles": [columns, rows]}.
         file: Option<PathBuf>,
         /// A zone: "ID:x,y x,y x,y[:PRODUCT,PRODUCT[:MIN_DWELL_MS]]" (repeatable).
         #[arg(long = "zone")]
@@ -43,6 +43,11 @@ pub(crate) enum CamerasCommand {
         /// view whose people are 60-130 px tall); default: the server's perception.detector_input.
         #[arg(long, value_parser = crate::parse_size)]
         detector_input: Option<[u32; 2]>,
+        /// Overlapping tiles the detector also looks at for this camera, COLUMNSxROWS (e.g. 2x2: five
+        /// detector calls per frame, more small and partly hidden people found); default: the
+        /// server's perception.detector_tiles.
+        #[arg(long, value_parser = crate::parse_size)]
+        detector_tiles: Option<[u32; 2]>,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -89,6 +94,8 @@ struct CameraFile {
     masks: Vec<Vec<[f32; 2]>>,
     #[serde(default)]
     detector_input: Option<[u32; 2]>,
+    #[serde(default)]
+    detector_tiles: Option<[u32; 2]>,
 }
 
 fn points(text: &str, what: &str) -> Result<Vec<[f32; 2]>> {
@@ -189,6 +196,9 @@ fn to_proto(org: &str, camera: &str, c: CameraFile) -> proto::Camera {
         detector_input: c
             .detector_input
             .map(|[width, height]| proto::DetectorInput { width, height }),
+        detector_tiles: c
+            .detector_tiles
+            .map(|[columns, rows]| proto::DetectorTiles { columns, rows }),
         updated_at_ms: 0,
     }
 }
@@ -209,6 +219,7 @@ fn to_json(c: &proto::Camera) -> serde_json::Value {
         "masks": c.masks.iter().map(|m| m.polygon.iter().map(|p| [p.x, p.y]).collect::<Vec<_>>())
             .collect::<Vec<_>>(),
         "detector_input": c.detector_input.map(|d| [d.width, d.height]),
+        "detector_tiles": c.detector_tiles.map(|t| [t.columns, t.rows]),
         "updated_at_ms": c.updated_at_ms,
     })
 }
@@ -223,6 +234,7 @@ pub(crate) async fn cameras(cmd: CamerasCommand) -> Result<()> {
             lines,
             masks,
             detector_input,
+            detector_tiles,
             server,
         } => {
             let mut config = match &file {
@@ -231,7 +243,7 @@ pub(crate) async fn cameras(cmd: CamerasCommand) -> Result<()> {
                         .with_context(|| format!("reading {}", f.display()))?;
                     serde_json::from_str(&text).with_context(|| {
                         format!(
-                            "{}: expected {{\"zones\", \"lines\", \"masks\", \"detector_input\"}}",
+                            "{}: expected {{\"zones\", \"lines\", \"masks\", \"detector_input\", \"detector_tiles\"}}",
                             f.display()
                         )
                     })?
@@ -250,6 +262,9 @@ pub(crate) async fn cameras(cmd: CamerasCommand) -> Result<()> {
             if detector_input.is_some() {
                 config.detector_input = detector_input;
             }
+            if detector_tiles.is_some() {
+                config.detector_tiles = detector_tiles;
+            }
             let mut client = CameraServiceClient::new(channel(&server).await?);
             let stored = client
                 .upsert_camera(to_proto(&org, &camera, config))
@@ -259,6 +274,10 @@ pub(crate) async fn cameras(cmd: CamerasCommand) -> Result<()> {
                 || "the server's detector input".to_owned(),
                 |d| format!("detector input {}x{}", d.width, d.height),
             );
+            let input = match stored.detector_tiles {
+                Some(t) => format!("{input} and {}x{} tiles", t.columns, t.rows),
+                None => format!("{input} and tiles"),
+            };
             println!(
                 "camera {camera} of {org}: {} zones, {} tripwires, {} masks, {input}",
                 stored.zones.len(),

@@ -172,15 +172,15 @@ async fn main() -> std::process::ExitCode {
 #[error("the command failed; see above")]
 pub(crate) struct Reported;
 
-/// A size in pixels given as WIDTHxHEIGHT, e.g. 640x480.
+/// Two numbers given as AxB: a size in pixels (640x480) or a grid of tiles (2x2).
 pub(crate) fn parse_size(s: &str) -> Result<[u32; 2], String> {
     let (w, h) = s
         .split_once('x')
-        .ok_or_else(|| format!("{s:?}: give WIDTHxHEIGHT pixels, e.g. 640x480"))?;
+        .ok_or_else(|| format!("{s:?}: give two numbers as AxB, e.g. 640x480 or 2x2"))?;
     let n = |v: &str| {
         v.trim()
             .parse::<u32>()
-            .map_err(|e| format!("{v:?}: {e} (give WIDTHxHEIGHT pixels, e.g. 640x480)"))
+            .map_err(|e| format!("{v:?}: {e} (give two numbers as AxB, e.g. 640x480 or 2x2)"))
     };
     Ok([n(w)?, n(h)?])
 }

@@ -378,7 +378,10 @@ pub async fn measure(
     };
     let min_hits = config.perception.tracker.min_hits;
     let model = config.perception.model.clone();
-    let input = config.perception.detector_input;
+    let (input, tiles) = (
+        config.perception.detector_input,
+        config.perception.detector_tiles,
+    );
     let detector = tokio::task::spawn_blocking(move || {
         std::fs::read(&model)
             .map_err(|e| InferenceError::Media {
@@ -414,6 +417,7 @@ pub async fn measure(
             }],
             masks: Vec::new(),
             detector_input: None,
+            detector_tiles: None,
             updated_at_ms: 0,
         })
         .await?;
@@ -442,7 +446,7 @@ pub async fn measure(
                     path: "detector".into(),
                     reason: "poisoned".into(),
                 })?
-                .detect(&decoded.image, &filter)?;
+                .detect_tiled(&decoded.image, &filter, tiles)?;
             Ok::<_, InferenceError>((truth, jpeg, detections, started.elapsed()))
         })
         .await
@@ -706,12 +710,14 @@ impl fmt::Display for LabelledReport {
     }
 }
 
-/// Runs `detector` with `filter` on the labelled frames of `video` and compares. Blocking (OpenCV).
+/// Runs `detector` with `filter` over the whole frame and `tiles` (see
+/// [`PersonDetector::detect_tiled`]) on the labelled frames of `video` and compares. Blocking (OpenCV).
 pub fn measure_labelled(
     labels: &LabelledFrames,
     video: &Path,
     detector: &mut PersonDetector,
     filter: &DetectionFilter,
+    tiles: [u32; 2],
 ) -> Result<LabelledReport, TruthError> {
     let samples = crate::inference::MediaReader::open(video, Some(labels.sample_fps))?;
     let wanted: std::collections::HashMap<usize, &LabelledFrame> =
@@ -737,7 +743,7 @@ pub fn measure_labelled(
         }
         let started = Instant::now();
         let found: Vec<BBox> = detector
-            .detect(&image, filter)?
+            .detect_tiled(&image, filter, tiles)?
             .iter()
             .map(|d| d.bbox)
             .collect();

@@ -641,6 +641,7 @@ async fn catalogs_cameras_and_analyses_round_trip(store: Records) {
         lines: vec![],
         masks: vec![vec![[0.75, 0.75], [1.0, 0.75], [1.0, 1.0]]],
         detector_input: Some([640, 480]),
+        detector_tiles: Some([2, 2]),
         updated_at_ms: T0,
     };
     store.upsert_camera(&camera).await.unwrap();

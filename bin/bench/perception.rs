@@ -267,6 +267,7 @@ pub(crate) async fn analyzer(args: AnalyzerBenchArgs) -> Result<()> {
                 lines: Vec::new(),
                 masks: Vec::new(),
                 detector_input: None,
+                detector_tiles: None,
                 updated_at_ms: 0,
             })
             .await?;

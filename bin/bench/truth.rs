@@ -60,6 +60,9 @@ pub(crate) struct TruthBenchArgs {
     /// The SSD's input size, WIDTHxHEIGHT pixels (perception.detector_input).
     #[arg(long, value_parser = crate::parse_size, default_value = "300x300")]
     detector_input: [u32; 2],
+    /// Tiles the detector also looks at, COLUMNSxROWS (perception.detector_tiles).
+    #[arg(long, value_parser = crate::parse_size, default_value = "1x1")]
+    detector_tiles: [u32; 2],
     /// Turn the near-duplicate gate off (duplicate_threshold = 0): the detector sees every frame, to
     /// check that what the gate skips changes no count.
     #[arg(long)]
@@ -70,7 +73,7 @@ pub(crate) struct TruthBenchArgs {
     save_frames: Option<PathBuf>,
     /// Instead of composed footage: the detector against people boxed by hand on VIDEO's own frames
     /// (e.g. tests/data/truth/vtest-people.json), at 300x300, 640x480 and --detector-input, with and
-    /// without the box shape rule.
+    /// without the box shape rule, and at 300x300 with 2x2 tiles.
     #[arg(long)]
     labelled: Option<PathBuf>,
 }
@@ -120,7 +123,8 @@ fn labelled(labels: &Path, video: &Path, input: [u32; 2]) -> Result<()> {
                     f32::MAX
                 },
             };
-            let report = crow::truth::measure_labelled(&labelled, video, &mut detector, &filter)?;
+            let report =
+                crow::truth::measure_labelled(&labelled, video, &mut detector, &filter, [1, 1])?;
             println!(
                 "  {}x{}, shape rule {}: {report}",
                 size[0],
@@ -129,6 +133,13 @@ fn labelled(labels: &Path, video: &Path, input: [u32; 2]) -> Result<()> {
             );
         }
     }
+    let mut detector = PersonDetector::ssd_with_input(&model, [300, 300])?;
+    let filter = DetectionFilter {
+        min_score: config.perception.min_score,
+        max_width_to_height: config.perception.max_width_to_height,
+    };
+    let report = crow::truth::measure_labelled(&labelled, video, &mut detector, &filter, [2, 2])?;
+    println!("  300x300 + 2x2 tiles, shape rule on : {report}");
     Ok(())
 }
 
@@ -195,12 +206,14 @@ pub(crate) async fn run(args: TruthBenchArgs) -> Result<()> {
         ],
     };
     println!(
-        "input: people cut out of {} walking scripted paths on its background; {} s per scenario at {} frames/s; door line x = 0.5, display zone right of it; detector input {}x{}; machine: {} cores",
+        "input: people cut out of {} walking scripted paths on its background; {} s per scenario at {} frames/s; door line x = 0.5, display zone right of it; detector input {}x{}, tiles {}x{}; machine: {} cores",
         args.video.display(),
         args.seconds,
         args.fps,
         args.detector_input[0],
         args.detector_input[1],
+        args.detector_tiles[0],
+        args.detector_tiles[1],
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     for (scale, max_in_view) in scenarios {
@@ -232,6 +245,7 @@ pub(crate) async fn run(args: TruthBenchArgs) -> Result<()> {
         let dir = temp_dir("truth");
         let mut config = PipelineConfig::default();
         config.perception.detector_input = args.detector_input;
+        config.perception.detector_tiles = args.detector_tiles;
         if args.no_duplicate_gate {
             config.duplicate_threshold = 0.0;
         }

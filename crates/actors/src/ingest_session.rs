@@ -372,10 +372,16 @@ impl IngestSessionState {
             self.refresh_camera().await;
             let image = Arc::clone(image);
             let input = self.scene.as_ref().and_then(Scene::detector_input);
-            let detections = tokio::task::spawn_blocking(move || detector.detect(&image, input))
-                .await
-                .map_err(|e| PipelineError::Internal(format!("detector task: {e}")))?
-                .map_err(|e| PipelineError::Internal(format!("person detection: {e}")))?;
+            let tiles = self
+                .scene
+                .as_ref()
+                .and_then(Scene::detector_tiles)
+                .unwrap_or(self.config.perception.detector_tiles);
+            let detections =
+                tokio::task::spawn_blocking(move || detector.detect(&image, input, tiles))
+                    .await
+                    .map_err(|e| PipelineError::Internal(format!("detector task: {e}")))?
+                    .map_err(|e| PipelineError::Internal(format!("person detection: {e}")))?;
             let confident = detections
                 .iter()
                 .filter(|d| d.score >= self.config.perception.min_score)

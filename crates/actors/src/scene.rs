@@ -156,6 +156,11 @@ impl Scene {
         self.camera.as_ref().and_then(|c| c.detector_input)
     }
 
+    /// The camera's own detector tiles, if it sets them.
+    pub(crate) fn detector_tiles(&self) -> Option<[u32; 2]> {
+        self.camera.as_ref().and_then(|c| c.detector_tiles)
+    }
+
     /// Uses this camera configuration from the next frame on.
     pub(crate) fn set_camera(&mut self, camera: Option<CameraConfig>) {
         self.camera = camera;
@@ -624,6 +629,7 @@ mod tests {
             }],
             masks: vec![vec![[0.0, 0.0], [0.1, 0.0], [0.1, 1.0], [0.0, 1.0]]],
             detector_input: None,
+            detector_tiles: None,
             updated_at_ms: 0,
         }
     }

@@ -136,6 +136,9 @@ pub(crate) fn camera(c: &crow_storage::CameraConfig) -> proto::Camera {
             })
             .collect(),
         updated_at_ms: c.updated_at_ms,
+        detector_tiles: c
+            .detector_tiles
+            .map(|[columns, rows]| proto::DetectorTiles { columns, rows }),
         detector_input: c
             .detector_input
             .map(|[width, height]| proto::DetectorInput { width, height }),
@@ -175,6 +178,7 @@ pub(crate) fn from_camera(c: proto::Camera) -> crow_storage::CameraConfig {
             .map(|m| m.polygon.iter().map(|p| from_point(Some(p))).collect())
             .collect(),
         detector_input: c.detector_input.map(|d| [d.width, d.height]),
+        detector_tiles: c.detector_tiles.map(|t| [t.columns, t.rows]),
         updated_at_ms: 0,
     }
 }

@@ -143,8 +143,67 @@ impl PersonDetector {
         image: &Mat,
         filter: &DetectionFilter,
     ) -> Result<Vec<Detection>, InferenceError> {
+        self.detect_tiled(image, filter, [1, 1])
+    }
+
+    /// People in a BGR frame that pass `filter`, best first, looking at the whole frame and, when
+    /// `tiles` (columns, rows) is more than one, also at that many overlapping tiles of it, each
+    /// resized to the network's input on its own: a person too small for the whole frame's pass is
+    /// larger in a tile's. A tile's box that touches an edge the tile shares with its neighbours is
+    /// dropped (the person is cut; the overlap shows them whole in another tile or the whole frame),
+    /// and boxes of one person from several passes are merged (the surest kept). Costs one detector
+    /// call per tile more.
+    pub fn detect_tiled(
+        &mut self,
+        image: &Mat,
+        filter: &DetectionFilter,
+        tiles: [u32; 2],
+    ) -> Result<Vec<Detection>, InferenceError> {
         let (w, h) = (image.cols().max(1) as f32, image.rows().max(1) as f32);
-        let mut found = match &mut self.engine {
+        let mut found = self.raw(image)?;
+        let tiled = tiles[0] * tiles[1] > 1;
+        if tiled {
+            for region in tile_regions(image.cols(), image.rows(), tiles) {
+                let tile = Mat::roi(image, region)
+                    .and_then(|r| r.try_clone())
+                    .map_err(cv("cutting a detector tile"))?;
+                let (tw, th) = (region.width as f32, region.height as f32);
+                for d in self.raw(&tile)? {
+                    let b = d.bbox;
+                    let edge = 2.0 / tw.min(th);
+                    let cut = (region.x > 0 && b.x < edge)
+                        || (region.x + region.width < image.cols() && b.x + b.w > 1.0 - edge)
+                        || (region.y > 0 && b.y < edge)
+                        || (region.y + region.height < image.rows() && b.y + b.h > 1.0 - edge);
+                    if !cut {
+                        found.push(Detection {
+                            bbox: BBox {
+                                x: (region.x as f32 + b.x * tw) / w,
+                                y: (region.y as f32 + b.y * th) / h,
+                                w: b.w * tw / w,
+                                h: b.h * th / h,
+                            },
+                            ..d
+                        });
+                    }
+                }
+            }
+        }
+        found.retain(|d| filter.keeps(d, w, h));
+        found.sort_by(|a, b| b.score.total_cmp(&a.score));
+        if tiled {
+            found = merge_passes(found);
+        }
+        for d in &mut found {
+            d.appearance = appearance(image, &d.bbox)?;
+        }
+        Ok(found)
+    }
+
+    /// The network's boxes on `image`, in its normalised coordinates, unfiltered.
+    fn raw(&mut self, image: &Mat) -> Result<Vec<Detection>, InferenceError> {
+        let (w, h) = (image.cols().max(1) as f32, image.rows().max(1) as f32);
+        Ok(match &mut self.engine {
             Engine::Ssd(net, input) => detect_ssd(net, *input, image)?,
             Engine::Hog(hog) => detect_hog(hog, image)?
                 .into_iter()
@@ -160,14 +219,56 @@ impl PersonDetector {
                     appearance: None,
                 })
                 .collect(),
-        };
-        found.retain(|d| filter.keeps(d, w, h));
-        found.sort_by(|a, b| b.score.total_cmp(&a.score));
-        for d in &mut found {
-            d.appearance = appearance(image, &d.bbox)?;
-        }
-        Ok(found)
+        })
     }
+}
+
+/// Overlap of neighbouring tiles, as a share of a tile's side.
+const TILE_OVERLAP: f32 = 0.4;
+
+/// The tiles (columns x rows) of a `width` x `height` frame: equal, overlapping by [`TILE_OVERLAP`]
+/// of their side, together covering the frame (2 x 2 of 768 x 576 gives 480 x 360 tiles).
+fn tile_regions(width: i32, height: i32, tiles: [u32; 2]) -> Vec<Rect> {
+    let spans = |side: i32, n: u32| -> Vec<(i32, i32)> {
+        let n = n.max(1) as i32;
+        if n == 1 {
+            return vec![(0, side)];
+        }
+        let length = (side as f32 / (n as f32 - (n - 1) as f32 * TILE_OVERLAP)).ceil() as i32;
+        let length = length.min(side);
+        (0..n)
+            .map(|i| {
+                (
+                    ((side - length) as f32 * i as f32 / (n - 1) as f32).round() as i32,
+                    length,
+                )
+            })
+            .collect()
+    };
+    let (columns, rows) = (spans(width, tiles[0]), spans(height, tiles[1]));
+    rows.iter()
+        .flat_map(|(y, h)| columns.iter().map(move |(x, w)| Rect::new(*x, *y, *w, *h)))
+        .collect()
+}
+
+/// One box per person from the whole frame's and the tiles' passes, `found` surest first: a box is
+/// dropped when it overlaps a surer one by IoU 0.5 or more, or lies 70 % or more inside it (or it
+/// inside the box: a tile's box and the whole frame's of one person differ in size).
+fn merge_passes(found: Vec<Detection>) -> Vec<Detection> {
+    let mut kept: Vec<Detection> = Vec::with_capacity(found.len());
+    for d in found {
+        let duplicate = kept.iter().any(|k| {
+            let (a, b) = (&k.bbox, &d.bbox);
+            let ix = (a.x + a.w).min(b.x + b.w) - a.x.max(b.x);
+            let iy = (a.y + a.h).min(b.y + b.h) - a.y.max(b.y);
+            let inter = ix.max(0.0) * iy.max(0.0);
+            a.iou(b) >= 0.5 || inter >= 0.7 * (a.w * a.h).min(b.w * b.h)
+        });
+        if !duplicate {
+            kept.push(d);
+        }
+    }
+    kept
 }
 
 fn detect_ssd(
@@ -394,16 +495,18 @@ impl DetectorPool {
         self.input
     }
 
-    /// People in a BGR frame, the SSD's input `input` pixels (`None`: the pool's). Blocking (OpenCV,
-    /// and waiting for an instance when every core's is busy): call it from a blocking thread.
+    /// People in a BGR frame, the SSD's input `input` pixels (`None`: the pool's), over the whole
+    /// frame and `tiles` (columns, rows; see [`PersonDetector::detect_tiled`]). Blocking (OpenCV, and
+    /// waiting for an instance when every core's is busy): call it from a blocking thread.
     pub fn detect(
         &self,
         image: &Mat,
         input: Option<[u32; 2]>,
+        tiles: [u32; 2],
     ) -> Result<Vec<Detection>, InferenceError> {
         let input = input.unwrap_or(self.input);
         let mut detector = self.borrow(input)?;
-        let result = detector.detect(image, &self.filter);
+        let result = detector.detect_tiled(image, &self.filter, tiles);
         self.give_back(detector);
         result
     }
@@ -501,5 +604,45 @@ mod tests {
             ..filter
         };
         assert!(overhead.keeps(&detection(300.0 / w, 270.0 / h, 0.9), w, h));
+    }
+
+    #[test]
+    fn tiles_overlap_and_cover_the_frame() {
+        assert_eq!(tile_regions(768, 576, [1, 1]), [Rect::new(0, 0, 768, 576)]);
+        let tiles = tile_regions(768, 576, [2, 2]);
+        assert_eq!(
+            tiles,
+            [
+                Rect::new(0, 0, 480, 360),
+                Rect::new(288, 0, 480, 360),
+                Rect::new(0, 216, 480, 360),
+                Rect::new(288, 216, 480, 360),
+            ]
+        );
+        // Three columns: the last tile ends at the frame's edge, neighbours overlap.
+        let columns = tile_regions(1920, 1080, [3, 1]);
+        assert_eq!(columns.len(), 3);
+        assert_eq!(columns[2].x + columns[2].width, 1920);
+        assert!(columns[1].x < columns[0].x + columns[0].width);
+    }
+
+    #[test]
+    fn passes_merge_into_one_box_per_person() {
+        let at = |x: f32, w: f32, h: f32, score: f32| Detection {
+            bbox: BBox { x, y: 0.2, w, h },
+            score,
+            appearance: None,
+        };
+        let merged = merge_passes(vec![
+            at(0.10, 0.05, 0.20, 0.9),
+            // The same person from a tile: a little larger, mostly overlapping.
+            at(0.095, 0.06, 0.22, 0.8),
+            // Their upper body alone, inside the first box.
+            at(0.10, 0.05, 0.10, 0.6),
+            // A neighbour beside them.
+            at(0.16, 0.05, 0.20, 0.7),
+        ]);
+        let xs: Vec<f32> = merged.iter().map(|d| d.bbox.x).collect();
+        assert_eq!(xs, [0.10, 0.16]);
     }
 }

@@ -428,6 +428,10 @@ pub struct CameraConfig {
     /// a larger input; a close one does with less). 32..=4096 each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detector_input: Option<[u32; 2]>,
+    /// Columns and rows of overlapping tiles the detector also looks at for this camera, when it
+    /// differs from the server's `perception.detector_tiles` ([1, 1]: the whole frame only). 1..=4 each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector_tiles: Option<[u32; 2]>,
     /// Last upsert, ms since the Unix epoch.
     #[serde(default)]
     pub updated_at_ms: i64,

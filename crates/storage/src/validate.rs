@@ -189,6 +189,8 @@ pub fn event(req: CreateInteraction, limits: &EventLimits) -> Result<NewInteract
 pub const MAX_CAMERA_SHAPES: usize = 32;
 /// The person detector's input width and height, pixels.
 pub const DETECTOR_INPUT_SIDES: std::ops::RangeInclusive<u32> = 32..=4096;
+/// The person detector's tiles per column and per row.
+pub const DETECTOR_TILES: std::ops::RangeInclusive<u32> = 1..=4;
 /// Most corners of one polygon.
 pub const MAX_POLYGON_POINTS: usize = 64;
 /// Most products one zone may be mapped to.
@@ -271,6 +273,17 @@ pub fn camera(c: &crate::CameraConfig) -> Result<(), Invalid> {
     }
     for (i, m) in c.masks.iter().enumerate() {
         polygon(&format!("mask {i}"), m)?;
+    }
+    if let Some(tiles) = c.detector_tiles {
+        if !tiles.iter().all(|v| DETECTOR_TILES.contains(v)) {
+            return Err(invalid(format!(
+                "detector_tiles is columns and rows, each {}..={}, got {}x{}",
+                DETECTOR_TILES.start(),
+                DETECTOR_TILES.end(),
+                tiles[0],
+                tiles[1]
+            )));
+        }
     }
     if let Some(input) = c.detector_input {
         if !input.iter().all(|v| DETECTOR_INPUT_SIDES.contains(v)) {

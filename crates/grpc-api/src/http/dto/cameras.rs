@@ -72,6 +72,8 @@ pub struct Camera {
     pub masks: Vec<Mask>,
     /// This camera's detector input; absent: the server's `perception.detector_input`.
     pub detector_input: Option<DetectorInput>,
+    /// This camera's detector tiles; absent: the server's `perception.detector_tiles`.
+    pub detector_tiles: Option<DetectorTiles>,
     /// Last upsert.
     #[schema(format = DateTime)]
     pub updated_at: Option<String>,
@@ -91,6 +93,21 @@ pub struct CameraConfig {
     /// the server's `perception.detector_input`.
     #[serde(default)]
     pub detector_input: Option<DetectorInput>,
+    /// Overlapping tiles the detector also looks at for this camera (1..=4 each); absent: the
+    /// server's `perception.detector_tiles`.
+    #[serde(default)]
+    pub detector_tiles: Option<DetectorTiles>,
+}
+
+/// Overlapping tiles the person detector also looks at, besides the whole frame, each resized to the
+/// detector's input on its own: smaller people are found, at one detector call per tile more.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorTiles {
+    /// 1..=4.
+    pub columns: u32,
+    /// 1..=4.
+    pub rows: u32,
 }
 
 /// The size frames are resized to for the person detector: larger finds smaller people and costs about
@@ -139,6 +156,10 @@ impl From<proto::Camera> for Camera {
                 width: d.width,
                 height: d.height,
             }),
+            detector_tiles: c.detector_tiles.map(|t| DetectorTiles {
+                columns: t.columns,
+                rows: t.rows,
+            }),
             updated_at: format_optional_ms(c.updated_at_ms),
         }
     }
@@ -179,6 +200,10 @@ impl CameraConfig {
             detector_input: self.detector_input.map(|d| proto::DetectorInput {
                 width: d.width,
                 height: d.height,
+            }),
+            detector_tiles: self.detector_tiles.map(|t| proto::DetectorTiles {
+                columns: t.columns,
+                rows: t.rows,
             }),
             updated_at_ms: 0,
         }

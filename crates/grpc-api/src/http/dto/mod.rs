@@ -9,7 +9,7 @@
 //! frames.rs        SubmitFrames (FrameJson, ImageFormat), FrameAcks (FrameAck, FrameOutcome)
 //! catalog.rs       Product, ProductInput, UpsertProducts, Upserted, ProductPage, Deleted
 //! dead_letters.rs  DeadLetter, DeadLetterPage
-//! cameras.rs       Point, Zone, Tripwire, Mask, DetectorInput, Camera, CameraConfig, CameraPage
+//! cameras.rs       Point, Zone, Tripwire, Mask, DetectorInput, DetectorTiles, Camera, CameraConfig, CameraPage
 //! patterns.rs      PatternEvent (ProductMatch), PatternQuery
 //! health.rs        Health
 //! paging.rs        PageQuery, OrganizationQuery
