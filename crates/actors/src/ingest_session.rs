@@ -371,7 +371,11 @@ impl IngestSessionState {
         if let (Some((image, _)), Some(detector)) = (&accepted, self.detector.clone()) {
             self.refresh_camera().await;
             let image = Arc::clone(image);
-            let input = self.scene.as_ref().and_then(Scene::detector_input);
+            let input = self
+                .scene
+                .as_ref()
+                .and_then(Scene::detector_input)
+                .unwrap_or(self.config.perception.detector_input);
             let tiles = self
                 .scene
                 .as_ref()

@@ -408,7 +408,7 @@ fn detect_hog(
 pub struct DetectorPool {
     kind: DetectorKind,
     model: Option<Arc<Vec<u8>>>,
-    /// The SSD's input size when a call names none.
+    /// The SSD's input size it was loaded with (its first instance's).
     input: [u32; 2],
     instances: Mutex<Instances>,
     returned: Condvar,
@@ -490,21 +490,20 @@ impl DetectorPool {
         self.kind
     }
 
-    /// The SSD's input size when a call names none.
+    /// The SSD's input size it was loaded with.
     pub fn input(&self) -> [u32; 2] {
         self.input
     }
 
-    /// People in a BGR frame, the SSD's input `input` pixels (`None`: the pool's), over the whole
-    /// frame and `tiles` (columns, rows; see [`PersonDetector::detect_tiled`]). Blocking (OpenCV, and
-    /// waiting for an instance when every core's is busy): call it from a blocking thread.
+    /// People in a BGR frame, the SSD's input `input` pixels, over the whole frame and `tiles`
+    /// (columns, rows; see [`PersonDetector::detect_tiled`]). Blocking (OpenCV, and waiting for an
+    /// instance when every core's is busy): call it from a blocking thread.
     pub fn detect(
         &self,
         image: &Mat,
-        input: Option<[u32; 2]>,
+        input: [u32; 2],
         tiles: [u32; 2],
     ) -> Result<Vec<Detection>, InferenceError> {
-        let input = input.unwrap_or(self.input);
         let mut detector = self.borrow(input)?;
         let result = detector.detect_tiled(image, &self.filter, tiles);
         self.give_back(detector);
