@@ -220,6 +220,24 @@ fn polygon(what: &str, points: &[[f32; 2]]) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Checks that both numbers of an optional pair lie in `range`; `what` says what the pair is.
+fn pair_within(
+    what: &str,
+    pair: Option<[u32; 2]>,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<(), Invalid> {
+    match pair {
+        Some(p) if !p.iter().all(|v| range.contains(v)) => Err(invalid(format!(
+            "{what}, each {}..={}, got {}x{}",
+            range.start(),
+            range.end(),
+            p[0],
+            p[1]
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a camera configuration: identifiers, 0..1 coordinates, polygon sizes, unique zone and line
 /// ids, bounded counts.
 pub fn camera(c: &crate::CameraConfig) -> Result<(), Invalid> {
@@ -274,27 +292,15 @@ pub fn camera(c: &crate::CameraConfig) -> Result<(), Invalid> {
     for (i, m) in c.masks.iter().enumerate() {
         polygon(&format!("mask {i}"), m)?;
     }
-    if let Some(tiles) = c.detector_tiles {
-        if !tiles.iter().all(|v| DETECTOR_TILES.contains(v)) {
-            return Err(invalid(format!(
-                "detector_tiles is columns and rows, each {}..={}, got {}x{}",
-                DETECTOR_TILES.start(),
-                DETECTOR_TILES.end(),
-                tiles[0],
-                tiles[1]
-            )));
-        }
-    }
-    if let Some(input) = c.detector_input {
-        if !input.iter().all(|v| DETECTOR_INPUT_SIDES.contains(v)) {
-            return Err(invalid(format!(
-                "detector_input is width and height in pixels, each {}..={}, got {}x{}",
-                DETECTOR_INPUT_SIDES.start(),
-                DETECTOR_INPUT_SIDES.end(),
-                input[0],
-                input[1]
-            )));
-        }
-    }
+    pair_within(
+        "detector_input is width and height in pixels",
+        c.detector_input,
+        DETECTOR_INPUT_SIDES,
+    )?;
+    pair_within(
+        "detector_tiles is columns and rows",
+        c.detector_tiles,
+        DETECTOR_TILES,
+    )?;
     Ok(())
 }
