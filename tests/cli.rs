@@ -215,6 +215,32 @@ fn interaction_catalog_and_analysis_commands() {
         url,
     ]);
     assert!(out.contains("1 zones, 1 tripwires, 1 masks"), "{out}");
+    // The detector's input and tiles for this camera, from flags beside the file.
+    let out = crow(&[
+        "cameras",
+        "set",
+        file.to_str().unwrap(),
+        "--org",
+        "shop",
+        "--camera",
+        "aisle-2",
+        "--detector-input",
+        "640x480",
+        "--detector-tiles",
+        "2x2",
+        "--server",
+        url,
+    ]);
+    assert!(
+        out.contains("1 masks, detector input 640x480 and 2x2 tiles"),
+        "{out}"
+    );
+    let got: serde_json::Value = serde_json::from_str(&crow(&[
+        "cameras", "get", "--org", "shop", "--camera", "aisle-2", "--server", url,
+    ]))
+    .unwrap();
+    assert_eq!(got["detector_input"], serde_json::json!([640, 480]));
+    assert_eq!(got["detector_tiles"], serde_json::json!([2, 2]));
     let listed = crow(&["cameras", "list", "--org", "shop", "--server", url]);
     assert_eq!(listed.lines().count(), 2, "{listed}");
     assert!(listed.contains("sku-101, sku-102"), "{listed}");
