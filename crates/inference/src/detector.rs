@@ -252,23 +252,42 @@ fn tile_regions(width: i32, height: i32, tiles: [u32; 2]) -> Vec<Rect> {
 }
 
 /// One box per person from the whole frame's and the tiles' passes, `found` surest first: a box is
-/// dropped when it overlaps a surer one by IoU 0.5 or more, or lies 70 % or more inside it (or it
-/// inside the box: a tile's box and the whole frame's of one person differ in size).
+/// the same person as a surer one when they overlap by IoU 0.5 or more (it is dropped), or when one
+/// lies 70 % or more inside the other (a tile's box and the whole frame's of one person differ in size,
+/// and a tile may see only part of them): the surer box grows to cover both.
 fn merge_passes(found: Vec<Detection>) -> Vec<Detection> {
     let mut kept: Vec<Detection> = Vec::with_capacity(found.len());
     for d in found {
-        let duplicate = kept.iter().any(|k| {
+        let same = kept.iter_mut().find(|k| {
             let (a, b) = (&k.bbox, &d.bbox);
-            let ix = (a.x + a.w).min(b.x + b.w) - a.x.max(b.x);
-            let iy = (a.y + a.h).min(b.y + b.h) - a.y.max(b.y);
-            let inter = ix.max(0.0) * iy.max(0.0);
-            a.iou(b) >= 0.5 || inter >= 0.7 * (a.w * a.h).min(b.w * b.h)
+            a.iou(b) >= 0.5 || intersection(a, b) >= 0.7 * (a.w * a.h).min(b.w * b.h)
         });
-        if !duplicate {
-            kept.push(d);
+        match same {
+            // Part of a person inside their whole box (a tile saw the upper body surer than the whole
+            // frame saw all of them): the person is the whole box.
+            Some(k) if k.bbox.iou(&d.bbox) < 0.5 => k.bbox = union(&k.bbox, &d.bbox),
+            Some(_) => {}
+            None => kept.push(d),
         }
     }
     kept
+}
+
+fn intersection(a: &BBox, b: &BBox) -> f32 {
+    let ix = (a.x + a.w).min(b.x + b.w) - a.x.max(b.x);
+    let iy = (a.y + a.h).min(b.y + b.h) - a.y.max(b.y);
+    ix.max(0.0) * iy.max(0.0)
+}
+
+fn union(a: &BBox, b: &BBox) -> BBox {
+    let (x0, y0) = (a.x.min(b.x), a.y.min(b.y));
+    let (x1, y1) = ((a.x + a.w).max(b.x + b.w), (a.y + a.h).max(b.y + b.h));
+    BBox {
+        x: x0,
+        y: y0,
+        w: x1 - x0,
+        h: y1 - y0,
+    }
 }
 
 fn detect_ssd(
@@ -643,5 +662,11 @@ mod tests {
         ]);
         let xs: Vec<f32> = merged.iter().map(|d| d.bbox.x).collect();
         assert_eq!(xs, [0.10, 0.16]);
+        // A tile saw only the upper body, and was surer of it than the whole frame of the person:
+        // the person keeps their whole box.
+        let merged = merge_passes(vec![at(0.10, 0.05, 0.10, 0.9), at(0.10, 0.05, 0.25, 0.6)]);
+        assert_eq!(merged.len(), 1);
+        assert!((merged[0].bbox.h - 0.25).abs() < 1e-6);
+        assert_eq!(merged[0].score, 0.9);
     }
 }
