@@ -29,7 +29,7 @@ pub struct IndexHit {
     pub id: String,
     /// Cosine similarity of its best-matching vector to the query.
     pub score: f32,
-    /// Which of its vectors matched best (the position in [`embedding_texts`]).
+    /// Which of its vectors matched best (the position in `embedding_texts`).
     pub text: usize,
 }
 

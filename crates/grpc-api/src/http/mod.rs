@@ -3,8 +3,8 @@
 //! document (`/openapi.json`) and the web dashboard (`/`).
 //!
 //! Every handler turns its request into the gRPC request message, authenticates it with the same
-//! [`Authenticator`] interceptor the gRPC services sit behind, and calls the same service implementation
-//! ([`InteractionApi`], [`IngestApi`], ...): one set of rules (tokens, roles, organizations, the gateway
+//! [`Authenticator`](crate::auth::Authenticator) interceptor the gRPC services sit behind, and calls the same service implementation
+//! ([`InteractionApi`](crate::interactions::InteractionApi), [`IngestApi`](crate::ingest::IngestApi), ...): one set of rules (tokens, roles, organizations, the gateway
 //! key, validation, limits), not two. Errors are the services' sanitized statuses as JSON
 //! `{"error": {"code", "message", "correlationId"}}` with the matching HTTP status.
 
