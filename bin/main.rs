@@ -174,15 +174,20 @@ pub(crate) struct Reported;
 
 /// Two numbers given as AxB: a size in pixels (640x480) or a grid of tiles (2x2).
 pub(crate) fn parse_size(s: &str) -> Result<[u32; 2], String> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or_else(|| format!("{s:?}: give two numbers as AxB, e.g. 640x480 or 2x2"))?;
+    parse_pair(s, 'x', "two numbers as AxB, e.g. 640x480 or 2x2")
+}
+
+/// Two whole numbers separated by `separator`; errors say what to `give`.
+pub(crate) fn parse_pair(s: &str, separator: char, give: &str) -> Result<[u32; 2], String> {
+    let (a, b) = s
+        .split_once(separator)
+        .ok_or_else(|| format!("{s:?}: give {give}"))?;
     let n = |v: &str| {
         v.trim()
             .parse::<u32>()
-            .map_err(|e| format!("{v:?}: {e} (give two numbers as AxB, e.g. 640x480 or 2x2)"))
+            .map_err(|e| format!("{v:?}: {e} (give {give})"))
     };
-    Ok([n(w)?, n(h)?])
+    Ok([n(a)?, n(b)?])
 }
 
 /// Decoded frames (a 768 x 576 frame is 1.3 MB) and the detector's tensors are allocated and freed on

@@ -180,15 +180,8 @@ fn save_frames(footage: &TruthFootage, dir: &Path, prefix: &str) -> Result<()> {
 }
 
 fn parse_bursts(s: &str) -> Result<(u32, u32), String> {
-    let (busy, idle) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?}: give BUSY:IDLE seconds, e.g. 60:240"))?;
-    let n = |v: &str| {
-        v.trim()
-            .parse::<u32>()
-            .map_err(|e| format!("{v:?}: {e} (give BUSY:IDLE seconds, e.g. 60:240)"))
-    };
-    Ok((n(busy)?, n(idle)?))
+    let [busy, idle] = crate::parse_pair(s, ':', "BUSY:IDLE seconds, e.g. 60:240")?;
+    Ok((busy, idle))
 }
 
 pub(crate) async fn run(args: TruthBenchArgs) -> Result<()> {

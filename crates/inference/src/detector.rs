@@ -427,8 +427,6 @@ fn detect_hog(
 pub struct DetectorPool {
     kind: DetectorKind,
     model: Option<Arc<Vec<u8>>>,
-    /// The SSD's input size it was loaded with (its first instance's).
-    input: [u32; 2],
     instances: Mutex<Instances>,
     returned: Condvar,
     /// Most instances alive at once.
@@ -455,13 +453,7 @@ impl DetectorPool {
             Ok(bytes) => match PersonDetector::ssd_with_input(&bytes, input) {
                 Ok(first) => {
                     return Ok((
-                        DetectorPool::with_first(
-                            DetectorKind::Ssd,
-                            Some(bytes),
-                            input,
-                            first,
-                            filter,
-                        ),
+                        DetectorPool::with_first(DetectorKind::Ssd, Some(bytes), first, filter),
                         None,
                     ))
                 }
@@ -477,7 +469,6 @@ impl DetectorPool {
         Ok(DetectorPool::with_first(
             DetectorKind::Hog,
             None,
-            SSD_TRAINED_INPUT,
             PersonDetector::hog()?,
             filter,
         ))
@@ -486,14 +477,12 @@ impl DetectorPool {
     fn with_first(
         kind: DetectorKind,
         model: Option<Vec<u8>>,
-        input: [u32; 2],
         first: PersonDetector,
         filter: DetectionFilter,
     ) -> DetectorPool {
         DetectorPool {
             kind,
             model: model.map(Arc::new),
-            input,
             instances: Mutex::new(Instances {
                 idle: vec![first],
                 alive: 1,
@@ -507,11 +496,6 @@ impl DetectorPool {
     /// Which detector the pool runs.
     pub fn kind(&self) -> DetectorKind {
         self.kind
-    }
-
-    /// The SSD's input size it was loaded with.
-    pub fn input(&self) -> [u32; 2] {
-        self.input
     }
 
     /// People in a BGR frame, the SSD's input `input` pixels, over the whole frame and `tiles`
@@ -580,7 +564,6 @@ impl std::fmt::Debug for DetectorPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DetectorPool")
             .field("kind", &self.kind)
-            .field("input", &self.input)
             .field("max_instances", &self.max_instances)
             .field("filter", &self.filter)
             .finish()
