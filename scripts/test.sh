@@ -16,6 +16,9 @@ scripts/setup-tools.sh
 CLIPPY_DRIVER="$(rustc --print sysroot)/bin/clippy-driver"
 [ -x "$CLIPPY_DRIVER" ] || rustup component add clippy
 export CLIPPY_DRIVER RUSTC_WORKSPACE_WRAPPER="$PWD/scripts/clippy-rustc"
+# One build from scratch gains nothing from incremental caches, which would double the workspace's
+# share of target/ (disk is what ran out first on CI, not time).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo test --workspace --all-targets "$@"
 # Tests that need the machine to themselves run alone, one after the other: the randomized fault schedule
 # over a whole cluster (tests/chaos.rs, minutes of faults on every dependency) and the runbook's lab
@@ -23,5 +26,7 @@ cargo test --workspace --all-targets "$@"
 cargo test --test tests -- --ignored --test-threads=1 chaos:: runbook::
 # The README's first command, the main job, runs as a new user would run it (its build is the tests').
 scripts/demo-check.sh
+# What the build left on disk, for when a later step runs out of it.
+echo "test: target/ holds $(du -sh target | cut -f1); $(df -h --output=avail . | tail -n 1 | tr -d ' ') free"
 # The fuzz crate is a workspace of its own, built with sanitizer flags: plain rustc.
 env -u RUSTC_WORKSPACE_WRAPPER scripts/fuzz.sh
