@@ -50,6 +50,9 @@ enum Command {
     Interactions(records::InteractionsCommand),
     /// Count an organization's interactions per source.
     Summary(records::SummaryArgs),
+    /// Store metrics measured from camera events: people in and out, visits, dwell, occupancy and
+    /// product visits per hour, day or five minutes (`--format csv` to export).
+    Metrics(records::MetricsArgs),
     /// Events whose processing failed on every attempt.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(records::DeadLettersCommand),
@@ -220,6 +223,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Agent(cmd) => agent::agent(cmd).await,
         Command::Interactions(cmd) => records::interactions(cmd).await,
         Command::Summary(args) => records::summary(args).await,
+        Command::Metrics(args) => records::metrics(args).await,
         Command::DeadLetters(cmd) => records::dead_letters(cmd).await,
         Command::Products(cmd) => records::products(cmd).await,
         Command::Cameras(cmd) => cameras::cameras(cmd).await,

@@ -16,6 +16,9 @@ pub(crate) struct VerifyArgs {
     /// TOML configuration file (its data_dir).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Measure the store metrics again from the stored records (when the check finds them wrong).
+    #[arg(long)]
+    repair: bool,
 }
 
 #[derive(Args)]
@@ -79,6 +82,10 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<()> {
             dir.display()
         )
     })?;
+    if args.repair {
+        let buckets = store.rebuild_metrics()?;
+        println!("repaired: store metrics measured again from the records ({buckets} buckets)");
+    }
     let report = store.verify()?;
     println!(
         "{}: {} interactions, {} sessions, {} frames, {} batches",

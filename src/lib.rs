@@ -46,6 +46,7 @@ pub use crow_actors::{DescriberKind, Pipeline, PipelineConfig, PipelineError};
 pub use crow_grpc_api::auth;
 pub use crow_grpc_api::http;
 pub use crow_grpc_api::proto;
+pub use crow_grpc_api::store_metrics;
 pub use crow_inference as inference;
 pub use crow_storage as storage;
 

@@ -1,4 +1,5 @@
-//! The `crow` binary as a user runs it: `serve` with metrics, `stream`, `interactions list`, `summary`.
+//! The `crow` binary as a user runs it: `serve` with metrics, `stream`, `interactions list`, `summary`,
+//! `metrics`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -120,6 +121,49 @@ fn serve_stream_list_summary_and_metrics() {
     assert_eq!(
         (summary["cctv"].as_u64(), summary["total"].as_u64()),
         (Some(batches), Some(batches))
+    );
+
+    // Store metrics: the people first seen in the streamed footage, as the records' events say.
+    let started: u64 = records
+        .iter()
+        .map(|r| {
+            r["data"]["events"].as_array().map_or(0, |e| {
+                e.iter().filter(|e| e["kind"] == "track_started").count() as u64
+            })
+        })
+        .sum();
+    assert!(started > 0, "people walk by: {listed}");
+    let report = crow(&[
+        "metrics", "--org", "shop", "--by", "total", "--since", "2d", "--format", "json",
+        "--server", &url,
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        report["rows"][0]["people"].as_u64(),
+        Some(started),
+        "{report}"
+    );
+    let table = crow(&[
+        "metrics", "--org", "shop", "--since", "2d", "--server", &url,
+    ]);
+    assert!(table.starts_with("start (UTC)"), "{table}");
+    let total = table.lines().find(|l| l.starts_with("total")).unwrap();
+    assert_eq!(
+        total.split_whitespace().nth(3),
+        Some(started.to_string().as_str()),
+        "{table}"
+    );
+    let refused = Command::new(env!("CARGO_BIN_EXE_crow"))
+        .args([
+            "metrics", "--org", "shop", "--since", "5x", "--server", &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("s, m, h or d"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
     );
 
     let mut http = std::net::TcpStream::connect(&metrics).unwrap();

@@ -54,6 +54,7 @@ on_both_stores!(
     the_outbox_retries_then_dead_letters_and_replays,
     idempotency_keys_are_per_organization,
     catalogs_cameras_and_analyses_round_trip,
+    metrics_are_kept_as_records_are_stored,
 );
 
 const T0: i64 = 1_763_000_000_000;
@@ -907,4 +908,74 @@ fn analysis_record(n: i64, status: AnalysisStatus) -> AnalysisRecord {
         started_at_ms: None,
         finished_at_ms: None,
     }
+}
+
+/// A `cctv` record of `camera` whose events are one crossing of the door, in or out, at `at_ms`.
+fn crossing(n: i64, camera: &str, at_ms: i64, inward: bool) -> Interaction {
+    let mut r = record("shop", n, SourceType::Cctv);
+    r.data = serde_json::json!({
+        "camera_id": camera,
+        "events": [{
+            "kind": if inward { "line_in" } else { "line_out" },
+            "track_id": n, "frame_index": n, "at_ms": at_ms, "place": "door", "score": 0.9,
+        }],
+        "occupancy": [{ "frame_index": n, "at_ms": at_ms, "people": u32::from(inward) }],
+    });
+    r
+}
+
+async fn metrics_are_kept_as_records_are_stored(store: Records) {
+    use crow::storage::metrics::BucketWidth;
+    let hour = BucketWidth::Hour.ms();
+    let base = T0 - T0.rem_euclid(hour);
+    assert!(store
+        .insert_interaction(&crossing(1, "front", base + 1_000, true))
+        .await
+        .unwrap());
+    // A bulk insert repeating a record, and one already stored: each counts once.
+    let batch = [
+        crossing(1, "front", base + 1_000, true),
+        crossing(2, "front", base + 61_000, false),
+        crossing(2, "front", base + 61_000, false),
+        crossing(3, "back", base + hour + 5, true),
+    ];
+    assert_eq!(store.insert_interactions(&batch).await.unwrap(), 2);
+    let buckets = store
+        .metric_buckets("shop", None, BucketWidth::Hour, base, base + 2 * hour)
+        .await
+        .unwrap();
+    let seen: Vec<(&str, i64, u64, u64, u64)> = buckets
+        .iter()
+        .map(|b| {
+            let door = &b.bucket.lines["door"];
+            (
+                b.camera_id.as_str(),
+                b.start_ms - base,
+                door.people_in,
+                door.people_out,
+                b.bucket.people_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("back", hour, 1, 0, 0), ("front", 0, 1, 1, 60_000)],
+        "one person in view for the minute between the crossings"
+    );
+    let one = store
+        .metric_buckets(
+            "shop",
+            Some("front"),
+            BucketWidth::FiveMinutes,
+            base,
+            base + hour,
+        )
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(store
+        .metric_buckets("other", None, BucketWidth::Hour, base, base + hour)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -23,6 +23,7 @@ mod ingest;
 mod interactions;
 mod layout;
 mod llama;
+mod metrics;
 mod nats;
 mod operability;
 mod pagination;

@@ -4,12 +4,14 @@ mod analyses;
 mod common;
 mod dead_letters;
 mod interactions;
+mod metrics;
 mod products;
 mod watch;
 
 pub(crate) use analyses::*;
 pub(crate) use dead_letters::*;
 pub(crate) use interactions::*;
+pub(crate) use metrics::*;
 pub(crate) use products::*;
 pub(crate) use watch::*;
 

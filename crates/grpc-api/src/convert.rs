@@ -47,6 +47,7 @@ pub(crate) fn storage_status(e: StorageError) -> Status {
     match e {
         StorageError::InvalidPageToken => Status::invalid_argument("invalid page_token"),
         StorageError::InvalidFilter(m) => Status::invalid_argument(m),
+        StorageError::InvalidQuery(m) => Status::invalid_argument(m),
         StorageError::NotFound { what } => Status::not_found(format!("{what} not found")),
         StorageError::Unavailable(e) => {
             tracing::warn!(error = %e, "record store unavailable");

@@ -1,4 +1,5 @@
-//! `InteractionService`: create (through the outbox), get, list with filters, summary, dead letters.
+//! `InteractionService`: create (through the outbox), get, list with filters, summary, store metrics,
+//! dead letters.
 
 use crow_actors::{validate_id, CreateInteraction, Pipeline, SemanticQuery};
 use crow_storage::{InteractionFilter, InteractionState};
@@ -10,9 +11,11 @@ use crate::fields::{none_if_empty, page_size};
 use crate::proto::interaction_service_server::InteractionService;
 use crate::proto::{
     CreateInteractionRequest, CreateInteractionResponse, GetInteractionRequest,
-    GetInteractionResponse, GetSummaryRequest, ListDeadLettersRequest, ListDeadLettersResponse,
-    ListInteractionsRequest, ListInteractionsResponse, RetryDeadLetterRequest, Summary,
+    GetInteractionResponse, GetMetricsRequest, GetSummaryRequest, ListDeadLettersRequest,
+    ListDeadLettersResponse, ListInteractionsRequest, ListInteractionsResponse, MetricsReport,
+    RetryDeadLetterRequest, Summary,
 };
+use crate::store_metrics;
 
 /// Longest accepted page token, in bytes.
 const MAX_PAGE_TOKEN_LEN: usize = 1024;
@@ -192,6 +195,23 @@ impl InteractionService for InteractionApi {
             .await
             .map_err(convert::storage_status)?;
         Ok(Response::new(convert::summary(&summary)))
+    }
+
+    async fn get_metrics(
+        &self,
+        request: Request<GetMetricsRequest>,
+    ) -> Result<Response<MetricsReport>, Status> {
+        let caller = auth::caller(&request)?;
+        let r = request.into_inner();
+        caller.authorize(Action::Read, &r.organization_id)?;
+        let query = store_metrics::query(&r)?;
+        let report = self
+            .pipeline
+            .records()
+            .metrics_report(&r.organization_id, &query)
+            .await
+            .map_err(convert::storage_status)?;
+        Ok(Response::new(store_metrics::report(&report)))
     }
 
     async fn list_dead_letters(

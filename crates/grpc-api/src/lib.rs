@@ -5,7 +5,8 @@
 //! request -> auth.rs (JWT, roles, organization, gateway key) -> one service per proto service:
 //!   ingest.rs        IngestService: sessions; StreamFrames (credits -> reader -> one blocking preparer
 //!                    thread per stream -> FrameRouter -> acks once durable); limits.rs (streams, rates)
-//!   interactions.rs  InteractionService: create (outbox), get, list (words or meaning), summary, dead letters
+//!   interactions.rs  InteractionService: create (outbox), get, list (words or meaning), summary, store
+//!                    metrics (store_metrics.rs: request -> MetricsQuery, report -> proto), dead letters
 //!   catalog.rs       CatalogService      cameras.rs  CameraService      analysis.rs  AnalysisService (Analyze, Ask)
 //! convert.rs (proto <-> domain, errors -> Status) · fields.rs (page sizes, empty = not given) · codec.rs
 //! http/: the same services as HTTP/JSON on the same port — mod.rs (router(): the routes and the
@@ -31,6 +32,7 @@ pub mod http;
 mod ingest;
 mod interactions;
 mod limits;
+pub mod store_metrics;
 
 pub use analysis::AnalysisApi;
 pub use cameras::CameraApi;

@@ -39,6 +39,9 @@ pub enum StorageError {
     /// A storage call run off the async workers panicked or was cancelled before it finished.
     #[error("storage task failed: {0}")]
     Task(String),
+    /// A metrics query that cannot be answered as asked; the message says what to change.
+    #[error("{0}")]
+    InvalidQuery(String),
 }
 
 impl StorageError {

@@ -15,6 +15,7 @@ use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
 use crate::keys;
+use crate::metrics::{add_metrics, MeasuredFacts};
 use crate::model::{Interaction, InteractionFilter, SourceType, Summary};
 use crate::store::{decode, encode, tx_err, Store, TxResult};
 use crate::text::{interaction_words, words};
@@ -51,6 +52,8 @@ pub(crate) struct Prepared {
     id: String,
     pub(crate) count_key: Vec<u8>,
     pub(crate) index_keys: Vec<Vec<u8>>,
+    /// A `cctv` record's camera, track events and occupancy: what its metrics are measured from.
+    pub(crate) facts: Option<MeasuredFacts>,
 }
 
 pub(crate) fn prepare(i: &Interaction) -> Prepared {
@@ -75,6 +78,7 @@ pub(crate) fn prepare(i: &Interaction) -> Prepared {
         id: i.id.clone(),
         count_key: keys::pair(org, i.source_type.as_str()),
         index_keys,
+        facts: MeasuredFacts::of(i),
     }
 }
 
@@ -137,9 +141,22 @@ impl Store {
             &i.outbox,
             &i.outbox_ids,
             &i.embed_queue,
+            &i.metric_buckets,
+            &i.metric_carry,
         )
             .transaction(
-                |(records, ids, counts, index, unanalyzed, outbox, outbox_ids, embed_queue)| {
+                |(
+                    records,
+                    ids,
+                    counts,
+                    index,
+                    unanalyzed,
+                    outbox,
+                    outbox_ids,
+                    embed_queue,
+                    buckets,
+                    carry,
+                )| {
                     if let Some(k) = along.unanalyzed {
                         unanalyzed.remove(k)?;
                     }
@@ -161,6 +178,9 @@ impl Store {
                         embed_queue.insert(p.id.as_bytes(), &[])?;
                         let n = read_count(counts, &p.count_key)?;
                         counts.insert(p.count_key.as_slice(), &(n + 1).to_be_bytes())?;
+                        if let Some(facts) = &p.facts {
+                            add_metrics(buckets, carry, facts)?;
+                        }
                         inserted.push(true);
                     }
                     Ok(inserted)

@@ -118,6 +118,41 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![u8::MAX; prefix.len() + 1]
 }
 
+/// The 8 bytes that order timestamps oldest first: the sign bit flipped.
+pub(crate) fn oldest_first(timestamp_ms: i64) -> [u8; 8] {
+    ((timestamp_ms as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// Prefix of one camera's metric buckets of one width: `org \0 camera \0 width`.
+pub(crate) fn metric_prefix(org: &str, camera: &str, width_code: u8) -> Vec<u8> {
+    let mut k = pair(org, camera);
+    k.push(SEP);
+    k.push(width_code);
+    k
+}
+
+/// Metric bucket key: `org \0 camera \0 width start(8 bytes, oldest first)`.
+pub(crate) fn metric_bucket(org: &str, camera: &str, width_code: u8, start_ms: i64) -> Vec<u8> {
+    let mut k = metric_prefix(org, camera, width_code);
+    k.extend_from_slice(&oldest_first(start_ms));
+    k
+}
+
+/// The camera, width code and start of a [`metric_bucket`] key whose organization prefix is known.
+pub(crate) fn parse_metric_bucket(key: &[u8], org_prefix_len: usize) -> Option<(&str, u8, i64)> {
+    let rest = key.get(org_prefix_len..)?;
+    let sep = rest.iter().position(|b| *b == SEP)?;
+    let camera = std::str::from_utf8(&rest[..sep]).ok()?;
+    let tail = rest.get(sep + 1..)?;
+    let (code, start) = tail.split_first()?;
+    let start: [u8; 8] = start.try_into().ok()?;
+    Some((
+        camera,
+        *code,
+        (u64::from_be_bytes(start) ^ (1 << 63)) as i64,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,8 @@ mod error;
 mod identity;
 mod interactions;
 mod keys;
+pub mod metrics;
+pub mod metrics_report;
 mod model;
 mod outbox;
 mod postgres;
@@ -74,7 +76,7 @@ pub use outbox::{DeadLetterPage, OutboxFailure};
 pub use postgres::{PgOptions, PgStore, ANALYSIS_CLAIM_MS, OUTBOX_CLAIM_MS};
 pub use records::{
     AnalysisRecords, Backend, CameraRecords, CatalogRecords, EmbeddingRecords, InteractionRecords,
-    OutboxRecords, RecordStore, Records,
+    MetricRecords, OutboxRecords, RecordStore, Records,
 };
 pub use retention::Pruned;
 pub use store::{FrameWrite, Store};

@@ -102,6 +102,10 @@ pub(crate) struct Inner {
     pub(crate) embedding_meta: Tree,
     /// `name` -> value: facts about this database itself (see `identity.rs`)
     pub(crate) meta: Tree,
+    /// `org \0 camera \0 width start` -> MetricBucket (see `metrics.rs`)
+    pub(crate) metric_buckets: Tree,
+    /// `org \0 camera` -> OccupancyCarry: the levels the camera's latest record left
+    pub(crate) metric_carry: Tree,
     /// Sum of the keyframes' sizes (rebuilt from `keyframe_order` on open).
     pub(crate) keyframe_bytes: AtomicU64,
     /// The database directory (`None` for a temporary database).
@@ -191,7 +195,14 @@ impl Store {
                 other => break other?,
             }
         };
-        Self::from_db(db, Some(dir.as_ref().to_owned()))
+        let store = Self::from_db(db, Some(dir.as_ref().to_owned()))?;
+        if let Some(buckets) = store.upgrade_metrics()? {
+            tracing::info!(
+                buckets,
+                "store metrics measured from the stored records (first open by a build that keeps them)"
+            );
+        }
+        Ok(store)
     }
 
     /// A throw-away database that lives in memory (for examples and benchmarks).
@@ -235,6 +246,8 @@ impl Store {
                 embedding_ids: t("embedding_ids")?,
                 embedding_meta: t("embedding_meta")?,
                 meta: t("meta")?,
+                metric_buckets: t("metric_buckets")?,
+                metric_carry: t("metric_carry")?,
                 keyframe_bytes: AtomicU64::new(keyframe_bytes),
                 path,
                 flush: GroupFlush {

@@ -8,6 +8,7 @@ use sled::Tree;
 
 use crate::interactions::prepare;
 use crate::keys;
+use crate::metrics::{MetricBucket, OccupancyCarry};
 use crate::model::{
     AnalysisRecord, BatchRecord, DeadLetter, FrameAnalysis, FrameRecord, Interaction, OutboxEntry,
     Product, SessionRecord,
@@ -158,7 +159,47 @@ impl Store {
         check_all::<Product>(&mut report, "products", &i.products)?;
         check_all::<AnalysisRecord>(&mut report, "analyses", &i.analyses)?;
         self.verify_keyframes(&mut report)?;
+        self.verify_metrics(&mut report)?;
         Ok(report)
+    }
+
+    /// The metric trees hold exactly what the stored `cctv` records measure, oldest first.
+    fn verify_metrics(&self, report: &mut IntegrityReport) -> Result<()> {
+        let i = &self.inner;
+        let (mut buckets, mut carries) = self.measured_metrics()?;
+        let mut wrong = 0usize;
+        for item in i.metric_buckets.iter() {
+            let (key, value) = item?;
+            let Some(stored) = decoded::<MetricBucket>(report, "metric_buckets", &key, &value)
+            else {
+                continue;
+            };
+            if buckets.remove(key.as_ref()).unwrap_or_default() != stored {
+                wrong += 1;
+            }
+        }
+        wrong += buckets.values().filter(|b| !b.is_empty()).count();
+        for item in i.metric_carry.iter() {
+            let (key, value) = item?;
+            let Some(stored) = decoded::<OccupancyCarry>(report, "metric_carry", &key, &value)
+            else {
+                continue;
+            };
+            if carries.remove(key.as_ref()).unwrap_or_default() != stored {
+                wrong += 1;
+            }
+        }
+        wrong += carries
+            .values()
+            .filter(|c| **c != OccupancyCarry::default())
+            .count();
+        if wrong > 0 {
+            report.problems.push(format!(
+                "metric_buckets: {wrong} bucket(s) or carried level(s) differ from what the stored records \
+                 measure (`crow verify --repair` measures them again)"
+            ));
+        }
+        Ok(())
     }
 
     /// Every keyframe has one order entry that records its size, and the sizes add up to the total.

@@ -21,6 +21,7 @@ The same operations are served over gRPC on the same port (package crow.v1, with
     paths(
         routes::interactions::list_interactions,
         routes::interactions::summary,
+        routes::metrics::metrics,
         routes::analyses::analyze,
         routes::analyses::ask,
         routes::interactions::create_interaction,
@@ -109,6 +110,7 @@ mod tests {
         for path in [
             "/api/v1/interactions/organization/{orgId}",
             "/api/v1/interactions/organization/{orgId}/summary",
+            "/api/v1/organizations/{orgId}/metrics",
             "/api/v1/interactions/organization/{orgId}/analyze",
             "/api/v1/interactions/create-interaction",
             "/api/v1/cctv/frames",

@@ -5,11 +5,17 @@ use super::*;
 #[async_trait]
 impl InteractionRecords for PgStore {
     async fn insert_interaction(&self, interaction: &Interaction) -> Result<bool> {
-        Ok(insert_rows(&self.pool, std::slice::from_ref(interaction)).await? == 1)
+        Ok(self
+            .insert_interactions(std::slice::from_ref(interaction))
+            .await?
+            == 1)
     }
 
     async fn insert_interactions(&self, interactions: &[Interaction]) -> Result<usize> {
-        Ok(insert_rows(&self.pool, interactions).await? as usize)
+        let mut tx = self.pool.begin().await.map_err(pg_err)?;
+        let inserted = insert_rows(&mut tx, interactions).await?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(inserted as usize)
     }
 
     async fn get_interaction(&self, id: &str) -> Result<Option<Interaction>> {

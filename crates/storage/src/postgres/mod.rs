@@ -12,6 +12,7 @@
 //! Connection failures (the server restarting, the pool exhausted) are [`StorageError::Unavailable`], which
 //! callers report as retryable; nothing is acknowledged before its transaction committed.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,6 +23,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use crate::embeddings::RecordVectors;
 use crate::interactions::{checked_words, cursor_position, page_cursor};
 use crate::keys;
+use crate::metrics::{BucketWidth, MeasuredFacts, MetricBucket, OccupancyCarry};
 use crate::model::{
     AnalysisRecord, AnalysisStatus, CameraConfig, DeadLetter, Enqueued, Interaction,
     InteractionFilter, InteractionState, NewInteraction, OutboxEntry, Product, Summary,
@@ -42,6 +44,7 @@ mod cameras;
 mod catalog;
 mod embeddings;
 mod interactions;
+mod metrics;
 mod outbox;
 
 /// The schema, in order; each runs once, in its own transaction, recorded in `crow_schema_migrations`.
@@ -65,6 +68,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         4,
         "embeddings",
         include_str!("../../migrations/0004_embeddings.sql"),
+    ),
+    (
+        5,
+        "metrics",
+        include_str!("../../migrations/0005_metrics.sql"),
     ),
 ];
 
@@ -156,11 +164,10 @@ fn outbox_entry(row: &PgRow) -> Result<OutboxEntry> {
 
 const OUTBOX_COLUMNS: &str = "seq, attempts, next_attempt_ms, last_error, record::text AS record";
 
-/// Inserts interactions that are new (by id) and counts them, in one statement; returns how many were new.
-async fn insert_rows<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-    interactions: &[Interaction],
-) -> Result<u64> {
+/// Inserts interactions that are new (by id) and counts them, in one statement, then adds the new
+/// `cctv` records to their cameras' metrics ([`add_metrics`]), inside the caller's
+/// transaction; returns how many were new.
+async fn insert_rows(conn: &mut sqlx::PgConnection, interactions: &[Interaction]) -> Result<u64> {
     if interactions.is_empty() {
         return Ok(0);
     }
@@ -187,21 +194,21 @@ async fn insert_rows<'e>(
         );
         records.push(String::from_utf8(encode(i)).unwrap_or_default());
     }
-    let inserted: i64 = sqlx::query_scalar(
+    let inserted: Vec<String> = sqlx::query_scalar(
         "WITH ins AS (
              INSERT INTO interactions (id, organization_id, source_type, timestamp_ms, words, record)
              SELECT id, org, source, ts, string_to_array(w, ' '), r::json
              FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
                   AS t(id, org, source, ts, w, r)
              ON CONFLICT (id) DO NOTHING
-             RETURNING organization_id, source_type
+             RETURNING id, organization_id, source_type
          ), counted AS (
              INSERT INTO interaction_counts (organization_id, source_type, n)
              SELECT organization_id, source_type, count(*) FROM ins GROUP BY 1, 2
              ON CONFLICT (organization_id, source_type)
              DO UPDATE SET n = interaction_counts.n + EXCLUDED.n
          )
-         SELECT count(*) FROM ins",
+         SELECT id FROM ins",
     )
     .bind(&ids)
     .bind(&orgs)
@@ -209,10 +216,120 @@ async fn insert_rows<'e>(
     .bind(&stamps)
     .bind(&words)
     .bind(&records)
-    .fetch_one(executor)
+    .fetch_all(&mut *conn)
     .await
     .map_err(pg_err)?;
-    Ok(inserted as u64)
+    // Each new id once: a bulk insert may repeat one (the first copy is the one stored).
+    let mut new: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let measured: Vec<MeasuredFacts> = interactions
+        .iter()
+        .filter(|i| new.remove(i.id.as_str()))
+        .filter_map(MeasuredFacts::of)
+        .collect();
+    add_metrics(conn, &measured).await?;
+    Ok(inserted.len() as u64)
+}
+
+/// Adds new records' facts to their cameras' buckets, in the caller's transaction.
+///
+/// Nodes of a cluster may store records of one camera at once: each transaction first locks the
+/// camera's `metric_carry` row (cameras in sorted order, so two transactions never wait on each other
+/// in a cycle), which serializes every change to that camera's buckets.
+async fn add_metrics(conn: &mut sqlx::PgConnection, measured: &[MeasuredFacts]) -> Result<()> {
+    let mut by_camera: BTreeMap<(&str, &str), Vec<&MeasuredFacts>> = BTreeMap::new();
+    for facts in measured {
+        by_camera
+            .entry((&facts.organization_id, &facts.camera_id))
+            .or_default()
+            .push(facts);
+    }
+    for ((org, camera), records) in by_camera {
+        sqlx::query(
+            "INSERT INTO metric_carry (organization_id, camera_id, levels) VALUES ($1, $2, '{}')
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(org)
+        .bind(camera)
+        .execute(&mut *conn)
+        .await
+        .map_err(pg_err)?;
+        let levels: String = sqlx::query_scalar(
+            "SELECT levels::text FROM metric_carry
+             WHERE organization_id = $1 AND camera_id = $2 FOR UPDATE",
+        )
+        .bind(org)
+        .bind(camera)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(pg_err)?;
+        let mut levels: OccupancyCarry = decode_json("metric_carry", &levels)?;
+        let mut deltas: BTreeMap<(BucketWidth, i64), MetricBucket> = BTreeMap::new();
+        for facts in records {
+            for (key, delta) in facts.deltas(&mut levels) {
+                deltas.entry(key).or_default().merge(&delta);
+            }
+        }
+        let (widths, starts): (Vec<i16>, Vec<i64>) = deltas
+            .keys()
+            .map(|(w, s)| (i16::from(w.code()), *s))
+            .unzip();
+        let stored = sqlx::query(
+            "SELECT width, start_ms, bucket::text AS bucket FROM metric_buckets
+             WHERE organization_id = $1 AND camera_id = $2
+               AND (width, start_ms) IN (SELECT * FROM unnest($3::smallint[], $4::bigint[]))",
+        )
+        .bind(org)
+        .bind(camera)
+        .bind(&widths)
+        .bind(&starts)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(pg_err)?;
+        for row in stored {
+            let width: i16 = row.try_get("width").map_err(pg_err)?;
+            let start: i64 = row.try_get("start_ms").map_err(pg_err)?;
+            let Some(width) = u8::try_from(width).ok().and_then(BucketWidth::from_code) else {
+                return Err(StorageError::Database(format!(
+                    "metric_buckets: unknown width {width}"
+                )));
+            };
+            let mut bucket: MetricBucket = column(&row, "bucket")?;
+            if let Some(delta) = deltas.get(&(width, start)) {
+                bucket.merge(delta);
+                deltas.insert((width, start), bucket);
+            }
+        }
+        let buckets: Vec<String> = deltas
+            .values()
+            .map(|b| String::from_utf8(encode(b)).unwrap_or_default())
+            .collect();
+        sqlx::query(
+            "INSERT INTO metric_buckets (organization_id, camera_id, width, start_ms, bucket)
+             SELECT $1, $2, w, s, b::json FROM unnest($3::smallint[], $4::bigint[], $5::text[])
+                  AS t(w, s, b)
+             ON CONFLICT (organization_id, camera_id, width, start_ms)
+             DO UPDATE SET bucket = EXCLUDED.bucket",
+        )
+        .bind(org)
+        .bind(camera)
+        .bind(&widths)
+        .bind(&starts)
+        .bind(&buckets)
+        .execute(&mut *conn)
+        .await
+        .map_err(pg_err)?;
+        sqlx::query(
+            "UPDATE metric_carry SET levels = $3::json
+             WHERE organization_id = $1 AND camera_id = $2",
+        )
+        .bind(org)
+        .bind(camera)
+        .bind(String::from_utf8(encode(&levels)).unwrap_or_default())
+        .execute(&mut *conn)
+        .await
+        .map_err(pg_err)?;
+    }
+    Ok(())
 }
 
 impl PgStore {

@@ -104,7 +104,7 @@ impl OutboxRecords for PgStore {
         interaction: &Interaction,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(pg_err)?;
-        let inserted = insert_rows(&mut *tx, std::slice::from_ref(interaction)).await? == 1;
+        let inserted = insert_rows(&mut tx, std::slice::from_ref(interaction)).await? == 1;
         sqlx::query("DELETE FROM outbox WHERE seq = $1")
             .bind(entry.seq as i64)
             .execute(&mut *tx)

@@ -18,6 +18,7 @@ mod cameras;
 mod catalog;
 mod embeddings;
 mod interactions;
+mod metrics;
 mod outbox;
 
 pub use analyses::AnalysisRecords;
@@ -25,6 +26,7 @@ pub use cameras::CameraRecords;
 pub use catalog::CatalogRecords;
 pub use embeddings::EmbeddingRecords;
 pub use interactions::InteractionRecords;
+pub use metrics::MetricRecords;
 pub use outbox::OutboxRecords;
 
 use crate::{Result, Store};
@@ -63,7 +65,8 @@ impl std::fmt::Display for Backend {
 pub type Records = Arc<dyn RecordStore>;
 
 /// The store of crow's shared facts: one narrow trait per kind of record ([`InteractionRecords`],
-/// [`OutboxRecords`], [`CatalogRecords`], [`CameraRecords`], [`AnalysisRecords`], [`EmbeddingRecords`]),
+/// [`OutboxRecords`], [`CatalogRecords`], [`CameraRecords`], [`AnalysisRecords`], [`EmbeddingRecords`],
+/// [`MetricRecords`]),
 /// each implemented by sled and by PostgreSQL. Every method is atomic: a change is stored whole or not
 /// at all. Ids are unique keys, so repeating a write that carries the same id (a retry after a crash or
 /// a timeout) stores nothing new.
@@ -75,6 +78,7 @@ pub trait RecordStore:
     + CameraRecords
     + AnalysisRecords
     + EmbeddingRecords
+    + MetricRecords
 {
     /// Which database this is (whether a cluster can share it; named in logs and health).
     fn backend(&self) -> Backend;

@@ -11,6 +11,8 @@
 //! dead_letters.rs  DeadLetter, DeadLetterPage
 //! cameras.rs       Point, Zone, Tripwire, Mask, DetectorInput, DetectorTiles, Camera, CameraConfig, CameraPage
 //! patterns.rs      PatternEvent (ProductMatch), PatternQuery
+//! metrics.rs       MetricsQuery, MetricsGrouping, MetricsFormat, MetricsReport (rows: cameras, lines,
+//!                  zones, products)
 //! health.rs        Health
 //! paging.rs        PageQuery, OrganizationQuery
 //! ```
@@ -24,6 +26,7 @@ mod dead_letters;
 mod frames;
 mod health;
 mod interactions;
+mod metrics;
 mod paging;
 mod patterns;
 mod sessions;
@@ -35,6 +38,7 @@ pub use dead_letters::*;
 pub use frames::*;
 pub use health::*;
 pub use interactions::*;
+pub use metrics::*;
 pub use paging::*;
 pub use patterns::*;
 pub use sessions::*;

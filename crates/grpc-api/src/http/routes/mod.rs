@@ -6,6 +6,7 @@
 //! shared.rs        what the routes share: Errors (the documented error responses), the result type,
 //!                  optional strings and times of the query
 //! interactions.rs  list (words or meaning), summary, create-interaction (outbox), get
+//! metrics.rs       store metrics (JSON or CSV)
 //! analyses.rs      analyze, ask, get an analysis
 //! frames.rs        POST /api/v1/cctv/frames (JSON or multipart)
 //! sessions.rs      create, get, close a session; its keyframes
@@ -23,6 +24,7 @@ pub(super) mod dead_letters;
 pub(super) mod frames;
 pub(super) mod health;
 pub(super) mod interactions;
+pub(super) mod metrics;
 pub(super) mod patterns;
 pub(super) mod sessions;
 mod shared;
@@ -107,6 +109,10 @@ pub(super) fn router(api: HttpApi) -> Router {
         .route(
             "/api/v1/organizations/{org_id}/patterns",
             get(patterns::watch_patterns),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/metrics",
+            get(metrics::metrics),
         )
         .route(
             "/api/v1/organizations/{org_id}/cameras",
