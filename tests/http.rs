@@ -605,7 +605,7 @@ async fn schemathesis(base: &str, name: &str, extra: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 23"),
+        stdout.contains("Tested: 24"),
         "every operation but the stream: {stdout}"
     );
     stdout

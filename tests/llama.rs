@@ -310,21 +310,22 @@ async fn more_calls_than_slots_wait_counted_and_stopped_sessions_jobs_are_skippe
 }
 
 #[test]
-fn analysis_answers_json_of_the_expected_shape() {
+fn the_phrasing_of_an_analysis_answers_json_of_the_expected_shape() {
     let text = TextModel::load(model(TEXT), settings()).unwrap();
-    let records = [
-        "cctv: 3 people at the entrance, moving right".to_owned(),
-        "web: checkout of sku-101 red running shoes".to_owned(),
-        "cctv: no motion for 40 minutes in aisle 3".to_owned(),
+    let facts = [
+        "The window holds 3 records: 1 web, 2 CCTV and 0 social.".to_owned(),
+        "Cameras counted 12 people in and 9 out through the tripwires, and first saw 14 people."
+            .to_owned(),
+        "The busiest hour was 2025-11-25 16:00 to 17:00 UTC: 7 people came in.".to_owned(),
     ];
-    let (analysis, stats) = text.analyze(&records).unwrap();
-    for list in [
-        &analysis.insights,
-        &analysis.anomalies,
-        &analysis.recommendations,
-    ] {
-        assert!(list.len() <= 3);
+    let (phrasing, stats) = text.phrase_analysis(&facts).unwrap();
+    assert!(!phrasing.statements.is_empty() && phrasing.statements.len() <= 4);
+    for s in &phrasing.statements {
+        assert!(s.text.chars().count() <= 200);
+        assert!(
+            !s.facts.is_empty() && s.facts.iter().all(|f| (1..=3).contains(f)),
+            "{s:?}"
+        );
     }
-    assert!(analysis.summary.len() <= 200);
     assert!(stats.generated_tokens > 0);
 }

@@ -7,6 +7,7 @@ mod common;
 
 mod agent;
 mod analysis;
+mod analysis_facts;
 mod auth;
 mod balancer;
 mod chaos;

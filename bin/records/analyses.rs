@@ -55,6 +55,11 @@ pub(crate) fn print_analysis(a: &proto::Analysis, as_json: bool) {
         })
         .unwrap_or_default();
     let counts = a.counts.unwrap_or_default();
+    let phrasing = match proto::AnalysisPhrasing::try_from(a.phrasing) {
+        Ok(proto::AnalysisPhrasing::Model) => "the text model, checked against the facts",
+        Ok(proto::AnalysisPhrasing::Template) => "crow's templates",
+        _ => "",
+    };
     let labels = |v: &[proto::LabelCount]| {
         v.iter()
             .map(|l| format!("{} x{}", l.label, l.count))
@@ -72,7 +77,13 @@ pub(crate) fn print_analysis(a: &proto::Analysis, as_json: bool) {
                 "top_products": a.top_products.iter().map(|l| (l.label.clone(), l.count)).collect::<Vec<_>>(),
                 "records_used": a.records_used, "truncated": a.truncated, "error": a.error,
                 "created_at_ms": a.created_at_ms, "started_at_ms": a.started_at_ms,
-                "finished_at_ms": a.finished_at_ms,
+                "finished_at_ms": a.finished_at_ms, "phrasing": phrasing,
+                "phrasing_refused": a.phrasing_refused,
+                "statements": a.statements.iter().map(|s| json!({"text": s.text, "facts": s.facts})).collect::<Vec<_>>(),
+                "facts": a.facts.iter().map(|f| json!({
+                    "number": f.number, "kind": fact_kind(f.kind), "text": f.text,
+                    "interaction_ids": f.interaction_ids, "metrics": f.metrics, "test": f.test,
+                })).collect::<Vec<_>>(),
             })
         );
         return;
@@ -100,22 +111,41 @@ pub(crate) fn print_analysis(a: &proto::Analysis, as_json: bool) {
         println!("  error: {}", a.error);
     }
     if !a.summary.is_empty() {
+        println!("  summary (worded by {phrasing}): {}", a.summary);
+    }
+    if !a.phrasing_refused.is_empty() {
         println!(
-            "  summary ({} newest records read by the model): {}",
-            a.records_used, a.summary
+            "  the text model's wording was refused: {}",
+            a.phrasing_refused
         );
     }
-    for (title, list) in [
-        ("insights", &a.insights),
-        ("anomalies", &a.anomalies),
-        ("recommendations", &a.recommendations),
-    ] {
-        if !list.is_empty() {
-            println!("  {title}:");
-            for item in list {
-                println!("    - {item}");
-            }
+    if !a.facts.is_empty() {
+        println!("  facts:");
+        for f in &a.facts {
+            let cites = if f.interaction_ids.is_empty() {
+                String::new()
+            } else {
+                format!(" (records {})", f.interaction_ids.join(", "))
+            };
+            println!(
+                "    [{}] {}: {}{cites}",
+                f.number,
+                fact_kind(f.kind),
+                f.text
+            );
         }
+    }
+}
+
+/// A fact's kind as the CLI prints it.
+fn fact_kind(kind: i32) -> &'static str {
+    match proto::FactKind::try_from(kind) {
+        Ok(proto::FactKind::Count) => "count",
+        Ok(proto::FactKind::Metric) => "metric",
+        Ok(proto::FactKind::Anomaly) => "anomaly",
+        Ok(proto::FactKind::Theme) => "theme",
+        Ok(proto::FactKind::Recommendation) => "recommendation",
+        _ => "fact",
     }
 }
 

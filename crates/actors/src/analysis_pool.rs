@@ -5,25 +5,20 @@
 //! ([`crow_storage::AnalysisRecords::claim_analyses`]) and keeps its claims alive while it works, so no
 //! analysis runs twice, and a dead node's analyses are taken by another once its claims expire.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use crow_inference::text::TextGenerator;
 use crow_storage::{
-    now_ms, AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus, InteractionFilter,
-    Records, SourceType, MAX_PAGE_SIZE,
+    now_ms, AnalysisPhrasing, AnalysisRecord, AnalysisResult, AnalysisStatus, FactKind, Records,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
 
+use crate::analysis_facts;
 use crate::config::AnalysisConfig;
 use crate::metrics_names as m;
 use crate::PipelineError;
-
-/// Longest record line shown to the model, characters.
-const LINE_CHARS: usize = 120;
-/// Tags and products listed in the figures.
-const TOP_N: usize = 5;
 
 pub(crate) enum AnalysisMsg {
     /// Run (or queue) an analysis whose record is stored with status `Queued`.
@@ -231,113 +226,70 @@ async fn run(
     Ok(status)
 }
 
-fn top(counts: BTreeMap<String, u64>) -> Vec<(String, u64)> {
-    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    v.truncate(TOP_N);
-    v
-}
-
-/// Exact figures over the window, then the model's reading of the newest records.
+/// Computes the analysis ([`analysis_facts::compute`]), then has the text model word its main facts
+/// when one is loaded; a wording that fails [`analysis_facts::check_phrasing`] is refused whole and
+/// crow's templates word the facts instead.
 async fn analyse(
     records: &Records,
     model: Option<Arc<dyn TextGenerator>>,
     config: &AnalysisConfig,
     record: &mut AnalysisRecord,
 ) -> Result<AnalysisResult, String> {
-    let model = model.ok_or("no text model is loaded (analysis.model)")?;
-    let mut stats = AnalysisStats::default();
-    let mut tags = BTreeMap::<String, u64>::new();
-    let mut products = BTreeMap::<String, u64>::new();
-    let mut lines = Vec::new();
-    let mut scanned = 0usize;
-    // The window, newest first, a page at a time (a plain time range: a range scan in every store).
-    let window = InteractionFilter {
-        from_ms: record.from_ms,
-        to_ms: record.to_ms,
+    let computed = analysis_facts::compute(records, record, config, now_ms()).await?;
+    record.stats = computed.stats.clone();
+    let facts = computed.facts;
+    let cited: HashSet<&String> = facts.iter().flat_map(|f| &f.interaction_ids).collect();
+    record.records_used = cited.len() as u64;
+    let texts = |kinds: &[FactKind]| {
+        facts
+            .iter()
+            .filter(|f| kinds.contains(&f.kind))
+            .map(|f| f.text.clone())
+            .collect::<Vec<_>>()
+    };
+    let mut result = AnalysisResult {
+        insights: texts(&[FactKind::Metric, FactKind::Theme]),
+        anomalies: texts(&[FactKind::Anomaly]),
+        recommendations: texts(&[FactKind::Recommendation]),
         ..Default::default()
     };
-    let mut token: Option<String> = None;
-    'pages: loop {
-        let page = records
-            .list_interactions(
-                &record.organization_id,
-                &window,
-                MAX_PAGE_SIZE,
-                token.as_deref(),
-            )
-            .await
-            .map_err(|e| failed("reading the records", e))?;
-        for i in page.interactions {
-            if scanned == config.scan_limit {
-                stats.truncated = true;
-                break 'pages;
-            }
-            scanned += 1;
-            if record.source.is_some_and(|s| s != i.source_type) {
-                continue;
-            }
-            stats.records += 1;
-            match i.source_type {
-                SourceType::Web => stats.web += 1,
-                SourceType::Cctv => stats.cctv += 1,
-                SourceType::Social => stats.social += 1,
-            }
-            for t in &i.tags {
-                *tags.entry(t.clone()).or_default() += 1;
-            }
-            for p in &i.product_ids {
-                *products.entry(p.clone()).or_default() += 1;
-            }
-            if lines.len() < config.max_records {
-                let summary: String = i.summary.chars().take(LINE_CHARS).collect();
-                lines.push(format!("{}: {summary}", i.source_type.as_str()));
+    let worded = match model {
+        None => Err("no text model is loaded (analysis.model)".to_owned()),
+        Some(model) => {
+            let lines: Vec<String> = facts.iter().map(|f| f.text.clone()).collect();
+            match tokio::task::spawn_blocking(move || model.phrase_analysis(&lines)).await {
+                Ok(Ok((phrasing, _))) => analysis_facts::check_phrasing(&phrasing, &facts),
+                Ok(Err(e)) => Err(format!("the model's answer is unusable: {e}")),
+                Err(e) => Err(failed("the model task", e)),
             }
         }
-        match page.next_page_token {
-            Some(t) => token = Some(t),
-            None => break,
-        }
-    }
-    stats.top_tags = top(tags);
-    stats.top_products = top(products);
-    record.records_used = lines.len() as u64;
-    record.stats = stats.clone();
-    if stats.records == 0 {
-        return Err("the window holds no interactions".to_owned());
-    }
-    let fmt = |v: &[(String, u64)]| {
-        v.iter()
-            .map(|(k, n)| format!("{k} x{n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
     };
-    // The exact figures lead, so the model does not have to count.
-    let mut input = vec![format!(
-        "totals: {} records (web {}, cctv {}, social {}); top tags: {}; top products: {}",
-        stats.records,
-        stats.web,
-        stats.cctv,
-        stats.social,
-        fmt(&stats.top_tags),
-        fmt(&stats.top_products)
-    )];
-    input.extend(lines);
-    let (analysis, _) = tokio::task::spawn_blocking(move || model.analyze(&input))
-        .await
-        .map_err(|e| failed("the model task", e))?
-        .map_err(|e| failed("the model", e))?;
-    Ok(AnalysisResult {
-        summary: analysis.summary,
-        insights: analysis.insights,
-        anomalies: analysis.anomalies,
-        recommendations: analysis.recommendations,
-    })
+    match worded {
+        Ok(statements) => {
+            result.phrasing = AnalysisPhrasing::Model;
+            result.statements = statements;
+        }
+        Err(why) => {
+            metrics::counter!(m::ANALYSIS_PHRASING_REFUSED).increment(1);
+            tracing::debug!(analysis_id = %record.id, why, "the analysis is worded by templates");
+            result.phrasing = AnalysisPhrasing::Template;
+            result.phrasing_refused = Some(why);
+            result.statements = analysis_facts::template_statements(&facts);
+        }
+    }
+    result.summary = result
+        .statements
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    result.facts = facts;
+    Ok(result)
 }
 
 /// The stored (client-visible) error of an analysis that failed inside crow: what failed and a
 /// correlation id; the details are in the log under that id.
-fn failed(what: &str, error: impl std::fmt::Display) -> String {
+pub(crate) fn failed(what: &str, error: impl std::fmt::Display) -> String {
     let id = crate::log_internal("analysis", error);
     format!("{what} failed (correlation id {id})")
 }

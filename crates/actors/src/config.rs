@@ -295,16 +295,18 @@ impl Default for InteractionsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnalysisConfig {
-    /// GGUF text model for product matching and `Analyze`. If the file does not exist crow starts without
-    /// it (with a warning): products are then matched lexically and `Analyze` fails with
-    /// FAILED_PRECONDITION. A file that exists but does not load stops start-up.
+    /// GGUF text model for product matching, wording `Analyze`'s facts and `Ask`. If the file does not
+    /// exist crow starts without it (with a warning): products are then matched lexically, analyses
+    /// are worded by templates and `Ask` fails with FAILED_PRECONDITION. A file that exists but does
+    /// not load stops start-up.
     pub model: Option<PathBuf>,
     /// Analyses that run at once.
     pub slots: usize,
     /// Analyses that may wait for a slot; when full, `Analyze` fails with RESOURCE_EXHAUSTED. 0 refuses
     /// every request beyond the running ones.
     pub queue: usize,
-    /// The newest records of the window shown to the model.
+    /// Unused since analyses state computed facts instead of showing records to the model; kept so
+    /// that configuration files that set it still load.
     pub max_records: usize,
     /// Most records an analysis scans for its exact figures.
     pub scan_limit: usize,

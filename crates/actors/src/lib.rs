@@ -36,6 +36,7 @@
 // Tests may wait on threads and flush directly (clippy.toml forbids both in product code).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+mod analysis_facts;
 mod analysis_pool;
 mod analyzer;
 mod ask;

@@ -82,6 +82,9 @@ pub const ANALYZER_MODEL_SKIPPED: &str = "crow_analyzer_model_skipped_total";
 pub const ANALYZER_BACKLOG: &str = "crow_analyzer_backlog";
 /// Product proposals of the text model that crow's check refused (label `reason`).
 pub const PROPOSALS_REFUSED: &str = "crow_product_proposals_refused_total";
+/// Analyses whose summary crow worded by template because there was no text model or its wording
+/// failed the check against the facts.
+pub const ANALYSIS_PHRASING_REFUSED: &str = "crow_analysis_phrasing_refused_total";
 /// Described frames whose keyframe was not stored because the disk was low.
 pub const KEYFRAMES_SKIPPED: &str = "crow_keyframes_skipped_total";
 /// Keyframes removed by retention (label `reason`: `age`, `size`, `disk_low`).

@@ -291,7 +291,7 @@ impl RecordServices {
 
     /// Queues an analysis of the organization's interactions in `[from_ms, to_ms)` (optionally one
     /// source) and, with `wait`, waits for it to finish. Fails with `ResourceExhausted` when every slot
-    /// is busy and the queue is full, and with `FailedPrecondition` when no text model is loaded.
+    /// is busy and the queue is full. Without a text model the facts are worded by templates.
     pub async fn analyze(
         &self,
         organization_id: &str,
@@ -305,11 +305,6 @@ impl RecordServices {
             if f >= t {
                 return Err(invalid("the time range is empty: from must be before to"));
             }
-        }
-        if self.model.is_none() {
-            return Err(PipelineError::FailedPrecondition(
-                "no text model is loaded: set analysis.model to a GGUF file (scripts/setup-models.sh installs the default)".into(),
-            ));
         }
         let record = AnalysisRecord {
             id: uuid::Uuid::now_v7().to_string(),

@@ -3,8 +3,8 @@
 use crow_actors::PatternEvent;
 use crow_actors::PipelineError;
 use crow_storage::{
-    AnalysisRecord, AnalysisStatus, DeadLetter, FrameOutcome, Interaction, Product, SessionRecord,
-    SessionStatus, SourceType, StorageError, Summary,
+    AnalysisPhrasing, AnalysisRecord, AnalysisStatus, DeadLetter, FactKind, FrameOutcome,
+    Interaction, Product, SessionRecord, SessionStatus, SourceType, StorageError, Summary,
 };
 use tonic::Status;
 
@@ -352,6 +352,38 @@ pub(crate) fn analysis(a: &AnalysisRecord) -> proto::Analysis {
         created_at_ms: a.created_at_ms,
         started_at_ms: a.started_at_ms.unwrap_or(0),
         finished_at_ms: a.finished_at_ms.unwrap_or(0),
+        facts: result
+            .facts
+            .iter()
+            .map(|f| proto::AnalysisFact {
+                number: f.number,
+                kind: match f.kind {
+                    FactKind::Count => proto::FactKind::Count,
+                    FactKind::Metric => proto::FactKind::Metric,
+                    FactKind::Anomaly => proto::FactKind::Anomaly,
+                    FactKind::Theme => proto::FactKind::Theme,
+                    FactKind::Recommendation => proto::FactKind::Recommendation,
+                } as i32,
+                text: f.text.clone(),
+                interaction_ids: f.interaction_ids.clone(),
+                metrics: f.metrics.clone().unwrap_or_default(),
+                test: f.test.clone().unwrap_or_default(),
+            })
+            .collect(),
+        statements: result
+            .statements
+            .iter()
+            .map(|s| proto::AnalysisStatement {
+                text: s.text.clone(),
+                facts: s.facts.clone(),
+            })
+            .collect(),
+        phrasing: match (a.result.is_some(), result.phrasing) {
+            (false, _) => proto::AnalysisPhrasing::Unspecified,
+            (true, AnalysisPhrasing::Template) => proto::AnalysisPhrasing::Template,
+            (true, AnalysisPhrasing::Model) => proto::AnalysisPhrasing::Model,
+        } as i32,
+        phrasing_refused: result.phrasing_refused.clone().unwrap_or_default(),
     }
 }
 

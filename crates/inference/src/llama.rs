@@ -30,8 +30,9 @@ use crate::describer::{DescribeInput, Description, FrameDescriber};
 use crate::gguf::{read_header, GgufError};
 use crate::grammar::JsonShape;
 pub use crate::text::{
-    analysis_shape, product_match_shape, Analysis, CatalogProduct, GenerationStats, ProductMatch,
-    ProductProposal, TextGenerator, MAX_CITED_FRAMES, MAX_MATCHES, MAX_QUOTE_CHARS,
+    phrasing_shape, product_match_shape, CatalogProduct, GenerationStats, PhrasedStatement,
+    Phrasing, ProductMatch, ProductProposal, TextGenerator, MAX_CITED_FRAMES, MAX_MATCHES,
+    MAX_QUOTE_CHARS, MAX_STATEMENTS,
 };
 use crate::{cv, InferenceError};
 

@@ -1,5 +1,5 @@
 //! Text tasks crow gives a language model — proposing catalog products for a batch of descriptions, and
-//! summarising records — independent of where the model runs: [`TextGenerator`] is implemented by the
+//! phrasing an analysis's measured facts — independent of where the model runs: [`TextGenerator`] is implemented by the
 //! local llama.cpp model (`llama::TextModel`, JSON by GBNF grammar) and by OpenAI-compatible servers
 //! (`remote::RemoteText`, JSON by `response_format` json_schema). Either way the answer is a proposal:
 //! it is checked against the task's [`JsonShape`] and then against the catalog and the frames shown
@@ -115,33 +115,48 @@ pub fn product_match_shape(catalog: &[CatalogProduct], frames: &[u64]) -> JsonSh
     )])
 }
 
-/// The shape of an analysis answer: a summary and short lists of insights, anomalies and recommendations.
-pub fn analysis_shape() -> JsonShape {
-    // At most 200 + 9 x 80 characters and the keys; `analyze` lets the model generate that many tokens.
-    let list = || JsonShape::Array {
-        item: Box::new(JsonShape::String { max_chars: 80 }),
-        min: 0,
-        max: 3,
+/// Most statements a phrased analysis has.
+pub const MAX_STATEMENTS: usize = 4;
+/// Most facts one statement may cite.
+pub const MAX_FACTS_PER_STATEMENT: usize = 4;
+
+/// The shape of a phrased analysis for `facts` numbered facts: up to [`MAX_STATEMENTS`] statements, each
+/// a sentence of at most 200 characters and the numbers (1-based, increasing) of the facts it states.
+pub fn phrasing_shape(facts: usize) -> JsonShape {
+    let cited = JsonShape::Subset {
+        items: (1..=facts as u64)
+            .map(|i| JsonShape::OneOfInt(vec![i]))
+            .collect(),
+        max: MAX_FACTS_PER_STATEMENT,
     };
-    JsonShape::object([
-        ("summary", JsonShape::String { max_chars: 200 }),
-        ("insights", list()),
-        ("anomalies", list()),
-        ("recommendations", list()),
-    ])
+    JsonShape::object([(
+        "statements",
+        JsonShape::Array {
+            item: Box::new(JsonShape::object([
+                ("text", JsonShape::String { max_chars: 200 }),
+                ("facts", cited),
+            ])),
+            min: 1,
+            max: MAX_STATEMENTS,
+        },
+    )])
 }
 
-/// An analysis of a set of interaction records.
+/// One statement of a phrased analysis: a sentence and the facts it states (1-based numbers). A
+/// proposal: crow checks that its numbers are those facts' before it is kept.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Analysis {
-    /// One-paragraph summary.
-    pub summary: String,
-    /// Patterns worth knowing.
-    pub insights: Vec<String>,
-    /// Unusual events.
-    pub anomalies: Vec<String>,
-    /// Suggested actions.
-    pub recommendations: Vec<String>,
+pub struct PhrasedStatement {
+    /// The sentence.
+    pub text: String,
+    /// The numbers of the facts it states.
+    pub facts: Vec<u64>,
+}
+
+/// A model's phrasing of an analysis's facts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Phrasing {
+    /// The statements.
+    pub statements: Vec<PhrasedStatement>,
 }
 
 /// A language model that answers a prompt with JSON of a given shape.
@@ -214,13 +229,22 @@ pub trait TextGenerator: Send + Sync {
         ))
     }
 
-    /// Summarises interaction records (one line each) into an [`Analysis`].
-    fn analyze(&self, records: &[String]) -> Result<(Analysis, GenerationStats), InferenceError> {
+    /// Phrases measured facts (one sentence each, numbered from 1 in order) for a store manager: a
+    /// proposal that crow checks (every number a cited fact's) before it is kept.
+    fn phrase_analysis(
+        &self,
+        facts: &[String],
+    ) -> Result<(Phrasing, GenerationStats), InferenceError> {
         let user = format!(
-            "You analyse customer interactions recorded in a retail store.\nRecords:\n{}\nAnswer with JSON: a summary, and up to three insights, anomalies and recommendations.",
-            records.iter().map(|r| format!("- {r}")).collect::<Vec<_>>().join("\n")
+            "You write a short report for a store manager from facts measured in the store.\nFacts:\n{}\nAnswer with JSON: up to {MAX_STATEMENTS} statements in plain words. Each statement restates one or more facts with exactly their numbers and lists the numbers of the facts it restates. Add nothing the facts do not say.",
+            facts
+                .iter()
+                .enumerate()
+                .map(|(i, f)| format!("[{}] {f}", i + 1))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
-        let shape = analysis_shape();
+        let shape = phrasing_shape(facts.len());
         let (text, stats) = self.generate_json(&user, &shape)?;
         Ok((parse_answer(&text, &shape)?, stats))
     }

@@ -66,11 +66,12 @@ pub use embeddings::RecordVectors;
 pub use error::StorageError;
 pub use interactions::{validate_filter, InteractionPage, MAX_PAGE_SIZE, MAX_QUERY_WORDS};
 pub use model::{
-    default_min_dwell_ms, AnalysisRecord, AnalysisResult, AnalysisStats, AnalysisStatus,
-    BatchRecord, CameraConfig, DeadLetter, Enqueued, FrameAnalysis, FrameDigest, FrameOutcome,
-    FrameRecord, Interaction, InteractionFilter, InteractionState, LineConfig, NewInteraction,
-    OccupancySample, OutboxEntry, Product, SessionCounters, SessionRecord, SessionStatus,
-    SourceType, Summary, TrackEvent, TrackEventKind, ZoneConfig,
+    default_min_dwell_ms, AnalysisFact, AnalysisPhrasing, AnalysisRecord, AnalysisResult,
+    AnalysisStatement, AnalysisStats, AnalysisStatus, BatchRecord, CameraConfig, DeadLetter,
+    Enqueued, FactKind, FrameAnalysis, FrameDigest, FrameOutcome, FrameRecord, Interaction,
+    InteractionFilter, InteractionState, LineConfig, NewInteraction, OccupancySample, OutboxEntry,
+    Product, SessionCounters, SessionRecord, SessionStatus, SourceType, Summary, TrackEvent,
+    TrackEventKind, ZoneConfig,
 };
 pub use outbox::{DeadLetterPage, OutboxFailure};
 pub use postgres::{PgOptions, PgStore, ANALYSIS_CLAIM_MS, OUTBOX_CLAIM_MS};

@@ -581,17 +581,85 @@ pub struct AnalysisStats {
     pub truncated: bool,
 }
 
-/// The model's part of an analysis.
+/// What kind of fact an analysis states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactKind {
+    /// Record counts.
+    Count,
+    /// A store metric (footfall, visits, dwell, busiest hour, products).
+    Metric,
+    /// A deviation from the organization's own history.
+    Anomaly,
+    /// A theme of web or social events, with a quote.
+    Theme,
+    /// An action that follows from other facts.
+    Recommendation,
+}
+
+/// One fact of an analysis, computed by crow: a sentence with its figures and where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisFact {
+    /// 1-based; statements cite it.
+    pub number: u32,
+    /// What kind.
+    pub kind: FactKind,
+    /// The sentence, with the figures.
+    pub text: String,
+    /// Records it comes from (quoted or counted examples).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interaction_ids: Vec<String>,
+    /// The store metrics query that gives its figures (e.g. `by=hour&from=...&to=...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
+    /// For an anomaly: the test that found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<String>,
+}
+
+/// A sentence of an analysis's summary and the facts it states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisStatement {
+    /// The sentence.
+    pub text: String,
+    /// Numbers of the facts it states.
+    pub facts: Vec<u32>,
+}
+
+/// Who worded an analysis's summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisPhrasing {
+    /// crow's own templates over the facts (no model, or the model's wording failed the check).
+    #[default]
+    Template,
+    /// The text model, every statement checked against the facts it cites.
+    Model,
+}
+
+/// An analysis: facts crow computed, and their wording.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisResult {
-    /// One-paragraph summary.
+    /// A few sentences stating the main facts.
     pub summary: String,
-    /// Patterns worth knowing.
+    /// Metric and theme facts, as sentences.
     pub insights: Vec<String>,
-    /// Unusual events.
+    /// Anomaly facts, as sentences.
     pub anomalies: Vec<String>,
-    /// Suggested actions.
+    /// Actions that follow from the facts.
     pub recommendations: Vec<String>,
+    /// Every fact, numbered, with its sources.
+    #[serde(default)]
+    pub facts: Vec<AnalysisFact>,
+    /// The summary's sentences with the facts each states.
+    #[serde(default)]
+    pub statements: Vec<AnalysisStatement>,
+    /// Who worded the summary.
+    #[serde(default)]
+    pub phrasing: AnalysisPhrasing,
+    /// Why the model's wording was refused, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phrasing_refused: Option<String>,
 }
 
 /// One analysis request and, once done, its result.

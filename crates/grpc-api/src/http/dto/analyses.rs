@@ -144,7 +144,7 @@ pub struct Analysis {
     #[schema(format = DateTime)]
     pub to: Option<String>,
     pub source_type: Option<SourceType>,
-    /// The model's answer (when done).
+    /// The analysis (when done): a few sentences stating its main facts (`statements`).
     pub summary: String,
     pub insights: Vec<String>,
     pub anomalies: Vec<String>,
@@ -156,8 +156,16 @@ pub struct Analysis {
     pub top_products: Vec<LabelCount>,
     /// The window held more records than an analysis scans.
     pub truncated: bool,
-    /// Records shown to the model (the newest ones).
+    /// Records the facts cite.
     pub records_used: u64,
+    /// Every fact crow computed, numbered, with its sources.
+    pub facts: Vec<AnalysisFact>,
+    /// The summary's sentences and the facts each states.
+    pub statements: Vec<AnalysisStatement>,
+    /// Who worded the summary (when done).
+    pub phrasing: Option<Phrasing>,
+    /// Why the text model's wording was refused.
+    pub phrasing_refused: Option<String>,
     /// Why it failed.
     pub error: Option<String>,
     #[schema(format = DateTime)]
@@ -166,6 +174,56 @@ pub struct Analysis {
     pub started_at: Option<String>,
     #[schema(format = DateTime)]
     pub finished_at: Option<String>,
+}
+
+/// What kind of fact an analysis states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FactKind {
+    /// Record counts.
+    Count,
+    /// A store metric.
+    Metric,
+    /// A deviation from the organization's own history (`test` says which).
+    Anomaly,
+    /// A theme of web or social events, quoting the newest.
+    Theme,
+    /// An action that follows from other facts.
+    Recommendation,
+}
+
+/// Who worded an analysis's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phrasing {
+    /// crow's templates: no text model, or its wording failed the check against the facts.
+    Template,
+    /// The text model, every number and claim checked against the facts each statement cites.
+    Model,
+}
+
+/// A fact of an analysis, computed by crow.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisFact {
+    /// 1-based; statements cite it.
+    pub number: u32,
+    pub kind: FactKind,
+    pub text: String,
+    /// Records it comes from.
+    pub interaction_ids: Vec<String>,
+    /// The store metrics query (of `GET .../metrics`) that gives its figures.
+    pub metrics: Option<String>,
+    /// For an anomaly: the test that found it.
+    pub test: Option<String>,
+}
+
+/// A sentence of an analysis's summary and the numbers of the facts it states.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisStatement {
+    pub text: String,
+    pub facts: Vec<u32>,
 }
 
 fn labels(l: Vec<proto::LabelCount>) -> Vec<LabelCount> {
@@ -203,6 +261,38 @@ impl From<proto::Analysis> for Analysis {
             top_products: labels(a.top_products),
             truncated: a.truncated,
             records_used: a.records_used,
+            facts: a
+                .facts
+                .into_iter()
+                .map(|f| AnalysisFact {
+                    number: f.number,
+                    kind: match proto::FactKind::try_from(f.kind) {
+                        Ok(proto::FactKind::Metric) => FactKind::Metric,
+                        Ok(proto::FactKind::Anomaly) => FactKind::Anomaly,
+                        Ok(proto::FactKind::Theme) => FactKind::Theme,
+                        Ok(proto::FactKind::Recommendation) => FactKind::Recommendation,
+                        _ => FactKind::Count,
+                    },
+                    text: f.text,
+                    interaction_ids: f.interaction_ids,
+                    metrics: (!f.metrics.is_empty()).then_some(f.metrics),
+                    test: (!f.test.is_empty()).then_some(f.test),
+                })
+                .collect(),
+            statements: a
+                .statements
+                .into_iter()
+                .map(|s| AnalysisStatement {
+                    text: s.text,
+                    facts: s.facts,
+                })
+                .collect(),
+            phrasing: match proto::AnalysisPhrasing::try_from(a.phrasing) {
+                Ok(proto::AnalysisPhrasing::Template) => Some(Phrasing::Template),
+                Ok(proto::AnalysisPhrasing::Model) => Some(Phrasing::Model),
+                _ => None,
+            },
+            phrasing_refused: (!a.phrasing_refused.is_empty()).then_some(a.phrasing_refused),
             error: (!a.error.is_empty()).then_some(a.error),
             created_at: format_ms(a.created_at_ms),
             started_at: format_optional_ms(a.started_at_ms),

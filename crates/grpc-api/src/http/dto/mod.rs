@@ -4,7 +4,8 @@
 //! ```text
 //! interactions.rs  SourceType, Interaction, ListQuery, MeaningMatch, InteractionPage, Summary,
 //!                  CreateInteraction, Accepted, InteractionState, InteractionStatus
-//! analyses.rs      AnalyzeRequest, AskRequest, Answer (statements, citations), Analysis
+//! analyses.rs      AnalyzeRequest, AskRequest, Answer (statements, citations), Analysis (facts,
+//!                  statements, FactKind, Phrasing)
 //! sessions.rs      CreateSession, Session
 //! frames.rs        SubmitFrames (FrameJson, ImageFormat), FrameAcks (FrameAck, FrameOutcome)
 //! catalog.rs       Product, ProductInput, UpsertProducts, Upserted, ProductPage, Deleted
