@@ -8,6 +8,7 @@ mod common;
 mod agent;
 mod analysis;
 mod analysis_facts;
+mod ask_quantities;
 mod auth;
 mod balancer;
 mod chaos;

@@ -1,5 +1,8 @@
-//! `Ask`: a question about an organization's records, answered by the text model from the records that
-//! search by meaning retrieves, every statement citing its records.
+//! `Ask`: a question about an organization's records. A question about a quantity ("how many people
+//! came in through the door yesterday between 3 and 4 pm?") is read into a plan and answered from the
+//! store metrics with the records whose events make the number ([`crate::quantity`]); one about
+//! something crow does not measure gets "I cannot measure that". Any other question is answered by the
+//! text model from the records that search by meaning retrieves, every statement citing its records.
 //!
 //! The model's answer is a proposal. Its JSON is constrained to cite only the retrieved records (by
 //! their labels `R1`, `R2`, ...), and crow then checks each citation: the statement must be close in
@@ -14,13 +17,14 @@ use std::sync::Arc;
 use crow_inference::grammar::JsonShape;
 use crow_inference::text::parse_answer;
 use crow_storage::embeddings::embedding_texts;
-use crow_storage::{InteractionFilter, SourceType};
+use crow_storage::{InteractionFilter, Records, SourceType};
 use serde::Deserialize;
 
 use crow_inference::text::TextGenerator;
 use tokio::sync::Semaphore;
 
 use crate::error::validate_id;
+use crate::quantity::{self, Reading};
 use crate::semantic::SemanticSearch;
 use crate::{PipelineError, SemanticHit, SemanticQuery};
 
@@ -128,6 +132,8 @@ fn prompt(question: &str, records: &[SemanticHit]) -> String {
 /// Answers questions about an organization's records. Cheap to clone.
 #[derive(Clone)]
 pub struct AskService {
+    /// The records and store metrics quantity questions are answered from.
+    records: Records,
     /// Search by meaning, when it is on and this node serves the API.
     search: Option<Arc<SemanticSearch>>,
     model: Option<Arc<dyn TextGenerator>>,
@@ -140,12 +146,14 @@ pub struct AskService {
 impl AskService {
     /// Questions answered `slots` at once, with `queue` more waiting.
     pub(crate) fn new(
+        records: Records,
         search: Option<Arc<SemanticSearch>>,
         model: Option<Arc<dyn TextGenerator>>,
         slots: usize,
         queue: usize,
     ) -> Self {
         Self {
+            records,
             search,
             model,
             admission: Arc::new(Semaphore::new(slots + queue)),
@@ -168,6 +176,12 @@ impl AskService {
             ));
         }
         crow_storage::validate_filter(filter)?;
+        if let Some(answer) = self
+            .answer_quantity(organization_id, question, filter)
+            .await?
+        {
+            return Ok(answer);
+        }
         let search = self.search.clone().ok_or_else(|| {
             PipelineError::FailedPrecondition(
                 "search by meaning is off on this server (pipeline.search, or its model is not installed)".into(),
@@ -323,6 +337,121 @@ impl AskService {
             refused,
             model: name,
         })
+    }
+}
+
+/// What answers a quantity question: crow's store metrics, no model.
+pub const QUANTITY_ANSWERER: &str = "crow store metrics (no model)";
+/// Most records a quantity answer cites.
+const QUANTITY_MAX_CITED: usize = 10;
+/// Most records a quantity answer scans for the ones to cite.
+const QUANTITY_SCAN: usize = 2_000;
+
+impl AskService {
+    /// Answers a question about a quantity from the store metrics ([`quantity`]); `None` when the
+    /// question is not about one.
+    async fn answer_quantity(
+        &self,
+        organization_id: &str,
+        question: &str,
+        filter: &InteractionFilter,
+    ) -> Result<Option<Answer>, PipelineError> {
+        let (cameras, _) = self
+            .records
+            .list_cameras(organization_id, 500, None)
+            .await?;
+        let catalog = self.records.catalog(organization_id, 10_000).await?;
+        let mut plan = match quantity::read(question, &cameras, &catalog, crow_storage::now_ms()) {
+            Reading::Other => return Ok(None),
+            Reading::Unmeasurable(what) => {
+                return Ok(Some(Answer {
+                    found: false,
+                    answer: format!(
+                        "I cannot measure that ({what}). crow measures {}.",
+                        quantity::MEASURABLE
+                    ),
+                    statements: Vec::new(),
+                    records: Vec::new(),
+                    cited: Vec::new(),
+                    refused: 0,
+                    model: QUANTITY_ANSWERER.to_owned(),
+                }))
+            }
+            Reading::Quantity(plan) => plan,
+        };
+        // A question that names no time takes the request's range, if it has one.
+        if plan.from_ms == 0 {
+            if let Some(from) = filter.from_ms {
+                plan.from_ms = from;
+                plan.period = "in the range asked".to_owned();
+            }
+            if let Some(to) = filter.to_ms {
+                plan.to_ms = to;
+                plan.period = "in the range asked".to_owned();
+            }
+        }
+        let query = quantity::query(&plan)?;
+        let report = self.records.metrics_report(organization_id, &query).await?;
+        let (_, sentence) = quantity::answer(&plan, &report.rows);
+        // The records whose events make the number, newest first.
+        let window = InteractionFilter {
+            source: Some(SourceType::Cctv),
+            query: None,
+            from_ms: Some(plan.from_ms - 3_600_000),
+            to_ms: Some(plan.to_ms + 3_600_000),
+        };
+        let mut cited = Vec::new();
+        let (mut token, mut scanned) = (None::<String>, 0usize);
+        'pages: loop {
+            let page = self
+                .records
+                .list_interactions(organization_id, &window, 500, token.as_deref())
+                .await?;
+            for i in page.interactions {
+                scanned += 1;
+                let counts = crow_storage::metrics::MeasuredFacts::of(&i).is_some_and(|f| {
+                    f.events
+                        .iter()
+                        .any(|e| quantity::counts_event(&plan, &f.camera_id, e))
+                });
+                if counts {
+                    cited.push(SemanticHit {
+                        matched: i.summary.clone(),
+                        interaction: i,
+                        score: 1.0,
+                        similarity: 1.0,
+                    });
+                }
+                if cited.len() == QUANTITY_MAX_CITED || scanned >= QUANTITY_SCAN {
+                    break 'pages;
+                }
+            }
+            match page.next_page_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        let ids: Vec<String> = cited.iter().map(|h| h.interaction.id.clone()).collect();
+        let marks: String = (1..=ids.len()).map(|n| format!("[{n}]")).collect();
+        let found = !ids.is_empty();
+        let answer = if found {
+            format!("{} {marks}.", sentence.trim_end_matches('.'))
+        } else {
+            format!("{sentence} No camera record of that range holds such an event.")
+        };
+        Ok(Some(Answer {
+            found,
+            answer,
+            statements: vec![Statement {
+                text: sentence,
+                interaction_ids: ids.clone(),
+                support: 1.0,
+            }],
+            records: cited,
+            cited: ids,
+            refused: 0,
+            model: QUANTITY_ANSWERER.to_owned(),
+        }))
     }
 }
 

@@ -9,7 +9,8 @@
 //! │                                          (batch_record.rs; idempotent) -> PatternHub (patterns.rs);
 //! │                                          an analyze node takes the cluster's batches in batch_consumer.rs
 //! ├── InteractionProcessor processor.rs     outbox of CreateInteraction -> interactions; retries, dead letters
-//! ├── AnalysisPool        analysis_pool.rs   Analyze requests on the text model, `slots` at once, bounded queue
+//! ├── AnalysisPool        analysis_pool.rs   Analyze requests, `slots` at once, bounded queue: facts computed
+//! │                                          first (analysis_facts.rs), the text model's wording checked
 //! └── RetentionActor      retention.rs       disk floor, keyframe and frame-tracking retention, storage gauges
 //! DescriberPool           describer_pool.rs  fixed worker threads running FrameDescribers, bounded queue
 //! ```
@@ -24,7 +25,8 @@
 //! Callers hold a [`Pipeline`] (pipeline.rs): it is started by startup.rs, where a table says what each
 //! cluster [`Role`] starts, and hands out one handle per job — [`SessionIngress`] (sessions, frames,
 //! keyframes), [`RecordServices`] (record_services.rs: events through the outbox, dead letters, catalogs,
-//! cameras, analyses, patterns), [`AskService`] (ask.rs) and [`SemanticSearch`] (semantic.rs: embeddings
+//! cameras, analyses, patterns), [`AskService`] (ask.rs; quantity questions from the store metrics in
+//! quantity.rs) and [`SemanticSearch`] (semantic.rs: embeddings
 //! and search by meaning). Durable state lives in [`crow_storage`], so a restarted actor resumes from
 //! sled rather than from memory.
 //!
@@ -58,6 +60,7 @@ mod pipeline;
 mod prepare;
 mod processor;
 pub mod product_meaning;
+pub mod quantity;
 mod record_services;
 mod retention;
 mod scene;

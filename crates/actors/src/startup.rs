@@ -281,6 +281,7 @@ pub(crate) async fn start_with_describer(
     };
     let search = search.filter(|_| plan.searches);
     let ask = AskService::new(
+        records.clone(),
         search.clone(),
         model.clone(),
         config.analysis.slots,
