@@ -128,7 +128,7 @@ pub(crate) async fn compute(
                 token.as_deref(),
             )
             .await
-            .map_err(|e| crate::analysis_pool::failed("reading the records", e))?;
+            .map_err(|e| failed("reading the records", e))?;
         for i in page.interactions {
             if scanned == config.scan_limit {
                 stats.truncated = true;
@@ -223,14 +223,14 @@ pub(crate) async fn compute(
                 &query(from_ms, to_ms, Grouping::Hour),
             )
             .await
-            .map_err(|e| crate::analysis_pool::failed("reading the store metrics", e))?;
+            .map_err(|e| failed("reading the store metrics", e))?;
         let whole = records
             .metrics_report(
                 &record.organization_id,
                 &query(from_ms, to_ms, Grouping::Total),
             )
             .await
-            .map_err(|e| crate::analysis_pool::failed("reading the store metrics", e))?;
+            .map_err(|e| failed("reading the store metrics", e))?;
         let total = whole.rows.first();
         let metrics_ref = Some(format!("by=total&from={from_ms}&to={to_ms}"));
         if let Some(t) = total.filter(|t| t.people + t.people_in + t.people_out > 0) {
@@ -334,7 +334,7 @@ pub(crate) async fn compute(
                     ),
                 )
                 .await
-                .map_err(|e| crate::analysis_pool::failed("reading the store metrics", e))?;
+                .map_err(|e| failed("reading the store metrics", e))?;
             let uses_lines = t.people_in > 0;
             for a in anomalies(&hours, &history, uses_lines)
                 .into_iter()
@@ -408,6 +408,13 @@ pub(crate) async fn compute(
         }
     }
     Ok(Computed { stats, facts })
+}
+
+/// The stored (client-visible) error of an analysis that failed inside crow: what failed and a
+/// correlation id; the details are in the log under that id.
+pub(crate) fn failed(what: &str, error: impl std::fmt::Display) -> String {
+    let id = crate::log_internal("analysis", error);
+    format!("{what} failed (correlation id {id})")
 }
 
 fn top(counts: BTreeMap<String, u64>, n: usize) -> Vec<(String, u64)> {

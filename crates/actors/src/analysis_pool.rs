@@ -15,7 +15,7 @@ use crow_storage::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
 
-use crate::analysis_facts;
+use crate::analysis_facts::{self, failed};
 use crate::config::AnalysisConfig;
 use crate::metrics_names as m;
 use crate::PipelineError;
@@ -285,11 +285,4 @@ async fn analyse(
         .join(" ");
     result.facts = facts;
     Ok(result)
-}
-
-/// The stored (client-visible) error of an analysis that failed inside crow: what failed and a
-/// correlation id; the details are in the log under that id.
-pub(crate) fn failed(what: &str, error: impl std::fmt::Display) -> String {
-    let id = crate::log_internal("analysis", error);
-    format!("{what} failed (correlation id {id})")
 }
