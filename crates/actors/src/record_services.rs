@@ -306,6 +306,18 @@ impl RecordServices {
                 return Err(invalid("the time range is empty: from must be before to"));
             }
         }
+        // Years 1 to 9999: what RFC 3339 can write, and every calendar the metrics use.
+        const EARLIEST_MS: i64 = -62_135_596_800_000;
+        const LATEST_MS: i64 = 253_402_300_799_999;
+        if [from_ms, to_ms]
+            .into_iter()
+            .flatten()
+            .any(|t| !(EARLIEST_MS..=LATEST_MS).contains(&t))
+        {
+            return Err(invalid(
+                "from and to must lie between the years 1 and 9999 (ms since the Unix epoch)",
+            ));
+        }
         let record = AnalysisRecord {
             id: uuid::Uuid::now_v7().to_string(),
             organization_id: organization_id.to_owned(),

@@ -9,10 +9,40 @@ use tonic::Code;
 
 use super::ApiError;
 
-/// A JSON request body.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON request body: a JSON object (serde would also read a struct from an array of its fields in
+/// order, which no documented body is), decoded into `T` with the path of a field that does not fit.
 pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::invalid(format!(
+                "the body must be a JSON object (see /openapi.json), not {}",
+                match value {
+                    serde_json::Value::Array(_) => "an array",
+                    serde_json::Value::String(_) => "a string",
+                    serde_json::Value::Number(_) => "a number",
+                    serde_json::Value::Bool(_) => "a boolean",
+                    _ => "null",
+                }
+            )));
+        }
+        serde_path_to_error::deserialize(value)
+            .map(Json)
+            .map_err(|e| {
+                ApiError::invalid(format!(
+                    "Failed to deserialize the JSON body into the target type: {e}"
+                ))
+            })
+    }
+}
 
 /// Query parameters.
 #[derive(FromRequestParts)]
