@@ -257,6 +257,12 @@ async fn a_zone_mapped_to_a_product_yields_it_only_where_tracks_dwelt() {
             "a product without a dwell: {}",
             i.summary
         );
+        // The summary says it in plain words, the product by its catalog name.
+        assert!(
+            i.summary.contains("stopped at walkway (leather handbag)"),
+            "{}",
+            i.summary
+        );
         let finding = &d["products"][0];
         assert!(finding["evidence"]
             .as_array()

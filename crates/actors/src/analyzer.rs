@@ -200,7 +200,7 @@ pub(crate) async fn analyze(
     for r in &matching.refused {
         metrics::counter!(m::PROPOSALS_REFUSED, "reason" => r.reason.clone()).increment(1);
     }
-    let mut interaction = interaction_from_batch(batch);
+    let mut interaction = interaction_from_batch(batch, &matching.names);
     interaction.product_ids = matching
         .findings
         .iter()

@@ -2,6 +2,7 @@
 //! descriptions, description spans that mean them, and text-model proposals that crow verifies
 //! ([`crate::catalog_match`] holds the rules).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crow_inference::text::TextGenerator;
@@ -25,6 +26,8 @@ pub(crate) struct Matching {
     /// What the text model did: "proposed", "not needed: ...", "skipped: backlog", "failed", ...
     pub(crate) model: String,
     pub(crate) candidates: usize,
+    /// Catalog names of the products the batch's events and findings name, by id.
+    pub(crate) names: BTreeMap<String, String>,
 }
 
 /// The products of `batch` in its organization's catalog that crow has evidence for. The text model
@@ -48,6 +51,7 @@ pub(crate) async fn match_products(
             refused: Vec::new(),
             model: "not needed: the organization has no catalog".into(),
             candidates: 0,
+            names: BTreeMap::new(),
         });
     }
     dwell_evidence(&mut findings, &catalog, &batch.events);
@@ -115,10 +119,23 @@ pub(crate) async fn match_products(
             }
         }
     };
+    let findings = findings.into_findings();
+    let named: std::collections::BTreeSet<&str> = batch
+        .events
+        .iter()
+        .flat_map(|e| e.product_ids.iter().map(String::as_str))
+        .chain(findings.iter().map(|f| f.product_id.as_str()))
+        .collect();
+    let names = catalog
+        .iter()
+        .filter(|p| named.contains(p.id.as_str()))
+        .map(|p| (p.id.clone(), p.name.clone()))
+        .collect();
     Ok(Matching {
-        findings: findings.into_findings(),
+        findings,
         refused,
         model,
         candidates: picked.len(),
+        names,
     })
 }

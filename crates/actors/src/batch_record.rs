@@ -25,7 +25,10 @@ pub(crate) fn batch_interaction_id(session_id: &str, batch_index: u64) -> String
 
 /// Retail facts of a batch, from its track events and occupancy: what the record's summary and
 /// `data.retail` say.
-fn retail_facts(batch: &BatchRecord) -> (serde_json::Value, Vec<String>, Option<String>) {
+fn retail_facts(
+    batch: &BatchRecord,
+    names: &BTreeMap<String, String>,
+) -> (serde_json::Value, Vec<String>, Option<String>) {
     let events = &batch.events;
     let tracks: BTreeSet<u64> = events.iter().map(|e| e.track_id).collect();
     let started = events
@@ -59,30 +62,57 @@ fn retail_facts(batch: &BatchRecord) -> (serde_json::Value, Vec<String>, Option<
     }
     let mut tags = Vec::new();
     let mut parts = Vec::new();
-    if !tracks.is_empty() {
-        tags.push("tracked".to_owned());
-        parts.push(format!(
-            "{} tracked {} ({} new), up to {} in view",
-            tracks.len(),
-            if tracks.len() == 1 {
-                "person"
-            } else {
-                "people"
-            },
-            started,
-            max_occupancy
-        ));
-    }
+    let people = |n: usize| {
+        if n == 1 {
+            "1 person".to_owned()
+        } else {
+            format!("{n} people")
+        }
+    };
+    // Who did what where, in plain words: zones (with their products by name), then tripwires.
+    let zone_products = |zone: &str| -> Vec<String> {
+        let mut ids: Vec<&String> = events
+            .iter()
+            .filter(|e| e.place.as_deref() == Some(zone))
+            .flat_map(|e| &e.product_ids)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.into_iter()
+            .map(|id| names.get(id).cloned().unwrap_or_else(|| id.clone()))
+            .collect()
+    };
     for (zone, z) in &zones {
-        let mean = (!z.dwell_ms.is_empty())
-            .then(|| z.dwell_ms.iter().sum::<i64>() as f64 / z.dwell_ms.len() as f64 / 1000.0);
-        parts.push(format!(
-            "zone {zone}: {} entered, {} dwelt{}",
-            z.visits,
-            z.dwells,
-            mean.map(|m| format!(", mean visit {m:.1} s"))
-                .unwrap_or_default()
-        ));
+        let products = zone_products(zone);
+        let place = if products.is_empty() {
+            (*zone).to_owned()
+        } else {
+            format!("{zone} ({})", products.join(", "))
+        };
+        let s = |ms: i64| format!("{:.1}", ms as f64 / 1000.0);
+        let (min, max) = (
+            z.dwell_ms.iter().min().copied().unwrap_or(0),
+            z.dwell_ms.iter().max().copied().unwrap_or(0),
+        );
+        let ended = match z.dwell_ms.len() {
+            0 => None,
+            1 => Some(format!("1 visit ended after {} s", s(min))),
+            n => Some(format!("{n} visits ended after {}-{} s", s(min), s(max))),
+        };
+        let who = if z.dwells > 0 {
+            Some(format!("{} stopped at {place}", people(z.dwells)))
+        } else if z.visits > 0 {
+            Some(format!("{} walked into {place}", people(z.visits)))
+        } else {
+            None
+        };
+        let sentence = match (who, ended) {
+            (Some(who), Some(ended)) => format!("{who}, {ended} there"),
+            (Some(who), None) => who,
+            (None, Some(ended)) => format!("{ended} at {place}"),
+            (None, None) => continue,
+        };
+        parts.push(sentence);
     }
     if !zones.is_empty() {
         tags.push("zone-visit".to_owned());
@@ -91,10 +121,26 @@ fn retail_facts(batch: &BatchRecord) -> (serde_json::Value, Vec<String>, Option<
         tags.push("dwell".to_owned());
     }
     for (line, (i, o)) in &lines {
-        parts.push(format!("line {line}: {i} in, {o} out"));
+        parts.push(match (*i, *o) {
+            (i, 0) => format!("{} came in through {line}", people(i)),
+            (0, o) => format!("{} went out through {line}", people(o)),
+            (i, o) => format!("{} came in through {line} and {o} went out", people(i)),
+        });
     }
     if !lines.is_empty() {
         tags.push("footfall".to_owned());
+    }
+    if !tracks.is_empty() {
+        tags.push("tracked".to_owned());
+        let new = if started > 0 {
+            format!(", {started} first seen")
+        } else {
+            String::new()
+        };
+        parts.push(format!(
+            "up to {} in view{new}",
+            people(max_occupancy as usize)
+        ));
     }
     let facts = json!({
         "people_tracked": tracks.len(),
@@ -113,7 +159,10 @@ fn retail_facts(batch: &BatchRecord) -> (serde_json::Value, Vec<String>, Option<
 /// Builds the record: a summary of what was measured (tracks, zones, crossings) and what the frames
 /// showed, the union of their tags (most frequent first), their mean confidence, and the frames, events
 /// and occupancy themselves in `data`.
-pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
+pub(crate) fn interaction_from_batch(
+    batch: &BatchRecord,
+    names: &BTreeMap<String, String>,
+) -> Interaction {
     let frames = &batch.frames;
     let (first_index, last_index) = frame_range(batch);
     let times: Vec<i64> = frames
@@ -138,51 +187,45 @@ pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
         .chain(batch.occupancy.iter().map(|o| o.people as usize))
         .max()
         .unwrap_or(0);
-    let with_motion = frames
-        .iter()
-        .filter(|f| f.tags.iter().any(|t| t == "motion"))
-        .count();
-
     let mut tag_counts: BTreeMap<&str, usize> = BTreeMap::new();
     for tag in frames.iter().flat_map(|f| &f.tags) {
         *tag_counts.entry(tag.as_str()).or_default() += 1;
     }
     let mut tags: Vec<(&str, usize)> = tag_counts.into_iter().collect();
     tags.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let movement = tags
-        .iter()
-        .find(|(t, _)| t.starts_with("moving-"))
-        .map(|(t, _)| &t["moving-".len()..]);
-    let (retail, retail_tags, retail_sentence) = retail_facts(batch);
+    let (retail, retail_tags, retail_sentence) = retail_facts(batch, names);
 
+    let clock = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.strftime("%H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
     let mut summary = format!(
-        "Camera {} frames {first_index}-{last_index} ({:.1} s, {} described): ",
+        "Camera {} {}-{} UTC: ",
         batch.camera_id,
-        (to_ms - from_ms) as f64 / 1000.0,
-        frames.len()
+        clock(from_ms),
+        clock(to_ms)
     );
     match retail_sentence {
         Some(s) => summary.push_str(&s),
         None => summary.push_str(&match max_people {
-            0 => "no people detected".to_owned(),
-            1 => "up to 1 person visible".to_owned(),
-            k => format!("up to {k} people visible"),
+            0 => "nobody in view".to_owned(),
+            1 => "1 person in view".to_owned(),
+            k => format!("up to {k} people in view"),
         }),
     }
-    if !frames.is_empty() {
-        summary.push_str(&format!(
-            "; motion in {with_motion} of {} frames",
-            frames.len()
-        ));
-    }
-    if let Some(dir) = movement {
-        summary.push_str(&format!(", mostly moving {dir}"));
-    }
     summary.push('.');
-    for f in frames {
-        summary.push_str(&format!(" [#{}] {}", f.frame_index, f.text));
+    // What a vision model saw, in its words; the embedded OpenCV describer's measurements (motion,
+    // movement) stay in `data.frames`.
+    let seen: Vec<String> = frames
+        .iter()
+        .filter(|f| f.describer != crow_inference::describer::OPENCV_DESCRIBER)
+        .map(|f| format!("[#{}] {}", f.frame_index, f.text))
+        .collect();
+    if !seen.is_empty() {
+        summary.push_str(" Seen: ");
+        summary.push_str(&seen.join(" "));
     }
-
     let confidence = if frames.is_empty() {
         // Only track events: the tracks' mean detector score.
         let scores: Vec<f32> = batch.events.iter().map(|e| e.score).collect();
@@ -223,5 +266,103 @@ pub(crate) fn interaction_from_batch(batch: &BatchRecord) -> Interaction {
         product_ids: Vec::new(),
         timestamp_ms: from_ms,
         created_at_ms: now_ms(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crow_storage::{FrameAnalysis, OccupancySample, TrackEvent};
+
+    fn event(kind: TrackEventKind, track: u64, at_ms: i64, place: Option<&str>) -> TrackEvent {
+        TrackEvent {
+            kind,
+            track_id: track,
+            frame_index: track,
+            at_ms,
+            place: place.map(str::to_owned),
+            dwell_ms: None,
+            product_ids: Vec::new(),
+            score: 0.9,
+            evidence_frames: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_summary_says_who_did_what_where_with_products_by_name() {
+        let t0 = 1_764_000_000_000; // 16:00:00 UTC
+        let mut events = Vec::new();
+        for (track, dwell) in [(1, 4_000), (2, 6_500), (3, 9_000)] {
+            let mut stop = event(
+                TrackEventKind::ZoneDwell,
+                track,
+                t0 + 3_000,
+                Some("display-1"),
+            );
+            stop.product_ids = vec!["sku-1".into()];
+            events.push(stop);
+            let mut exit = event(
+                TrackEventKind::ZoneExit,
+                track,
+                t0 + dwell,
+                Some("display-1"),
+            );
+            exit.dwell_ms = Some(dwell);
+            exit.product_ids = vec!["sku-1".into()];
+            events.push(exit);
+        }
+        for track in 4..7 {
+            events.push(event(
+                TrackEventKind::LineIn,
+                track,
+                t0 + 1_000,
+                Some("door"),
+            ));
+        }
+        for track in 7..9 {
+            events.push(event(
+                TrackEventKind::LineOut,
+                track,
+                t0 + 2_000,
+                Some("door"),
+            ));
+        }
+        let batch = BatchRecord {
+            session_id: "s".into(),
+            organization_id: "shop".into(),
+            camera_id: "floor".into(),
+            batch_index: 0,
+            frames: vec![FrameAnalysis {
+                frame_index: 5,
+                captured_at_ms: t0 + 5_000,
+                describer: crow_inference::describer::OPENCV_DESCRIBER.into(),
+                text: "motion in 8 regions covering 4.8% of the frame".into(),
+                confidence: 0.5,
+                tags: vec!["motion".into()],
+                details: serde_json::json!({}),
+            }],
+            created_at_ms: t0 + 10_000,
+            frame_range: Some((0, 10)),
+            events,
+            occupancy: vec![OccupancySample {
+                frame_index: 0,
+                at_ms: t0,
+                people: 4,
+            }],
+        };
+        let names = BTreeMap::from([("sku-1".to_owned(), "Red running shoes".to_owned())]);
+        let record = interaction_from_batch(&batch, &names);
+        assert_eq!(
+            record.summary,
+            "Camera floor 16:00:00-16:00:09 UTC: 3 people stopped at display-1 (Red running shoes), 3 \
+             visits ended after 4.0-9.0 s there; 3 people came in through door and 2 went out; up to 4 \
+             people in view.",
+        );
+        // The describer's measurements stay in the data.
+        assert_eq!(
+            record.data["frames"][0]["text"],
+            "motion in 8 regions covering 4.8% of the frame"
+        );
+        assert!(record.tags.contains(&"footfall".to_owned()));
     }
 }

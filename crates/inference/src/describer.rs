@@ -234,9 +234,13 @@ fn relative(r: Rect, size: Size) -> serde_json::Value {
     })
 }
 
+/// The name the embedded OpenCV describer stores with its descriptions (measurements, not words a
+/// model chose).
+pub const OPENCV_DESCRIBER: &str = "opencv-scene";
+
 impl FrameDescriber for OpenCvSceneDescriber {
     fn name(&self) -> &str {
-        "opencv-scene"
+        OPENCV_DESCRIBER
     }
 
     fn describe(&mut self, input: DescribeInput<'_>) -> Result<Description, InferenceError> {
