@@ -115,7 +115,11 @@ async function postLiveFrames() {
     await shot(page, "03-filtered-cctv");
 
     // A CCTV record with described frames: its summary, products and the evidence keyframes as images.
-    const withFrames = cctv.find((r) => /[1-9][0-9]* described/.test(r.summary));
+    // (Which records hold described frames is in their data; the summary says what people did.)
+    const listed = await (await fetch(`${base}/api/v1/interactions/organization/${org}?sourceType=cctv&pageSize=100`,
+      { headers: { Authorization: `Bearer ${token}` } })).json();
+    const described = new Set(listed.interactions.filter((i) => (i.data?.frames ?? []).length > 0).map((i) => i.id));
+    const withFrames = cctv.find((r) => described.has(r.id));
     check(withFrames, `a record with described frames: ${JSON.stringify(cctv.map((r) => r.summary))}`);
     await page.click(`#interaction-table tbody tr[data-id="${withFrames.id}"]`);
     await page.waitForSelector("#detail:not([hidden])");

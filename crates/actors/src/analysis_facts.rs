@@ -217,13 +217,27 @@ pub(crate) async fn compute(
             time_zone: utc.clone(),
         };
         let by_hour = |from: i64, to: i64| format!("by=hour&from={from}&to={to}");
-        let hours = records
-            .metrics_report(
-                &record.organization_id,
-                &query(from_ms, to_ms, Grouping::Hour),
-            )
-            .await
-            .map_err(|e| failed("reading the store metrics", e))?;
+        // Hourly facts (the busiest hour, anomalies) for windows a report can hold hour by hour.
+        let hourly = to_ms - from_ms <= metrics_report::MAX_REPORT_ROWS as i64 * HOUR_MS;
+        let no_hours = MetricsReport {
+            grouping: Grouping::Hour,
+            time_zone: "UTC".into(),
+            source_width: crow_storage::metrics::BucketWidth::Hour,
+            from_ms,
+            to_ms,
+            rows: Vec::new(),
+        };
+        let hours = if hourly {
+            records
+                .metrics_report(
+                    &record.organization_id,
+                    &query(from_ms, to_ms, Grouping::Hour),
+                )
+                .await
+                .map_err(|e| failed("reading the store metrics", e))?
+        } else {
+            no_hours.clone()
+        };
         let whole = records
             .metrics_report(
                 &record.organization_id,
@@ -324,17 +338,21 @@ pub(crate) async fn compute(
                     None,
                 );
             }
-            let history = records
-                .metrics_report(
-                    &record.organization_id,
-                    &query(
-                        hours.from_ms - HISTORY_DAYS * DAY_MS,
-                        hours.to_ms,
-                        Grouping::Hour,
-                    ),
-                )
-                .await
-                .map_err(|e| failed("reading the store metrics", e))?;
+            let history = if hourly {
+                records
+                    .metrics_report(
+                        &record.organization_id,
+                        &query(
+                            hours.from_ms - HISTORY_DAYS * DAY_MS,
+                            hours.to_ms,
+                            Grouping::Hour,
+                        ),
+                    )
+                    .await
+                    .map_err(|e| failed("reading the store metrics", e))?
+            } else {
+                no_hours
+            };
             let uses_lines = t.people_in > 0;
             for a in anomalies(&hours, &history, uses_lines)
                 .into_iter()
