@@ -74,16 +74,7 @@ struct Theme {
 }
 
 fn clock(ms: i64) -> String {
-    metrics_report::time_zone("UTC")
-        .ok()
-        .and_then(|tz| {
-            jiff::Timestamp::from_millisecond(ms).ok().map(|t| {
-                t.to_zoned_datetime(tz)
-                    .strftime("%Y-%m-%d %H:%M")
-                    .to_string()
-            })
-        })
-        .unwrap_or_else(|| ms.to_string())
+    metrics_report::utc(ms, "%Y-%m-%d %H:%M")
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {

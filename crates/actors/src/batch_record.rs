@@ -195,11 +195,7 @@ pub(crate) fn interaction_from_batch(
     tags.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let (retail, retail_tags, retail_sentence) = retail_facts(batch, names);
 
-    let clock = |ms: i64| {
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| t.strftime("%H:%M:%S").to_string())
-            .unwrap_or_default()
-    };
+    let clock = |ms: i64| crow_storage::metrics_report::utc(ms, "%H:%M:%S");
     let mut summary = format!(
         "Camera {} {}-{} UTC: ",
         batch.camera_id,

@@ -139,11 +139,7 @@ fn hours(words: &[String]) -> Vec<i64> {
 /// The time range the question names, and its words.
 fn period(words: &[String], text: &str, now_ms: i64) -> (i64, i64, String) {
     let today = now_ms.div_euclid(DAY_MS) * DAY_MS;
-    let clock = |ms: i64| {
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_else(|_| ms.to_string())
-    };
+    let clock = |ms: i64| metrics_report::utc(ms, "%Y-%m-%d %H:%M");
     let day = if has(words, &["yesterday"]) {
         Some(today - DAY_MS)
     } else if has(words, &["today", "tonight"])

@@ -354,6 +354,14 @@ pub fn build(
     })
 }
 
+/// A UTC time as text in a `strftime` format (e.g. `%Y-%m-%d %H:%M`); the number of ms when it lies
+/// outside what a calendar writes.
+pub fn utc(ms: i64, format: &str) -> String {
+    Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime(format).to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
 /// The time zone a name stands for (an IANA name such as `Europe/Paris`, or `UTC`).
 pub fn time_zone(name: &str) -> Result<TimeZone> {
     TimeZone::get(name).map_err(|e| {
